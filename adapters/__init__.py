@@ -1,0 +1,1 @@
+"""Platform glue: each adapter turns platform events into core requests and core results into messages."""

@@ -1,0 +1,208 @@
+"""A line-oriented chat on stdin/stdout that takes the same commands as the platforms."""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import sys
+from collections.abc import Awaitable, Callable, Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+from bot import images
+from bot.app import App
+from bot.commands import ImagineArgs, flags_help, parse_imagine
+from bot.delivery import OutImage, Progress
+from bot.errors import ImagineError, InvalidImage, RequestRejected
+from bot.models import ImagineRequest, Job, ReplyTarget
+
+PLATFORM = "console"
+COMMUNITY = "console"
+CHANNEL = "console"
+USER = "console-user"
+
+HELP = f"""Commands:
+  /imagine <prompt> [options]   make an image (a line without a command does the same)
+  /status <job>                 where a job stands
+  /cancel <job>                 cancel a job that has not finished
+  /reroll <job>  /vary <job>  /upscale <job>  /edit <job> <new prompt>
+  /help                         this text
+Options of /imagine:
+{flags_help()}"""
+
+Write = Callable[[str], None]
+ReadLine = Callable[[], Awaitable[str]]
+
+
+def _stdout_write(line: str) -> None:
+    sys.stdout.write(line + "\n")
+    sys.stdout.flush()
+
+
+async def _stdin_readline() -> str:
+    return await asyncio.to_thread(sys.stdin.readline)
+
+
+class ConsoleDelivery:
+    """Prints progress and outcomes; each finished image is announced with its PNG file's path."""
+
+    def __init__(self, write: Write, output_dir: Path) -> None:
+        self._write = write
+        self._output_dir = output_dir
+
+    async def progress(self, job: Job, progress: Progress) -> None:
+        where = (
+            f", position {progress.queue_position} at the provider"
+            if progress.queue_position
+            else ""
+        )
+        self._write(f"job {job.id}: generating on {job.provider} ({progress.elapsed:.0f} s{where})")
+
+    async def deliver(self, job: Job, images_out: Sequence[OutImage]) -> Mapping[str, Any]:
+        paths: list[str] = []
+        for image in images_out:
+            path = image.path
+            if path is None:
+                self._output_dir.mkdir(parents=True, exist_ok=True)
+                path = self._output_dir / image.filename
+                await asyncio.to_thread(path.write_bytes, image.data)
+            paths.append(str(path))
+            took = (job.updated_at or job.created_at) - job.created_at
+            self._write(
+                f"job {job.id}: done -> {path} ({image.width}x{image.height}, "
+                f"{job.variant}, seed {job.seed}, {job.provider}, {took:.1f} s)"
+            )
+        return {"paths": paths}
+
+    async def notify_failure(self, job: Job) -> None:
+        self._write(f"job {job.id}: {job.status.value}: {job.error_message}")
+
+
+class ConsoleAdapter:
+    def __init__(
+        self,
+        app: App,
+        *,
+        write: Write = _stdout_write,
+        readline: ReadLine = _stdin_readline,
+        user_id: str = USER,
+    ) -> None:
+        self._app = app
+        self._write = write
+        self._readline = readline
+        self._user = user_id
+        self._counter = 0
+        self.delivery = ConsoleDelivery(write, app.settings.data_dir / "console")
+
+    def attach(self) -> None:
+        self._app.add_delivery(PLATFORM, self.delivery)
+
+    async def run(self) -> int:
+        """Read commands until the end of input, then finish the accepted jobs and return 0."""
+        while True:
+            line = await self._readline()
+            if not line:
+                break
+            await self.handle(line.strip())
+        await self.drain()
+        return 0
+
+    async def drain(self) -> None:
+        """Wait until every console job has had its outcome shown."""
+        while await self._app.store.count_pending({PLATFORM}) > 0:
+            await self._app.events.wait_for_change(0.5)
+
+    async def handle(self, line: str) -> None:
+        if not line or line.startswith("#"):
+            return
+        command, _, rest = line.partition(" ")
+        if not command.startswith("/"):
+            command, rest = "/imagine", line
+        try:
+            await self._dispatch(command.lower(), rest.strip())
+        except RequestRejected as exc:
+            self._write(f"refused: {exc.user_message}")
+        except ImagineError as exc:
+            self._write(f"error: {exc}")
+
+    async def _dispatch(self, command: str, rest: str) -> None:
+        service = self._app.service
+        if command == "/imagine":
+            args = parse_imagine(rest)
+            if args.help or not args.prompt:
+                self._write(HELP)
+                return
+            await self._imagine(args)
+        elif command == "/help":
+            self._write(HELP)
+        elif command == "/status":
+            job = await service.job(rest)
+            self._write(f"job {job.id}: {job.status.value}")
+        elif command == "/cancel":
+            job = await service.cancel(rest, user_id=self._user, is_admin=True)
+            self._write(f"job {job.id}: {job.status.value}")
+        elif command in ("/reroll", "/vary", "/upscale", "/edit"):
+            job_id, _, prompt = rest.partition(" ")
+            accepted = await service.follow_up(
+                job_id, command[1:], self._request(""), prompt=prompt.strip() or None
+            )
+            self._announce(accepted.job, accepted.position)
+        else:
+            self._write(f"Unknown command {command}. Type /help for the list.")
+
+    def _request(self, prompt: str, **options: Any) -> ImagineRequest:
+        self._counter += 1
+        return ImagineRequest(
+            platform=PLATFORM,
+            community_id=COMMUNITY,
+            channel_id=CHANNEL,
+            user_id=self._user,
+            prompt=prompt,
+            reply=ReplyTarget(platform=PLATFORM, channel_id=CHANNEL),
+            user_is_admin=True,
+            **options,
+        )
+
+    async def _imagine(self, args: ImagineArgs) -> None:
+        width = height = None
+        if args.size:
+            from bot.catalog import parse_size
+
+            width, height = parse_size(args.size)
+        inputs = tuple([await self._store_input(ref) for ref in args.images])
+        request = self._request(
+            args.prompt,
+            variant=args.model,
+            aspect_ratio=args.aspect_ratio,
+            width=width,
+            height=height,
+            seed=args.seed,
+            count=args.count,
+            input_images=inputs,
+            use_cache=args.use_cache,
+        )
+        accepted = await self._app.service.imagine(request)
+        self._announce(accepted.job, accepted.position)
+
+    def _announce(self, job: Job, position: int) -> None:
+        ahead = f", {position} ahead" if position else ""
+        self._write(
+            f"job {job.id}: queued ({job.variant}, {job.width}x{job.height}, seed {job.seed}{ahead})"
+        )
+
+    async def _store_input(self, ref: str) -> str:
+        """A local file becomes a stored, cleaned input image; URLs pass through to the core."""
+        if ref.startswith(("http://", "https://")):
+            return ref
+        path = Path(ref)
+        try:
+            data = await asyncio.to_thread(path.read_bytes)
+        except OSError as exc:
+            raise RequestRejected(f"Cannot read {ref}: {exc.strerror}.") from None
+        try:
+            clean = await asyncio.to_thread(images.clean, data)
+        except InvalidImage as exc:
+            raise RequestRejected(f"{ref} is not a usable image: {exc}.") from None
+        key = f"inputs/{hashlib.sha256(clean.data).hexdigest()[:24]}.{clean.extension}"
+        await self._app.blobs.put(key, clean.data, clean.content_type)
+        return f"blob:{key}"

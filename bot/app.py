@@ -1,0 +1,128 @@
+"""The composition root: opens every resource once, in one ``async with``, and wires the core."""
+
+from __future__ import annotations
+
+import logging
+import random
+from collections.abc import AsyncIterator
+from contextlib import AsyncExitStack, asynccontextmanager
+from dataclasses import dataclass, field
+
+import httpx
+
+from bot.blobs import BlobStore, open_blobs
+from bot.catalog import Catalog, load_catalog
+from bot.clock import Clock, SystemClock
+from bot.config import Settings
+from bot.delivery import DeliveryPort
+from bot.events import JobEvents
+from bot.http import HttpServer
+from bot.policy import Policy
+from bot.providers.factory import build_providers
+from bot.providers.router import Router
+from bot.service import ImagineService
+from bot.store import Store, open_store
+from bot.worker import Worker, WorkerConfig
+
+log = logging.getLogger(__name__)
+
+HTTP_TIMEOUT = httpx.Timeout(connect=5.0, read=60.0, write=30.0, pool=10.0)
+HTTP_LIMITS = httpx.Limits(max_connections=200, max_keepalive_connections=50)
+
+
+@dataclass
+class App:
+    settings: Settings
+    clock: Clock
+    store: Store
+    blobs: BlobStore
+    http: httpx.AsyncClient
+    catalog: Catalog
+    router: Router
+    events: JobEvents
+    policy: Policy
+    service: ImagineService
+    http_server: HttpServer
+    deliveries: dict[str, DeliveryPort] = field(default_factory=dict)
+    worker: Worker | None = None
+
+    def add_delivery(self, platform: str, port: DeliveryPort) -> None:
+        """Adapters register how their jobs are delivered, before the workers start."""
+        self.deliveries[platform] = port
+
+    async def start_workers(self, **overrides: object) -> Worker:
+        s = self.settings
+        config = WorkerConfig(
+            platforms=frozenset(self.deliveries),
+            concurrency=s.workers,
+            lease_seconds=s.lease_seconds,
+            crash_at=s.crash_at,
+        )
+        if overrides:
+            from dataclasses import replace
+
+            config = replace(config, **overrides)  # type: ignore[arg-type]
+        self.worker = Worker(
+            store=self.store,
+            router=self.router,
+            blobs=self.blobs,
+            deliveries=self.deliveries,
+            events=self.events,
+            clock=self.clock,
+            catalog=self.catalog,
+            config=config,
+            policy=self.policy,
+            rng=random.Random(),
+        )
+        await self.worker.start()
+        return self.worker
+
+
+@asynccontextmanager
+async def open_app(settings: Settings, *, clock: Clock | None = None) -> AsyncIterator[App]:
+    clock = clock or SystemClock()
+    async with AsyncExitStack() as stack:
+        settings.data_dir.mkdir(parents=True, exist_ok=True)
+        http = await stack.enter_async_context(
+            httpx.AsyncClient(timeout=HTTP_TIMEOUT, limits=HTTP_LIMITS, follow_redirects=False)
+        )
+        store = await stack.enter_async_context(open_store(settings.effective_database_url))
+        blobs = await stack.enter_async_context(open_blobs(settings.effective_blob_url))
+        catalog = load_catalog()
+        router = Router(build_providers(settings, http, clock))
+        events = JobEvents()
+        policy = Policy()
+        service = ImagineService(
+            store=store,
+            catalog=catalog,
+            clock=clock,
+            events=events,
+            providers=router.names,
+            policy=policy,
+        )
+        server = HttpServer(settings.http_host, settings.http_port)
+        stack.push_async_callback(server.aclose)
+
+        async def store_ready() -> str | None:
+            await store.ping()
+            return None
+
+        server.add_readiness_check("store", store_ready)
+        app = App(
+            settings=settings,
+            clock=clock,
+            store=store,
+            blobs=blobs,
+            http=http,
+            catalog=catalog,
+            router=router,
+            events=events,
+            policy=policy,
+            service=service,
+            http_server=server,
+        )
+        try:
+            yield app
+        finally:
+            if app.worker is not None:
+                await app.worker.stop(grace=settings.lease_seconds / 4)

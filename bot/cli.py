@@ -1,0 +1,266 @@
+"""``imagine-bot``: run | worker | imagine | doctor | models | sync-commands."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import logging
+import os
+import signal
+import sys
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+from bot import __version__
+from bot.app import open_app
+from bot.catalog import load_catalog, parse_size
+from bot.config import Settings, load_settings
+from bot.delivery import OutImage, Progress
+from bot.errors import ConfigError, RequestRejected
+from bot.logs import setup_logging
+from bot.models import ImagineRequest, Job, JobStatus, ReplyTarget
+
+log = logging.getLogger("imagine-bot")
+
+EXIT_OK = 0
+EXIT_CONFIG = 2
+EXIT_REFUSED = 3
+EXIT_MODERATED = 4
+EXIT_FAILED = 5
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="imagine-bot", description=__doc__)
+    parser.add_argument("--version", action="version", version=f"imagine-bot {__version__}")
+    sub = parser.add_subparsers(dest="command", required=True)
+    run = sub.add_parser("run", help="run the bot (gateway, HTTP server and workers)")
+    run.add_argument(
+        "--no-workers", action="store_true", help="take commands only; workers elsewhere"
+    )
+    sub.add_parser("worker", help="run workers only (no platform gateway)")
+    one = sub.add_parser("imagine", help="one generation through the whole core")
+    one.add_argument("prompt")
+    one.add_argument("--model", "-m", default=None)
+    size = one.add_mutually_exclusive_group()
+    size.add_argument("--ar", default=None, help="aspect ratio, e.g. 16:9")
+    size.add_argument("--size", default=None, help="exact size, e.g. 1024x768")
+    one.add_argument("--seed", type=int, default=None)
+    one.add_argument("--n", type=int, default=1)
+    one.add_argument("--image", action="append", default=[], help="input image (file or URL)")
+    one.add_argument("-o", "--output", default="out.png", help="where to write the PNG")
+    one.add_argument("--timeout", type=float, default=900.0)
+    sub.add_parser("doctor", help="check the configuration and what it points at")
+    sub.add_parser("models", help="list the model catalog")
+    sync = sub.add_parser("sync-commands", help="register Discord application commands")
+    sync.add_argument("--guild", default=None, help="register in one guild (instant, for testing)")
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    try:
+        settings = load_settings()
+    except ConfigError as exc:
+        print(f"imagine-bot: configuration error: {exc}", file=sys.stderr)
+        return EXIT_CONFIG
+    level = settings.log_level
+    console = not (settings.discord_enabled or settings.slack_enabled)
+    if args.command in ("run", "imagine") and console and "IMAGINE_LOG_LEVEL" not in os.environ:
+        level = "WARNING"  # the console's own lines say what happens; logs would drown them
+    setup_logging(level, settings.log_format, settings.secret_values())
+    try:
+        if args.command == "models":
+            return _models()
+        if args.command == "run":
+            return asyncio.run(run(settings, workers=not args.no_workers))
+        if args.command == "worker":
+            return asyncio.run(run(settings, workers=True, platforms=False))
+        if args.command == "imagine":
+            return asyncio.run(imagine_once(settings, args))
+        if args.command == "doctor":
+            from bot.doctor import doctor
+
+            return asyncio.run(doctor(settings))
+        if args.command == "sync-commands":
+            return asyncio.run(_sync_commands(settings, args.guild))
+    except ConfigError as exc:
+        print(f"imagine-bot: configuration error: {exc}", file=sys.stderr)
+        return EXIT_CONFIG
+    except KeyboardInterrupt:
+        return 130
+    return EXIT_OK  # pragma: no cover
+
+
+def _models() -> int:
+    catalog = load_catalog()
+    for variant in catalog.variants.values():
+        default = " (default)" if variant.name == catalog.default_variant else ""
+        print(f"{variant.name}{default}: {variant.label}, usually {variant.typical_seconds:.0f} s")
+        for provider, model in variant.providers.items():
+            edit = f", edit: {model.edit_model_id}" if model.edit_model_id else ""
+            print(f"  {provider:<9} {model.model_id}{edit}  ${model.price_usd:.3f}/image")
+    return EXIT_OK
+
+
+async def _sync_commands(settings: Settings, guild: str | None) -> int:
+    if not settings.discord_enabled:
+        raise ConfigError("DISCORD_TOKEN", "required to register Discord commands")
+    import importlib
+
+    module: Any = importlib.import_module("adapters.discord")
+    return int(await module.sync_commands(settings, guild))
+
+
+def _install_signal_handlers(stop: asyncio.Event) -> None:
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        with contextlib.suppress(NotImplementedError, RuntimeError):
+            loop.add_signal_handler(sig, stop.set)
+
+
+async def run(settings: Settings, *, workers: bool = True, platforms: bool = True) -> int:
+    """Run the adapters the settings enable (the console when none is), the HTTP server and workers."""
+    import importlib
+
+    stop = asyncio.Event()
+    _install_signal_handlers(stop)
+    async with open_app(settings) as app:
+        adapters: list[Any] = []
+        console = None
+        wanted: list[str] = []
+        if settings.discord_enabled:
+            wanted.append("discord")
+        if settings.slack_enabled:
+            wanted.append("slack")
+        for name in wanted:
+            module: Any = importlib.import_module(f"adapters.{name}")
+            adapters.append(module.create_adapter(app, gateway=platforms))
+        if not wanted:
+            from adapters.console import ConsoleAdapter
+
+            console = ConsoleAdapter(app)
+            console.attach()
+            _console_banner(settings)
+        for adapter in adapters:
+            adapter.attach()
+        if wanted or "IMAGINE_HTTP_PORT" in os.environ:
+            await app.http_server.start()
+        if workers:
+            await app.start_workers()
+        tasks: list[asyncio.Task[Any]] = []
+        if platforms:
+            tasks = [asyncio.create_task(a.run(stop)) for a in adapters]
+        if console is not None and platforms:
+            console_task = asyncio.create_task(console.run())
+            stop_task = asyncio.create_task(stop.wait())
+            await asyncio.wait({console_task, stop_task}, return_when=asyncio.FIRST_COMPLETED)
+            stop_task.cancel()
+            if not console_task.done():
+                console_task.cancel()
+            stop.set()
+        await stop.wait()
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        for adapter in adapters:
+            await adapter.aclose()
+    return EXIT_OK
+
+
+def _console_banner(settings: Settings) -> None:
+    providers = ", ".join(settings.effective_providers)
+    print(
+        f"imagine-bot {__version__}: console mode (no DISCORD_TOKEN or SLACK_BOT_TOKEN set), "
+        f"provider: {providers}, database: {settings.effective_database_url}",
+        flush=True,
+    )
+    if settings.effective_providers == ("offline",):
+        print(
+            "Images come from the offline preview renderer. For real FLUX.2 images set "
+            "BFL_API_KEY, FAL_KEY or TOGETHER_API_KEY; to serve a community set DISCORD_TOKEN "
+            "or SLACK_BOT_TOKEN (see .env.example). Type /help for commands.",
+            flush=True,
+        )
+
+
+class FileDelivery:
+    """Delivery for ``imagine-bot imagine``: writes the images where ``-o`` says."""
+
+    def __init__(self, output: Path) -> None:
+        self._output = output
+        self.written: list[Path] = []
+
+    async def progress(self, job: Job, progress: Progress) -> None:
+        where = f" (position {progress.queue_position})" if progress.queue_position else ""
+        print(f"generating on {job.provider}: {progress.elapsed:.0f} s{where}", file=sys.stderr)
+
+    async def deliver(self, job: Job, images: Sequence[OutImage]) -> Mapping[str, Any]:
+        for index, image in enumerate(images, start=1):
+            target = self._output
+            if len(images) > 1:
+                target = target.with_name(f"{target.stem}-{index}{target.suffix}")
+            target.parent.mkdir(parents=True, exist_ok=True)
+            await asyncio.to_thread(target.write_bytes, image.data)
+            self.written.append(target)
+        return {"paths": [str(p) for p in self.written]}
+
+    async def notify_failure(self, job: Job) -> None:
+        return None
+
+
+async def imagine_once(settings: Settings, args: argparse.Namespace) -> int:
+    from adapters.console.adapter import ConsoleAdapter
+
+    delivery = FileDelivery(Path(args.output))
+    async with open_app(settings) as app:
+        app.add_delivery("cli", delivery)
+        await app.start_workers()
+        width = height = None
+        if args.size:
+            width, height = parse_size(args.size)
+        try:
+            inputs: list[str] = []
+            helper = ConsoleAdapter(app)
+            for ref in args.image:
+                inputs.append(await helper._store_input(ref))
+            request = ImagineRequest(
+                platform="cli",
+                community_id="cli",
+                channel_id="cli",
+                user_id=os.environ.get("USER", "operator"),
+                prompt=args.prompt,
+                reply=ReplyTarget(platform="cli", channel_id="cli"),
+                variant=args.model,
+                aspect_ratio=args.ar,
+                width=width,
+                height=height,
+                seed=args.seed,
+                count=args.n,
+                input_images=tuple(inputs),
+                user_is_admin=True,
+            )
+            accepted = await app.service.imagine(request)
+        except RequestRejected as exc:
+            print(f"refused: {exc.user_message}", file=sys.stderr)
+            return EXIT_REFUSED
+        job = accepted.job
+        print(
+            f"job {job.id}: queued ({job.variant}, {job.width}x{job.height}, seed {job.seed})",
+            file=sys.stderr,
+        )
+        job = await app.service.wait(job.id, timeout=args.timeout)
+        return _report(job, delivery)
+
+
+def _report(job: Job, delivery: FileDelivery) -> int:
+    if job.status is JobStatus.DELIVERED:
+        for path in delivery.written:
+            print(path)
+        return EXIT_OK
+    message = job.error_message or f"job ended as {job.status.value}"
+    print(f"{job.status.value}: {message}", file=sys.stderr)
+    if job.status is JobStatus.MODERATED:
+        return EXIT_MODERATED
+    return EXIT_FAILED

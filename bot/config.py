@@ -1,0 +1,188 @@
+"""Settings from the environment and ``.env``, validated at start with errors that name the variable."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any, Literal
+
+from dotenv import dotenv_values
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator
+
+from bot.errors import ConfigError
+
+KNOWN_PROVIDERS = ("bfl", "fal", "together", "offline")
+PROVIDER_KEYS = {"bfl": "BFL_API_KEY", "fal": "FAL_KEY", "together": "TOGETHER_API_KEY"}
+
+
+class Settings(BaseModel):
+    """Every setting of the configuration contract (DESIGN.md), by its environment name."""
+
+    model_config = ConfigDict(frozen=True, populate_by_name=True, extra="ignore")
+
+    database_url: str = Field("", alias="IMAGINE_DATABASE_URL")
+    data_dir: Path = Field(Path("data"), alias="IMAGINE_DATA_DIR")
+    providers: tuple[str, ...] = Field((), alias="IMAGINE_PROVIDERS")
+    http_host: str = Field("127.0.0.1", alias="IMAGINE_HTTP_HOST")
+    http_port: int = Field(8080, alias="IMAGINE_HTTP_PORT", ge=0, le=65535)
+    public_url: str | None = Field(None, alias="IMAGINE_PUBLIC_URL")
+    blob_url: str = Field("", alias="IMAGINE_BLOB_URL")
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = Field(
+        "INFO", alias="IMAGINE_LOG_LEVEL"
+    )
+    log_format: Literal["text", "json"] = Field("text", alias="IMAGINE_LOG_FORMAT")
+
+    workers: int = Field(4, alias="IMAGINE_WORKERS", ge=1, le=256)
+    lease_seconds: float = Field(60.0, alias="IMAGINE_LEASE_SECONDS", gt=1, le=3600)
+    offline_latency: float = Field(0.0, alias="IMAGINE_OFFLINE_LATENCY", ge=0, le=600)
+    download_allow: tuple[str, ...] = Field((), alias="IMAGINE_DOWNLOAD_ALLOW")
+
+    bfl_api_key: SecretStr | None = Field(None, alias="BFL_API_KEY")
+    bfl_api_base: str = Field("https://api.bfl.ai", alias="BFL_API_BASE")
+    fal_key: SecretStr | None = Field(None, alias="FAL_KEY")
+    fal_queue_base: str = Field("https://queue.fal.run", alias="FAL_QUEUE_BASE")
+    together_api_key: SecretStr | None = Field(None, alias="TOGETHER_API_KEY")
+    together_api_base: str = Field("https://api.together.xyz/v1", alias="TOGETHER_API_BASE")
+
+    discord_token: SecretStr | None = Field(None, alias="DISCORD_TOKEN")
+    discord_api_base: str = Field("https://discord.com/api/v10", alias="DISCORD_API_BASE")
+    discord_gateway_url: str | None = Field(None, alias="DISCORD_GATEWAY_URL")
+
+    slack_bot_token: SecretStr | None = Field(None, alias="SLACK_BOT_TOKEN")
+    slack_signing_secret: SecretStr | None = Field(None, alias="SLACK_SIGNING_SECRET")
+    slack_app_token: SecretStr | None = Field(None, alias="SLACK_APP_TOKEN")
+    slack_api_url: str = Field("https://slack.com/api/", alias="SLACK_API_URL")
+
+    # A test-only hook: the process kills itself with SIGKILL at the named job step. Inert when unset.
+    crash_at: str | None = Field(None, alias="IMAGINE_TEST_CRASH_AT")
+
+    @field_validator("providers", "download_allow", mode="before")
+    @classmethod
+    def _split_list(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            return tuple(part.strip() for part in value.split(",") if part.strip())
+        return value
+
+    @field_validator("providers")
+    @classmethod
+    def _known_providers(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        unknown = [name for name in value if name not in KNOWN_PROVIDERS]
+        if unknown:
+            raise ValueError(
+                f"unknown provider {unknown[0]!r}; allowed: {', '.join(KNOWN_PROVIDERS)}"
+            )
+        return value
+
+    @field_validator("database_url")
+    @classmethod
+    def _database_scheme(cls, value: str) -> str:
+        if value and not value.startswith(("sqlite:", "postgresql:", "postgres:")):
+            raise ValueError("must start with sqlite:/// or postgresql://")
+        return value
+
+    @field_validator("blob_url")
+    @classmethod
+    def _blob_scheme(cls, value: str) -> str:
+        if value and not value.startswith(("file://", "s3://")):
+            raise ValueError("must start with file:// or s3://")
+        return value
+
+    @field_validator(
+        "bfl_api_base",
+        "fal_queue_base",
+        "together_api_base",
+        "discord_api_base",
+        "slack_api_url",
+        "public_url",
+    )
+    @classmethod
+    def _http_url(cls, value: str | None) -> str | None:
+        if value is not None and not value.startswith(("http://", "https://")):
+            raise ValueError("must be an http:// or https:// URL")
+        return value
+
+    # Derived values -------------------------------------------------------------------------
+
+    @property
+    def effective_database_url(self) -> str:
+        return self.database_url or f"sqlite:///{self.data_dir / 'imagine.db'}"
+
+    @property
+    def effective_blob_url(self) -> str:
+        return self.blob_url or f"file://{self.data_dir / 'images'}"
+
+    @property
+    def effective_providers(self) -> tuple[str, ...]:
+        if self.providers:
+            return self.providers
+        keyed = tuple(name for name, var in PROVIDER_KEYS.items() if self.secret(var))
+        return keyed or ("offline",)
+
+    @property
+    def discord_enabled(self) -> bool:
+        return self.discord_token is not None
+
+    @property
+    def slack_enabled(self) -> bool:
+        return self.slack_bot_token is not None
+
+    def secret(self, variable: str) -> str | None:
+        """The value of a secret setting by its environment name, or None."""
+        for name, info in type(self).model_fields.items():
+            if info.alias == variable:
+                value = getattr(self, name)
+                if isinstance(value, SecretStr):
+                    return value.get_secret_value() or None
+                return None
+        raise KeyError(variable)
+
+    def secret_values(self) -> list[str]:
+        """Every secret in use, for log redaction."""
+        out: list[str] = []
+        for name in type(self).model_fields:
+            value = getattr(self, name)
+            if isinstance(value, SecretStr) and value.get_secret_value():
+                out.append(value.get_secret_value())
+        return out
+
+
+def _alias_of(field_name: str) -> str:
+    info = Settings.model_fields.get(field_name)
+    return info.alias if info and info.alias else field_name
+
+
+def load_settings(
+    environ: Mapping[str, str] | None = None, *, env_file: str | Path | None = ".env"
+) -> Settings:
+    """Read settings from ``environ`` (default: the process environment) over ``env_file``.
+
+    Raises ConfigError naming the first wrong variable and what it allows.
+    """
+    values: dict[str, Any] = {}
+    if env_file is not None and Path(env_file).is_file():
+        values.update({k: v for k, v in dotenv_values(env_file).items() if v is not None})
+    values.update(os.environ if environ is None else environ)
+    # An empty variable means "not set", as in most shells' .env habits.
+    values = {k: v for k, v in values.items() if v != ""}
+    try:
+        settings = Settings.model_validate(values)
+    except ValidationError as exc:
+        error = exc.errors()[0]
+        variable = _alias_of(str(error["loc"][0])) if error["loc"] else "configuration"
+        message = str(error["msg"]).removeprefix("Value error, ")
+        raise ConfigError(variable, message) from None
+    _check_consistency(settings)
+    return settings
+
+
+def _check_consistency(settings: Settings) -> None:
+    for name in settings.providers:
+        variable = PROVIDER_KEYS.get(name)
+        if variable and not settings.secret(variable):
+            raise ConfigError("IMAGINE_PROVIDERS", f"names {name!r} but {variable} is not set")
+    if settings.slack_bot_token and not (settings.slack_signing_secret or settings.slack_app_token):
+        raise ConfigError(
+            "SLACK_SIGNING_SECRET",
+            "required with SLACK_BOT_TOKEN (or set SLACK_APP_TOKEN for Socket Mode)",
+        )

@@ -1,0 +1,41 @@
+"""The delivery port each adapter implements: progress, the finished images, or the failure."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Protocol
+
+from bot.models import Job
+
+
+@dataclass(frozen=True)
+class OutImage:
+    key: str
+    data: bytes
+    filename: str
+    content_type: str
+    width: int
+    height: int
+    # The stored file, where the blob store is a local folder.
+    path: Path | None = None
+
+
+@dataclass(frozen=True)
+class Progress:
+    stage: str  # "queued" | "generating"
+    queue_position: int | None = None
+    elapsed: float = 0.0
+
+
+class DeliveryPort(Protocol):
+    """Speaks only REST (or local output), so any worker process can deliver any job."""
+
+    async def progress(self, job: Job, progress: Progress) -> None: ...
+
+    async def deliver(self, job: Job, images: Sequence[OutImage]) -> Mapping[str, Any]:
+        """Post the images; return what identifies the posted message (stored with the job)."""
+
+    async def notify_failure(self, job: Job) -> None:
+        """Tell the requester why the job ended without an image (``job.error_message``)."""

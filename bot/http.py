@@ -1,0 +1,68 @@
+"""The bot's own HTTP server: health, readiness, metrics, and routes adapters and webhooks add."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Awaitable, Callable
+
+from aiohttp import web
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+
+from bot.metrics import REGISTRY
+
+log = logging.getLogger(__name__)
+
+ReadinessCheck = Callable[[], Awaitable[str | None]]
+
+
+class HttpServer:
+    def __init__(self, host: str, port: int) -> None:
+        self._host = host
+        self._port = port
+        self.app = web.Application(client_max_size=2 * 1024 * 1024)
+        self._checks: dict[str, ReadinessCheck] = {}
+        self._runner: web.AppRunner | None = None
+        self.port: int | None = None
+        self.app.router.add_get("/healthz", self._healthz)
+        self.app.router.add_get("/readyz", self._readyz)
+        self.app.router.add_get("/metrics", self._metrics)
+
+    def add_readiness_check(self, name: str, check: ReadinessCheck) -> None:
+        """``check`` returns None when ready, else a short reason."""
+        self._checks[name] = check
+
+    async def start(self) -> int:
+        self._runner = web.AppRunner(self.app, access_log=None)
+        await self._runner.setup()
+        site = web.TCPSite(self._runner, self._host, self._port)
+        await site.start()
+        server = site._server
+        sockets = getattr(server, "sockets", None) or []
+        self.port = int(sockets[0].getsockname()[1]) if sockets else self._port
+        log.info("HTTP server listening on %s:%s", self._host, self.port)
+        return self.port
+
+    async def aclose(self) -> None:
+        if self._runner is not None:
+            await self._runner.cleanup()
+            self._runner = None
+
+    async def _healthz(self, request: web.Request) -> web.Response:
+        return web.json_response({"status": "ok"})
+
+    async def _readyz(self, request: web.Request) -> web.Response:
+        problems: dict[str, str] = {}
+        for name, check in self._checks.items():
+            try:
+                reason = await check()
+            except Exception as exc:
+                reason = type(exc).__name__
+            if reason:
+                problems[name] = reason
+        if problems:
+            return web.json_response({"status": "not ready", "problems": problems}, status=503)
+        return web.json_response({"status": "ready", "checks": sorted(self._checks)})
+
+    async def _metrics(self, request: web.Request) -> web.Response:
+        body = generate_latest(REGISTRY)
+        return web.Response(body=body, headers={"Content-Type": CONTENT_TYPE_LATEST})

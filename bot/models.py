@@ -1,0 +1,231 @@
+"""Domain values shared by the core and the adapters: requests, jobs, reply targets, settings."""
+
+from __future__ import annotations
+
+import enum
+import json
+from collections.abc import Mapping
+from dataclasses import asdict, dataclass, field, replace
+from typing import Any
+
+
+class JobStatus(enum.StrEnum):
+    QUEUED = "queued"
+    SUBMITTED = "submitted"
+    FETCHED = "fetched"
+    DELIVERED = "delivered"
+    FAILED = "failed"
+    MODERATED = "moderated"
+    CANCELLED = "cancelled"
+    EXPIRED = "expired"
+
+    @property
+    def is_terminal(self) -> bool:
+        return self in TERMINAL_STATUSES
+
+
+TERMINAL_STATUSES = frozenset(
+    {
+        JobStatus.DELIVERED,
+        JobStatus.FAILED,
+        JobStatus.MODERATED,
+        JobStatus.CANCELLED,
+        JobStatus.EXPIRED,
+    }
+)
+
+# The job state machine: every status a job may move to from each status.
+TRANSITIONS: Mapping[JobStatus, frozenset[JobStatus]] = {
+    JobStatus.QUEUED: frozenset(
+        {
+            JobStatus.SUBMITTED,
+            JobStatus.FAILED,
+            JobStatus.MODERATED,
+            JobStatus.CANCELLED,
+            JobStatus.EXPIRED,
+        }
+    ),
+    JobStatus.SUBMITTED: frozenset(
+        {
+            JobStatus.FETCHED,
+            JobStatus.FAILED,
+            JobStatus.MODERATED,
+            JobStatus.CANCELLED,
+            JobStatus.EXPIRED,
+        }
+    ),
+    JobStatus.FETCHED: frozenset({JobStatus.DELIVERED, JobStatus.FAILED, JobStatus.CANCELLED}),
+    JobStatus.DELIVERED: frozenset(),
+    JobStatus.FAILED: frozenset(),
+    JobStatus.MODERATED: frozenset(),
+    JobStatus.CANCELLED: frozenset(),
+    JobStatus.EXPIRED: frozenset(),
+}
+
+
+def can_transition(current: JobStatus, new: JobStatus) -> bool:
+    return new in TRANSITIONS[current]
+
+
+@dataclass(frozen=True)
+class ReplyTarget:
+    """Where a job's outcome goes. ``data`` is the adapter's own (tokens included): never logged."""
+
+    platform: str
+    channel_id: str
+    thread_id: str | None = None
+    data: Mapping[str, str] = field(default_factory=dict, repr=False)
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "platform": self.platform,
+            "channel_id": self.channel_id,
+            "thread_id": self.thread_id,
+            "data": dict(self.data),
+        }
+
+    @classmethod
+    def from_json(cls, raw: Mapping[str, Any]) -> ReplyTarget:
+        return cls(
+            platform=str(raw["platform"]),
+            channel_id=str(raw["channel_id"]),
+            thread_id=raw.get("thread_id"),
+            data={str(k): str(v) for k, v in dict(raw.get("data") or {}).items()},
+        )
+
+
+@dataclass(frozen=True)
+class ImagineRequest:
+    """One /imagine as a user asked for it, whatever the platform."""
+
+    platform: str
+    community_id: str
+    channel_id: str
+    user_id: str
+    prompt: str
+    reply: ReplyTarget
+    variant: str | None = None
+    aspect_ratio: str | None = None
+    width: int | None = None
+    height: int | None = None
+    seed: int | None = None
+    count: int = 1
+    input_images: tuple[str, ...] = ()
+    # The platform's id of the event (Discord interaction id, Slack trigger id): one job per event.
+    dedupe_key: str | None = None
+    user_roles: tuple[str, ...] = ()
+    user_is_admin: bool = False
+    channel_age_restricted: bool = False
+    use_cache: bool = True
+    action: str = "imagine"
+    parent_job_id: str | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        raw = asdict(self)
+        raw["reply"] = self.reply.to_json()
+        raw["input_images"] = list(self.input_images)
+        raw["user_roles"] = list(self.user_roles)
+        return raw
+
+    @classmethod
+    def from_json(cls, raw: Mapping[str, Any]) -> ImagineRequest:
+        values = dict(raw)
+        values["reply"] = ReplyTarget.from_json(values["reply"])
+        values["input_images"] = tuple(values.get("input_images") or ())
+        values["user_roles"] = tuple(values.get("user_roles") or ())
+        known = set(cls.__dataclass_fields__)
+        return cls(**{k: v for k, v in values.items() if k in known})
+
+    def with_changes(self, **changes: Any) -> ImagineRequest:
+        return replace(self, **changes)
+
+
+@dataclass(frozen=True)
+class Job:
+    """A stored request and how far it has come. The store holds the truth; this is one reading."""
+
+    id: str
+    request: ImagineRequest
+    status: JobStatus
+    width: int
+    height: int
+    seed: int
+    variant: str
+    created_at: float
+    updated_at: float
+    provider: str | None = None
+    model_id: str | None = None
+    # What the provider needs to find the task again (task id, polling URL, ...). Stored before waiting.
+    provider_task: Mapping[str, Any] | None = None
+    submit_started_at: float | None = None
+    attempts: int = 0
+    not_before: float = 0.0
+    lease_owner: str | None = None
+    lease_expires_at: float | None = None
+    images: tuple[str, ...] = ()
+    cost_usd: float = 0.0
+    error_code: str | None = None
+    error_message: str | None = None
+    outcome_sent: bool = False
+    delivery: Mapping[str, Any] = field(default_factory=dict)
+    finished_at: float | None = None
+
+    @property
+    def community_id(self) -> str:
+        return self.request.community_id
+
+    @property
+    def user_id(self) -> str:
+        return self.request.user_id
+
+    @property
+    def provider_task_id(self) -> str | None:
+        if not self.provider_task:
+            return None
+        task_id = self.provider_task.get("id")
+        return str(task_id) if task_id is not None else None
+
+    def evolve(self, **changes: Any) -> Job:
+        return replace(self, **changes)
+
+
+def dumps(value: Any) -> str:
+    return json.dumps(value, separators=(",", ":"), sort_keys=True)
+
+
+@dataclass(frozen=True)
+class CommunitySettings:
+    """A community's moderation settings (a Discord server, a Slack workspace, the console)."""
+
+    community_id: str
+    safety_level: str = "standard"
+    default_variant: str | None = None
+    allowed_channels: tuple[str, ...] = ()
+    banned_users: tuple[str, ...] = ()
+    blocked_terms: tuple[str, ...] = ()
+    admin_roles: tuple[str, ...] = ()
+    admin_users: tuple[str, ...] = ()
+    allow_input_images: bool = True
+    allow_cache: bool = True
+    extra: Mapping[str, Any] = field(default_factory=dict)
+
+    def to_json(self) -> dict[str, Any]:
+        raw = asdict(self)
+        for key, value in raw.items():
+            if isinstance(value, tuple):
+                raw[key] = list(value)
+        raw["extra"] = dict(self.extra)
+        return raw
+
+    @classmethod
+    def from_json(cls, raw: Mapping[str, Any]) -> CommunitySettings:
+        known = cls.__dataclass_fields__
+        values: dict[str, Any] = {}
+        for key, value in raw.items():
+            if key not in known:
+                continue
+            values[key] = tuple(value) if isinstance(value, list) else value
+        return cls(**values)
+
+    def evolve(self, **changes: Any) -> CommunitySettings:
+        return replace(self, **changes)

@@ -1,0 +1,79 @@
+"""The ``Provider`` port: submit a generation, poll it, fetch its images."""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+from bot.catalog import ProviderModel, Variant
+
+
+@dataclass(frozen=True)
+class GenerationSpec:
+    """Everything a provider needs for one job, already resolved for that provider."""
+
+    job_id: str
+    prompt: str
+    variant: Variant
+    model: ProviderModel
+    width: int
+    height: int
+    seed: int
+    count: int = 1
+    aspect_ratio: str | None = None
+    # Input images as URLs the provider can fetch, or ``data:`` URLs.
+    input_images: tuple[str, ...] = ()
+    safety_tolerance: int = 2
+    webhook_url: str | None = None
+
+    @property
+    def model_id(self) -> str:
+        if self.input_images and self.model.edit_model_id:
+            return self.model.edit_model_id
+        return self.model.model_id
+
+
+@dataclass(frozen=True)
+class Submission:
+    """A task the provider accepted. ``task`` is stored before anything waits on it."""
+
+    task: Mapping[str, Any]
+    cost_usd: float | None = None
+
+
+class PollState(enum.StrEnum):
+    PENDING = "pending"
+    READY = "ready"
+    MODERATED = "moderated"
+    FAILED = "failed"
+
+
+@dataclass(frozen=True)
+class PollResult:
+    state: PollState
+    # Result URLs, or ``data:`` URLs for providers that answer with the bytes.
+    outputs: tuple[str, ...] = ()
+    queue_position: int | None = None
+    retry_after: float | None = None
+    message: str | None = None
+    cost_usd: float | None = None
+    seed: int | None = None
+    extra: Mapping[str, Any] = field(default_factory=dict)
+
+
+class Provider(Protocol):
+    name: str
+    # True only where submitting again cannot pay twice (the offline renderer).
+    submit_is_idempotent: bool
+    # The most tasks this provider may have active at once, across this process.
+    concurrency: int
+
+    async def submit(self, spec: GenerationSpec) -> Submission: ...
+
+    async def poll(self, task: Mapping[str, Any]) -> PollResult: ...
+
+    async def fetch(self, task: Mapping[str, Any], result: PollResult) -> list[bytes]: ...
+
+    async def cancel(self, task: Mapping[str, Any]) -> None: ...

@@ -1,0 +1,195 @@
+"""The ``Store`` protocol: the intent-named operations every backend implements atomically."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import AsyncIterator, Iterable, Mapping
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from importlib import resources
+from typing import Any, Protocol
+
+from bot.models import CommunitySettings, Job, JobStatus
+
+ClaimedJob = Job
+
+
+@dataclass(frozen=True)
+class JobCounts:
+    queued: int
+    running: int
+
+
+class Store(Protocol):
+    """Durable state. Every method is one atomic step; none holds a transaction across calls."""
+
+    async def aclose(self) -> None: ...
+
+    async def ping(self) -> None:
+        """Raise StoreError if the backend cannot be reached."""
+
+    # Jobs ---------------------------------------------------------------------------------------
+
+    async def enqueue_job(self, job: Job) -> tuple[Job, bool]:
+        """Store a new queued job; with a dedupe key already stored, return that job and False."""
+
+    async def get_job(self, job_id: str) -> Job | None: ...
+
+    async def claim_next_job(
+        self, worker_id: str, now: float, lease_seconds: float, platforms: Iterable[str]
+    ) -> Job | None:
+        """Lease the next job needing work on one of ``platforms``, fairly across communities
+        and users. A job needs work until its outcome (image or failure) has been sent."""
+
+    async def renew_leases(
+        self, worker_id: str, job_ids: Iterable[str], now: float, lease_seconds: float
+    ) -> set[str]:
+        """Extend this worker's leases; return the ids it still holds."""
+
+    async def release_job(self, job_id: str, worker_id: str, not_before: float) -> None:
+        """Hand a leased job back so any worker may take it from ``not_before`` on."""
+
+    async def save_job_step(self, job: Job, *, worker_id: str, expected: JobStatus) -> bool:
+        """Write the job's mutable fields if this worker holds its lease and its status is still
+        ``expected``. False means someone else changed it (a cancel, a lease take-over)."""
+
+    async def lease_owners(self) -> set[str]:
+        """Workers holding leases on unfinished jobs."""
+
+    async def release_leases_of(self, worker_id: str) -> int:
+        """Hand back every lease of a worker known to be dead; return how many."""
+
+    async def count_pending(self, platforms: Iterable[str]) -> int:
+        """Jobs on these platforms whose outcome has not been sent yet."""
+
+    async def cancel_job(self, job_id: str, now: float) -> Job | None:
+        """Cancel a job that has not reached a final status; return it as it now is."""
+
+    async def queue_position(self, job: Job) -> int:
+        """How many queued jobs are ahead of this one (0 when it is next or not queued)."""
+
+    async def job_counts(self) -> JobCounts: ...
+
+    # Community settings -------------------------------------------------------------------------
+
+    async def get_settings(self, community_id: str) -> CommunitySettings | None: ...
+
+    async def save_settings(self, settings: CommunitySettings, now: float) -> None: ...
+
+
+def load_queries(backend: str) -> dict[str, str]:
+    """Named SQL of one backend: ``-- name: x`` sections of ``sql/<backend>/queries.sql``."""
+    text = resources.files("bot.store").joinpath(f"sql/{backend}/queries.sql").read_text("utf-8")
+    queries: dict[str, str] = {}
+    for match in re.finditer(r"^-- name: (\w+)\n(.*?)(?=^-- name: |\Z)", text, re.S | re.M):
+        queries[match.group(1)] = match.group(2).strip()
+    return queries
+
+
+def load_migrations(backend: str) -> list[tuple[int, str]]:
+    """Versioned migrations of one backend, ``sql/<backend>/NNNN_name.sql``, in order."""
+    folder = resources.files("bot.store").joinpath(f"sql/{backend}")
+    found: list[tuple[int, str]] = []
+    for entry in folder.iterdir():
+        match = re.match(r"^(\d{4})_\w+\.sql$", entry.name)
+        if match:
+            found.append((int(match.group(1)), entry.read_text("utf-8")))
+    return sorted(found)
+
+
+def job_row_values(job: Job) -> Mapping[str, Any]:
+    """The columns a job is stored in, shared by every backend."""
+    from bot.models import dumps
+
+    return {
+        "id": job.id,
+        "community_id": job.request.community_id,
+        "user_id": job.request.user_id,
+        "platform": job.request.platform,
+        "dedupe_key": job.request.dedupe_key,
+        "status": job.status.value,
+        "request_json": dumps(job.request.to_json()),
+        "width": job.width,
+        "height": job.height,
+        "seed": job.seed,
+        "variant": job.variant,
+        "provider": job.provider,
+        "model_id": job.model_id,
+        "provider_task_json": dumps(dict(job.provider_task)) if job.provider_task else None,
+        "submit_started_at": job.submit_started_at,
+        "attempts": job.attempts,
+        "not_before": job.not_before,
+        "lease_owner": job.lease_owner,
+        "lease_expires_at": job.lease_expires_at,
+        "images_json": dumps(list(job.images)),
+        "cost_usd": job.cost_usd,
+        "error_code": job.error_code,
+        "error_message": job.error_message,
+        "outcome_sent": 1 if job.outcome_sent else 0,
+        "delivery_json": dumps(dict(job.delivery)),
+        "created_at": job.created_at,
+        "updated_at": job.updated_at,
+        "finished_at": job.finished_at,
+    }
+
+
+def job_from_row(row: Mapping[str, Any]) -> Job:
+    import json
+
+    from bot.models import ImagineRequest
+
+    task = row["provider_task_json"]
+    return Job(
+        id=row["id"],
+        request=ImagineRequest.from_json(json.loads(row["request_json"])),
+        status=JobStatus(row["status"]),
+        width=int(row["width"]),
+        height=int(row["height"]),
+        seed=int(row["seed"]),
+        variant=row["variant"],
+        created_at=float(row["created_at"]),
+        updated_at=float(row["updated_at"]),
+        provider=row["provider"],
+        model_id=row["model_id"],
+        provider_task=json.loads(task) if task else None,
+        submit_started_at=row["submit_started_at"],
+        attempts=int(row["attempts"]),
+        not_before=float(row["not_before"]),
+        lease_owner=row["lease_owner"],
+        lease_expires_at=row["lease_expires_at"],
+        images=tuple(json.loads(row["images_json"])),
+        cost_usd=float(row["cost_usd"]),
+        error_code=row["error_code"],
+        error_message=row["error_message"],
+        outcome_sent=bool(row["outcome_sent"]),
+        delivery=json.loads(row["delivery_json"]),
+        finished_at=row["finished_at"],
+    )
+
+
+@asynccontextmanager
+async def open_store(url: str) -> AsyncIterator[Store]:
+    """Open the backend named by the URL, apply its migrations, and close it on exit."""
+    if url.startswith("sqlite:"):
+        from bot.store.sqlite import SqliteStore
+
+        store = await SqliteStore.open(url)
+    elif url.startswith(("postgresql:", "postgres:")):
+        try:
+            from bot.store.postgres import PostgresStore  # type: ignore[import-not-found,unused-ignore]
+        except ImportError as exc:  # pragma: no cover - depends on the install
+            from bot.errors import ConfigError
+
+            raise ConfigError(
+                "IMAGINE_DATABASE_URL",
+                "PostgreSQL needs the postgres extra: pip install 'imagine-bot[postgres]'",
+            ) from exc
+        store = await PostgresStore.open(url)
+    else:
+        from bot.errors import ConfigError
+
+        raise ConfigError("IMAGINE_DATABASE_URL", "must start with sqlite:/// or postgresql://")
+    try:
+        yield store
+    finally:
+        await store.aclose()

@@ -1,0 +1,93 @@
+-- name: insert_job
+INSERT INTO jobs (
+    id, community_id, user_id, platform, dedupe_key, status, request_json, width, height, seed,
+    variant, provider, model_id, provider_task_json, submit_started_at, attempts, not_before,
+    lease_owner, lease_expires_at, images_json, cost_usd, error_code, error_message, outcome_sent,
+    delivery_json, created_at, updated_at, finished_at
+) VALUES (
+    :id, :community_id, :user_id, :platform, :dedupe_key, :status, :request_json, :width, :height,
+    :seed, :variant, :provider, :model_id, :provider_task_json, :submit_started_at, :attempts,
+    :not_before, :lease_owner, :lease_expires_at, :images_json, :cost_usd, :error_code,
+    :error_message, :outcome_sent, :delivery_json, :created_at, :updated_at, :finished_at
+)
+ON CONFLICT (dedupe_key) DO NOTHING
+
+-- name: get_job
+SELECT * FROM jobs WHERE id = :id
+
+-- name: get_job_by_dedupe
+SELECT * FROM jobs WHERE dedupe_key = :dedupe_key
+
+-- name: claim_candidate
+SELECT j.id, j.community_id, j.user_id FROM jobs AS j
+LEFT JOIN dispatch AS dc ON dc.key = 'c:' || j.community_id
+LEFT JOIN dispatch AS du ON du.key = 'u:' || j.community_id || ':' || j.user_id
+WHERE j.outcome_sent = 0
+  AND j.platform IN (SELECT value FROM json_each(:platforms))
+  AND j.not_before <= :now
+  AND (j.lease_expires_at IS NULL OR j.lease_expires_at < :now)
+ORDER BY COALESCE(dc.last_claim, 0), COALESCE(du.last_claim, 0), j.created_at
+LIMIT 1
+
+-- name: lease_job
+UPDATE jobs SET lease_owner = :worker_id, lease_expires_at = :expires_at, updated_at = :now
+WHERE id = :id
+
+-- name: mark_dispatched
+INSERT INTO dispatch (key, last_claim)
+VALUES (:key, (SELECT COALESCE(MAX(last_claim), 0) + 1 FROM dispatch))
+ON CONFLICT (key) DO UPDATE SET last_claim = excluded.last_claim
+
+-- name: renew_lease
+UPDATE jobs SET lease_expires_at = :expires_at
+WHERE id = :id AND lease_owner = :worker_id AND outcome_sent = 0
+
+-- name: release_job
+UPDATE jobs SET lease_owner = NULL, lease_expires_at = NULL, not_before = :not_before
+WHERE id = :id AND lease_owner = :worker_id
+
+-- name: save_job_step
+UPDATE jobs SET
+    status = :status, provider = :provider, model_id = :model_id,
+    provider_task_json = :provider_task_json, submit_started_at = :submit_started_at,
+    attempts = :attempts, not_before = :not_before, lease_owner = :lease_owner,
+    lease_expires_at = :lease_expires_at, images_json = :images_json, cost_usd = :cost_usd,
+    error_code = :error_code, error_message = :error_message, outcome_sent = :outcome_sent,
+    delivery_json = :delivery_json, updated_at = :updated_at, finished_at = :finished_at,
+    width = :width, height = :height, seed = :seed
+WHERE id = :id AND lease_owner = :worker_id AND status = :expected
+
+-- name: cancel_job
+UPDATE jobs SET status = 'cancelled', outcome_sent = 1, updated_at = :now, finished_at = :now,
+    error_code = 'cancelled', error_message = 'Cancelled by request.'
+WHERE id = :id AND status IN ('queued', 'submitted', 'fetched')
+
+-- name: queue_position
+SELECT COUNT(*) FROM jobs
+WHERE status = 'queued' AND outcome_sent = 0 AND created_at < :created_at
+
+-- name: job_counts
+SELECT
+    SUM(CASE WHEN status = 'queued' AND lease_owner IS NULL THEN 1 ELSE 0 END),
+    SUM(CASE WHEN lease_owner IS NOT NULL THEN 1 ELSE 0 END)
+FROM jobs WHERE outcome_sent = 0
+
+-- name: get_settings
+SELECT settings_json FROM community_settings WHERE community_id = :community_id
+
+-- name: save_settings
+INSERT INTO community_settings (community_id, settings_json, updated_at)
+VALUES (:community_id, :settings_json, :now)
+ON CONFLICT (community_id) DO UPDATE
+SET settings_json = excluded.settings_json, updated_at = excluded.updated_at
+
+-- name: lease_owners
+SELECT DISTINCT lease_owner FROM jobs WHERE lease_owner IS NOT NULL AND outcome_sent = 0
+
+-- name: release_leases_of
+UPDATE jobs SET lease_owner = NULL, lease_expires_at = NULL
+WHERE lease_owner = :worker_id AND outcome_sent = 0
+
+-- name: count_pending
+SELECT COUNT(*) FROM jobs
+WHERE outcome_sent = 0 AND platform IN (SELECT value FROM json_each(:platforms))

@@ -1,0 +1,626 @@
+"""The worker pool: claims jobs with a lease and moves each through the state machine, storing
+every step before the next starts, so a restarted process resumes each job where it stood."""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import logging
+import os
+import random
+import signal
+import socket
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+
+from bot import images
+from bot.blobs import BlobStore
+from bot.catalog import Catalog
+from bot.clock import Clock
+from bot.delivery import DeliveryPort, OutImage, Progress
+from bot.errors import (
+    DeliveryError,
+    DownloadRefused,
+    InvalidImage,
+    ProviderError,
+    ProviderModerated,
+    ProviderTimeout,
+    ProviderUnavailable,
+    SubmitOutcomeUnknown,
+)
+from bot.events import JobEvents
+from bot.models import Job, JobStatus
+from bot.policy import Policy
+from bot.providers.base import GenerationSpec, PollResult, PollState, Provider
+from bot.providers.router import Router
+from bot.store import Store
+
+log = logging.getLogger(__name__)
+
+# Named points where a test may have the process kill itself (IMAGINE_TEST_CRASH_AT).
+CRASH_POINTS = (
+    "before_submit",
+    "after_submit",
+    "while_polling",
+    "after_download",
+    "before_posting",
+    "after_posting",
+)
+
+
+def crashpoint(name: str, configured: str | None) -> None:
+    if configured == name:
+        log.warning("test crash point %s reached: killing the process", name)
+        os.kill(os.getpid(), signal.SIGKILL)
+
+
+class LeaseLost(Exception):
+    """Another actor changed the job (cancel, take-over): this worker stops touching it."""
+
+
+class Released(Exception):
+    """The job was handed back to the queue to be tried again later."""
+
+
+@dataclass(frozen=True)
+class WorkerConfig:
+    platforms: frozenset[str]
+    concurrency: int = 32
+    lease_seconds: float = 60.0
+    # A queued job not started within this many seconds tells its user instead of running late.
+    queue_deadline: float = 600.0
+    # How long a submitted job may wait for its provider before it fails.
+    generation_timeout: float = 480.0
+    max_attempts: int = 5
+    idle_poll: float = 1.0
+    progress_interval: float = 5.0
+    max_upload_bytes: int | None = None
+    crash_at: str | None = None
+    worker_id: str = field(default_factory=lambda: default_worker_id())
+
+
+def default_worker_id() -> str:
+    return f"{socket.gethostname()}:{os.getpid()}:{random.randrange(16**6):06x}"
+
+
+def backoff(attempt: int, rng: random.Random, *, base: float = 2.0, cap: float = 60.0) -> float:
+    """Exponential backoff with full jitter."""
+    return rng.uniform(0, min(cap, base * 2 ** max(0, attempt - 1)))
+
+
+class Worker:
+    def __init__(
+        self,
+        *,
+        store: Store,
+        router: Router,
+        blobs: BlobStore,
+        deliveries: Mapping[str, DeliveryPort],
+        events: JobEvents,
+        clock: Clock,
+        catalog: Catalog,
+        config: WorkerConfig,
+        policy: Policy | None = None,
+        rng: random.Random | None = None,
+    ) -> None:
+        self._store = store
+        self._router = router
+        self._blobs = blobs
+        self._deliveries = deliveries
+        self._events = events
+        self._clock = clock
+        self._catalog = catalog
+        self.config = config
+        self._policy = policy or Policy()
+        self._rng = rng or random.Random()
+        self._running: dict[str, asyncio.Task[None]] = {}
+        self._slots_held: dict[str, str] = {}
+        self._stopping = asyncio.Event()
+        self._loop_task: asyncio.Task[None] | None = None
+        self._heartbeat_task: asyncio.Task[None] | None = None
+        self._capacity = asyncio.Semaphore(config.concurrency)
+
+    @property
+    def worker_id(self) -> str:
+        return self.config.worker_id
+
+    @property
+    def busy(self) -> int:
+        return len(self._running)
+
+    async def start(self) -> None:
+        await self.take_over_dead_leases()
+        self._loop_task = asyncio.create_task(self._claim_loop(), name="worker-claim")
+        self._heartbeat_task = asyncio.create_task(self._heartbeat_loop(), name="worker-heartbeat")
+
+    async def stop(self, grace: float = 10.0) -> None:
+        """Stop claiming; let running jobs finish within ``grace``, then hand back their leases."""
+        self._stopping.set()
+        self._events.work_available()
+        if self._loop_task:
+            await self._loop_task
+        running = list(self._running.values())
+        if running:
+            _, pending = await asyncio.wait(running, timeout=grace)
+            for task in pending:
+                task.cancel()
+            if pending:
+                await asyncio.wait(pending)
+        if self._heartbeat_task:
+            self._heartbeat_task.cancel()
+            await asyncio.gather(self._heartbeat_task, return_exceptions=True)
+
+    async def take_over_dead_leases(self) -> None:
+        """Release leases of workers on this host whose process is gone (a crash or SIGKILL)."""
+        host = socket.gethostname()
+        for owner in await self._store.lease_owners():
+            parts = owner.split(":")
+            if len(parts) != 3 or parts[0] != host or not parts[1].isdigit():
+                continue
+            if owner == self.worker_id or _pid_alive(int(parts[1])):
+                continue
+            count = await self._store.release_leases_of(owner)
+            log.info("took over %d job(s) of dead worker %s", count, owner)
+
+    # The loops ----------------------------------------------------------------------------------
+
+    async def _claim_loop(self) -> None:
+        while not self._stopping.is_set():
+            await self._capacity.acquire()
+            if self._stopping.is_set():
+                self._capacity.release()
+                break
+            try:
+                job = await self._store.claim_next_job(
+                    self.worker_id,
+                    self._clock.now(),
+                    self.config.lease_seconds,
+                    self.config.platforms,
+                )
+            except Exception:
+                self._capacity.release()
+                log.exception("claiming a job failed; trying again shortly")
+                await self._events.wait_for_work(self.config.idle_poll)
+                continue
+            if job is None:
+                self._capacity.release()
+                await self._events.wait_for_work(self.config.idle_poll)
+                continue
+            task = asyncio.create_task(self._process(job), name=f"job-{job.id}")
+            self._running[job.id] = task
+
+    async def _heartbeat_loop(self) -> None:
+        interval = self.config.lease_seconds / 3
+        while True:
+            await asyncio.sleep(interval)
+            ids = list(self._running)
+            if not ids:
+                continue
+            try:
+                held = await self._store.renew_leases(
+                    self.worker_id, ids, self._clock.now(), self.config.lease_seconds
+                )
+            except Exception:
+                log.exception("renewing leases failed")
+                continue
+            for job_id in set(ids) - held:
+                task = self._running.get(job_id)
+                if task is not None:
+                    log.warning("job %s: lease lost, stopping work on it", job_id)
+                    task.cancel()
+
+    async def _process(self, job: Job) -> None:
+        try:
+            while not job.outcome_sent:
+                job = await self._step(job)
+        except (LeaseLost, Released):
+            pass
+        except asyncio.CancelledError:
+            await asyncio.shield(self._hand_back(job, delay=0.0))
+            raise
+        except Exception:
+            log.exception("job %s: unexpected error at status %s", job.id, job.status)
+            await self._retry_later(job, code="internal", message="Something went wrong.")
+        finally:
+            self._release_slot(job.id)
+            self._running.pop(job.id, None)
+            self._capacity.release()
+
+    async def _hand_back(self, job: Job, delay: float) -> None:
+        try:
+            await self._store.release_job(job.id, self.worker_id, self._clock.now() + delay)
+        except Exception:
+            log.exception("job %s: could not hand back its lease", job.id)
+
+    async def _retry_later(self, job: Job, *, code: str, message: str) -> None:
+        current = await self._store.get_job(job.id)
+        if current is None or current.outcome_sent or current.lease_owner != self.worker_id:
+            return
+        attempts = current.attempts + 1
+        try:
+            if attempts >= self.config.max_attempts:
+                await self._finish(current, JobStatus.FAILED, code, message)
+                self._events.work_available()
+            else:
+                await self._requeue(current, attempts, backoff(attempts, self._rng))
+        except (LeaseLost, Released):
+            pass
+
+    # One step of the state machine ---------------------------------------------------------------
+
+    async def _step(self, job: Job) -> Job:
+        if job.status.is_terminal:
+            return await self._notify(job)
+        if job.status is JobStatus.QUEUED:
+            if self._clock.now() - job.created_at > self.config.queue_deadline:
+                return await self._finish(
+                    job,
+                    JobStatus.EXPIRED,
+                    "queue_deadline",
+                    "The bot was too busy to start your image in time. Please try again.",
+                )
+            return await self._submit(job)
+        if job.status is JobStatus.SUBMITTED:
+            return await self._wait_and_fetch(job)
+        if job.status is JobStatus.FETCHED:
+            return await self._deliver(job)
+        raise AssertionError(f"unhandled status {job.status}")  # pragma: no cover
+
+    async def _save(self, old: Job, new: Job) -> Job:
+        new = new.evolve(updated_at=self._clock.now())
+        if not await self._store.save_job_step(new, worker_id=self.worker_id, expected=old.status):
+            raise LeaseLost(old.id)
+        await self._events.job_changed(new)
+        return new
+
+    async def _finish(self, job: Job, status: JobStatus, code: str, message: str) -> Job:
+        log.info("job %s: %s (%s)", job.id, status.value, code)
+        return await self._save(
+            job,
+            job.evolve(
+                status=status,
+                error_code=code,
+                error_message=f"{message} (job {job.id})",
+                finished_at=self._clock.now(),
+            ),
+        )
+
+    async def _requeue(self, job: Job, attempts: int, delay: float) -> None:
+        await self._save(
+            job,
+            job.evolve(
+                attempts=attempts,
+                not_before=self._clock.now() + delay,
+                lease_owner=None,
+                lease_expires_at=None,
+            ),
+        )
+        log.info("job %s: handed back, next try in %.1f s", job.id, delay)
+        raise Released(job.id)
+
+    async def _submit(self, job: Job) -> Job:
+        variant = self._catalog.variants[job.variant]
+        if job.submit_started_at is not None and job.provider:
+            provider = self._router.get(job.provider)
+            if not provider.submit_is_idempotent:
+                return await self._finish(
+                    job,
+                    JobStatus.FAILED,
+                    "submit_unknown",
+                    "The image service may or may not have started your image; to avoid "
+                    "paying twice it was not sent again. Please try again.",
+                )
+        candidates = self._router.candidates(
+            variant, needs_input_images=bool(job.request.input_images)
+        )
+        if not candidates:
+            return await self._finish(
+                job, JobStatus.FAILED, "no_provider", f"No image service offers {variant.label}."
+            )
+        crashpoint("before_submit", self.config.crash_at)
+        inputs = await self._input_images(job)
+        settings = await self._store.get_settings(job.community_id)
+        tolerance = (
+            self._policy.safety_tolerance(job.request, settings) if settings is not None else 2
+        )
+        retry_after: float | None = None
+        last_error = "All image services are busy right now."
+        for provider, model in candidates:
+            spec = GenerationSpec(
+                job_id=job.id,
+                prompt=job.request.prompt,
+                variant=variant,
+                model=model,
+                width=job.width,
+                height=job.height,
+                seed=job.seed,
+                count=job.request.count,
+                aspect_ratio=job.request.aspect_ratio,
+                input_images=inputs,
+                safety_tolerance=max(variant.safety_min, min(variant.safety_max, tolerance)),
+            )
+            await self._acquire_slot(job.id, provider.name)
+            job = await self._save(
+                job,
+                job.evolve(
+                    provider=provider.name,
+                    model_id=spec.model_id,
+                    submit_started_at=self._clock.now(),
+                ),
+            )
+            started = self._clock.monotonic()
+            try:
+                submission = await provider.submit(spec)
+            except ProviderUnavailable as exc:
+                self._release_slot(job.id)
+                log.warning(
+                    "job %s: %s refused before creating a task: %s", job.id, provider.name, exc
+                )
+                retry_after = max(retry_after or 0.0, exc.retry_after or 0.0)
+                last_error = "All image services are busy right now."
+                job = await self._save(job, job.evolve(submit_started_at=None))
+                continue
+            except SubmitOutcomeUnknown:
+                self._release_slot(job.id)
+                return await self._finish(
+                    job,
+                    JobStatus.FAILED,
+                    "submit_unknown",
+                    "The image service did not confirm your request; to avoid paying twice it "
+                    "was not sent again. Please try again.",
+                )
+            except ProviderModerated as exc:
+                self._release_slot(job.id)
+                return await self._finish(job, JobStatus.MODERATED, "moderated", _moderated(exc))
+            except ProviderError as exc:
+                self._release_slot(job.id)
+                log.warning("job %s: %s failed the submit: %s", job.id, provider.name, exc)
+                return await self._finish(
+                    job,
+                    JobStatus.FAILED,
+                    "provider_error",
+                    "The image service refused the request.",
+                )
+            cost = submission.cost_usd
+            if cost is None:
+                cost = model.price_usd * job.request.count
+            job = await self._save(
+                job,
+                job.evolve(
+                    status=JobStatus.SUBMITTED,
+                    provider_task=dict(submission.task),
+                    cost_usd=cost,
+                ),
+            )
+            log.info(
+                "job %s: submitted to %s as %s in %.0f ms",
+                job.id,
+                provider.name,
+                job.provider_task_id,
+                (self._clock.monotonic() - started) * 1000,
+                extra={"job_id": job.id, "community": job.community_id, "provider": provider.name},
+            )
+            crashpoint("after_submit", self.config.crash_at)
+            await self._progress(job, Progress("generating", elapsed=0.0))
+            return job
+        attempts = job.attempts + 1
+        if attempts >= self.config.max_attempts:
+            return await self._finish(job, JobStatus.FAILED, "providers_unavailable", last_error)
+        await self._requeue(job, attempts, max(retry_after or 0.0, backoff(attempts, self._rng)))
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    async def _input_images(self, job: Job) -> tuple[str, ...]:
+        out: list[str] = []
+        for ref in job.request.input_images:
+            if ref.startswith("blob:"):
+                data = await self._blobs.get(ref.removeprefix("blob:"))
+                out.append("data:image/png;base64," + base64.b64encode(data).decode())
+            else:
+                out.append(ref)
+        return tuple(out)
+
+    async def _acquire_slot(self, job_id: str, provider: str) -> None:
+        if self._slots_held.get(job_id) == provider:
+            return
+        self._release_slot(job_id)
+        await self._router.slot(provider).acquire()
+        self._slots_held[job_id] = provider
+
+    def _release_slot(self, job_id: str) -> None:
+        provider = self._slots_held.pop(job_id, None)
+        if provider is not None:
+            self._router.slot(provider).release()
+
+    async def _wait_and_fetch(self, job: Job) -> Job:
+        assert job.provider and job.provider_task
+        provider = self._router.get(job.provider)
+        await self._acquire_slot(job.id, provider.name)
+        result = await self._wait(job, provider)
+        if result.state is PollState.MODERATED:
+            return await self._finish(job, JobStatus.MODERATED, "moderated", _moderated(result))
+        if result.state is PollState.FAILED:
+            log.warning("job %s: provider reported failure: %s", job.id, result.message)
+            return await self._finish(
+                job, JobStatus.FAILED, "provider_failed", "The image service could not make it."
+            )
+        try:
+            raw = await provider.fetch(job.provider_task, result)
+            keys: list[str] = []
+            for index, data in enumerate(raw, start=1):
+                clean = await asyncio.to_thread(images.clean, data)
+                key = f"{job.id}/{index}.{clean.extension}"
+                await self._blobs.put(key, clean.data, clean.content_type)
+                keys.append(key)
+        except ProviderModerated as exc:
+            return await self._finish(job, JobStatus.MODERATED, "moderated", _moderated(exc))
+        except (InvalidImage, DownloadRefused) as exc:
+            log.warning("job %s: result rejected: %s", job.id, exc)
+            return await self._finish(
+                job,
+                JobStatus.FAILED,
+                "bad_result",
+                "The image service sent back an unusable image.",
+            )
+        except ProviderError as exc:
+            log.warning("job %s: download failed: %s", job.id, exc)
+            return await self._finish(
+                job,
+                JobStatus.FAILED,
+                "download_failed",
+                "The finished image could not be downloaded.",
+            )
+        if not keys:
+            return await self._finish(
+                job, JobStatus.FAILED, "no_image", "The image service returned no image."
+            )
+        cost = result.cost_usd if result.cost_usd is not None else job.cost_usd
+        job = await self._save(
+            job, job.evolve(status=JobStatus.FETCHED, images=tuple(keys), cost_usd=cost)
+        )
+        self._release_slot(job.id)
+        crashpoint("after_download", self.config.crash_at)
+        return job
+
+    async def _wait(self, job: Job, provider: Provider) -> PollResult:
+        assert job.provider_task is not None
+        task = job.provider_task
+        variant = self._catalog.variants[job.variant]
+        started = job.submit_started_at or job.updated_at
+        deadline = started + self.config.generation_timeout
+        eta = task.get("eta")
+        delay = float(eta) if eta is not None else variant.typical_seconds * 0.75
+        delay = max(0.0, started + delay - self._clock.now())
+        last_progress = self._clock.monotonic()
+        errors = 0
+        polls = 0
+        while True:
+            if delay > 0:
+                await self._clock.sleep(min(delay, max(0.0, deadline - self._clock.now())))
+            if self._clock.now() > deadline:
+                return PollResult(PollState.FAILED, message="timed out waiting for the provider")
+            try:
+                result = await provider.poll(task)
+                errors = 0
+            except (ProviderTimeout, ProviderUnavailable) as exc:
+                errors += 1
+                hint = getattr(exc, "retry_after", None)
+                delay = max(hint or 0.0, backoff(errors, self._rng, base=1.0, cap=15.0))
+                continue
+            polls += 1
+            if polls == 1:
+                crashpoint("while_polling", self.config.crash_at)
+            if result.state is not PollState.PENDING:
+                return result
+            elapsed = self._clock.now() - started
+            if self._clock.monotonic() - last_progress >= self.config.progress_interval:
+                last_progress = self._clock.monotonic()
+                await self._progress(
+                    job,
+                    Progress("generating", queue_position=result.queue_position, elapsed=elapsed),
+                )
+            delay = next_poll_delay(elapsed, variant.typical_seconds, result.retry_after)
+
+    async def _deliver(self, job: Job) -> Job:
+        port = self._deliveries.get(job.request.platform)
+        if port is None:
+            await self._requeue(job, job.attempts, 30.0)
+        assert port is not None
+        out: list[OutImage] = []
+        for index, key in enumerate(job.images, start=1):
+            data = await self._blobs.get(key)
+            fmt, width, height = images.inspect(data)
+            extension = "png" if fmt == "PNG" else "jpg"
+            out.append(
+                OutImage(
+                    key=key,
+                    data=data,
+                    filename=f"imagine-{job.id}-{index}.{extension}",
+                    content_type=f"image/{'png' if fmt == 'PNG' else 'jpeg'}",
+                    width=width,
+                    height=height,
+                    path=self._blobs.local_path(key),
+                )
+            )
+        crashpoint("before_posting", self.config.crash_at)
+        try:
+            receipt = await port.deliver(job, out)
+        except DeliveryError as exc:
+            log.warning("job %s: delivery failed: %s", job.id, exc)
+            if exc.retryable and job.attempts + 1 < self.config.max_attempts:
+                await self._requeue(job, job.attempts + 1, backoff(job.attempts + 1, self._rng))
+            return await self._save(
+                job,
+                job.evolve(
+                    status=JobStatus.FAILED,
+                    error_code="delivery_failed",
+                    error_message=f"The image could not be posted. (job {job.id})",
+                    outcome_sent=True,
+                    finished_at=self._clock.now(),
+                ),
+            )
+        crashpoint("after_posting", self.config.crash_at)
+        job = await self._save(
+            job,
+            job.evolve(
+                status=JobStatus.DELIVERED,
+                outcome_sent=True,
+                delivery=dict(receipt),
+                finished_at=self._clock.now(),
+                lease_owner=None,
+                lease_expires_at=None,
+            ),
+        )
+        log.info(
+            "job %s: delivered in %.1f s",
+            job.id,
+            self._clock.now() - job.created_at,
+            extra={"job_id": job.id, "community": job.community_id, "provider": job.provider},
+        )
+        return job
+
+    async def _notify(self, job: Job) -> Job:
+        port = self._deliveries.get(job.request.platform)
+        if port is None:
+            await self._requeue(job, job.attempts, 30.0)
+        assert port is not None
+        try:
+            await port.notify_failure(job)
+        except DeliveryError as exc:
+            log.warning("job %s: could not tell the user: %s", job.id, exc)
+            if exc.retryable and job.attempts + 1 < self.config.max_attempts:
+                await self._requeue(job, job.attempts + 1, backoff(job.attempts + 1, self._rng))
+        return await self._save(
+            job, job.evolve(outcome_sent=True, lease_owner=None, lease_expires_at=None)
+        )
+
+    async def _progress(self, job: Job, progress: Progress) -> None:
+        port = self._deliveries.get(job.request.platform)
+        if port is None:
+            return
+        try:
+            await port.progress(job, progress)
+        except Exception as exc:  # progress is best effort; the outcome is what counts
+            log.info("job %s: progress update failed: %s", job.id, type(exc).__name__)
+
+
+def next_poll_delay(elapsed: float, typical: float, retry_after: float | None) -> float:
+    """Stay close to the usual finish without hammering: short steps near it, longer far past it."""
+    if elapsed < typical:
+        delay = max(0.5, min(typical - elapsed, typical * 0.25))
+    else:
+        delay = min(5.0, max(0.5, (elapsed - typical) * 0.25 + 0.5))
+    return max(delay, retry_after or 0.0)
+
+
+def _moderated(source: object) -> str:
+    return "The image service's safety filter blocked this request. Try rewording the prompt."
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
