@@ -38,13 +38,15 @@ class SqliteStore:
     @classmethod
     async def open(cls, url: str) -> SqliteStore:
         path = path_from_url(url)
-        if path != ":memory:":
-            Path(path).parent.mkdir(parents=True, exist_ok=True)
         try:
+            if path != ":memory:":
+                Path(path).parent.mkdir(parents=True, exist_ok=True)
             writer = await cls._connect(path)
             reader = await cls._connect(path) if path != ":memory:" else writer
-        except sqlite3.Error as exc:
-            raise StoreError(f"cannot open the SQLite database at {path}: {exc}") from exc
+        except (sqlite3.Error, OSError) as exc:
+            raise StoreError(
+                f"IMAGINE_DATABASE_URL: cannot open the SQLite database at {path}: {exc}"
+            ) from None
         store = cls(writer, reader)
         await store.migrate()
         return store
