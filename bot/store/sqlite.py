@@ -6,7 +6,7 @@ import asyncio
 import json
 import sqlite3
 import time
-from collections.abc import AsyncIterator, Iterable
+from collections.abc import AsyncIterator, Callable, Iterable
 from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
@@ -105,6 +105,9 @@ class SqliteStore:
             await self._fetchone("SELECT 1", {})
         except sqlite3.Error as exc:
             raise StoreError(f"SQLite is not answering: {exc}") from exc
+
+    async def listen_for_work(self, callback: Callable[[], None]) -> bool:
+        return False  # one process per file: the in-process events are enough
 
     # Jobs ---------------------------------------------------------------------------------------
 
