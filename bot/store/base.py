@@ -40,6 +40,10 @@ class Store(Protocol):
     async def ping(self) -> None:
         """Raise StoreError if the backend cannot be reached."""
 
+    async def listen_for_work(self, callback: Callable[[], None]) -> bool:
+        """Call ``callback`` when another process queues or hands back a job. False when the
+        backend cannot tell (then only this process's own events and polling wake workers)."""
+
     # Jobs ---------------------------------------------------------------------------------------
 
     async def enqueue_job(self, job: Job) -> tuple[Job, bool]:
@@ -215,6 +219,7 @@ def job_from_row(row: Mapping[str, Any]) -> Job:
 @asynccontextmanager
 async def open_store(url: str) -> AsyncIterator[Store]:
     """Open the backend named by the URL, apply its migrations, and close it on exit."""
+    store: Store
     if url.startswith("sqlite:"):
         from bot.store.sqlite import SqliteStore
 
