@@ -2,19 +2,24 @@
 
 from __future__ import annotations
 
+import logging
 import random
 import re
 import secrets
 import unicodedata
 from dataclasses import dataclass
 
+from bot import metrics
 from bot.catalog import Catalog, resolve_size
 from bot.clock import Clock
-from bot.errors import InvalidRequest, JobNotFound, PolicyRefusal
+from bot.errors import InvalidRequest, JobNotFound, PolicyRefusal, RequestRejected
 from bot.events import JobEvents
+from bot.logs import log_job_step
 from bot.models import CommunitySettings, ImagineRequest, Job, JobStatus
 from bot.policy import Policy
 from bot.store import Store
+
+log = logging.getLogger(__name__)
 
 MAX_PROMPT_CHARS = 2000
 MAX_SEED = 2**32 - 1
@@ -80,6 +85,18 @@ class ImagineService:
 
     async def imagine(self, request: ImagineRequest) -> Accepted:
         """Check a request and store it as a queued job. Raises RequestRejected with the reason."""
+        started = self._clock.monotonic()
+        try:
+            accepted = await self._admit_and_store(request)
+        except RequestRejected as exc:
+            metrics.refused(exc.code)
+            raise
+        if not accepted.duplicate:
+            metrics.accepted(accepted.job)
+            log_job_step(log, accepted.job, "queue", self._clock.monotonic() - started)
+        return accepted
+
+    async def _admit_and_store(self, request: ImagineRequest) -> Accepted:
         if request.dedupe_key:
             request = request.with_changes(dedupe_key=f"{request.platform}:{request.dedupe_key}")
         settings = await self.settings_for(request.community_id)
