@@ -53,6 +53,8 @@ NOISY_LOGGERS = {
     "aiohttp.access": logging.WARNING,
     "aiohttp.client": logging.WARNING,
     "asyncpg": logging.INFO,
+    # aiosqlite logs every operation with its parameters (stored reply tokens included).
+    "aiosqlite": logging.INFO,
     "discord.http": logging.WARNING,
     "discord.gateway": logging.INFO,
     "discord.webhook": logging.WARNING,
@@ -60,6 +62,7 @@ NOISY_LOGGERS = {
     "slack_sdk": logging.INFO,
     "slack_bolt": logging.INFO,
     "websockets": logging.INFO,
+    "PIL": logging.INFO,
 }
 REDACTED = "[redacted]"
 
