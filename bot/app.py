@@ -29,6 +29,8 @@ log = logging.getLogger(__name__)
 
 HTTP_TIMEOUT = httpx.Timeout(connect=5.0, read=60.0, write=30.0, pool=10.0)
 HTTP_LIMITS = httpx.Limits(max_connections=200, max_keepalive_connections=50)
+# With store wake-ups, polling only finds retries whose delay ran out and leases of dead workers.
+IDLE_POLL_WITH_WAKEUPS = 5.0
 
 
 @dataclass
@@ -46,6 +48,9 @@ class App:
     http_server: HttpServer
     deliveries: dict[str, DeliveryPort] = field(default_factory=dict)
     worker: Worker | None = None
+    # True when the store wakes this process's workers for jobs queued by other processes
+    # (PostgreSQL LISTEN/NOTIFY); idle workers then re-check the table only as a fallback.
+    store_wakes_workers: bool = False
 
     def add_delivery(self, platform: str, port: DeliveryPort) -> None:
         """Adapters register how their jobs are delivered, before the workers start."""
@@ -58,6 +63,7 @@ class App:
             concurrency=s.workers,
             lease_seconds=s.lease_seconds,
             crash_at=s.crash_at,
+            idle_poll=IDLE_POLL_WITH_WAKEUPS if self.store_wakes_workers else 1.0,
         )
         if overrides:
             from dataclasses import replace
@@ -92,6 +98,7 @@ async def open_app(settings: Settings, *, clock: Clock | None = None) -> AsyncIt
         catalog = load_catalog()
         router = Router(build_providers(settings, http, clock))
         events = JobEvents()
+        wakes_workers = await store.listen_for_work(events.work_available)
         policy = Policy()
         service = ImagineService(
             store=store,
@@ -127,6 +134,7 @@ async def open_app(settings: Settings, *, clock: Clock | None = None) -> AsyncIt
             policy=policy,
             service=service,
             http_server=server,
+            store_wakes_workers=wakes_workers,
         )
         try:
             yield app
