@@ -197,12 +197,17 @@ def log_job_step(
         job.status.value,
         job.community_id,
         job.provider or "-",
-        extra={
-            "job_id": job.id,
-            "community": job.community_id,
-            "provider": job.provider,
-            "step": step,
-            "status": job.status.value,
-            "duration_ms": round(seconds * 1000, 1),
-        },
+        extra=step_fields(job, step, seconds),
     )
+
+
+def step_fields(job: Job, step: str, seconds: float) -> dict[str, object]:
+    """The ``extra`` of a job step's log line (fields of the JSON format)."""
+    return {
+        "job_id": job.id,
+        "community": job.community_id,
+        "provider": job.provider,
+        "step": step,
+        "status": job.status.value,
+        "duration_ms": round(seconds * 1000, 1),
+    }

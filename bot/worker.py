@@ -29,7 +29,7 @@ from bot.errors import (
     SubmitOutcomeUnknown,
 )
 from bot.events import JobEvents
-from bot.logs import hold_job_secrets, log_job_step, release_job_secrets
+from bot.logs import hold_job_secrets, log_job_step, release_job_secrets, step_fields
 from bot.models import Job, JobStatus
 from bot.policy import Policy
 from bot.providers.base import GenerationSpec, PollResult, PollState, Provider
@@ -233,7 +233,8 @@ class Worker:
 
     def _record_step(self, old: Job, new: Job, seconds: float) -> None:
         step = metrics.job_step(old, new, seconds)
-        log_job_step(log, new, step, seconds)
+        if step != "submit":  # logged as it happens, before anything can interrupt the job
+            log_job_step(log, new, step, seconds)
 
     async def _hand_back(self, job: Job, delay: float) -> None:
         try:
@@ -357,6 +358,7 @@ class Worker:
                     submit_started_at=self._clock.now(),
                 ),
             )
+            started = self._clock.monotonic()
             try:
                 submission = await metrics.provider_call(
                     provider.name, "submit", provider.submit(spec)
@@ -402,7 +404,15 @@ class Worker:
                     cost_usd=cost,
                 ),
             )
-            log.debug("job %s: %s task %s", job.id, provider.name, job.provider_task_id)
+            took = self._clock.monotonic() - started
+            log.info(
+                "job %s: submitted to %s as %s in %.0f ms",
+                job.id,
+                provider.name,
+                job.provider_task_id,
+                took * 1000,
+                extra=step_fields(job, "submit", took),
+            )
             crashpoint("after_submit", self.config.crash_at)
             await self._progress(job, Progress("generating", elapsed=0.0))
             return job
