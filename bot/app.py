@@ -96,7 +96,7 @@ async def open_app(settings: Settings, *, clock: Clock | None = None) -> AsyncIt
         store = await stack.enter_async_context(open_store(settings.effective_database_url))
         blobs = await stack.enter_async_context(open_blobs(settings.effective_blob_url))
         catalog = load_catalog()
-        router = Router(build_providers(settings, http, clock))
+        router = Router(build_providers(settings, http, clock), clock=clock)
         events = JobEvents()
         wakes_workers = await store.listen_for_work(events.work_available)
         policy = Policy()
@@ -110,6 +110,10 @@ async def open_app(settings: Settings, *, clock: Clock | None = None) -> AsyncIt
         )
         server = HttpServer(settings.http_host, settings.http_port)
         stack.push_async_callback(server.aclose)
+        if settings.public_url:
+            from bot.providers.webhooks import install_webhooks
+
+            install_webhooks(settings, server=server, store=store, router=router, http=http)
 
         async def store_ready() -> str | None:
             await store.ping()
