@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import re
-from collections.abc import AsyncIterator, Iterable, Mapping
+from collections.abc import AsyncIterator, Callable, Iterable, Mapping
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from importlib import resources
@@ -27,6 +27,10 @@ class Store(Protocol):
 
     async def ping(self) -> None:
         """Raise StoreError if the backend cannot be reached."""
+
+    async def listen_for_work(self, callback: Callable[[], None]) -> bool:
+        """Call ``callback`` when another process queues or hands back a job. False when the
+        backend cannot tell (then only this process's own events and polling wake workers)."""
 
     # Jobs ---------------------------------------------------------------------------------------
 
@@ -170,6 +174,7 @@ def job_from_row(row: Mapping[str, Any]) -> Job:
 @asynccontextmanager
 async def open_store(url: str) -> AsyncIterator[Store]:
     """Open the backend named by the URL, apply its migrations, and close it on exit."""
+    store: Store
     if url.startswith("sqlite:"):
         from bot.store.sqlite import SqliteStore
 

@@ -6,7 +6,7 @@ import asyncio
 import json
 import sqlite3
 import time
-from collections.abc import AsyncIterator, Iterable
+from collections.abc import AsyncIterator, Callable, Iterable
 from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
@@ -38,13 +38,15 @@ class SqliteStore:
     @classmethod
     async def open(cls, url: str) -> SqliteStore:
         path = path_from_url(url)
-        if path != ":memory:":
-            Path(path).parent.mkdir(parents=True, exist_ok=True)
         try:
+            if path != ":memory:":
+                Path(path).parent.mkdir(parents=True, exist_ok=True)
             writer = await cls._connect(path)
             reader = await cls._connect(path) if path != ":memory:" else writer
-        except sqlite3.Error as exc:
-            raise StoreError(f"cannot open the SQLite database at {path}: {exc}") from exc
+        except (sqlite3.Error, OSError) as exc:
+            raise StoreError(
+                f"IMAGINE_DATABASE_URL: cannot open the SQLite database at {path}: {exc}"
+            ) from None
         store = cls(writer, reader)
         await store.migrate()
         return store
@@ -103,6 +105,9 @@ class SqliteStore:
             await self._fetchone("SELECT 1", {})
         except sqlite3.Error as exc:
             raise StoreError(f"SQLite is not answering: {exc}") from exc
+
+    async def listen_for_work(self, callback: Callable[[], None]) -> bool:
+        return False  # one process per file: the in-process events are enough
 
     # Jobs ---------------------------------------------------------------------------------------
 
