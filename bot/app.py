@@ -98,7 +98,7 @@ async def open_app(settings: Settings, *, clock: Clock | None = None) -> AsyncIt
         router = Router(build_providers(settings, http, clock), clock=clock)
         events = JobEvents()
         wakes_workers = await store.listen_for_work(events.work_available)
-        policy = Policy()
+        policy = Policy(settings.policy_defaults())
         service = ImagineService(
             store=store,
             catalog=catalog,
