@@ -18,8 +18,8 @@ run: $(STAMP)
 	$(BIN)/imagine-bot run
 
 lint: $(STAMP)
-	$(BIN)/ruff check bot adapters tests benchmarks
-	$(BIN)/ruff format --check bot adapters tests benchmarks
+	$(BIN)/ruff check bot adapters tests $(wildcard benchmarks)
+	$(BIN)/ruff format --check bot adapters tests $(wildcard benchmarks)
 
 typecheck: $(STAMP)
 	$(BIN)/mypy --strict bot adapters

@@ -28,6 +28,8 @@ log = logging.getLogger(__name__)
 
 HTTP_TIMEOUT = httpx.Timeout(connect=5.0, read=60.0, write=30.0, pool=10.0)
 HTTP_LIMITS = httpx.Limits(max_connections=200, max_keepalive_connections=50)
+# With store wake-ups, polling only finds retries whose delay ran out and leases of dead workers.
+IDLE_POLL_WITH_WAKEUPS = 5.0
 
 
 @dataclass
@@ -45,6 +47,9 @@ class App:
     http_server: HttpServer
     deliveries: dict[str, DeliveryPort] = field(default_factory=dict)
     worker: Worker | None = None
+    # True when the store wakes this process's workers for jobs queued by other processes
+    # (PostgreSQL LISTEN/NOTIFY); idle workers then re-check the table only as a fallback.
+    store_wakes_workers: bool = False
 
     def add_delivery(self, platform: str, port: DeliveryPort) -> None:
         """Adapters register how their jobs are delivered, before the workers start."""
@@ -57,6 +62,7 @@ class App:
             concurrency=s.workers,
             lease_seconds=s.lease_seconds,
             crash_at=s.crash_at,
+            idle_poll=IDLE_POLL_WITH_WAKEUPS if self.store_wakes_workers else 1.0,
         )
         if overrides:
             from dataclasses import replace
@@ -89,9 +95,10 @@ async def open_app(settings: Settings, *, clock: Clock | None = None) -> AsyncIt
         store = await stack.enter_async_context(open_store(settings.effective_database_url))
         blobs = await stack.enter_async_context(open_blobs(settings.effective_blob_url))
         catalog = load_catalog()
-        router = Router(build_providers(settings, http, clock))
+        router = Router(build_providers(settings, http, clock), clock=clock)
         events = JobEvents()
-        policy = Policy()
+        wakes_workers = await store.listen_for_work(events.work_available)
+        policy = Policy(settings.policy_defaults())
         service = ImagineService(
             store=store,
             catalog=catalog,
@@ -102,6 +109,10 @@ async def open_app(settings: Settings, *, clock: Clock | None = None) -> AsyncIt
         )
         server = HttpServer(settings.http_host, settings.http_port)
         stack.push_async_callback(server.aclose)
+        if settings.public_url:
+            from bot.providers.webhooks import install_webhooks
+
+            install_webhooks(settings, server=server, store=store, router=router, http=http)
 
         async def store_ready() -> str | None:
             await store.ping()
@@ -120,6 +131,7 @@ async def open_app(settings: Settings, *, clock: Clock | None = None) -> AsyncIt
             policy=policy,
             service=service,
             http_server=server,
+            store_wakes_workers=wakes_workers,
         )
         try:
             yield app

@@ -18,7 +18,7 @@ from bot.app import open_app
 from bot.catalog import load_catalog, parse_size
 from bot.config import Settings, load_settings
 from bot.delivery import OutImage, Progress
-from bot.errors import ConfigError, RequestRejected
+from bot.errors import ConfigError, RequestRejected, StoreError
 from bot.logs import setup_logging
 from bot.models import ImagineRequest, Job, JobStatus, ReplyTarget
 
@@ -88,6 +88,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except ConfigError as exc:
         print(f"imagine-bot: configuration error: {exc}", file=sys.stderr)
         return EXIT_CONFIG
+    except StoreError as exc:
+        print(f"imagine-bot: {exc}", file=sys.stderr)
+        return 1
     except KeyboardInterrupt:
         return 130
     return EXIT_OK  # pragma: no cover

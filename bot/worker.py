@@ -32,12 +32,15 @@ from bot.events import JobEvents
 from bot.models import Job, JobStatus
 from bot.policy import Policy
 from bot.providers.base import GenerationSpec, PollResult, PollState, Provider
+from bot.providers.polling import first_poll_delay, next_poll_delay
 from bot.providers.router import Router
 from bot.store import Store
 
 log = logging.getLogger(__name__)
 
 # Named points where a test may have the process kill itself (IMAGINE_TEST_CRASH_AT).
+__all__ = ["CRASH_POINTS", "LeaseLost", "Released", "Worker", "WorkerConfig", "next_poll_delay"]
+
 CRASH_POINTS = (
     "before_submit",
     "after_submit",
@@ -353,6 +356,7 @@ class Worker:
                 submission = await provider.submit(spec)
             except ProviderUnavailable as exc:
                 self._release_slot(job.id)
+                self._router.breaker.failure(provider.name)
                 log.warning(
                     "job %s: %s refused before creating a task: %s", job.id, provider.name, exc
                 )
@@ -360,8 +364,10 @@ class Worker:
                 last_error = "All image services are busy right now."
                 job = await self._save(job, job.evolve(submit_started_at=None))
                 continue
-            except SubmitOutcomeUnknown:
+            except SubmitOutcomeUnknown as exc:
                 self._release_slot(job.id)
+                self._router.breaker.failure(provider.name)
+                log.warning("job %s: %s: %s", job.id, provider.name, exc)
                 return await self._finish(
                     job,
                     JobStatus.FAILED,
@@ -381,6 +387,7 @@ class Worker:
                     "provider_error",
                     "The image service refused the request.",
                 )
+            self._router.breaker.success(provider.name)
             cost = submission.cost_usd
             if cost is None:
                 cost = model.price_usd * job.request.count
@@ -487,38 +494,60 @@ class Worker:
         variant = self._catalog.variants[job.variant]
         started = job.submit_started_at or job.updated_at
         deadline = started + self.config.generation_timeout
+        webhook = bool(task.get("webhook"))
         eta = task.get("eta")
-        delay = float(eta) if eta is not None else variant.typical_seconds * 0.75
+        delay = first_poll_delay(
+            variant.typical_seconds,
+            eta=float(eta) if isinstance(eta, int | float) else None,
+            webhook=webhook,
+        )
         delay = max(0.0, started + delay - self._clock.now())
         last_progress = self._clock.monotonic()
+        wakeups = self._router.wakeups
+        wakeups.watch(job.id)
         errors = 0
         polls = 0
-        while True:
-            if delay > 0:
-                await self._clock.sleep(min(delay, max(0.0, deadline - self._clock.now())))
-            if self._clock.now() > deadline:
-                return PollResult(PollState.FAILED, message="timed out waiting for the provider")
-            try:
-                result = await provider.poll(task)
-                errors = 0
-            except (ProviderTimeout, ProviderUnavailable) as exc:
-                errors += 1
-                hint = getattr(exc, "retry_after", None)
-                delay = max(hint or 0.0, backoff(errors, self._rng, base=1.0, cap=15.0))
-                continue
-            polls += 1
-            if polls == 1:
-                crashpoint("while_polling", self.config.crash_at)
-            if result.state is not PollState.PENDING:
-                return result
-            elapsed = self._clock.now() - started
-            if self._clock.monotonic() - last_progress >= self.config.progress_interval:
-                last_progress = self._clock.monotonic()
-                await self._progress(
-                    job,
-                    Progress("generating", queue_position=result.queue_position, elapsed=elapsed),
+        try:
+            while True:
+                if delay > 0:
+                    await wakeups.sleep(
+                        job.id, min(delay, max(0.0, deadline - self._clock.now())), self._clock
+                    )
+                if self._clock.now() > deadline:
+                    return PollResult(
+                        PollState.FAILED, message="timed out waiting for the provider"
+                    )
+                try:
+                    result = await provider.poll(task)
+                    errors = 0
+                except (ProviderTimeout, ProviderUnavailable) as exc:
+                    errors += 1
+                    hint = getattr(exc, "retry_after", None)
+                    log.info("job %s: poll failed (%s), try %d", job.id, exc, errors)
+                    delay = max(hint or 0.0, backoff(errors, self._rng, base=1.0, cap=15.0))
+                    continue
+                except ProviderError as exc:
+                    return PollResult(PollState.FAILED, message=str(exc))
+                polls += 1
+                if polls == 1:
+                    crashpoint("while_polling", self.config.crash_at)
+                if result.state is not PollState.PENDING:
+                    log.info("job %s: %s after %d poll(s)", job.id, result.state.value, polls)
+                    return result
+                elapsed = self._clock.now() - started
+                if self._clock.monotonic() - last_progress >= self.config.progress_interval:
+                    last_progress = self._clock.monotonic()
+                    await self._progress(
+                        job,
+                        Progress(
+                            "generating", queue_position=result.queue_position, elapsed=elapsed
+                        ),
+                    )
+                delay = next_poll_delay(
+                    elapsed, variant.typical_seconds, result.retry_after, webhook=webhook
                 )
-            delay = next_poll_delay(elapsed, variant.typical_seconds, result.retry_after)
+        finally:
+            wakeups.forget(job.id)
 
     async def _deliver(self, job: Job) -> Job:
         port = self._deliveries.get(job.request.platform)
@@ -601,15 +630,6 @@ class Worker:
             await port.progress(job, progress)
         except Exception as exc:  # progress is best effort; the outcome is what counts
             log.info("job %s: progress update failed: %s", job.id, type(exc).__name__)
-
-
-def next_poll_delay(elapsed: float, typical: float, retry_after: float | None) -> float:
-    """Stay close to the usual finish without hammering: short steps near it, longer far past it."""
-    if elapsed < typical:
-        delay = max(0.5, min(typical - elapsed, typical * 0.25))
-    else:
-        delay = min(5.0, max(0.5, (elapsed - typical) * 0.25 + 0.5))
-    return max(delay, retry_after or 0.0)
 
 
 def _moderated(source: object) -> str:

@@ -1,0 +1,180 @@
+-- Named queries of the PostgreSQL store. Parameters are written :name and bound by name
+-- (bot/store/postgres.py turns them into $1, $2, ... once at import).
+
+-- name: insert_job
+-- Wakes idle workers of every process (LISTEN imagine_work) once the new job is committed.
+WITH inserted AS (
+    INSERT INTO jobs (
+        id, community_id, user_id, platform, dedupe_key, status, request_json, width, height,
+        seed, variant, provider, model_id, provider_task_json, submit_started_at, attempts,
+        not_before, lease_owner, lease_expires_at, images_json, cost_usd, error_code,
+        error_message, outcome_sent, delivery_json, created_at, updated_at, finished_at
+    ) VALUES (
+        :id, :community_id, :user_id, :platform, :dedupe_key, :status, :request_json, :width,
+        :height, :seed, :variant, :provider, :model_id, :provider_task_json, :submit_started_at,
+        :attempts, :not_before, :lease_owner, :lease_expires_at, :images_json, :cost_usd,
+        :error_code, :error_message, :outcome_sent, :delivery_json, :created_at, :updated_at,
+        :finished_at
+    )
+    ON CONFLICT (dedupe_key) DO NOTHING
+    RETURNING id
+)
+SELECT id, pg_notify('imagine_work', current_schema())::text AS notified FROM inserted
+
+-- name: get_job
+SELECT * FROM jobs WHERE id = :id
+
+-- name: get_job_by_dedupe
+SELECT * FROM jobs WHERE dedupe_key = :dedupe_key
+
+-- name: claim_next_job
+-- One statement: pick the job whose community, then user, was served longest ago (the SQLite
+-- store's fairness), lock it so concurrent claimers skip to the next one, lease it, and move its
+-- community and user to the back of the dispatch order.
+WITH candidate AS (
+    SELECT j.id, j.community_id, j.user_id FROM jobs AS j
+    LEFT JOIN dispatch AS dc ON dc.key = 'c:' || j.community_id
+    LEFT JOIN dispatch AS du ON du.key = 'u:' || j.community_id || ':' || j.user_id
+    WHERE NOT j.outcome_sent
+      AND j.platform = ANY(:platforms::text[])
+      AND j.not_before <= :now
+      AND (j.lease_expires_at IS NULL OR j.lease_expires_at < :now)
+    ORDER BY COALESCE(dc.last_claim, 0), COALESCE(du.last_claim, 0), j.created_at
+    LIMIT 1
+    FOR UPDATE OF j SKIP LOCKED
+), leased AS (
+    UPDATE jobs SET lease_owner = :worker_id, lease_expires_at = :expires_at, updated_at = :now
+    FROM candidate WHERE jobs.id = candidate.id
+    RETURNING jobs.*
+), dispatched AS (
+    -- Community row before user row in every claim: concurrent claims lock them in one order.
+    INSERT INTO dispatch (key, last_claim)
+    SELECT k.key, nextval('dispatch_order') FROM candidate,
+        LATERAL (VALUES
+            (1, 'c:' || candidate.community_id),
+            (2, 'u:' || candidate.community_id || ':' || candidate.user_id)
+        ) AS k (n, key)
+    ORDER BY k.n
+    ON CONFLICT (key) DO UPDATE SET last_claim = excluded.last_claim
+)
+SELECT * FROM leased
+
+-- name: renew_leases
+UPDATE jobs SET lease_expires_at = :expires_at
+WHERE id = ANY(:ids::text[]) AND lease_owner = :worker_id AND NOT outcome_sent
+RETURNING id
+
+-- name: release_job
+WITH released AS (
+    UPDATE jobs SET lease_owner = NULL, lease_expires_at = NULL, not_before = :not_before
+    WHERE id = :id AND lease_owner = :worker_id
+    RETURNING id
+)
+SELECT id, pg_notify('imagine_work', current_schema())::text AS notified FROM released
+
+-- name: save_job_step
+UPDATE jobs SET
+    status = :status, provider = :provider, model_id = :model_id,
+    provider_task_json = :provider_task_json, submit_started_at = :submit_started_at,
+    attempts = :attempts, not_before = :not_before, lease_owner = :lease_owner,
+    lease_expires_at = :lease_expires_at, images_json = :images_json, cost_usd = :cost_usd,
+    error_code = :error_code, error_message = :error_message, outcome_sent = :outcome_sent,
+    delivery_json = :delivery_json, updated_at = :updated_at, finished_at = :finished_at,
+    width = :width, height = :height, seed = :seed
+WHERE id = :id AND lease_owner = :worker_id AND status = :expected
+
+-- name: cancel_job
+UPDATE jobs SET status = 'cancelled', outcome_sent = TRUE, updated_at = :now, finished_at = :now,
+    error_code = 'cancelled', error_message = 'Cancelled by request.'
+WHERE id = :id AND status IN ('queued', 'submitted', 'fetched')
+
+-- name: queue_position
+SELECT COUNT(*) FROM jobs
+WHERE status = 'queued' AND NOT outcome_sent AND created_at < :created_at
+
+-- name: job_counts
+SELECT
+    COUNT(*) FILTER (WHERE status = 'queued' AND lease_owner IS NULL) AS queued,
+    COUNT(*) FILTER (WHERE lease_owner IS NOT NULL) AS running
+FROM jobs WHERE NOT outcome_sent
+
+-- name: get_settings
+SELECT settings_json FROM community_settings WHERE community_id = :community_id
+
+-- name: save_settings
+INSERT INTO community_settings (community_id, settings_json, updated_at)
+VALUES (:community_id, :settings_json, :now)
+ON CONFLICT (community_id) DO UPDATE
+SET settings_json = excluded.settings_json, updated_at = excluded.updated_at
+
+-- name: lease_owners
+SELECT DISTINCT lease_owner FROM jobs WHERE lease_owner IS NOT NULL AND NOT outcome_sent
+
+-- name: release_leases_of
+WITH released AS (
+    UPDATE jobs SET lease_owner = NULL, lease_expires_at = NULL
+    WHERE lease_owner = :worker_id AND NOT outcome_sent
+    RETURNING id
+)
+SELECT COUNT(*) AS released,
+    CASE WHEN COUNT(*) > 0 THEN pg_notify('imagine_work', current_schema())::text END AS notified
+FROM released
+
+-- name: count_pending
+SELECT COUNT(*) FROM jobs WHERE NOT outcome_sent AND platform = ANY(:platforms::text[])
+
+-- name: lock_key
+-- Serializes limit decisions (per community) and settings changes across every process.
+SELECT pg_advisory_xact_lock(7777, hashtext(:key))
+
+-- name: get_rate_tat
+SELECT tat FROM rate_limits WHERE key = :key
+
+-- name: set_rate_tat
+INSERT INTO rate_limits (key, tat) VALUES (:key, :tat)
+ON CONFLICT (key) DO UPDATE SET tat = excluded.tat
+
+-- name: user_usage
+-- Charged images since the start of the day (jobs stamped later after a clock jump count too)
+-- and unfinished jobs. See bot/limits.py for which statuses are charged.
+SELECT
+    COALESCE(SUM(CASE
+        WHEN created_at >= :day_start
+         AND (status IN ('queued', 'submitted', 'fetched', 'delivered')
+              OR (status = 'cancelled' AND submit_started_at IS NOT NULL))
+        THEN COALESCE((request_json::json ->> 'count')::int, 1) ELSE 0 END), 0)::bigint,
+    COALESCE(SUM(CASE WHEN status IN ('queued', 'submitted', 'fetched') THEN 1 ELSE 0 END), 0)::bigint
+FROM jobs
+WHERE community_id = :community_id AND user_id = :user_id
+  AND (created_at >= :day_start OR status IN ('queued', 'submitted', 'fetched'))
+
+-- name: community_usage
+SELECT
+    COALESCE(SUM(COALESCE((request_json::json ->> 'count')::int, 1)), 0)::bigint,
+    COALESCE(SUM(cost_usd), 0)::double precision
+FROM jobs
+WHERE community_id = :community_id AND created_at >= :day_start
+  AND (status IN ('queued', 'submitted', 'fetched', 'delivered')
+       OR (status = 'cancelled' AND submit_started_at IS NOT NULL))
+
+-- name: add_cache_key
+INSERT INTO job_cache (job_id, community_id, cache_key, created_at)
+VALUES (:job_id, :community_id, :cache_key, :created_at)
+ON CONFLICT (job_id) DO NOTHING
+
+-- name: find_cached_job
+SELECT j.* FROM job_cache AS c JOIN jobs AS j ON j.id = c.job_id
+WHERE c.community_id = :community_id AND c.cache_key = :cache_key
+  AND j.status = 'delivered' AND j.images_json != '[]'
+ORDER BY c.created_at DESC
+LIMIT 1
+
+-- name: add_audit
+INSERT INTO audit_log (community_id, at, actor_id, kind, action, detail, channel_id)
+VALUES (:community_id, :at, :actor_id, :kind, :action, :detail, :channel_id)
+
+-- name: list_audit
+SELECT id, community_id, at, actor_id, kind, action, detail, channel_id FROM audit_log
+WHERE community_id = :community_id
+ORDER BY id DESC
+LIMIT :limit

@@ -1,0 +1,123 @@
+"""What only PostgreSQL has to show: several processes (here: several pools) on one database."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+
+import asyncpg
+import pytest
+
+from bot.errors import StoreError
+from bot.models import JobStatus
+from bot.store import Store, open_store
+from tests.factories import make_job, make_request
+from tests.pg import private_schema
+
+pytestmark = pytest.mark.postgres
+
+NOW = 1_700_000_000.0
+CONSOLE = {"console"}
+
+
+@pytest.fixture
+async def url() -> AsyncIterator[str]:
+    async with private_schema() as schema_url:
+        yield schema_url
+
+
+async def test_two_processes_never_claim_the_same_job(url: str) -> None:
+    async with open_store(url) as first, open_store(url) as second:
+        for n in range(120):
+            await first.enqueue_job(make_job(request=make_request(user_id=f"u{n % 7}")))
+
+        async def drain(store: Store, worker: str) -> list[str]:
+            claimed: list[str] = []
+            while (job := await store.claim_next_job(worker, NOW, 30, CONSOLE)) is not None:
+                claimed.append(job.id)
+            return claimed
+
+        results = await asyncio.gather(
+            *(drain(first, f"a{i}") for i in range(6)),
+            *(drain(second, f"b{i}") for i in range(6)),
+        )
+    ids = [job_id for claimed in results for job_id in claimed]
+    assert len(ids) == 120 == len(set(ids))
+
+
+async def test_a_dead_workers_job_is_taken_over_after_its_lease(url: str) -> None:
+    async with open_store(url) as alive, open_store(url) as dying:
+        job = make_job()
+        await alive.enqueue_job(job)
+        held = await dying.claim_next_job("dead", NOW, 30, CONSOLE)
+        assert held is not None
+    # The dying process is gone; its lease is still in the table until it expires.
+    async with open_store(url) as alive:
+        assert await alive.claim_next_job("live", NOW + 29, 30, CONSOLE) is None
+        taken = await alive.claim_next_job("live", NOW + 31, 30, CONSOLE)
+        assert taken is not None and taken.id == job.id and taken.lease_owner == "live"
+        late = held.evolve(status=JobStatus.SUBMITTED, provider_task={"id": "t"})
+        assert not await alive.save_job_step(late, worker_id="dead", expected=JobStatus.QUEUED)
+        assert await alive.renew_leases("dead", [job.id], NOW + 32, 30) == set()
+
+
+async def test_processes_starting_together_apply_each_migration_once(url: str) -> None:
+    async def start() -> None:
+        async with open_store(url) as store:
+            await store.ping()
+
+    await asyncio.gather(*(start() for _ in range(5)))
+    conn = await asyncpg.connect(url)
+    try:
+        versions = [r[0] for r in await conn.fetch("SELECT version FROM schema_migrations")]
+    finally:
+        await conn.close()
+    assert versions == sorted(set(versions)) and versions[0] == 1
+
+
+async def test_a_job_queued_by_one_process_wakes_the_other(url: str) -> None:
+    wakeups: list[int] = []
+    woken = asyncio.Event()
+
+    def wake() -> None:
+        wakeups.append(1)
+        woken.set()
+
+    async with private_schema() as other_url, open_store(url) as worker_side:
+        assert await worker_side.listen_for_work(wake)
+        async with open_store(other_url) as unrelated:
+            await unrelated.enqueue_job(make_job())
+        async with open_store(url) as gateway_side:
+            await gateway_side.enqueue_job(make_job())
+        await asyncio.wait_for(woken.wait(), timeout=10)
+    # Notifications arrive in commit order: the other schema's would have come first.
+    assert len(wakeups) == 1, "a job of another bot sharing the database woke this one"
+
+
+async def test_a_lost_listen_connection_comes_back(url: str) -> None:
+    woken = asyncio.Event()
+    async with open_store(url) as store, open_store(url) as other:
+        assert await store.listen_for_work(woken.set)
+        conn = await asyncpg.connect(url)
+        try:
+            killed = await conn.fetchval(
+                "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity "
+                "WHERE application_name = $1",
+                f"imagine-bot listen {url.rsplit('=', 1)[1]}",
+            )
+        finally:
+            await conn.close()
+        assert killed == 1
+        # The reconnect itself wakes the workers: something may have been queued meanwhile.
+        await asyncio.wait_for(woken.wait(), timeout=15)
+        woken.clear()
+        await other.enqueue_job(make_job())
+        await asyncio.wait_for(woken.wait(), timeout=10)
+
+
+async def test_an_unreachable_server_is_a_clear_error_without_the_password() -> None:
+    with pytest.raises(StoreError) as caught:
+        async with open_store("postgresql://bot:s3cret-pw@127.0.0.1:1/imagine"):
+            pass
+    assert "cannot connect to PostgreSQL" in str(caught.value)
+    assert "s3cret-pw" not in str(caught.value)

@@ -1,0 +1,44 @@
+from __future__ import annotations
+
+import pytest
+
+from bot.commands import parse_imagine
+from bot.errors import InvalidRequest
+
+
+def test_prompt_and_flags_are_split() -> None:
+    args = parse_imagine("a red fox at dawn --ar 16:9 --seed 7 --model max --n 2 --no-cache")
+    assert args.prompt == "a red fox at dawn"
+    assert (args.aspect_ratio, args.seed, args.model, args.count) == ("16:9", 7, "max", 2)
+    assert args.use_cache is False
+
+
+def test_flags_may_come_first_and_use_aliases_and_equals() -> None:
+    args = parse_imagine("--aspect=3:2 -m klein a cat —seed 5")
+    assert (args.prompt, args.aspect_ratio, args.model, args.seed) == ("a cat", "3:2", "klein", 5)
+
+
+def test_negative_numbers_and_dashes_stay_in_the_prompt() -> None:
+    assert parse_imagine("a cat at -5 degrees - cold").prompt == "a cat at -5 degrees - cold"
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ("a cat --bogus 1", "Unknown option '--bogus'"),
+        ("a cat --seed", "--seed needs a value"),
+        ("a cat --seed -1", "--seed must be"),
+        ("a cat --seed 99999999999", "--seed must be"),
+        ("a cat --n 9", "--n must be 1 to 4"),
+        ("a cat --ar 1:1 --ar 2:1", "given twice"),
+    ],
+)
+def test_bad_flags_say_what_is_wrong(text: str, message: str) -> None:
+    with pytest.raises(InvalidRequest) as caught:
+        parse_imagine(text)
+    assert message in caught.value.user_message
+
+
+def test_help_and_empty() -> None:
+    assert parse_imagine("").help
+    assert parse_imagine("help").help
