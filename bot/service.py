@@ -9,21 +9,26 @@ and writes every settings change, every refused change and every policy refusal 
 from __future__ import annotations
 
 import hashlib
+import logging
 import random
 import re
 import secrets
 import unicodedata
 from dataclasses import dataclass
 
+from bot import metrics
 from bot.catalog import Catalog, Variant, resolve_size
 from bot.clock import Clock
 from bot.community import Actor, AuditEntry, SettingsChange, SettingsChanged, is_admin
-from bot.errors import InvalidRequest, JobNotFound, PolicyRefusal
+from bot.errors import InvalidRequest, JobNotFound, PolicyRefusal, RequestRejected
 from bot.events import JobEvents
 from bot.limits import QuotaReport, quota_report, refusal_message, resolve_plan
+from bot.logs import log_job_step
 from bot.models import CommunitySettings, ImagineRequest, Job, JobStatus, dumps
 from bot.policy import Policy
 from bot.store import Store
+
+log = logging.getLogger(__name__)
 
 MAX_PROMPT_CHARS = 2000
 MAX_SEED = 2**32 - 1
@@ -117,7 +122,20 @@ class ImagineService:
         return await self.settings_for(community_id)
 
     async def imagine(self, request: ImagineRequest) -> Accepted:
-        """Check a request and store it as a queued job. Raises RequestRejected with the reason.
+        """Check a request and store it as a queued job. Raises RequestRejected with the reason."""
+        started = self._clock.monotonic()
+        try:
+            accepted = await self._admit_and_store(request)
+        except RequestRejected as exc:
+            metrics.refused(exc.code)
+            raise
+        if not accepted.duplicate:
+            metrics.accepted(accepted.job)
+            log_job_step(log, accepted.job, "queue", self._clock.monotonic() - started)
+        return accepted
+
+    async def _admit_and_store(self, request: ImagineRequest) -> Accepted:
+        """The checks and the storing of ``imagine``.
 
         Checks, in order: banned user, channel allowed, prompt filter, then the request itself
         (model, size, count, inputs), then rate limits and quotas, decided atomically with storing
