@@ -10,6 +10,7 @@ from dataclasses import dataclass, field
 
 import httpx
 
+from bot import metrics
 from bot.blobs import BlobStore, open_blobs
 from bot.catalog import Catalog, load_catalog
 from bot.clock import Clock, SystemClock
@@ -95,10 +96,10 @@ async def open_app(settings: Settings, *, clock: Clock | None = None) -> AsyncIt
         store = await stack.enter_async_context(open_store(settings.effective_database_url))
         blobs = await stack.enter_async_context(open_blobs(settings.effective_blob_url))
         catalog = load_catalog()
-        router = Router(build_providers(settings, http, clock))
+        router = Router(build_providers(settings, http, clock), clock=clock)
         events = JobEvents()
         wakes_workers = await store.listen_for_work(events.work_available)
-        policy = Policy()
+        policy = Policy(settings.policy_defaults())
         service = ImagineService(
             store=store,
             catalog=catalog,
@@ -109,12 +110,22 @@ async def open_app(settings: Settings, *, clock: Clock | None = None) -> AsyncIt
         )
         server = HttpServer(settings.http_host, settings.http_port)
         stack.push_async_callback(server.aclose)
+        if settings.public_url:
+            from bot.providers.webhooks import install_webhooks
+
+            install_webhooks(settings, server=server, store=store, router=router, http=http)
 
         async def store_ready() -> str | None:
             await store.ping()
             return None
 
         server.add_readiness_check("store", store_ready)
+
+        async def refresh_queue_metrics() -> None:
+            counts = await store.job_counts()
+            metrics.set_queue(counts.queued, counts.running)
+
+        server.add_metrics_refresh(refresh_queue_metrics)
         app = App(
             settings=settings,
             clock=clock,

@@ -13,7 +13,7 @@ import socket
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
-from bot import images
+from bot import images, metrics
 from bot.blobs import BlobStore
 from bot.catalog import Catalog
 from bot.clock import Clock
@@ -29,15 +29,20 @@ from bot.errors import (
     SubmitOutcomeUnknown,
 )
 from bot.events import JobEvents
+from bot.logs import hold_job_secrets, log_job_step, release_job_secrets, step_fields
 from bot.models import Job, JobStatus
+from bot.netguard import SafeFetcher
 from bot.policy import Policy
 from bot.providers.base import GenerationSpec, PollResult, PollState, Provider
+from bot.providers.polling import first_poll_delay, next_poll_delay
 from bot.providers.router import Router
 from bot.store import Store
 
 log = logging.getLogger(__name__)
 
 # Named points where a test may have the process kill itself (IMAGINE_TEST_CRASH_AT).
+__all__ = ["CRASH_POINTS", "LeaseLost", "Released", "Worker", "WorkerConfig", "next_poll_delay"]
+
 CRASH_POINTS = (
     "before_submit",
     "after_submit",
@@ -102,6 +107,7 @@ class Worker:
         config: WorkerConfig,
         policy: Policy | None = None,
         rng: random.Random | None = None,
+        input_fetcher: SafeFetcher | None = None,
     ) -> None:
         self._store = store
         self._router = router
@@ -113,6 +119,7 @@ class Worker:
         self.config = config
         self._policy = policy or Policy()
         self._rng = rng or random.Random()
+        self._input_fetcher = input_fetcher or SafeFetcher()
         self._running: dict[str, asyncio.Task[None]] = {}
         self._slots_held: dict[str, str] = {}
         self._stopping = asyncio.Event()
@@ -210,9 +217,12 @@ class Worker:
                     task.cancel()
 
     async def _process(self, job: Job) -> None:
+        held_secrets = hold_job_secrets(job.request.reply)
         try:
             while not job.outcome_sent:
+                started, before = self._clock.monotonic(), job
                 job = await self._step(job)
+                self._record_step(before, job, self._clock.monotonic() - started)
         except (LeaseLost, Released):
             pass
         except asyncio.CancelledError:
@@ -225,6 +235,12 @@ class Worker:
             self._release_slot(job.id)
             self._running.pop(job.id, None)
             self._capacity.release()
+            release_job_secrets(held_secrets)
+
+    def _record_step(self, old: Job, new: Job, seconds: float) -> None:
+        step = metrics.job_step(old, new, seconds)
+        if step != "submit":  # logged as it happens, before anything can interrupt the job
+            log_job_step(log, new, step, seconds)
 
     async def _hand_back(self, job: Job, delay: float) -> None:
         try:
@@ -318,7 +334,18 @@ class Worker:
                 job, JobStatus.FAILED, "no_provider", f"No image service offers {variant.label}."
             )
         crashpoint("before_submit", self.config.crash_at)
-        inputs = await self._input_images(job)
+        try:
+            inputs = await self._input_images(job)
+        except DownloadRefused as exc:
+            log.info("job %s: input image refused: %s", job.id, exc)
+            return await self._finish(
+                job, JobStatus.FAILED, "input_refused", f"Your input image was refused. {exc}"
+            )
+        except InvalidImage as exc:
+            log.info("job %s: input image invalid: %s", job.id, exc)
+            return await self._finish(
+                job, JobStatus.FAILED, "input_invalid", f"Your input image is not usable: {exc}."
+            )
         settings = await self._store.get_settings(job.community_id)
         tolerance = (
             self._policy.safety_tolerance(job.request, settings) if settings is not None else 2
@@ -350,9 +377,12 @@ class Worker:
             )
             started = self._clock.monotonic()
             try:
-                submission = await provider.submit(spec)
+                submission = await metrics.provider_call(
+                    provider.name, "submit", provider.submit(spec)
+                )
             except ProviderUnavailable as exc:
                 self._release_slot(job.id)
+                self._router.breaker.failure(provider.name)
                 log.warning(
                     "job %s: %s refused before creating a task: %s", job.id, provider.name, exc
                 )
@@ -360,8 +390,10 @@ class Worker:
                 last_error = "All image services are busy right now."
                 job = await self._save(job, job.evolve(submit_started_at=None))
                 continue
-            except SubmitOutcomeUnknown:
+            except SubmitOutcomeUnknown as exc:
                 self._release_slot(job.id)
+                self._router.breaker.failure(provider.name)
+                log.warning("job %s: %s: %s", job.id, provider.name, exc)
                 return await self._finish(
                     job,
                     JobStatus.FAILED,
@@ -381,6 +413,7 @@ class Worker:
                     "provider_error",
                     "The image service refused the request.",
                 )
+            self._router.breaker.success(provider.name)
             cost = submission.cost_usd
             if cost is None:
                 cost = model.price_usd * job.request.count
@@ -392,13 +425,14 @@ class Worker:
                     cost_usd=cost,
                 ),
             )
+            took = self._clock.monotonic() - started
             log.info(
                 "job %s: submitted to %s as %s in %.0f ms",
                 job.id,
                 provider.name,
                 job.provider_task_id,
-                (self._clock.monotonic() - started) * 1000,
-                extra={"job_id": job.id, "community": job.community_id, "provider": provider.name},
+                took * 1000,
+                extra=step_fields(job, "submit", took),
             )
             crashpoint("after_submit", self.config.crash_at)
             await self._progress(job, Progress("generating", elapsed=0.0))
@@ -410,11 +444,19 @@ class Worker:
         raise AssertionError("unreachable")  # pragma: no cover
 
     async def _input_images(self, job: Job) -> tuple[str, ...]:
+        """Stored inputs and user links as data URLs; a link is fetched under the SSRF guard,
+        then verified and re-encoded like any image. Raises DownloadRefused or InvalidImage."""
         out: list[str] = []
         for ref in job.request.input_images:
             if ref.startswith("blob:"):
                 data = await self._blobs.get(ref.removeprefix("blob:"))
                 out.append("data:image/png;base64," + base64.b64encode(data).decode())
+            elif ref.startswith(("http://", "https://")):
+                data = await self._input_fetcher.fetch(ref)
+                clean = await asyncio.to_thread(images.clean, data)
+                out.append(
+                    f"data:{clean.content_type};base64," + base64.b64encode(clean.data).decode()
+                )
             else:
                 out.append(ref)
         return tuple(out)
@@ -444,7 +486,9 @@ class Worker:
                 job, JobStatus.FAILED, "provider_failed", "The image service could not make it."
             )
         try:
-            raw = await provider.fetch(job.provider_task, result)
+            raw = await metrics.provider_call(
+                provider.name, "fetch", provider.fetch(job.provider_task, result)
+            )
             keys: list[str] = []
             for index, data in enumerate(raw, start=1):
                 clean = await asyncio.to_thread(images.clean, data)
@@ -487,38 +531,60 @@ class Worker:
         variant = self._catalog.variants[job.variant]
         started = job.submit_started_at or job.updated_at
         deadline = started + self.config.generation_timeout
+        webhook = bool(task.get("webhook"))
         eta = task.get("eta")
-        delay = float(eta) if eta is not None else variant.typical_seconds * 0.75
+        delay = first_poll_delay(
+            variant.typical_seconds,
+            eta=float(eta) if isinstance(eta, int | float) else None,
+            webhook=webhook,
+        )
         delay = max(0.0, started + delay - self._clock.now())
         last_progress = self._clock.monotonic()
+        wakeups = self._router.wakeups
+        wakeups.watch(job.id)
         errors = 0
         polls = 0
-        while True:
-            if delay > 0:
-                await self._clock.sleep(min(delay, max(0.0, deadline - self._clock.now())))
-            if self._clock.now() > deadline:
-                return PollResult(PollState.FAILED, message="timed out waiting for the provider")
-            try:
-                result = await provider.poll(task)
-                errors = 0
-            except (ProviderTimeout, ProviderUnavailable) as exc:
-                errors += 1
-                hint = getattr(exc, "retry_after", None)
-                delay = max(hint or 0.0, backoff(errors, self._rng, base=1.0, cap=15.0))
-                continue
-            polls += 1
-            if polls == 1:
-                crashpoint("while_polling", self.config.crash_at)
-            if result.state is not PollState.PENDING:
-                return result
-            elapsed = self._clock.now() - started
-            if self._clock.monotonic() - last_progress >= self.config.progress_interval:
-                last_progress = self._clock.monotonic()
-                await self._progress(
-                    job,
-                    Progress("generating", queue_position=result.queue_position, elapsed=elapsed),
+        try:
+            while True:
+                if delay > 0:
+                    await wakeups.sleep(
+                        job.id, min(delay, max(0.0, deadline - self._clock.now())), self._clock
+                    )
+                if self._clock.now() > deadline:
+                    return PollResult(
+                        PollState.FAILED, message="timed out waiting for the provider"
+                    )
+                try:
+                    result = await metrics.provider_call(provider.name, "poll", provider.poll(task))
+                    errors = 0
+                except (ProviderTimeout, ProviderUnavailable) as exc:
+                    errors += 1
+                    hint = getattr(exc, "retry_after", None)
+                    log.info("job %s: poll failed (%s), try %d", job.id, exc, errors)
+                    delay = max(hint or 0.0, backoff(errors, self._rng, base=1.0, cap=15.0))
+                    continue
+                except ProviderError as exc:
+                    return PollResult(PollState.FAILED, message=str(exc))
+                polls += 1
+                if polls == 1:
+                    crashpoint("while_polling", self.config.crash_at)
+                if result.state is not PollState.PENDING:
+                    log.info("job %s: %s after %d poll(s)", job.id, result.state.value, polls)
+                    return result
+                elapsed = self._clock.now() - started
+                if self._clock.monotonic() - last_progress >= self.config.progress_interval:
+                    last_progress = self._clock.monotonic()
+                    await self._progress(
+                        job,
+                        Progress(
+                            "generating", queue_position=result.queue_position, elapsed=elapsed
+                        ),
+                    )
+                delay = next_poll_delay(
+                    elapsed, variant.typical_seconds, result.retry_after, webhook=webhook
                 )
-            delay = next_poll_delay(elapsed, variant.typical_seconds, result.retry_after)
+        finally:
+            wakeups.forget(job.id)
 
     async def _deliver(self, job: Job) -> Job:
         port = self._deliveries.get(job.request.platform)
@@ -546,6 +612,7 @@ class Worker:
             receipt = await port.deliver(job, out)
         except DeliveryError as exc:
             log.warning("job %s: delivery failed: %s", job.id, exc)
+            metrics.delivery_failed(job.request.platform, exc.retryable)
             if exc.retryable and job.attempts + 1 < self.config.max_attempts:
                 await self._requeue(job, job.attempts + 1, backoff(job.attempts + 1, self._rng))
             return await self._save(
@@ -570,12 +637,6 @@ class Worker:
                 lease_expires_at=None,
             ),
         )
-        log.info(
-            "job %s: delivered in %.1f s",
-            job.id,
-            self._clock.now() - job.created_at,
-            extra={"job_id": job.id, "community": job.community_id, "provider": job.provider},
-        )
         return job
 
     async def _notify(self, job: Job) -> Job:
@@ -587,6 +648,7 @@ class Worker:
             await port.notify_failure(job)
         except DeliveryError as exc:
             log.warning("job %s: could not tell the user: %s", job.id, exc)
+            metrics.delivery_failed(job.request.platform, exc.retryable)
             if exc.retryable and job.attempts + 1 < self.config.max_attempts:
                 await self._requeue(job, job.attempts + 1, backoff(job.attempts + 1, self._rng))
         return await self._save(
@@ -601,15 +663,6 @@ class Worker:
             await port.progress(job, progress)
         except Exception as exc:  # progress is best effort; the outcome is what counts
             log.info("job %s: progress update failed: %s", job.id, type(exc).__name__)
-
-
-def next_poll_delay(elapsed: float, typical: float, retry_after: float | None) -> float:
-    """Stay close to the usual finish without hammering: short steps near it, longer far past it."""
-    if elapsed < typical:
-        delay = max(0.5, min(typical - elapsed, typical * 0.25))
-    else:
-        delay = min(5.0, max(0.5, (elapsed - typical) * 0.25 + 0.5))
-    return max(delay, retry_after or 0.0)
 
 
 def _moderated(source: object) -> str:

@@ -16,7 +16,8 @@ def test_piped_imagine_prints_a_16_9_png_and_repeats_identically(tmp_path: Path)
     data = tmp_path / "data"
     command = "/imagine a red fox at dawn --ar 16:9 --seed 7\n"
     first = run_bot(["run"], data_dir=data, stdin=command)
-    second = run_bot(["run"], data_dir=data, stdin=command)
+    # Without --no-cache the second run would be served the first one's stored image.
+    second = run_bot(["run"], data_dir=data, stdin=command.replace("\n", " --no-cache\n"))
     assert first.returncode == 0, first.stderr
     assert second.returncode == 0, second.stderr
     assert "console mode" in first.stdout.splitlines()[0]
@@ -77,3 +78,42 @@ def test_a_wrong_setting_stops_with_one_line_naming_it(tmp_path: Path) -> None:
     lines = out.stderr.strip().splitlines()
     assert len(lines) == 1
     assert "IMAGINE_PROVIDERS" in lines[0] and "acme" in lines[0]
+
+
+def test_doctor_says_one_line_per_part(tmp_path: Path) -> None:
+    out = run_bot(["doctor"], data_dir=tmp_path / "data")
+    assert out.returncode == 0, out.stdout + out.stderr
+    lines = out.stdout.strip().splitlines()
+    assert lines[0].startswith("ok    config: providers offline")
+    assert any(line.startswith("ok    store: reachable") for line in lines)
+    assert any(line.startswith("ok    images: writable") for line in lines)
+
+
+def test_doctor_fails_when_the_store_cannot_be_opened(tmp_path: Path) -> None:
+    blocker = tmp_path / "file"
+    blocker.write_text("not a folder")
+    out = run_bot(
+        ["doctor"],
+        data_dir=tmp_path / "data",
+        IMAGINE_DATABASE_URL=f"sqlite:///{blocker}/imagine.db",
+    )
+    assert out.returncode == 1
+    assert any(line.startswith("FAIL  store:") for line in out.stdout.splitlines())
+
+
+def test_models_lists_each_variant_with_its_pinned_ids(tmp_path: Path) -> None:
+    out = run_bot(["models"], data_dir=tmp_path / "data")
+    assert out.returncode == 0
+    assert "pro (default): FLUX.2 [pro]" in out.stdout
+    assert "black-forest-labs/FLUX.2-pro" in out.stdout
+
+
+def test_run_with_an_unusable_database_says_so_in_one_line(tmp_path: Path) -> None:
+    blocker = tmp_path / "file"
+    blocker.write_text("not a folder")
+    out = run_bot(
+        ["run"], data_dir=tmp_path / "data", IMAGINE_DATABASE_URL=f"sqlite:///{blocker}/x.db"
+    )
+    assert out.returncode == 1
+    lines = out.stderr.strip().splitlines()
+    assert len(lines) == 1 and "IMAGINE_DATABASE_URL" in lines[0]

@@ -1,0 +1,300 @@
+"""Black Forest Labs: ``POST /v1/<endpoint>`` with ``x-key``, then poll the returned ``polling_url``.
+
+One BFL task makes one image, so a job asking for ``n`` images holds ``n`` tasks; all of them are
+stored with the job before anything waits on them.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import logging
+import random
+from collections.abc import Mapping
+from typing import Any
+from urllib.parse import quote
+
+import httpx
+
+from bot.clock import Clock
+from bot.errors import (
+    ProviderError,
+    ProviderFailed,
+    ProviderModerated,
+    ProviderUnavailable,
+    SubmitOutcomeUnknown,
+)
+from bot.providers.base import GenerationSpec, PollResult, PollState, Submission
+from bot.providers.download import AllowList, Downloader, HostRule, ResultExpired
+from bot.providers.sizes import catalog_cost, provider_size
+from bot.providers.transport import (
+    POLL_TIMEOUT,
+    SUBMIT_TIMEOUT,
+    error_detail,
+    fail_for_status,
+    request_json,
+)
+
+log = logging.getLogger(__name__)
+
+DEFAULT_BASE = "https://api.bfl.ai"
+# Results come from region-specific ``delivery-*.bfl.ai`` / ``delivery.*.bfl.ai`` hosts (BFL's
+# integration guide says to allow the wildcard); polling URLs from ``api*.bfl.ai``.
+RESULT_HOSTS = ("*.bfl.ai",)
+POLL_HOSTS = ("*.bfl.ai",)
+PENDING = {"Pending", "Queued", "Processing", "Running"}
+MODERATED = {"Request Moderated", "Content Moderated"}
+# 1 BFL credit is 0.01 USD.
+USD_PER_CREDIT = 0.01
+
+
+def webhook_secret_for(key: str, job_id: str) -> str:
+    """A per-job webhook secret derived from the API key: stable across processes, never the key."""
+    root = hmac.new(key.encode(), b"imagine-bot bfl webhook", hashlib.sha256).digest()
+    return hmac.new(root, job_id.encode(), hashlib.sha256).hexdigest()
+
+
+class BflProvider:
+    name = "bfl"
+    submit_is_idempotent = False
+
+    def __init__(
+        self,
+        http: httpx.AsyncClient,
+        *,
+        api_key: str,
+        base_url: str = DEFAULT_BASE,
+        clock: Clock,
+        rng: random.Random | None = None,
+        download_allow: tuple[str, ...] = (),
+        public_url: str | None = None,
+        concurrency: int = 24,
+    ) -> None:
+        self._http = http
+        self._key = api_key
+        self.base_url = base_url.rstrip("/")
+        self._clock = clock
+        self._rng = rng or random.Random()
+        self.concurrency = concurrency
+        self.submit_timeout = SUBMIT_TIMEOUT
+        self.poll_timeout = POLL_TIMEOUT
+        self.public_url = public_url.rstrip("/") if public_url else None
+        # The key goes along with every poll, so polling URLs stay on the API's own host or
+        # BFL's own domain over HTTPS (regional clusters).
+        base = HostRule.for_base(self.base_url)
+        self._poll_allow = AllowList(
+            (
+                HostRule(host=base.host, schemes=base.schemes, any_port=True),
+                *AllowList.build(self.base_url, POLL_HOSTS).rules,
+            )
+        )
+        self.downloader = Downloader(
+            http,
+            provider=self.name,
+            allow=AllowList.build(self.base_url, RESULT_HOSTS, download_allow),
+            clock=clock,
+            rng=self._rng,
+        )
+
+    def __repr__(self) -> str:
+        return f"BflProvider(base_url={self.base_url!r})"
+
+    @property
+    def _headers(self) -> dict[str, str]:
+        return {"x-key": self._key, "accept": "application/json"}
+
+    def webhook_url(self, job_id: str) -> str | None:
+        if not self.public_url:
+            return None
+        return f"{self.public_url}/webhooks/bfl/{quote(job_id, safe='')}"
+
+    def webhook_secret(self, job_id: str) -> str:
+        return webhook_secret_for(self._key, job_id)
+
+    def body(self, spec: GenerationSpec, seed: int) -> dict[str, Any]:
+        width, height = provider_size(spec.variant, spec.model, spec.width, spec.height)
+        body: dict[str, Any] = {
+            "prompt": spec.prompt,
+            "width": width,
+            "height": height,
+            "seed": seed,
+            "safety_tolerance": int(spec.safety_tolerance),
+            "output_format": "png",
+        }
+        for index, image in enumerate(spec.input_images[:8], start=1):
+            body["input_image" if index == 1 else f"input_image_{index}"] = image
+        url = spec.webhook_url or self.webhook_url(spec.job_id)
+        if url:
+            body["webhook_url"] = url
+            body["webhook_secret"] = self.webhook_secret(spec.job_id)
+        return body
+
+    async def submit(self, spec: GenerationSpec) -> Submission:
+        tasks: list[dict[str, Any]] = []
+        cost: float | None = None
+        endpoint = f"{self.base_url}/v1/{quote(spec.model_id, safe='.-_')}"
+        for index in range(max(1, spec.count)):
+            body = self.body(spec, spec.seed + index)
+            try:
+                status, data, _ = await request_json(
+                    self._http,
+                    "POST",
+                    endpoint,
+                    provider=self.name,
+                    kind="submit",
+                    timeout=self.submit_timeout,
+                    headers=self._headers,
+                    body=body,
+                )
+                task = self._accepted(status, data)
+            except ProviderError as exc:
+                if not tasks:
+                    raise
+                # Some images are already paid for: keep those and say what was lost.
+                log.warning(
+                    "bfl: %d of %d tasks were created; the rest failed: %s",
+                    len(tasks),
+                    spec.count,
+                    exc,
+                )
+                break
+            tasks.append(task)
+            if isinstance(data, Mapping) and isinstance(data.get("cost"), int | float):
+                cost = (cost or 0.0) + float(data["cost"]) * USD_PER_CREDIT
+        width, height = provider_size(spec.variant, spec.model, spec.width, spec.height)
+        if cost is None:
+            cost = catalog_cost(spec.model, width, height, len(tasks))
+        first = tasks[0]
+        return Submission(
+            task={
+                "id": first["id"],
+                "polling_url": first["polling_url"],
+                "tasks": tasks,
+                "eta": spec.variant.typical_seconds,
+                "webhook": bool(self.webhook_url(spec.job_id) or spec.webhook_url),
+                "size": [width, height],
+            },
+            cost_usd=cost,
+        )
+
+    def _accepted(self, status: int, data: Any) -> dict[str, Any]:
+        if status in (200, 201, 202):
+            if isinstance(data, Mapping) and isinstance(data.get("id"), str) and data["id"]:
+                polling = data.get("polling_url")
+                return {
+                    "id": data["id"],
+                    "polling_url": polling if isinstance(polling, str) else None,
+                }
+            raise SubmitOutcomeUnknown(
+                "bfl: the submit answer holds no task id", provider=self.name, status=status
+            )
+        detail = error_detail(data)
+        if status in (400, 422) and _mentions_moderation(detail):
+            raise ProviderModerated(f"bfl: {detail}", provider=self.name, status=status)
+        raise fail_for_status(self.name, status, data)
+
+    def _poll_url(self, task: Mapping[str, Any]) -> str:
+        url = task.get("polling_url")
+        if isinstance(url, str) and self._poll_allow.allows(url):
+            return url
+        if url:
+            log.warning("bfl: ignoring a polling_url on a foreign host; using the API base")
+        return f"{self.base_url}/v1/get_result?id={quote(str(task['id']), safe='')}"
+
+    async def _poll_one(self, task: Mapping[str, Any]) -> tuple[str, Mapping[str, Any]]:
+        status, data, _ = await request_json(
+            self._http,
+            "GET",
+            self._poll_url(task),
+            provider=self.name,
+            kind="poll",
+            headers=self._headers,
+            timeout=self.poll_timeout,
+        )
+        if status == 404:
+            return "Task not found", {}
+        if not isinstance(data, Mapping):
+            raise ProviderUnavailable(f"bfl: poll answered {status} without JSON", provider="bfl")
+        if status >= 400:
+            raise ProviderFailed(f"bfl: poll refused ({status}): {error_detail(data)}")
+        return str(data.get("status", "")), data
+
+    async def poll(self, task: Mapping[str, Any]) -> PollResult:
+        tasks = task.get("tasks") or [task]
+        outputs: list[str] = []
+        cost: float | None = None
+        seed: int | None = None
+        pending = False
+        for one in tasks:
+            state, data = await self._poll_one(one)
+            if state in PENDING:
+                pending = True
+                continue
+            if state in MODERATED:
+                return PollResult(PollState.MODERATED, message=f"bfl: {state}")
+            if state == "Ready":
+                result = data.get("result")
+                sample = result.get("sample") if isinstance(result, Mapping) else None
+                if not isinstance(sample, str) or not sample:
+                    return PollResult(PollState.FAILED, message="bfl: Ready without an image")
+                outputs.append(sample)
+                if isinstance(result, Mapping) and isinstance(result.get("seed"), int):
+                    seed = seed if seed is not None else int(result["seed"])
+                if isinstance(data.get("cost"), int | float):
+                    cost = (cost or 0.0) + float(data["cost"]) * USD_PER_CREDIT
+                continue
+            if state == "Task not found":
+                return PollResult(PollState.FAILED, message="bfl: task not found")
+            if state == "Error":
+                return PollResult(PollState.FAILED, message=f"bfl: error: {error_detail(data)}")
+            return PollResult(PollState.FAILED, message=f"bfl: unknown status {state[:40]!r}")
+        if pending:
+            return PollResult(PollState.PENDING)
+        return PollResult(PollState.READY, outputs=tuple(outputs), cost_usd=cost, seed=seed)
+
+    async def fetch(self, task: Mapping[str, Any], result: PollResult) -> list[bytes]:
+        out: list[bytes] = []
+        for index, url in enumerate(result.outputs):
+            try:
+                out.append(await self.downloader.fetch(url))
+            except ResultExpired:
+                # One re-fetch: ask for the result again (a fresh URL where BFL gives one).
+                tasks = task.get("tasks") or [task]
+                again = await self._fresh_url(tasks[index] if index < len(tasks) else task)
+                out.append(await self.downloader.fetch(again or url))
+        return out
+
+    async def _fresh_url(self, one: Mapping[str, Any]) -> str | None:
+        state, data = await self._poll_one(one)
+        result = data.get("result") if state == "Ready" else None
+        sample = result.get("sample") if isinstance(result, Mapping) else None
+        return sample if isinstance(sample, str) else None
+
+    async def cancel(self, task: Mapping[str, Any]) -> None:
+        return None  # BFL has no cancel for generation tasks
+
+    async def check_key(self) -> str:
+        """A cheap authenticated call: the credits balance."""
+        status, data, _ = await request_json(
+            self._http,
+            "GET",
+            f"{self.base_url}/v1/credits",
+            provider=self.name,
+            kind="poll",
+            headers=self._headers,
+            timeout=self.poll_timeout,
+        )
+        if status in (401, 403):
+            raise ProviderFailed("bfl: BFL_API_KEY was refused", status=status)
+        if status >= 400:
+            raise ProviderFailed(f"bfl: credits check answered {status}", status=status)
+        credits = data.get("credits") if isinstance(data, Mapping) else None
+        return f"key accepted, {credits} credits" if credits is not None else "key accepted"
+
+
+def _mentions_moderation(detail: str) -> bool:
+    lowered = detail.lower()
+    return any(word in lowered for word in ("moderat", "safety", "nsfw", "content policy"))
+
+
+__all__ = ["BflProvider", "HostRule", "webhook_secret_for"]

@@ -1,0 +1,310 @@
+"""fal.ai through its queue API: ``POST /<app id>`` with ``Authorization: Key``, then the request's
+``status_url`` until ``COMPLETED``, then its ``response_url`` (``images[].url``, ``seed``,
+``has_nsfw_concepts``). A flagged image comes back black: that is moderation, never an image."""
+
+from __future__ import annotations
+
+import logging
+import random
+from collections.abc import Mapping
+from typing import Any
+from urllib.parse import quote, urlencode
+
+import httpx
+
+from bot.clock import Clock
+from bot.errors import (
+    ProviderError,
+    ProviderFailed,
+    ProviderModerated,
+    ProviderUnavailable,
+    SubmitOutcomeUnknown,
+)
+from bot.providers.base import GenerationSpec, PollResult, PollState, Submission
+from bot.providers.download import AllowList, Downloader, ResultExpired
+from bot.providers.sizes import catalog_cost, fal_image_size, provider_size
+from bot.providers.transport import (
+    POLL_TIMEOUT,
+    SUBMIT_TIMEOUT,
+    error_detail,
+    fail_for_status,
+    request_json,
+)
+
+log = logging.getLogger(__name__)
+
+DEFAULT_BASE = "https://queue.fal.run"
+# fal serves results from its CDN (``v3.fal.media`` and siblings) and its storage bucket.
+RESULT_HOSTS = ("fal.media", "*.fal.media", "storage.googleapis.com")
+QUEUE_HOSTS = ("queue.fal.run",)
+
+
+def _app_root(app_id: str) -> str:
+    """Queue request URLs live under the app's owner/name, without sub-paths such as ``/edit``."""
+    return "/".join(app_id.split("/")[:2])
+
+
+class FalProvider:
+    name = "fal"
+    submit_is_idempotent = False
+
+    def __init__(
+        self,
+        http: httpx.AsyncClient,
+        *,
+        api_key: str,
+        base_url: str = DEFAULT_BASE,
+        clock: Clock,
+        rng: random.Random | None = None,
+        download_allow: tuple[str, ...] = (),
+        public_url: str | None = None,
+        concurrency: int = 16,
+    ) -> None:
+        self._http = http
+        self._key = api_key
+        self.base_url = base_url.rstrip("/")
+        self._clock = clock
+        self._rng = rng or random.Random()
+        self.concurrency = concurrency
+        self.submit_timeout = SUBMIT_TIMEOUT
+        self.poll_timeout = POLL_TIMEOUT
+        self.public_url = public_url.rstrip("/") if public_url else None
+        self._queue_allow = AllowList.build(self.base_url, QUEUE_HOSTS)
+        self.downloader = Downloader(
+            http,
+            provider=self.name,
+            allow=AllowList.build(self.base_url, RESULT_HOSTS, download_allow),
+            clock=clock,
+            rng=self._rng,
+        )
+
+    def __repr__(self) -> str:
+        return f"FalProvider(base_url={self.base_url!r})"
+
+    @property
+    def _headers(self) -> dict[str, str]:
+        return {"authorization": f"Key {self._key}", "accept": "application/json"}
+
+    def webhook_url(self, job_id: str) -> str | None:
+        if not self.public_url:
+            return None
+        return f"{self.public_url}/webhooks/fal/{quote(job_id, safe='')}"
+
+    def body(self, spec: GenerationSpec, seed: int, count: int) -> dict[str, Any]:
+        width, height = provider_size(spec.variant, spec.model, spec.width, spec.height)
+        body: dict[str, Any] = {
+            "prompt": spec.prompt,
+            "image_size": fal_image_size(width, height),
+            "seed": seed,
+            # fal takes the tolerance as a string from "1" (strict) to "5".
+            "safety_tolerance": str(max(1, min(5, int(spec.safety_tolerance)))),
+            "enable_safety_checker": True,
+            "output_format": "png",
+        }
+        if count > 1:
+            body["num_images"] = count
+        if spec.input_images:
+            body["image_urls"] = list(spec.input_images)
+        return body
+
+    async def submit(self, spec: GenerationSpec) -> Submission:
+        app_id = spec.model_id
+        url = f"{self.base_url}/{app_id}"
+        hook = spec.webhook_url or self.webhook_url(spec.job_id)
+        if hook:
+            url = f"{url}?{urlencode({'fal_webhook': hook})}"
+        # One request makes all images where the app takes ``num_images``; else one per image.
+        per_request = spec.count if spec.model.extra.get("num_images") else 1
+        requests = max(1, spec.count // per_request)
+        tasks: list[dict[str, Any]] = []
+        for index in range(requests):
+            body = self.body(spec, spec.seed + index, per_request)
+            try:
+                status, data, _ = await request_json(
+                    self._http,
+                    "POST",
+                    url,
+                    provider=self.name,
+                    kind="submit",
+                    timeout=self.submit_timeout,
+                    headers=self._headers,
+                    body=body,
+                )
+                tasks.append(self._accepted(app_id, status, data))
+            except ProviderError as exc:
+                if not tasks:
+                    raise
+                log.warning("fal: %d of %d requests were created: %s", len(tasks), requests, exc)
+                break
+        width, height = provider_size(spec.variant, spec.model, spec.width, spec.height)
+        first = tasks[0]
+        return Submission(
+            task={
+                **first,
+                "tasks": tasks,
+                "eta": spec.variant.typical_seconds,
+                "webhook": bool(hook),
+            },
+            cost_usd=catalog_cost(spec.model, width, height, len(tasks) * per_request),
+        )
+
+    def _accepted(self, app_id: str, status: int, data: Any) -> dict[str, Any]:
+        if 200 <= status < 300:
+            if isinstance(data, Mapping) and isinstance(data.get("request_id"), str):
+                request_id = data["request_id"]
+                root = f"{self.base_url}/{_app_root(app_id)}/requests/{quote(request_id, safe='')}"
+                return {
+                    "id": request_id,
+                    "app_id": app_id,
+                    "status_url": self._own(data.get("status_url"), f"{root}/status"),
+                    "response_url": self._own(data.get("response_url"), root),
+                    "cancel_url": self._own(data.get("cancel_url"), f"{root}/cancel"),
+                }
+            raise SubmitOutcomeUnknown(
+                "fal: the submit answer holds no request_id", provider=self.name, status=status
+            )
+        detail = error_detail(data)
+        if status in (400, 422) and _mentions_moderation(detail):
+            raise ProviderModerated(f"fal: {detail}", provider=self.name, status=status)
+        raise fail_for_status(self.name, status, data)
+
+    def _own(self, url: Any, fallback: str) -> str:
+        """A queue URL from an answer, kept only where it points at the queue itself (the key
+        goes along with every request to it)."""
+        if isinstance(url, str) and self._queue_allow.allows(url):
+            return url
+        return fallback
+
+    async def poll(self, task: Mapping[str, Any]) -> PollResult:
+        tasks = task.get("tasks") or [task]
+        outputs: list[str] = []
+        seed: int | None = None
+        position: int | None = None
+        pending = False
+        flagged = 0
+        for one in tasks:
+            status, data, _ = await request_json(
+                self._http,
+                "GET",
+                str(one["status_url"]),
+                provider=self.name,
+                kind="poll",
+                headers=self._headers,
+                timeout=self.poll_timeout,
+            )
+            if status == 404:
+                return PollResult(PollState.FAILED, message="fal: request not found")
+            if status >= 400 or not isinstance(data, Mapping):
+                raise ProviderUnavailable(f"fal: status answered {status}", provider=self.name)
+            state = str(data.get("status", ""))
+            if state in ("IN_QUEUE", "IN_PROGRESS"):
+                pending = True
+                if state == "IN_QUEUE" and isinstance(data.get("queue_position"), int):
+                    position = max(position or 0, int(data["queue_position"]))
+                continue
+            if state in ("FAILED", "CANCELED", "CANCELLED", "ERROR"):
+                return PollResult(PollState.FAILED, message=f"fal: {state.lower()}")
+            if state != "COMPLETED":
+                return PollResult(PollState.FAILED, message=f"fal: unknown status {state[:40]!r}")
+            if data.get("error"):
+                return _failure(str(data.get("error")))
+            result = await self._response(one)
+            if result.state is not PollState.READY:
+                return result
+            outputs.extend(result.outputs)
+            flagged += int(result.extra.get("flagged", 0))
+            seed = seed if seed is not None else result.seed
+        if pending:
+            return PollResult(PollState.PENDING, queue_position=position)
+        if not outputs:
+            if flagged:
+                return PollResult(PollState.MODERATED, message="fal: image flagged as NSFW")
+            return PollResult(PollState.FAILED, message="fal: completed without an image")
+        return PollResult(PollState.READY, outputs=tuple(outputs), seed=seed)
+
+    async def _response(self, one: Mapping[str, Any]) -> PollResult:
+        status, data, _ = await request_json(
+            self._http,
+            "GET",
+            str(one["response_url"]),
+            provider=self.name,
+            kind="poll",
+            headers=self._headers,
+            timeout=self.poll_timeout,
+        )
+        if status >= 400:
+            return _failure(error_detail(data))
+        if not isinstance(data, Mapping):
+            return PollResult(PollState.FAILED, message="fal: response without JSON")
+        images = data.get("images")
+        if not isinstance(images, list):
+            return PollResult(PollState.FAILED, message="fal: response without images")
+        nsfw = data.get("has_nsfw_concepts")
+        flags = nsfw if isinstance(nsfw, list) else []
+        urls: list[str] = []
+        flagged = 0
+        for index, image in enumerate(images):
+            if index < len(flags) and flags[index] is True:
+                flagged += 1  # a black image: never posted
+                continue
+            url = image.get("url") if isinstance(image, Mapping) else None
+            if isinstance(url, str) and url:
+                urls.append(url)
+        if flagged and not urls:
+            return PollResult(PollState.MODERATED, message="fal: image flagged as NSFW")
+        seed = data.get("seed")
+        return PollResult(
+            PollState.READY,
+            outputs=tuple(urls),
+            seed=int(seed) if isinstance(seed, int) else None,
+            extra={"flagged": flagged},
+        )
+
+    async def fetch(self, task: Mapping[str, Any], result: PollResult) -> list[bytes]:
+        out: list[bytes] = []
+        for url in result.outputs:
+            try:
+                out.append(await self.downloader.fetch(url))
+            except ResultExpired:
+                out.append(await self.downloader.fetch(url))  # the one re-fetch
+        return out
+
+    async def cancel(self, task: Mapping[str, Any]) -> None:
+        for one in task.get("tasks") or [task]:
+            url = one.get("cancel_url")
+            if not isinstance(url, str):
+                continue
+            try:
+                await request_json(
+                    self._http,
+                    "PUT",
+                    url,
+                    provider=self.name,
+                    kind="poll",
+                    headers=self._headers,
+                    timeout=self.poll_timeout,
+                )
+            except ProviderError as exc:
+                log.info("fal: cancel failed: %s", exc)
+
+    async def check_key(self) -> str:
+        """A cheap authenticated call: the status of a request id that cannot exist. fal answers
+        401/403 for a refused key and 404 (or 400) for an unknown request with a good key."""
+        url = f"{self.base_url}/fal-ai/flux-2-pro/requests/00000000-0000-0000-0000-000000000000/status"
+        status, _, _ = await request_json(
+            self._http, "GET", url, provider=self.name, kind="poll", headers=self._headers
+        )
+        if status in (401, 403):
+            raise ProviderFailed("fal: FAL_KEY was refused", status=status)
+        return "key accepted"
+
+
+def _failure(detail: str) -> PollResult:
+    if _mentions_moderation(detail):
+        return PollResult(PollState.MODERATED, message=f"fal: {detail[:200]}")
+    return PollResult(PollState.FAILED, message=f"fal: {detail[:200]}")
+
+
+def _mentions_moderation(detail: str) -> bool:
+    lowered = detail.lower()
+    return any(word in lowered for word in ("nsfw", "moderat", "safety", "content policy"))

@@ -1,0 +1,179 @@
+"""Together AI: ``POST /images/generations`` with a Bearer key, answered when the images are made
+(OpenAI-style ``data[].url`` or ``data[].b64_json``). A safety-checker refusal is moderation."""
+
+from __future__ import annotations
+
+import logging
+import random
+from collections.abc import Mapping
+from typing import Any
+
+import httpx
+
+from bot.clock import Clock
+from bot.errors import ProviderFailed, ProviderModerated, SubmitOutcomeUnknown
+from bot.providers.base import GenerationSpec, PollResult, PollState, Submission
+from bot.providers.download import AllowList, Downloader, ResultExpired
+from bot.providers.sizes import catalog_cost, provider_size
+from bot.providers.transport import (
+    POLL_TIMEOUT,
+    error_detail,
+    fail_for_status,
+    request_json,
+)
+
+log = logging.getLogger(__name__)
+
+DEFAULT_BASE = "https://api.together.xyz/v1"
+RESULT_HOSTS = ("api.together.ai", "api.together.xyz")
+# The request waits for the whole generation.
+GENERATE_TIMEOUT = httpx.Timeout(connect=5.0, read=120.0, write=30.0, pool=10.0)
+
+
+class TogetherProvider:
+    name = "together"
+    submit_is_idempotent = False
+
+    def __init__(
+        self,
+        http: httpx.AsyncClient,
+        *,
+        api_key: str,
+        base_url: str = DEFAULT_BASE,
+        clock: Clock,
+        rng: random.Random | None = None,
+        download_allow: tuple[str, ...] = (),
+        concurrency: int = 8,
+    ) -> None:
+        self._http = http
+        self._key = api_key
+        self.base_url = base_url.rstrip("/")
+        self._clock = clock
+        self._rng = rng or random.Random()
+        self.concurrency = concurrency
+        self.submit_timeout = GENERATE_TIMEOUT
+        self.poll_timeout = POLL_TIMEOUT
+        self.downloader = Downloader(
+            http,
+            provider=self.name,
+            allow=AllowList.build(self.base_url, RESULT_HOSTS, download_allow),
+            clock=clock,
+            rng=self._rng,
+        )
+
+    def __repr__(self) -> str:
+        return f"TogetherProvider(base_url={self.base_url!r})"
+
+    @property
+    def _headers(self) -> dict[str, str]:
+        return {"authorization": f"Bearer {self._key}", "accept": "application/json"}
+
+    def body(self, spec: GenerationSpec) -> dict[str, Any]:
+        width, height = provider_size(spec.variant, spec.model, spec.width, spec.height)
+        body: dict[str, Any] = {
+            "model": spec.model_id,
+            "prompt": spec.prompt,
+            "width": width,
+            "height": height,
+            "n": max(1, spec.count),
+            "seed": spec.seed,
+            "response_format": "url",
+            # The safety checker stays on whatever the tolerance: Together has no finer control.
+            "disable_safety_checker": False,
+        }
+        steps = spec.model.extra.get("steps")
+        if steps:
+            body["steps"] = int(steps)
+        if spec.input_images:
+            if spec.model.extra.get("input_field") == "image_url":
+                body["image_url"] = spec.input_images[0]
+            else:
+                body["reference_images"] = list(spec.input_images)
+        return body
+
+    async def submit(self, spec: GenerationSpec) -> Submission:
+        body = self.body(spec)
+        status, data, _ = await request_json(
+            self._http,
+            "POST",
+            f"{self.base_url}/images/generations",
+            provider=self.name,
+            kind="submit",
+            headers=self._headers,
+            body=body,
+            timeout=self.submit_timeout,
+        )
+        if not 200 <= status < 300:
+            detail = error_detail(data)
+            if status in (400, 422) and _mentions_moderation(detail):
+                raise ProviderModerated(f"together: {detail}", provider=self.name, status=status)
+            if status == 422 and not detail:
+                raise ProviderModerated("together: refused (422)", provider=self.name, status=422)
+            raise fail_for_status(self.name, status, data)
+        items = data.get("data") if isinstance(data, Mapping) else None
+        if not isinstance(items, list):
+            # The images were made (and paid) but the answer is unusable.
+            raise SubmitOutcomeUnknown("together: answer without data", provider=self.name)
+        outputs: list[str] = []
+        for item in items:
+            if not isinstance(item, Mapping):
+                continue
+            if isinstance(item.get("url"), str) and item["url"]:
+                outputs.append(item["url"])
+            elif isinstance(item.get("b64_json"), str) and item["b64_json"]:
+                outputs.append("data:image/png;base64," + item["b64_json"])
+        task_id = data.get("id") if isinstance(data.get("id"), str) else None
+        return Submission(
+            task={
+                "id": task_id or f"together-{spec.job_id}",
+                "model": spec.model_id,
+                "outputs": outputs,
+                "eta": 0.0,
+            },
+            cost_usd=catalog_cost(spec.model, int(body["width"]), int(body["height"]), spec.count),
+        )
+
+    async def poll(self, task: Mapping[str, Any]) -> PollResult:
+        outputs = task.get("outputs")
+        if not isinstance(outputs, list) or not outputs:
+            return PollResult(PollState.FAILED, message="together: the answer held no image")
+        return PollResult(PollState.READY, outputs=tuple(str(o) for o in outputs))
+
+    async def fetch(self, task: Mapping[str, Any], result: PollResult) -> list[bytes]:
+        out: list[bytes] = []
+        for url in result.outputs:
+            try:
+                out.append(await self.downloader.fetch(url))
+            except ResultExpired:
+                out.append(await self.downloader.fetch(url))  # the one re-fetch
+        return out
+
+    async def cancel(self, task: Mapping[str, Any]) -> None:
+        return None
+
+    async def check_key(self) -> str:
+        """A cheap authenticated call: the model list."""
+        status, _, _ = await request_json(
+            self._http,
+            "GET",
+            f"{self.base_url}/models",
+            provider=self.name,
+            kind="poll",
+            headers=self._headers,
+            timeout=self.poll_timeout,
+        )
+        if status in (401, 403):
+            raise ProviderFailed("together: TOGETHER_API_KEY was refused", status=status)
+        if status >= 400:
+            raise ProviderFailed(f"together: model list answered {status}", status=status)
+        return "key accepted"
+
+
+def _mentions_moderation(detail: str) -> bool:
+    lowered = detail.lower()
+    return any(
+        word in lowered for word in ("nsfw", "safety", "moderat", "content policy", "flagged")
+    )
+
+
+__all__ = ["TogetherProvider"]

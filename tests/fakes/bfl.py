@@ -1,0 +1,234 @@
+"""A fake of the Black Forest Labs API (api.bfl.ai), after its public docs.
+
+``POST /v1/<endpoint>`` with ``x-key`` answers ``{id, polling_url, cost}``; the polling URL is
+"regional" (a path only that region serves). ``GET <polling_url>`` answers ``Pending`` until the
+generation time has passed, then ``Ready`` with ``result.sample`` (a PNG this server serves), or the
+scripted outcome: ``Request Moderated``, ``Content Moderated``, ``Error``, ``Task not found``.
+With ``webhook_url`` + ``webhook_secret`` it POSTs the result, signed ``X-BFL-Signature:
+sha256=<hex HMAC-SHA256(secret, body)>``. 402 without credits, scripted 429/5xx/hangs/drops.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import hmac
+import json
+import time
+from collections import deque
+from dataclasses import dataclass, field
+from typing import Any
+
+import aiohttp
+from aiohttp import web
+
+from tests.fakes.provider_common import FakeServer, make_png
+
+ENDPOINTS = {
+    "flux-2-pro": 0.03,
+    "flux-2-max": 0.07,
+    "flux-2-flex": 0.05,
+    "flux-2-klein-4b": 0.014,
+    "flux-2-klein-9b": 0.015,
+    "flux-pro-1.1": 0.04,
+    "flux-pro-1.1-ultra": 0.06,
+    "flux-kontext-pro": 0.04,
+    "flux-kontext-max": 0.08,
+}
+OUTCOMES = ("Ready", "Request Moderated", "Content Moderated", "Error", "Task not found")
+
+
+@dataclass
+class BflTask:
+    id: str
+    endpoint: str
+    body: dict[str, Any]
+    created: float
+    ready_at: float
+    outcome: str = "Ready"
+    sample: str | None = None
+    polls: int = 0
+    webhook_sent: bool = False
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+class FakeBfl(FakeServer):
+    def __init__(self, key: str = "bfl-test-key-0123456789", *, credits: float = 100.0) -> None:
+        super().__init__()
+        self.key = key
+        self.credits = credits
+        self.tasks: dict[str, BflTask] = {}
+        self.outcomes: deque[str] = deque()
+        self.region = "eu1"
+        self.app.router.add_get("/v1/credits", self._credits)
+        self.app.router.add_get("/v1/get_result", self._get_result)
+        self.app.router.add_get("/{region}/v1/get_result", self._get_result)
+        self.app.router.add_post("/v1/{endpoint}", self._submit)
+
+    @property
+    def base_url(self) -> str:
+        return self.origin
+
+    def next_outcomes(self, *outcomes: str) -> None:
+        for outcome in outcomes:
+            assert outcome in OUTCOMES, outcome
+            self.outcomes.append(outcome)
+
+    @property
+    def paid_tasks(self) -> int:
+        return len(self.tasks)
+
+    def _authorised(self, request: web.Request) -> web.Response | None:
+        if request.headers.get("x-key") != self.key:
+            return web.json_response({"detail": "Not authenticated"}, status=401)
+        return None
+
+    async def _credits(self, request: web.Request) -> web.StreamResponse:
+        return self._authorised(request) or web.json_response({"credits": self.credits})
+
+    async def _submit(self, request: web.Request) -> web.StreamResponse:
+        refused = self._authorised(request)
+        if refused:
+            return refused
+        fault = self.take_fault("submit")
+        if fault is not None:
+            return await self.apply(request, fault)
+        endpoint = request.match_info["endpoint"]
+        if endpoint not in ENDPOINTS:
+            return web.json_response({"detail": "Not Found"}, status=404)
+        try:
+            body = await request.json()
+        except (ValueError, json.JSONDecodeError):
+            return web.json_response({"detail": "invalid JSON"}, status=422)
+        problem = _validate(body)
+        if problem:
+            return web.json_response(
+                {"detail": [{"msg": problem, "type": "value_error"}]}, status=422
+            )
+        price = ENDPOINTS[endpoint]
+        if self.credits < price * 100:
+            return web.json_response({"detail": "Insufficient credits"}, status=402)
+        self.credits -= price * 100
+        task_id = self.next_id("bfl")
+        now = time.monotonic()
+        task = BflTask(
+            id=task_id,
+            endpoint=endpoint,
+            body=body,
+            created=now,
+            ready_at=now + self.generation_seconds,
+            outcome=self.outcomes.popleft() if self.outcomes else "Ready",
+        )
+        self.tasks[task_id] = task
+        if body.get("webhook_url"):
+            self.spawn(self._deliver_webhook(task))
+        after = self.take_fault("submit", after_accept=True)
+        if after is not None:
+            return await self.apply(request, after)
+        return web.json_response(
+            {
+                "id": task_id,
+                "polling_url": f"{self.origin}/{self.region}/v1/get_result?id={task_id}",
+                "cost": price * 100,
+                "input_mp": 0,
+                "output_mp": round(body.get("width", 1024) * body.get("height", 1024) / 1e6, 2),
+            }
+        )
+
+    def _result(self, task: BflTask) -> dict[str, Any]:
+        if task.outcome == "Ready":
+            if task.sample is None:
+                size = self.image_size or (
+                    int(task.body.get("width", 1024)),
+                    int(task.body.get("height", 768)),
+                )
+                task.sample = self.store_image(make_png(*size))
+            return {
+                "id": task.id,
+                "status": "Ready",
+                "result": {
+                    "sample": task.sample,
+                    "prompt": task.body.get("prompt"),
+                    "seed": task.body.get("seed", 0),
+                    "start_time": task.created,
+                    "end_time": task.ready_at,
+                    "duration": task.ready_at - task.created,
+                },
+                "progress": None,
+                "details": None,
+            }
+        if task.outcome == "Error":
+            return {
+                "id": task.id,
+                "status": "Error",
+                "result": None,
+                "details": {"error": "Generation failed"},
+            }
+        return {
+            "id": task.id,
+            "status": task.outcome,
+            "result": None,
+            "progress": None,
+            "details": None,
+        }
+
+    async def _get_result(self, request: web.Request) -> web.StreamResponse:
+        refused = self._authorised(request)
+        if refused:
+            return refused
+        fault = self.take_fault("poll")
+        if fault is not None:
+            return await self.apply(request, fault)
+        task = self.tasks.get(request.query.get("id", ""))
+        if task is None or task.outcome == "Task not found":
+            return web.json_response(
+                {"id": request.query.get("id", ""), "status": "Task not found"}
+            )
+        task.polls += 1
+        if time.monotonic() < task.ready_at:
+            progress = min(
+                0.99, (time.monotonic() - task.created) / max(0.001, task.ready_at - task.created)
+            )
+            return web.json_response(
+                {"id": task.id, "status": "Pending", "result": None, "progress": round(progress, 2)}
+            )
+        return web.json_response(self._result(task))
+
+    async def _deliver_webhook(self, task: BflTask) -> None:
+        await asyncio.sleep(max(0.0, task.ready_at - time.monotonic()))
+        fault = self.take_fault("webhook")
+        if fault is not None and fault.drop:
+            return  # a lost webhook
+        body = json.dumps(self._result(task)).encode()
+        secret = str(task.body.get("webhook_secret", ""))
+        signature = "sha256=" + hmac.new(secret.encode(), body, hashlib.sha256).hexdigest()
+        async with aiohttp.ClientSession() as session:
+            try:
+                async with session.post(
+                    task.body["webhook_url"],
+                    data=body,
+                    headers={"Content-Type": "application/json", "X-BFL-Signature": signature},
+                ) as response:
+                    self.webhook_calls.append((task.id, response.status))
+            except aiohttp.ClientError:
+                self.webhook_calls.append((task.id, 0))
+        task.webhook_sent = True
+
+
+def _validate(body: Any) -> str | None:
+    if not isinstance(body, dict) or not isinstance(body.get("prompt"), str) or not body["prompt"]:
+        return "prompt is required"
+    for side in ("width", "height"):
+        value = body.get(side)
+        if value is None:
+            continue
+        if not isinstance(value, int) or value % 16 or not 64 <= value <= 2048:
+            return f"{side} must be a multiple of 16 between 64 and 2048"
+    if body.get("width") and body.get("height") and body["width"] * body["height"] > 4_194_304:
+        return "at most 4 megapixels"
+    tolerance = body.get("safety_tolerance", 2)
+    if not isinstance(tolerance, int) or not 0 <= tolerance <= 6:
+        return "safety_tolerance must be an integer from 0 to 6"
+    if body.get("output_format", "jpeg") not in ("jpeg", "png"):
+        return "output_format must be jpeg or png"
+    return None

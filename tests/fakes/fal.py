@@ -1,0 +1,305 @@
+"""A fake of fal.ai's queue API (queue.fal.run), after its public docs.
+
+``POST /<app id>`` with ``Authorization: Key ...`` answers ``request_id``, ``status_url``,
+``response_url``, ``cancel_url`` (request URLs live under the app's owner/name, without ``/edit``).
+``GET .../status`` answers ``IN_QUEUE`` (``queue_position``), ``IN_PROGRESS``, ``COMPLETED``;
+``GET .../requests/<id>`` the result (``images[].url``, ``seed``, ``has_nsfw_concepts``; a flagged
+image is black); ``PUT .../cancel``. With ``?fal_webhook=`` it POSTs the result, signed with
+Ed25519 over ``request id\\nuser id\\ntimestamp\\nsha256(body)`` (headers ``X-Fal-Webhook-*``).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import json
+import time
+import uuid
+from collections import deque
+from dataclasses import dataclass
+from typing import Any
+
+import aiohttp
+from aiohttp import web
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
+
+from tests.fakes.provider_common import FakeServer, make_png
+
+APPS = {
+    "fal-ai/flux-2-pro",
+    "fal-ai/flux-2-pro/edit",
+    "fal-ai/flux-2-max",
+    "fal-ai/flux-2-max/edit",
+    "fal-ai/flux-2-flex",
+    "fal-ai/flux-2-flex/edit",
+    "fal-ai/flux-2/klein/4b",
+    "fal-ai/flux-2/klein/4b/edit",
+    "fal-ai/flux-2/klein/9b",
+    "fal-ai/flux-pro/v1.1",
+    "fal-ai/flux-pro/kontext",
+}
+PRESETS = {
+    "square_hd": (1024, 1024),
+    "square": (512, 512),
+    "portrait_4_3": (768, 1024),
+    "portrait_16_9": (576, 1024),
+    "landscape_4_3": (1024, 768),
+    "landscape_16_9": (1024, 576),
+}
+
+
+@dataclass
+class FalRequest:
+    id: str
+    app_id: str
+    body: dict[str, Any]
+    created: float
+    ready_at: float
+    queue_until: float
+    nsfw: bool = False
+    error: str | None = None
+    cancelled: bool = False
+    webhook: str | None = None
+    images: list[str] | None = None
+
+
+class FakeFal(FakeServer):
+    def __init__(self, key: str = "fal-test-key:0123456789abcdef") -> None:
+        super().__init__()
+        self.key = key
+        self.user_id = "user-123"
+        self.signing_key = Ed25519PrivateKey.generate()
+        self.requests_by_id: dict[str, FalRequest] = {}
+        self.queue_seconds = 0.0
+        self.queue_position = 3
+        self.nsfw_next: deque[bool] = deque()
+        self.error_next: deque[str] = deque()
+        r = self.app.router
+        r.add_get("/{owner}/{name}/requests/{rid}/status", self._status)
+        r.add_put("/{owner}/{name}/requests/{rid}/cancel", self._cancel)
+        r.add_get("/{owner}/{name}/requests/{rid}", self._response)
+        r.add_post("/{app:.+}", self._submit)
+
+    @property
+    def base_url(self) -> str:
+        return self.origin
+
+    @property
+    def public_key(self) -> bytes:
+        return self.signing_key.public_key().public_bytes(Encoding.Raw, PublicFormat.Raw)
+
+    @property
+    def paid_tasks(self) -> int:
+        return len(self.requests_by_id)
+
+    def _authorised(self, request: web.Request) -> web.Response | None:
+        if request.headers.get("Authorization") != f"Key {self.key}":
+            return web.json_response({"detail": "Unauthorized"}, status=401)
+        return None
+
+    def _urls(self, req: FalRequest) -> dict[str, str]:
+        root = "/".join(req.app_id.split("/")[:2])
+        base = f"{self.origin}/{root}/requests/{req.id}"
+        return {
+            "status_url": f"{base}/status",
+            "response_url": base,
+            "cancel_url": f"{base}/cancel",
+        }
+
+    async def _submit(self, request: web.Request) -> web.StreamResponse:
+        refused = self._authorised(request)
+        if refused:
+            return refused
+        fault = self.take_fault("submit")
+        if fault is not None:
+            return await self.apply(request, fault)
+        app_id = request.match_info["app"]
+        if app_id not in APPS:
+            return web.json_response({"detail": f"Application '{app_id}' not found"}, status=404)
+        try:
+            body = await request.json()
+        except (ValueError, json.JSONDecodeError):
+            return web.json_response({"detail": "invalid JSON"}, status=422)
+        problem = _validate(app_id, body)
+        if problem:
+            return web.json_response(
+                {"detail": [{"loc": ["body"], "msg": problem, "type": "value_error"}]}, status=422
+            )
+        now = time.monotonic()
+        req = FalRequest(
+            id=str(uuid.uuid4()),
+            app_id=app_id,
+            body=body,
+            created=now,
+            queue_until=now + self.queue_seconds,
+            ready_at=now + self.queue_seconds + self.generation_seconds,
+            nsfw=self.nsfw_next.popleft() if self.nsfw_next else False,
+            error=self.error_next.popleft() if self.error_next else None,
+            webhook=request.query.get("fal_webhook"),
+        )
+        self.requests_by_id[req.id] = req
+        if req.webhook:
+            self.spawn(self._deliver_webhook(req))
+        after = self.take_fault("submit", after_accept=True)
+        if after is not None:
+            return await self.apply(request, after)
+        return web.json_response(
+            {"request_id": req.id, "gateway_request_id": req.id, **self._urls(req)}
+        )
+
+    def _find(self, request: web.Request) -> FalRequest | None:
+        return self.requests_by_id.get(request.match_info["rid"])
+
+    async def _status(self, request: web.Request) -> web.StreamResponse:
+        refused = self._authorised(request)
+        if refused:
+            return refused
+        fault = self.take_fault("poll")
+        if fault is not None:
+            return await self.apply(request, fault)
+        req = self._find(request)
+        if req is None:
+            return web.json_response({"detail": "Request not found"}, status=404)
+        now = time.monotonic()
+        urls = self._urls(req)
+        if req.cancelled:
+            return web.json_response({"status": "CANCELLED", **urls})
+        if now < req.queue_until:
+            return web.json_response(
+                {"status": "IN_QUEUE", "queue_position": self.queue_position, **urls}, status=202
+            )
+        if now < req.ready_at:
+            return web.json_response({"status": "IN_PROGRESS", "logs": [], **urls}, status=202)
+        return web.json_response(
+            {"status": "COMPLETED", "logs": [], "metrics": {"inference_time": 1.0}, **urls}
+        )
+
+    def _result(self, req: FalRequest) -> dict[str, Any]:
+        count = int(req.body.get("num_images", 1))
+        size = self.image_size or _size(req.body.get("image_size"))
+        if req.images is None:
+            colour = (0, 0, 0) if req.nsfw else (200, 80, 40)
+            data = make_png(*size, colour=colour) if not req.nsfw else _black(*size)
+            req.images = [self.store_image(data) for _ in range(count)]
+        return {
+            "images": [
+                {"url": url, "content_type": "image/png", "width": size[0], "height": size[1]}
+                for url in req.images
+            ],
+            "seed": req.body.get("seed", 42),
+            "has_nsfw_concepts": [req.nsfw] * count,
+            "prompt": req.body.get("prompt"),
+            "timings": {"inference": 1.0},
+        }
+
+    async def _response(self, request: web.Request) -> web.StreamResponse:
+        refused = self._authorised(request)
+        if refused:
+            return refused
+        fault = self.take_fault("response")
+        if fault is not None:
+            return await self.apply(request, fault)
+        req = self._find(request)
+        if req is None:
+            return web.json_response({"detail": "Request not found"}, status=404)
+        if time.monotonic() < req.ready_at:
+            return web.json_response({"detail": "Request is still in progress"}, status=400)
+        if req.error:
+            return web.json_response({"detail": req.error}, status=422)
+        return web.json_response(self._result(req))
+
+    async def _cancel(self, request: web.Request) -> web.StreamResponse:
+        refused = self._authorised(request)
+        if refused:
+            return refused
+        req = self._find(request)
+        if req is None:
+            return web.json_response({"detail": "Request not found"}, status=404)
+        if time.monotonic() >= req.queue_until:
+            return web.json_response({"status": "ALREADY_COMPLETED"}, status=400)
+        req.cancelled = True
+        return web.json_response({"status": "CANCELLATION_REQUESTED"}, status=202)
+
+    def sign(self, request_id: str, timestamp: str, body: bytes) -> str:
+        message = "\n".join([request_id, self.user_id, timestamp, hashlib.sha256(body).hexdigest()])
+        return self.signing_key.sign(message.encode()).hex()
+
+    async def _deliver_webhook(self, req: FalRequest) -> None:
+        await asyncio.sleep(max(0.0, req.ready_at - time.monotonic()))
+        fault = self.take_fault("webhook")
+        if fault is not None and fault.drop:
+            return
+        if req.error:
+            payload: dict[str, Any] = {
+                "request_id": req.id,
+                "gateway_request_id": req.id,
+                "status": "ERROR",
+                "error": req.error,
+                "payload": {"detail": req.error},
+            }
+        else:
+            payload = {
+                "request_id": req.id,
+                "gateway_request_id": req.id,
+                "status": "OK",
+                "payload": self._result(req),
+            }
+        body = json.dumps(payload).encode()
+        timestamp = str(int(time.time()))
+        headers = {
+            "Content-Type": "application/json",
+            "X-Fal-Webhook-Request-Id": req.id,
+            "X-Fal-Webhook-User-Id": self.user_id,
+            "X-Fal-Webhook-Timestamp": timestamp,
+            "X-Fal-Webhook-Signature": self.sign(req.id, timestamp, body),
+        }
+        assert req.webhook is not None
+        async with aiohttp.ClientSession() as session:
+            try:
+                async with session.post(req.webhook, data=body, headers=headers) as response:
+                    self.webhook_calls.append((req.id, response.status))
+            except aiohttp.ClientError:
+                self.webhook_calls.append((req.id, 0))
+
+
+def _size(image_size: Any) -> tuple[int, int]:
+    if isinstance(image_size, dict):
+        return int(image_size["width"]), int(image_size["height"])
+    return PRESETS.get(str(image_size or "landscape_4_3"), (1024, 768))
+
+
+def _black(width: int, height: int) -> bytes:
+    import io
+
+    from PIL import Image
+
+    out = io.BytesIO()
+    Image.new("RGB", (width, height), (0, 0, 0)).save(out, format="PNG")
+    return out.getvalue()
+
+
+def _validate(app_id: str, body: Any) -> str | None:
+    if not isinstance(body, dict) or not isinstance(body.get("prompt"), str) or not body["prompt"]:
+        return "field required: prompt"
+    size = body.get("image_size")
+    if size is not None:
+        if isinstance(size, str):
+            if size not in PRESETS:
+                return f"image_size must be one of {sorted(PRESETS)}"
+        elif isinstance(size, dict):
+            w, h = size.get("width"), size.get("height")
+            if (
+                not isinstance(w, int)
+                or not isinstance(h, int)
+                or not (64 <= w <= 14142 and 64 <= h <= 14142)
+            ):
+                return "image_size width/height out of range"
+        else:
+            return "image_size must be a preset or {width, height}"
+    tolerance = body.get("safety_tolerance")
+    if tolerance is not None and tolerance not in ("1", "2", "3", "4", "5"):
+        return "safety_tolerance must be one of '1'..'5'"
+    if app_id.endswith("/edit") and not body.get("image_urls"):
+        return "field required: image_urls"
+    return None
