@@ -56,6 +56,12 @@ class App:
         """Adapters register how their jobs are delivered, before the workers start."""
         self.deliveries[platform] = port
 
+    async def stop_workers(self) -> None:
+        """Stop claiming; running jobs finish within the grace period (a quarter of the lease),
+        the rest are handed back. Before the adapters close: deliveries still need them."""
+        if self.worker is not None:
+            await self.worker.stop(grace=self.settings.lease_seconds / 4)
+
     async def start_workers(self, **overrides: object) -> Worker:
         s = self.settings
         config = WorkerConfig(
@@ -143,5 +149,4 @@ async def open_app(settings: Settings, *, clock: Clock | None = None) -> AsyncIt
         try:
             yield app
         finally:
-            if app.worker is not None:
-                await app.worker.stop(grace=settings.lease_seconds / 4)
+            await app.stop_workers()

@@ -165,6 +165,8 @@ async def run(settings: Settings, *, workers: bool = True, platforms: bool = Tru
                 console_task.cancel()
             stop.set()
         await stop.wait()
+        # Workers first: a job being posted right now still needs its adapter's client.
+        await app.stop_workers()
         for task in tasks:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)

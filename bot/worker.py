@@ -144,6 +144,8 @@ class Worker:
         """Stop claiming; let running jobs finish within ``grace``, then hand back their leases."""
         self._stopping.set()
         self._events.work_available()
+        # With every slot busy the claim loop waits for a free one: this wakes it to see the stop.
+        self._capacity.release()
         if self._loop_task:
             await self._loop_task
         running = list(self._running.values())

@@ -14,6 +14,8 @@ import aiohttp
 from adapters.slack import create_adapter
 from bot.clock import ManualClock
 from bot.models import JobStatus, ReplyTarget, dumps
+from bot.providers.offline import OfflineProvider
+from bot.providers.router import Router
 from bot.store.base import job_row_values, load_queries
 from bot.store.sqlite import SqliteStore
 from tests.factories import make_job, make_request
@@ -209,3 +211,24 @@ async def test_s25_a_job_that_waited_past_its_window_tells_its_user(data_dir: Pa
     assert port.delivered == []
     [told] = port.failures
     assert told.id == job.id and "too busy" in (told.error_message or "")
+
+
+async def test_s22_stopping_with_every_slot_busy_hands_back_within_the_grace(
+    data_dir: Path,
+) -> None:
+    """Every worker slot holds a generation that will not finish: stopping returns after the grace
+    period (it does not wait for a slot to free up) and each job is handed back with its provider
+    task kept, so the next process polls the same task instead of paying for a new one."""
+    async with opened_app(data_dir, IMAGINE_WORKERS="2") as app:
+        app.router = Router([OfflineProvider(latency=3600)], clock=app.clock)
+        app.add_delivery("console", RecordingPort())
+        ids = [(await app.service.imagine(make_request(user_id=f"u{n}"))).job.id for n in (1, 2)]
+        worker = await app.start_workers()
+        async with asyncio.timeout(30):
+            while [(await app.service.job(i)).status for i in ids] != [JobStatus.SUBMITTED] * 2:
+                await app.events.wait_for_change(0.1)
+        async with asyncio.timeout(20):  # a hang guard: the grace is half a second
+            await worker.stop(grace=0.5)
+        jobs = [await app.service.job(i) for i in ids]
+    assert [j.status for j in jobs] == [JobStatus.SUBMITTED] * 2
+    assert all(j.lease_owner is None and j.provider_task_id for j in jobs)
