@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import os
 import random
 import shutil
 import statistics
@@ -108,6 +109,11 @@ class Bench:
             "IMAGINE_LOG_LEVEL": "WARNING",
             "BENCH_PLATFORM_URL": platform.url,
             "BENCH_CONCURRENCY": str(concurrency),
+            **(
+                {"BENCH_PROFILE": os.environ["BENCH_PROFILE"]}
+                if "BENCH_PROFILE" in os.environ
+                else {}
+            ),
         }
         if webhooks:
             env["IMAGINE_PUBLIC_URL"] = f"http://127.0.0.1:{port}"

@@ -140,6 +140,17 @@ def main() -> None:
     parser.add_argument("--no-adapter", action="store_true")
     parser.add_argument("--no-workers", action="store_true")
     args = parser.parse_args()
+    profile = os.environ.get("BENCH_PROFILE")
+    if profile:  # for finding slow paths: python -m pstats <file>
+        import cProfile
+
+        cProfile.runctx(
+            "asyncio.run(serve(adapter=not args.no_adapter, workers=not args.no_workers))",
+            globals(),
+            {"args": args},
+            profile,
+        )
+        return
     asyncio.run(serve(adapter=not args.no_adapter, workers=not args.no_workers))
 
 

@@ -26,7 +26,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import httpx
+import aiohttp
 import requests
 from aiohttp import web
 from PIL import Image
@@ -235,8 +235,10 @@ async def send_commands(
     timeout: float = 600.0,
 ) -> list[CommandResult]:
     """Send every command at once (each from its own user); wait for each outcome to arrive."""
-    limits = httpx.Limits(max_connections=len(refs) + 10, max_keepalive_connections=len(refs) + 10)
-    async with httpx.AsyncClient(base_url=bot_url, limits=limits, timeout=120.0) as client:
+    connector = aiohttp.TCPConnector(limit=0, force_close=False)
+    async with aiohttp.ClientSession(
+        connector=connector, timeout=aiohttp.ClientTimeout(total=120)
+    ) as session:
 
         async def one(ref: str) -> CommandResult:
             body = {
@@ -249,9 +251,10 @@ async def send_commands(
                 "height": size[1],
             }
             sent = time.monotonic()
-            response = await client.post("/bench/imagine", json=body)
-            acked = time.monotonic()
-            response.raise_for_status()
+            async with session.post(f"{bot_url}/bench/imagine", json=body) as response:
+                await response.read()
+                acked = time.monotonic()
+                response.raise_for_status()
             result = CommandResult(ref, sent, acked)
             if wait:
                 await asyncio.wait_for(platform.waiter(ref).wait(), timeout)

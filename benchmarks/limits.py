@@ -1,6 +1,6 @@
 """Rate-limit decisions per second: ``Store.admit_job`` (the atomic check-and-enqueue every
-/imagine goes through), from 200 users of 20 communities asking 16 at a time, so that most
-requests are refused by the per-user rate (5 a minute) after each user's first ones."""
+/imagine goes through), 16 callers at a time, each user asking 10 times, so that half the requests
+are refused by the default per-user limits (5 a minute, 5 in flight)."""
 
 from __future__ import annotations
 
@@ -28,7 +28,7 @@ async def decisions_per_second(url: str, decisions: int) -> dict[str, Any]:
             nonlocal admitted, refused
             while not queue.empty():
                 i = queue.get_nowait()
-                community, user = f"c{i % 20}", f"u{i % 200}"
+                community, user = f"c{i % 20}", f"u{i % max(1, decisions // 10)}"
                 job = make_job(
                     now=time.time(),
                     request=make_request(community_id=community, user_id=user),
