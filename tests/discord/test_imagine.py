@@ -101,8 +101,10 @@ async def test_the_same_interaction_delivered_twice_makes_one_job(bot: Bot) -> N
     edit = await bot.fake.wait_for(lambda: final_edit(bot, token), what="the image")
     await bot.app.service.wait(edit.json["embeds"][0]["footer"]["text"].removeprefix("job "))
     acks = await bot.fake.wait_for(
-        lambda: len(bot.fake.calls("create_interaction_response", token)) == 2
-        and bot.fake.calls("create_interaction_response", token),
+        lambda: (
+            len(bot.fake.calls("create_interaction_response", token)) == 2
+            and bot.fake.calls("create_interaction_response", token)
+        ),
         what="both acknowledgements",
     )
     assert [a.status for a in acks] == [200, 400]  # Discord accepts one ack per interaction
