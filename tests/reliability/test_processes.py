@@ -128,9 +128,8 @@ async def test_s21_killed_at_a_step_and_restarted_delivers_once_and_pays_once(
     # One paid task per delivered command, whichever process made it; none for a failed one twice.
     paid = tasks_per_prompt(bfl)
     for row in rows:
-        assert paid[row["prompt"]] == (1 if row["id"] not in unsure else paid[row["prompt"]])
-        assert paid[row["prompt"]] <= 1
-    assert sum(paid.values()) <= len(rows)
+        assert paid[row["prompt"]] == 1 or (row["id"] in unsure and paid[row["prompt"]] == 0)
+    assert set(paid) <= {row["prompt"] for row in rows}
     assert paid_before_restart >= 1  # the killed process had paid for at least one task
 
 
