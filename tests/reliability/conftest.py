@@ -19,6 +19,10 @@ from bot.config import load_settings
 from bot.delivery import OutImage, Progress
 from bot.models import Job
 
+# The platform suites' fixtures, reused here: the bot on its real HTTP server with fake platforms.
+from tests.discord.conftest import bot, fake_discord  # noqa: F401
+from tests.slack.conftest import fake_slack, slack_bot  # noqa: F401
+
 
 @dataclass
 class RecordingPort:
