@@ -195,6 +195,11 @@ class Worker:
                 self._capacity.release()
                 await self._events.wait_for_work(self.config.idle_poll)
                 continue
+            if job.id in self._running:
+                # Our own lease ran out while we still work on it (a stalled heartbeat); the claim
+                # renewed it. A second task on the same job would post its outcome twice.
+                self._capacity.release()
+                continue
             task = asyncio.create_task(self._process(job), name=f"job-{job.id}")
             self._running[job.id] = task
 
