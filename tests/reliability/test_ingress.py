@@ -60,38 +60,38 @@ async def test_s01_fifty_concurrent_signed_commands_are_acked_at_once_and_all_se
     assert len(slack_bot.fake.shared_files()) == 50
 
 
-@pytest.mark.parametrize(
-    "tamper",
-    ["stale", "future", "one_byte", "no_signature", "no_timestamp", "other_secret"],
-)
+TAMPERING = ["stale", "future", "one_byte", "no_signature", "no_timestamp", "other_secret"]
+
+
 async def test_s02_unsigned_stale_or_altered_requests_get_401_and_no_job(
-    slack_bot: SlackBot, tamper: str
+    slack_bot: SlackBot,
 ) -> None:
-    body = slack_bot.command_body("a fox")
     now = int(slack_bot.clock.now())
-    headers = _headers(body, str(now))
-    if tamper == "stale":
-        headers = _headers(body, str(now - 301))
-    elif tamper == "future":
-        headers = _headers(body, str(now + 301))
-    elif tamper == "one_byte":
-        body = body.replace(b"a+fox", b"a+fix")
-    elif tamper == "no_signature":
-        del headers["X-Slack-Signature"]
-    elif tamper == "no_timestamp":
-        del headers["X-Slack-Request-Timestamp"]
-    elif tamper == "other_secret":
-        headers["X-Slack-Signature"] = sign("not-the-secret", body, str(now))
-    reply = await slack_bot.post(body, headers)
-    assert reply.status == 401
+    for tamper in TAMPERING:
+        body = slack_bot.command_body("a fox")
+        headers = _headers(body, str(now))
+        if tamper == "stale":
+            headers = _headers(body, str(now - 301))
+        elif tamper == "future":
+            headers = _headers(body, str(now + 301))
+        elif tamper == "one_byte":
+            body = body.replace(b"a+fox", b"a+fix")
+        elif tamper == "no_signature":
+            del headers["X-Slack-Signature"]
+        elif tamper == "no_timestamp":
+            del headers["X-Slack-Request-Timestamp"]
+        elif tamper == "other_secret":
+            headers["X-Slack-Signature"] = sign("not-the-secret", body, str(now))
+        reply = await slack_bot.post(body, headers)
+        assert reply.status == 401, tamper
     await _no_job_and_no_call(slack_bot)
 
 
-@pytest.mark.parametrize("stamp", ["abc", "", "1e3", "0x10", "nan", "9" * 40])
-async def test_s03_malformed_timestamps_get_401_never_500(slack_bot: SlackBot, stamp: str) -> None:
-    body = slack_bot.command_body("a fox")
-    reply = await slack_bot.post(body, _headers(body, stamp))
-    assert reply.status == 401
+async def test_s03_malformed_timestamps_get_401_never_500(slack_bot: SlackBot) -> None:
+    for stamp in ["abc", "", "1e3", "0x10", "nan", "9" * 40, "-1", "١٧"]:
+        body = slack_bot.command_body("a fox")
+        reply = await slack_bot.post(body, _headers(body, stamp))
+        assert reply.status == 401, stamp
     await _no_job_and_no_call(slack_bot)
 
 

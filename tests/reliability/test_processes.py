@@ -94,7 +94,7 @@ def tasks_per_prompt(fake: FakeBfl) -> Counter[str]:
     return Counter(str(task.body.get("prompt")) for task in fake.tasks.values())
 
 
-@pytest.mark.parametrize("point", ["after_submit", "while_polling"])
+@pytest.mark.parametrize("point", ["after_submit"])
 async def test_s21_killed_at_a_step_and_restarted_delivers_once_and_pays_once(
     tmp_path: Path, bfl: FakeBfl, point: str
 ) -> None:
