@@ -233,6 +233,7 @@ class FakeSlack:
         self.responses: list[tuple[str, dict[str, Any]]] = []
         self.users: dict[str, dict[str, Any]] = {}
         self.fail: dict[str, str] = {}  # method -> error to answer once
+        self.fail_always: dict[str, str] = {}  # method -> error to answer every time
         self.changed = asyncio.Event()
         self._ts = itertools.count(1)
         self._file_ids = itertools.count(1)
@@ -313,6 +314,8 @@ class FakeSlack:
             return web.json_response({"ok": False, "error": "invalid_arguments"})
         if method in self.fail:
             return web.json_response({"ok": False, "error": self.fail.pop(method)})
+        if method in self.fail_always:
+            return web.json_response({"ok": False, "error": self.fail_always[method]})
         handler = getattr(self, "_m_" + method.replace(".", "_"), None)
         if handler is None:
             return web.json_response({"ok": False, "error": "unknown_method"})
