@@ -17,6 +17,7 @@ import discord
 import yarl
 
 from adapters.discord import messages
+from adapters.discord.admin import AdminCommands, actor_of
 from adapters.discord.commands import build_tree
 from adapters.discord.delivery import (
     APPLICATION_ID,
@@ -46,8 +47,10 @@ def configure_endpoints(settings: Settings) -> None:
 
 
 def make_client(settings: Settings) -> discord.Client:
-    # Slash commands and buttons need no privileged intents, nor any intent at all.
+    # No privileged intent: interactions arrive without any. ``guilds`` keeps channels cached,
+    # so a thread's age restriction can be read from its parent channel.
     intents = discord.Intents.none()
+    intents.guilds = True
     if settings.discord_shard_count is not None or settings.discord_shard_ids:
         if settings.discord_shard_ids:
             return discord.AutoShardedClient(
@@ -109,6 +112,7 @@ class InteractionHandler:
     def __init__(self, app: App, delivery: DiscordDelivery) -> None:
         self._app = app
         self._delivery = delivery
+        self.admin = AdminCommands(app)
 
     # /imagine -----------------------------------------------------------------------------------
 
@@ -168,31 +172,27 @@ class InteractionHandler:
     async def _delete(self, interaction: discord.Interaction, job_id: str) -> None:
         # A deferred update: the "original response" is then the message carrying the button.
         await interaction.response.defer()
-        permissions = interaction.permissions
-        moderator = _is_admin(interaction) or permissions.manage_messages
+        actor = actor_of(interaction)
+        service = self._app.service
+        moderator = (
+            actor.is_platform_admin
+            or interaction.permissions.manage_messages
+            or await service.is_admin(str(interaction.guild_id or ""), actor)
+        )
         try:
-            await self._app.service.cancel(
-                job_id, user_id=str(interaction.user.id), is_admin=moderator
-            )
+            # Ownership is the core's rule: the requester or a moderator.
+            await service.cancel(job_id, user_id=actor.user_id, is_admin=moderator)
         except JobNotFound:
-            pass  # an image the bot no longer knows: the requester check cannot pass
+            if not moderator:
+                await interaction.followup.send(
+                    "Only a moderator can delete an image the bot no longer knows.", ephemeral=True
+                )
+                return
         except RequestRejected as exc:
-            await interaction.followup.send(exc.user_message, ephemeral=True)
-            return
-        if not moderator and not await self._is_requester(job_id, interaction):
-            await interaction.followup.send(
-                "Only the requester or a moderator can delete this.", ephemeral=True
-            )
+            await interaction.followup.send(f"⚠️ {exc.user_message}", ephemeral=True)
             return
         with contextlib.suppress(discord.NotFound):
             await interaction.delete_original_response()
-
-    async def _is_requester(self, job_id: str, interaction: discord.Interaction) -> bool:
-        try:
-            job = await self._app.service.job(job_id)
-        except JobNotFound:
-            return False
-        return job.user_id == str(interaction.user.id)
 
     # Shared ---------------------------------------------------------------------------------------
 
@@ -263,6 +263,7 @@ class DiscordAdapter:
         self.delivery = DiscordDelivery(self.rest, catalog=app.catalog, clock=app.clock)
         self.handler = InteractionHandler(app, self.delivery)
         self.client: discord.Client | None = None
+        self._started = False
         if gateway:
             self.client = make_client(settings)
             build_tree(self.client, self.handler, app.catalog)
@@ -286,6 +287,7 @@ class DiscordAdapter:
             await stop.wait()
             return
         client = self.client
+        self._started = True
         runner = asyncio.create_task(client.start(self._token), name="discord-gateway")
         stopper = asyncio.create_task(stop.wait())
         try:
@@ -301,8 +303,13 @@ class DiscordAdapter:
             await asyncio.gather(runner, stopper, return_exceptions=True)
 
     async def aclose(self) -> None:
-        if self.client is not None and not self.client.is_closed():
-            await self.client.close()
+        client = self.client
+        if client is None or client.is_closed():
+            return
+        if self._started or not isinstance(client, discord.AutoShardedClient):
+            await client.close()
+        else:
+            await client.http.close()  # a sharded client that never started has nothing else
 
 
 def create_adapter(app: App, *, gateway: bool = True) -> DiscordAdapter:
