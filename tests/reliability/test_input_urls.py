@@ -73,7 +73,7 @@ def only_address_check(sink: RawServer, dns: FakeDNS | None = None) -> SafeFetch
         "localhost",
     ],
 )
-async def test_loopback_spellings_are_refused(sink: RawServer, host: str) -> None:
+async def test_s26_loopback_spellings_are_refused(sink: RawServer, host: str) -> None:
     fetcher = only_address_check(sink)
     with pytest.raises(DownloadRefused) as caught:
         await fetcher.fetch(f"http://{host}:{sink.port}/cat.png")
@@ -109,7 +109,7 @@ async def test_loopback_spellings_are_refused(sink: RawServer, host: str) -> Non
         "2852039166",  # and in decimal
     ],
 )
-async def test_private_and_special_addresses_are_refused(sink: RawServer, host: str) -> None:
+async def test_s26_private_and_special_addresses_are_refused(sink: RawServer, host: str) -> None:
     fetcher = only_address_check(sink)
     with pytest.raises(DownloadRefused) as caught:
         await fetcher.fetch(f"http://{host}:{sink.port}/cat.png")
@@ -127,7 +127,7 @@ async def test_private_and_special_addresses_are_refused(sink: RawServer, host: 
         ["::ffff:127.0.0.1"],
     ],
 )
-async def test_names_resolving_to_private_addresses_are_refused(
+async def test_s26_names_resolving_to_private_addresses_are_refused(
     sink: RawServer, answers: list[str]
 ) -> None:
     dns = FakeDNS({"images.example": [answers]})
@@ -152,14 +152,14 @@ async def test_names_resolving_to_private_addresses_are_refused(
         "not a url",
     ],
 )
-async def test_other_schemes_are_refused(sink: RawServer, url: str) -> None:
+async def test_s26_other_schemes_are_refused(sink: RawServer, url: str) -> None:
     fetcher = SafeFetcher(extra_ports={sink.port}, trusted_endpoints={("127.0.0.1", sink.port)})
     with pytest.raises(DownloadRefused):
         await fetcher.fetch(url.format(sink=f"127.0.0.1:{sink.port}"))
     assert sink.connections == 0
 
 
-async def test_other_ports_are_refused(sink: RawServer) -> None:
+async def test_s26_other_ports_are_refused(sink: RawServer) -> None:
     # The address is trusted here, so only the port rule can refuse.
     fetcher = SafeFetcher(allow_http=True, trusted_endpoints={("127.0.0.1", sink.port)})
     with pytest.raises(DownloadRefused) as caught:
@@ -168,7 +168,7 @@ async def test_other_ports_are_refused(sink: RawServer) -> None:
     assert sink.connections == 0
 
 
-async def test_credentials_in_the_link_are_refused(sink: RawServer) -> None:
+async def test_s26_credentials_in_the_link_are_refused(sink: RawServer) -> None:
     fetcher = SafeFetcher(
         allow_http=True, extra_ports={sink.port}, trusted_endpoints={("127.0.0.1", sink.port)}
     )
@@ -177,7 +177,7 @@ async def test_credentials_in_the_link_are_refused(sink: RawServer) -> None:
     assert sink.connections == 0
 
 
-async def test_the_default_fetcher_refuses_a_local_fake(sink: RawServer) -> None:
+async def test_s26_the_default_fetcher_refuses_a_local_fake(sink: RawServer) -> None:
     with pytest.raises(DownloadRefused):
         await SafeFetcher().fetch(f"http://127.0.0.1:{sink.port}/cat.png")
     with pytest.raises(DownloadRefused):
@@ -185,7 +185,7 @@ async def test_the_default_fetcher_refuses_a_local_fake(sink: RawServer) -> None
     assert sink.connections == 0
 
 
-async def test_a_trusted_local_fake_is_downloaded(sink: RawServer) -> None:
+async def test_s26_a_trusted_local_fake_is_downloaded(sink: RawServer) -> None:
     fetcher = SafeFetcher(
         allow_http=True, extra_ports={sink.port}, trusted_endpoints={("127.0.0.1", sink.port)}
     )
@@ -208,7 +208,7 @@ async def test_a_trusted_local_fake_is_downloaded(sink: RawServer) -> None:
         "http://127.0.0.1:{sink}@127.0.0.1:{sink}/",
     ],
 )
-async def test_redirects_to_refused_places_are_refused(sink: RawServer, target: str) -> None:
+async def test_s26_redirects_to_refused_places_are_refused(sink: RawServer, target: str) -> None:
     location = target.format(sink=sink.port)
     redirector = await RawServer(respond("302 Found", headers={"Location": location})).start()
     try:
@@ -227,7 +227,7 @@ async def test_redirects_to_refused_places_are_refused(sink: RawServer, target: 
         await redirector.aclose()
 
 
-async def test_a_good_redirect_is_followed_and_headers_stay_home(sink: RawServer) -> None:
+async def test_s26_a_good_redirect_is_followed_and_headers_stay_home(sink: RawServer) -> None:
     redirector = await RawServer(
         respond("301 Moved", headers={"Location": f"http://images.example:{sink.port}/cat.png"})
     ).start()
@@ -249,7 +249,7 @@ async def test_a_good_redirect_is_followed_and_headers_stay_home(sink: RawServer
         await redirector.aclose()
 
 
-async def test_redirect_loops_stop_after_a_few_hops(sink: RawServer) -> None:
+async def test_s26_redirect_loops_stop_after_a_few_hops(sink: RawServer) -> None:
     redirector = await RawServer(respond("302 Found", headers={"Location": "/again"})).start()
     try:
         fetcher = SafeFetcher(
@@ -266,7 +266,7 @@ async def test_redirect_loops_stop_after_a_few_hops(sink: RawServer) -> None:
         await redirector.aclose()
 
 
-async def test_the_host_is_resolved_once_and_the_connection_pinned(sink: RawServer) -> None:
+async def test_s26_the_host_is_resolved_once_and_the_connection_pinned(sink: RawServer) -> None:
     # A rebinding name: the first answer passes the check, any later one points inside.
     dns = FakeDNS({"rebind.example": [["127.0.0.1"], ["10.0.0.1"], ["10.0.0.1"]]})
     fetcher = SafeFetcher(
@@ -280,7 +280,7 @@ async def test_the_host_is_resolved_once_and_the_connection_pinned(sink: RawServ
     assert sink.connections == 1
 
 
-async def test_an_error_status_is_a_clear_refusal() -> None:
+async def test_s26_an_error_status_is_a_clear_refusal() -> None:
     server = await RawServer(respond("404 Not Found", b"nope")).start()
     try:
         fetcher = SafeFetcher(
@@ -308,7 +308,7 @@ async def _fetch_from(server: RawServer, **options: object) -> bytes:
     return await fetcher.fetch(f"http://127.0.0.1:{server.port}/img.png")
 
 
-async def test_a_huge_content_length_is_refused_at_once() -> None:
+async def test_s27_a_huge_content_length_is_refused_at_once() -> None:
     server = await RawServer(huge_length(50 * 1024**3)).start()
     try:
         with pytest.raises(DownloadRefused) as caught:
@@ -319,7 +319,7 @@ async def test_a_huge_content_length_is_refused_at_once() -> None:
         await server.aclose()
 
 
-async def test_an_endless_stream_is_cut_at_the_byte_cap() -> None:
+async def test_s27_an_endless_stream_is_cut_at_the_byte_cap() -> None:
     server = await RawServer(endless).start()
     try:
         with pytest.raises(DownloadRefused) as caught:
@@ -329,7 +329,7 @@ async def test_an_endless_stream_is_cut_at_the_byte_cap() -> None:
         await server.aclose()
 
 
-async def test_a_trickle_is_cut_at_the_time_cap() -> None:
+async def test_s27_a_trickle_is_cut_at_the_time_cap() -> None:
     # A byte every 50 ms never trips a per-read timeout; only the total cap can end it.
     server = await RawServer(trickle(0.05)).start()
     try:

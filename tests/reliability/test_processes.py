@@ -211,8 +211,7 @@ async def _start_slack_bot(
             SLACK_SIGNING_SECRET=SIGNING_SECRET,
             SLACK_API_URL=slack.api_url,
             IMAGINE_HTTP_PORT=str(port),
-            **provider_env(bfl),
-            **env,
+            **{**provider_env(bfl), **env},
         ),
         cwd=data.parent,
         stdin=asyncio.subprocess.DEVNULL,
@@ -286,3 +285,56 @@ async def test_s22_sigterm_finishes_or_hands_back_running_jobs_and_nothing_stays
     assert {row["status"] for row in stored_jobs(data)} == {"delivered"}
     assert len(slack.shared_files()) == 2
     assert bfl.paid_tasks == 2
+
+
+async def test_s33_no_secret_reaches_the_debug_logs_of_the_real_process(
+    tmp_path: Path, bfl: FakeBfl
+) -> None:
+    """The Slack bot at DEBUG with the BFL provider: a delivered image, a moderated prompt, a 429
+    and a 5xx HTML page. Neither the BFL key, the Slack token, the signing secret nor any
+    response_url appears in anything the process wrote."""
+    data = tmp_path / "data"
+    slack = await FakeSlack(SLACK_TOKEN).start()
+    port = _free_port()
+    base = f"http://127.0.0.1:{port}"
+    bfl.fail("submit", Fault(status=429, retry_after=0.1), Fault(status=502, html=True))
+    bfl.next_outcomes("Ready", "Request Moderated")
+    process = await _start_slack_bot(
+        data, slack, bfl, port, IMAGINE_LOG_LEVEL="DEBUG", IMAGINE_LOG_FORMAT="json"
+    )
+    urls = [slack.response_url(f"secret-{n}") for n in range(2)]
+    try:
+        async with aiohttp.ClientSession() as http:
+            await _wait_healthy(http, base, process)
+            for n, prompt in enumerate(("a harmless kite", "a moderated thing")):
+                body = form_body(
+                    {
+                        "team_id": "T1",
+                        "channel_id": "C1",
+                        "user_id": f"U{n}",
+                        "command": "/imagine",
+                        "text": f"{prompt} --model klein --size 256x256",
+                        "response_url": urls[n],
+                        "trigger_id": f"secret.{n}.trigger",
+                    }
+                )
+                headers = signed_headers(SIGNING_SECRET, body)
+                async with http.post(f"{base}/slack/events", data=body, headers=headers) as reply:
+                    assert reply.status == 200
+            async with asyncio.timeout(90):
+                while (
+                    not all(row["outcome_sent"] for row in stored_jobs(data))
+                    or len(stored_jobs(data)) < 2
+                ):
+                    await asyncio.sleep(0.2)
+    finally:
+        if process.returncode is None:
+            process.send_signal(signal.SIGTERM)
+        async with asyncio.timeout(60):
+            out, err = await process.communicate()
+        await slack.aclose()
+    logs = out.decode() + err.decode()
+    assert "DEBUG" in logs or '"debug"' in logs.lower()
+    for secret in (bfl.key, SLACK_TOKEN, SIGNING_SECRET, *urls):
+        assert secret not in logs, [line for line in logs.splitlines() if secret in line][:3]
+    assert {row["status"] for row in stored_jobs(data)} == {"delivered", "moderated"}
