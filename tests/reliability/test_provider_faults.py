@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import io
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Mapping
 from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
@@ -18,7 +18,11 @@ from PIL import Image
 from bot.app import App
 from bot.clock import ManualClock
 from bot.models import Job, JobStatus
+from bot.providers.base import PollResult
 from bot.providers.download import AllowList, HostRule
+from bot.providers.offline import OfflineProvider
+from bot.providers.router import Router
+from tests.discord.conftest import Bot
 from tests.factories import make_request
 from tests.fakes.bfl import FakeBfl
 from tests.fakes.fal import FakeFal
@@ -280,16 +284,39 @@ async def test_s20_a_result_pointing_elsewhere_is_never_fetched(data_dir: Path, 
     assert rig.port.delivered == [] and len(rig.told(job)) == 1
 
 
-async def test_s18_a_result_over_the_upload_limit_is_fitted_not_refused(data_dir: Path) -> None:
-    """The worker hands the platform what fits: an image larger than the upload limit is
-    re-encoded or resized by the adapter before upload (Discord: ``tests/discord/test_delivery``)."""
-    from bot.images import fit
+class NoisyOffline(OfflineProvider):
+    """Results of pure noise: large PNGs, as a detailed 4 MP image can be."""
 
-    noisy = Image.effect_noise((512, 512), 120).convert("RGB")
-    out = io.BytesIO()
-    noisy.save(out, format="PNG")
-    assert len(out.getvalue()) > 200_000
-    fitted = fit(noisy, 60_000)
-    assert len(fitted.data) <= 60_000
-    with Image.open(io.BytesIO(fitted.data)) as img:
-        assert img.format in ("JPEG", "PNG") and img.width >= 128
+    async def fetch(self, task: Mapping[str, Any], result: PollResult) -> list[bytes]:
+        out = io.BytesIO()
+        Image.effect_noise((768, 768), 100).convert("RGB").save(out, format="PNG")
+        return [out.getvalue()]
+
+
+async def test_s18_a_result_over_the_upload_limit_is_fitted_not_refused(bot: Bot) -> None:
+    """The server's upload limit (Discord sends it with each interaction) is smaller than the
+    finished image: the adapter re-encodes it to fit instead of letting Discord refuse the upload."""
+    assert bot.app.worker is not None
+    await bot.app.worker.stop(grace=1)
+    bot.app.router = Router([NoisyOffline()], clock=bot.app.clock)
+    await bot.app.start_workers()
+    limit = 400_000
+    payload = bot.fake.imagine("a detailed city skyline at night", aspect="1:1")
+    payload["attachment_size_limit"] = limit
+    token = bot.feed(payload)
+
+    def uploaded() -> Any:
+        for r in bot.fake.calls("update_original_webhook_message", token):
+            if r.files:
+                return r
+        return None
+
+    edit = await bot.fake.wait_for(uploaded, what="the image")
+    ((_, data, _),) = edit.files.values()
+    job_id = edit.json["embeds"][0]["footer"]["text"].removeprefix("job ")
+    job = await bot.app.service.job(job_id)
+    stored = await bot.app.blobs.get(job.images[0])
+    assert len(stored) > limit >= len(data)
+    with Image.open(io.BytesIO(data)) as img:
+        img.load()
+        assert img.width >= 256
