@@ -338,3 +338,72 @@ async def test_s33_no_secret_reaches_the_debug_logs_of_the_real_process(
     for secret in (bfl.key, SLACK_TOKEN, SIGNING_SECRET, *urls):
         assert secret not in logs, [line for line in logs.splitlines() if secret in line][:3]
     assert {row["status"] for row in stored_jobs(data)} == {"delivered", "moderated"}
+
+
+@pytest.mark.postgres
+async def test_s23_two_workers_on_postgresql_one_dies_its_jobs_are_taken_over(
+    tmp_path: Path,
+) -> None:
+    """Two worker processes share a PostgreSQL queue; one is SIGKILLed mid-way. Each job is claimed
+    by one worker at a time (one provider task per job at most), the dead worker's jobs are taken
+    over once their leases expire, and every job ends with one outcome. (The heavier version with
+    three workers and 2,000 jobs: ``tests/e2e/test_workers_on_postgres.py``.)"""
+    import asyncpg
+
+    from bot.models import ReplyTarget
+    from bot.store import open_store
+    from tests.e2e.test_workers_on_postgres import start_worker, wait_until
+    from tests.e2e.worker_process import RECORDING_TABLES
+    from tests.factories import make_job, make_request
+    from tests.pg import private_schema
+
+    jobs = 80
+    data = tmp_path / "data"
+    data.mkdir()
+    async with private_schema() as url:
+        async with open_store(url) as store:
+            now = time.time()
+            for n in range(jobs):
+                request = make_request(
+                    platform="recorder",
+                    community_id=f"c{n % 3}",
+                    user_id=f"u{n % 10}",
+                    reply=ReplyTarget(platform="recorder", channel_id="ch1"),
+                )
+                job = make_job(now=now, request=request, width=64, height=64, seed=n)
+                await store.enqueue_job(job)
+        probe = await asyncpg.connect(url)
+        await probe.execute(RECORDING_TABLES)
+        logs = [tmp_path / f"worker{i}.log" for i in range(2)]
+        workers = [start_worker(url, data, log) for log in logs]
+        try:
+            posted = await wait_until(probe, "SELECT count(*) FROM platform_posts", 20, 90)
+            assert posted >= 20, [log.read_text()[-1500:] for log in logs]
+            victim = workers[0]
+            victim.send_signal(signal.SIGKILL)
+            victim.wait(timeout=10)
+            done = await wait_until(
+                probe, "SELECT count(*) FROM jobs WHERE outcome_sent", jobs, 120
+            )
+            assert done == jobs, [log.read_text()[-1500:] for log in logs]
+            posts = await probe.fetch("SELECT job_id, pid FROM platform_posts ORDER BY at")
+            tasks = await probe.fetch("SELECT job_id, pid FROM provider_tasks")
+            rows = await probe.fetch("SELECT id, status, error_code FROM jobs")
+        finally:
+            await probe.close()
+            for worker in workers:
+                if worker.poll() is None:
+                    worker.send_signal(signal.SIGTERM)
+            codes = [worker.wait(timeout=30) for worker in workers]
+    assert codes[1] == 0
+    assert max(Counter(row["job_id"] for row in tasks).values()) == 1
+    survivor = workers[1].pid
+    by_job: dict[str, list[int]] = {}
+    for row in posts:
+        by_job.setdefault(row["job_id"], []).append(row["pid"])
+    assert set(by_job) == {row["id"] for row in rows}
+    # A job is posted twice only when the dead worker posted it and died before storing that.
+    assert all(pids[:-1] == [victim.pid] * (len(pids) - 1) for pids in by_job.values())
+    assert any(pids[-1] == survivor for pids in by_job.values())
+    failed = [row for row in rows if row["status"] != "delivered"]
+    assert all(row["error_code"] == "submit_unknown" for row in failed), failed
