@@ -10,6 +10,7 @@ from dataclasses import dataclass, field
 
 import httpx
 
+from bot import metrics
 from bot.blobs import BlobStore, open_blobs
 from bot.catalog import Catalog, load_catalog
 from bot.clock import Clock, SystemClock
@@ -98,7 +99,7 @@ async def open_app(settings: Settings, *, clock: Clock | None = None) -> AsyncIt
         router = Router(build_providers(settings, http, clock), clock=clock)
         events = JobEvents()
         wakes_workers = await store.listen_for_work(events.work_available)
-        policy = Policy()
+        policy = Policy(settings.policy_defaults())
         service = ImagineService(
             store=store,
             catalog=catalog,
@@ -119,6 +120,12 @@ async def open_app(settings: Settings, *, clock: Clock | None = None) -> AsyncIt
             return None
 
         server.add_readiness_check("store", store_ready)
+
+        async def refresh_queue_metrics() -> None:
+            counts = await store.job_counts()
+            metrics.set_queue(counts.queued, counts.running)
+
+        server.add_metrics_refresh(refresh_queue_metrics)
         app = App(
             settings=settings,
             clock=clock,

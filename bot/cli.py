@@ -9,7 +9,8 @@ import logging
 import os
 import signal
 import sys
-from collections.abc import Mapping, Sequence
+import time
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -207,6 +208,7 @@ class FileDelivery:
             target.parent.mkdir(parents=True, exist_ok=True)
             await asyncio.to_thread(target.write_bytes, image.data)
             self.written.append(target)
+            print(f"image {index}/{len(images)} written to {target}", file=sys.stderr)
         return {"paths": [str(p) for p in self.written]}
 
     async def notify_failure(self, job: Job) -> None:
@@ -253,8 +255,33 @@ async def imagine_once(settings: Settings, args: argparse.Namespace) -> int:
             f"job {job.id}: queued ({job.variant}, {job.width}x{job.height}, seed {job.seed})",
             file=sys.stderr,
         )
+        app.events.add_listener(_progress_printer(job.id))
         job = await app.service.wait(job.id, timeout=args.timeout)
         return _report(job, delivery)
+
+
+def _progress_printer(job_id: str) -> Callable[[Job], None]:
+    """Prints each new status of one job, so long work shows how far it has come."""
+    shown: set[JobStatus] = {JobStatus.QUEUED}
+    started = time.monotonic()
+
+    def show(job: Job) -> None:
+        if job.id != job_id or job.status in shown:
+            return
+        shown.add(job.status)
+        took = f"{time.monotonic() - started:.1f} s"
+        if job.status is JobStatus.SUBMITTED:
+            print(f"job {job.id}: submitted to {job.provider} ({took})", file=sys.stderr)
+        elif job.status is JobStatus.FETCHED:
+            count = len(job.images)
+            print(
+                f"job {job.id}: {count} image{'s' if count != 1 else ''} ready, saving ({took})",
+                file=sys.stderr,
+            )
+        elif job.status is JobStatus.DELIVERED:
+            print(f"job {job.id}: done ({took})", file=sys.stderr)
+
+    return show
 
 
 def _report(job: Job, delivery: FileDelivery) -> int:

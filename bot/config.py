@@ -5,12 +5,15 @@ from __future__ import annotations
 import os
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from dotenv import dotenv_values
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator
 
 from bot.errors import ConfigError
+
+if TYPE_CHECKING:
+    from bot.policy import PolicyDefaults
 
 KNOWN_PROVIDERS = ("bfl", "fal", "together", "offline")
 PROVIDER_KEYS = {"bfl": "BFL_API_KEY", "fal": "FAL_KEY", "together": "TOGETHER_API_KEY"}
@@ -54,8 +57,62 @@ class Settings(BaseModel):
     slack_app_token: SecretStr | None = Field(None, alias="SLACK_APP_TOKEN")
     slack_api_url: str = Field("https://slack.com/api/", alias="SLACK_API_URL")
 
+    # Policy defaults; each community may change its own (see docs/settings.md).
+    user_rate: str = Field("5/minute", alias="IMAGINE_USER_RATE")
+    user_burst: int | None = Field(None, alias="IMAGINE_USER_BURST", ge=1, le=1_000_000)
+    user_daily: int | None = Field(100, alias="IMAGINE_USER_DAILY", ge=0, le=1_000_000)
+    user_max_in_flight: int | None = Field(
+        5, alias="IMAGINE_USER_MAX_IN_FLIGHT", ge=1, le=1_000_000
+    )
+    community_daily: int | None = Field(None, alias="IMAGINE_COMMUNITY_DAILY", ge=0, le=10_000_000)
+    community_budget_usd: float | None = Field(
+        None, alias="IMAGINE_COMMUNITY_BUDGET_USD", ge=0, le=1_000_000
+    )
+    blocked_terms: tuple[str, ...] = Field((), alias="IMAGINE_BLOCKED_TERMS")
+    safety_level: str = Field("standard", alias="IMAGINE_SAFETY_LEVEL")
+
     # A test-only hook: the process kills itself with SIGKILL at the named job step. Inert when unset.
     crash_at: str | None = Field(None, alias="IMAGINE_TEST_CRASH_AT")
+
+    @field_validator("user_rate")
+    @classmethod
+    def _rate(cls, value: str) -> str:
+        from bot.limits import parse_rate
+
+        parse_rate(value)
+        return value.strip()
+
+    @field_validator(
+        "user_burst",
+        "user_daily",
+        "user_max_in_flight",
+        "community_daily",
+        "community_budget_usd",
+        mode="before",
+    )
+    @classmethod
+    def _off_is_unlimited(cls, value: Any) -> Any:
+        if isinstance(value, str) and value.strip().lower() in ("off", "none", "unlimited"):
+            return None
+        return value
+
+    @field_validator("safety_level")
+    @classmethod
+    def _safety_level(cls, value: str) -> str:
+        from bot.errors import InvalidRequest
+        from bot.safety import parse_level
+
+        try:
+            return parse_level(value).name
+        except InvalidRequest as exc:
+            raise ValueError(exc.user_message) from None
+
+    @field_validator("blocked_terms", mode="before")
+    @classmethod
+    def _split_terms(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            return tuple(" ".join(part.split()) for part in value.split(",") if part.strip())
+        return value
 
     @field_validator("providers", "download_allow", mode="before")
     @classmethod
@@ -118,6 +175,29 @@ class Settings(BaseModel):
             return self.providers
         keyed = tuple(name for name, var in PROVIDER_KEYS.items() if self.secret(var))
         return keyed or ("offline",)
+
+    def policy_defaults(self) -> PolicyDefaults:
+        """The limits, word list and safety level every community starts from."""
+        from bot.limits import LimitDefaults, parse_rate
+        from bot.models import Limits
+        from bot.policy import PolicyDefaults
+
+        rate = parse_rate(self.user_rate)
+        return PolicyDefaults(
+            limits=LimitDefaults(
+                user=Limits(
+                    rate=rate[0] if rate else None,
+                    period=rate[1] if rate else None,
+                    burst=self.user_burst,
+                    daily=self.user_daily,
+                    max_in_flight=self.user_max_in_flight,
+                ),
+                community_daily=self.community_daily,
+                community_budget_usd=self.community_budget_usd,
+            ),
+            blocked_terms=self.blocked_terms,
+            safety_level=self.safety_level,
+        )
 
     @property
     def discord_enabled(self) -> bool:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import Awaitable, Callable
 
@@ -13,6 +14,9 @@ from bot.metrics import REGISTRY
 log = logging.getLogger(__name__)
 
 ReadinessCheck = Callable[[], Awaitable[str | None]]
+MetricsRefresh = Callable[[], Awaitable[None]]
+# A readiness check that has not answered by then counts as "not ready" (a hung database).
+CHECK_TIMEOUT = 3.0
 
 
 class HttpServer:
@@ -21,6 +25,7 @@ class HttpServer:
         self._port = port
         self.app = web.Application(client_max_size=2 * 1024 * 1024)
         self._checks: dict[str, ReadinessCheck] = {}
+        self._refreshers: list[MetricsRefresh] = []
         self._runner: web.AppRunner | None = None
         self.port: int | None = None
         self.app.router.add_get("/healthz", self._healthz)
@@ -30,6 +35,10 @@ class HttpServer:
     def add_readiness_check(self, name: str, check: ReadinessCheck) -> None:
         """``check`` returns None when ready, else a short reason."""
         self._checks[name] = check
+
+    def add_metrics_refresh(self, refresh: MetricsRefresh) -> None:
+        """``refresh`` updates gauges read from elsewhere (queue depth) just before a scrape."""
+        self._refreshers.append(refresh)
 
     async def start(self) -> int:
         self._runner = web.AppRunner(self.app, access_log=None)
@@ -51,18 +60,28 @@ class HttpServer:
         return web.json_response({"status": "ok"})
 
     async def _readyz(self, request: web.Request) -> web.Response:
-        problems: dict[str, str] = {}
-        for name, check in self._checks.items():
-            try:
-                reason = await check()
-            except Exception as exc:
-                reason = type(exc).__name__
-            if reason:
-                problems[name] = reason
+        names = list(self._checks)
+        reasons = await asyncio.gather(*(self._run_check(self._checks[n]) for n in names))
+        problems = {name: reason for name, reason in zip(names, reasons, strict=True) if reason}
         if problems:
             return web.json_response({"status": "not ready", "problems": problems}, status=503)
-        return web.json_response({"status": "ready", "checks": sorted(self._checks)})
+        return web.json_response({"status": "ready", "checks": sorted(names)})
+
+    @staticmethod
+    async def _run_check(check: ReadinessCheck) -> str | None:
+        try:
+            return await asyncio.wait_for(check(), CHECK_TIMEOUT)
+        except TimeoutError:
+            return f"no answer within {CHECK_TIMEOUT:.0f} s"
+        except Exception as exc:
+            # The type only: an exception's text may carry a URL or a token.
+            return type(exc).__name__
 
     async def _metrics(self, request: web.Request) -> web.Response:
+        for refresh in self._refreshers:
+            try:
+                await asyncio.wait_for(refresh(), CHECK_TIMEOUT)
+            except Exception as exc:
+                log.warning("refreshing metrics failed: %s", type(exc).__name__)
         body = generate_latest(REGISTRY)
         return web.Response(body=body, headers={"Content-Type": CONTENT_TYPE_LATEST})

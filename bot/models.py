@@ -119,6 +119,8 @@ class ImagineRequest:
     use_cache: bool = True
     action: str = "imagine"
     parent_job_id: str | None = None
+    # The safety tolerance (BFL 0-6) fixed when the request was accepted; None on older rows.
+    safety_tolerance: int | None = None
 
     def to_json(self) -> dict[str, Any]:
         raw = asdict(self)
@@ -194,8 +196,45 @@ def dumps(value: Any) -> str:
 
 
 @dataclass(frozen=True)
+class Limits:
+    """Per-user limits; ``None`` means "not set here" (fall back to the next level).
+
+    ``rate`` is the number of images per ``period`` seconds (GCRA), ``burst`` how many may be taken
+    at once, ``daily`` images per UTC day, ``max_in_flight`` unfinished jobs at a time.
+    """
+
+    rate: int | None = None
+    period: float | None = None
+    burst: int | None = None
+    daily: int | None = None
+    max_in_flight: int | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        return {k: v for k, v in asdict(self).items() if v is not None}
+
+    @classmethod
+    def from_json(cls, raw: Mapping[str, Any] | None) -> Limits:
+        known = cls.__dataclass_fields__
+        return cls(**{k: v for k, v in dict(raw or {}).items() if k in known})
+
+    def over(self, base: Limits) -> Limits:
+        """These limits where set, ``base`` elsewhere."""
+        return Limits(
+            **{
+                name: getattr(self, name)
+                if getattr(self, name) is not None
+                else getattr(base, name)
+                for name in self.__dataclass_fields__
+            }
+        )
+
+
+@dataclass(frozen=True)
 class CommunitySettings:
-    """A community's moderation settings (a Discord server, a Slack workspace, the console)."""
+    """A community's moderation settings (a Discord server, a Slack workspace, the console).
+
+    ``None`` in a limit means the bot's default from the environment applies.
+    """
 
     community_id: str
     safety_level: str = "standard"
@@ -208,13 +247,29 @@ class CommunitySettings:
     allow_input_images: bool = True
     allow_cache: bool = True
     extra: Mapping[str, Any] = field(default_factory=dict)
+    # Safety level per channel id (within the community level and the channel's cap).
+    channel_safety: Mapping[str, str] = field(default_factory=dict)
+    user_limits: Limits = field(default_factory=Limits)
+    # Overrides per role id; a user with several roles gets the most generous value of each.
+    role_limits: Mapping[str, Limits] = field(default_factory=dict)
+    community_daily: int | None = None
+    community_budget_usd: float | None = None
+    # Admins (platform admins, admin roles, admin users) skip the per-user limits.
+    admins_exempt: bool = True
 
     def to_json(self) -> dict[str, Any]:
-        raw = asdict(self)
-        for key, value in raw.items():
+        raw: dict[str, Any] = {}
+        for name in self.__dataclass_fields__:
+            value = getattr(self, name)
             if isinstance(value, tuple):
-                raw[key] = list(value)
-        raw["extra"] = dict(self.extra)
+                value = list(value)
+            elif isinstance(value, Limits):
+                value = value.to_json()
+            elif name == "role_limits":
+                value = {role: limits.to_json() for role, limits in value.items()}
+            elif isinstance(value, Mapping):
+                value = dict(value)
+            raw[name] = value
         return raw
 
     @classmethod
@@ -224,7 +279,13 @@ class CommunitySettings:
         for key, value in raw.items():
             if key not in known:
                 continue
-            values[key] = tuple(value) if isinstance(value, list) else value
+            if key == "user_limits":
+                value = Limits.from_json(value)
+            elif key == "role_limits":
+                value = {str(role): Limits.from_json(v) for role, v in dict(value or {}).items()}
+            elif isinstance(value, list):
+                value = tuple(value)
+            values[key] = value
         return cls(**values)
 
     def evolve(self, **changes: Any) -> CommunitySettings:

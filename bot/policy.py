@@ -1,18 +1,45 @@
 """Who may ask for what: the checks between a command and a stored job, in their fixed order.
 
-Order: banned user, channel allowed, prompt filter, rate limits and quotas (the last two grow with
-the policy core).
+Order: banned user, channel allowed, prompt filter (``admit``), then rate limits and quotas, which
+the store decides atomically while storing the job (``plan`` resolves the limits it applies).
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass, field
+
+from bot.catalog import Variant
 from bot.errors import PolicyRefusal
-from bot.models import CommunitySettings, ImagineRequest
+from bot.limits import LimitDefaults, LimitPlan, resolve_plan
+from bot.models import CommunitySettings, ImagineRequest, Job
+from bot.promptfilter import PromptFilter
+from bot.safety import MAX_TOLERANCE, MIN_TOLERANCE, effective_tolerance
+
+
+@dataclass(frozen=True)
+class PolicyDefaults:
+    """Bot-wide defaults (from the environment) that each community may change for itself."""
+
+    limits: LimitDefaults = field(default_factory=LimitDefaults)
+    # Added to every community's own list; the built-in list applies too.
+    blocked_terms: tuple[str, ...] = ()
+    safety_level: str = "standard"
 
 
 class Policy:
+    def __init__(self, defaults: PolicyDefaults | None = None) -> None:
+        self.defaults = defaults or PolicyDefaults()
+        self._filter = PromptFilter(self.defaults.blocked_terms)
+
+    def new_settings(self, community_id: str) -> CommunitySettings:
+        """The settings of a community that has not changed any."""
+        return CommunitySettings(community_id, safety_level=self.defaults.safety_level)
+
     async def admit(self, request: ImagineRequest, settings: CommunitySettings) -> None:
-        """Raise PolicyRefusal with a message for the user when the request may not run."""
+        """Raise PolicyRefusal with a message for the user when the request may not run.
+
+        ``request.prompt`` should already be cleaned (``bot.service.clean_prompt``).
+        """
         if request.user_id in settings.banned_users:
             raise PolicyRefusal(
                 "You are not allowed to use /imagine in this community.", code="banned"
@@ -22,7 +49,63 @@ class Policy:
                 "/imagine is not enabled in this channel; a moderator can allow it.",
                 code="channel_not_allowed",
             )
+        if self._filter.blocks(request.prompt, settings.blocked_terms):
+            raise PolicyRefusal(
+                "Your prompt was blocked by this server's word list. Please rephrase it.",
+                code="blocked_term",
+            )
 
-    def safety_tolerance(self, request: ImagineRequest, settings: CommunitySettings) -> int:
-        """BFL's 0-6 scale; the default ``standard`` level is 2."""
-        return 2
+    def is_admin(self, request: ImagineRequest, settings: CommunitySettings) -> bool:
+        return (
+            request.user_is_admin
+            or request.user_id in settings.admin_users
+            or bool(set(request.user_roles) & set(settings.admin_roles))
+        )
+
+    def plan(self, request: ImagineRequest, settings: CommunitySettings) -> LimitPlan:
+        """The limits that apply to this request's user."""
+        return resolve_plan(
+            settings,
+            self.defaults.limits,
+            user_id=request.user_id,
+            roles=request.user_roles,
+            is_admin=self.is_admin(request, settings),
+        )
+
+    def safety_tolerance(
+        self,
+        request: ImagineRequest,
+        settings: CommunitySettings | None,
+        variant: Variant | None = None,
+    ) -> int:
+        """BFL's 0-6 scale for this request (see ``bot.safety``); ``standard`` is 2."""
+        endpoint = (
+            (variant.safety_min, variant.safety_max)
+            if variant is not None
+            else (MIN_TOLERANCE, MAX_TOLERANCE)
+        )
+        return effective_tolerance(
+            settings or self.new_settings(request.community_id),
+            channel_id=request.channel_id,
+            age_restricted=request.channel_age_restricted,
+            endpoint_range=endpoint,
+        )
+
+    def may_post(
+        self,
+        job: Job,
+        settings: CommunitySettings | None,
+        *,
+        channel_age_restricted: bool | None = None,
+        variant: Variant | None = None,
+    ) -> bool:
+        """Checked again just before posting: False when the image was made at a tolerance the
+        channel no longer allows (the community lowered its level, or the channel lost its
+        age restriction; ``channel_age_restricted`` None means "as when it was accepted")."""
+        used = job.request.safety_tolerance
+        if used is None:
+            return True
+        request = job.request
+        if channel_age_restricted is not None:
+            request = request.with_changes(channel_age_restricted=channel_age_restricted)
+        return used <= self.safety_tolerance(request, settings, variant)

@@ -1,23 +1,40 @@
-"""``ImagineService``: the one entry the adapters call."""
+"""``ImagineService``: the one entry the adapters call.
+
+Users: ``imagine`` (and ``follow_up``, ``cancel``, ``job``, ``wait``), ``quota``.
+Admins: ``get_settings``, ``update_settings`` with a typed change from ``bot.community``,
+``blocked_terms``, ``audit_log``, ``is_admin``. The service re-checks every admin permission itself
+and writes every settings change, every refused change and every policy refusal to the audit log.
+"""
 
 from __future__ import annotations
 
+import hashlib
+import logging
 import random
 import re
 import secrets
 import unicodedata
 from dataclasses import dataclass
 
-from bot.catalog import Catalog, resolve_size
+from bot import metrics
+from bot.catalog import Catalog, Variant, resolve_size
 from bot.clock import Clock
-from bot.errors import InvalidRequest, JobNotFound, PolicyRefusal
+from bot.community import Actor, AuditEntry, SettingsChange, SettingsChanged, is_admin
+from bot.errors import InvalidRequest, JobNotFound, PolicyRefusal, RequestRejected
 from bot.events import JobEvents
-from bot.models import CommunitySettings, ImagineRequest, Job, JobStatus
+from bot.limits import QuotaReport, quota_report, refusal_message, resolve_plan
+from bot.logs import log_job_step
+from bot.models import CommunitySettings, ImagineRequest, Job, JobStatus, dumps
 from bot.policy import Policy
 from bot.store import Store
 
+log = logging.getLogger(__name__)
+
 MAX_PROMPT_CHARS = 2000
 MAX_SEED = 2**32 - 1
+MAX_AUDIT_ENTRIES = 200
+# Marks a job served from an earlier job's stored image (no provider call, no cost).
+CACHE_PROVIDER = "cache"
 _SPACES = re.compile(r"\s+")
 
 
@@ -51,6 +68,23 @@ def new_job_id() -> str:
     return secrets.token_hex(8)
 
 
+def request_cache_key(job: Job) -> str:
+    """A hash of everything that decides a job's image: equal keys, equal images."""
+    request = job.request
+    parts = {
+        "prompt": request.prompt,
+        "variant": job.variant,
+        "width": job.width,
+        "height": job.height,
+        "seed": job.seed,
+        "count": request.count,
+        "inputs": list(request.input_images),
+        "tolerance": request.safety_tolerance,
+        "action": request.action if request.action in ("upscale", "edit") else "imagine",
+    }
+    return hashlib.sha256(dumps(parts).encode()).hexdigest()
+
+
 class ImagineService:
     def __init__(
         self,
@@ -76,15 +110,48 @@ class ImagineService:
         return self._catalog
 
     async def settings_for(self, community_id: str) -> CommunitySettings:
-        return await self._store.get_settings(community_id) or CommunitySettings(community_id)
+        return await self._store.get_settings(community_id) or self._policy.new_settings(
+            community_id
+        )
+
+    async def get_settings(self, community_id: str) -> CommunitySettings:
+        """The community's settings (the defaults when it never changed any).
+
+        Blocked terms and banned users are in there: show them to admins only (``describe_settings``
+        in ``bot.community`` counts them without listing them)."""
+        return await self.settings_for(community_id)
 
     async def imagine(self, request: ImagineRequest) -> Accepted:
         """Check a request and store it as a queued job. Raises RequestRejected with the reason."""
+        started = self._clock.monotonic()
+        try:
+            accepted = await self._admit_and_store(request)
+        except RequestRejected as exc:
+            metrics.refused(exc.code)
+            raise
+        if not accepted.duplicate:
+            metrics.accepted(accepted.job)
+            log_job_step(log, accepted.job, "queue", self._clock.monotonic() - started)
+        return accepted
+
+    async def _admit_and_store(self, request: ImagineRequest) -> Accepted:
+        """The checks and the storing of ``imagine``.
+
+        Checks, in order: banned user, channel allowed, prompt filter, then the request itself
+        (model, size, count, inputs), then rate limits and quotas, decided atomically with storing
+        the job. Every policy refusal is written to the audit log. A request with an explicit seed
+        that matches a delivered job of this community is served from its stored image (unless the
+        community turned the cache off or the request says ``use_cache=False``).
+        """
         if request.dedupe_key:
             request = request.with_changes(dedupe_key=f"{request.platform}:{request.dedupe_key}")
         settings = await self.settings_for(request.community_id)
-        await self._policy.admit(request, settings)
         prompt = clean_prompt(request.prompt)
+        try:
+            await self._policy.admit(request.with_changes(prompt=prompt), settings)
+        except PolicyRefusal as exc:
+            await self._audit_refusal(request, exc)
+            raise
         variant = self._catalog.resolve(request.variant or settings.default_variant)
         if not any(p in variant.providers for p in self._providers):
             raise InvalidRequest(
@@ -97,9 +164,11 @@ class ImagineService:
             raise InvalidRequest(f"{variant.label} makes 1 to {variant.max_count} images at once.")
         if request.input_images:
             if not settings.allow_input_images:
-                raise PolicyRefusal(
+                refusal = PolicyRefusal(
                     "Input images are turned off in this community.", code="input_images"
                 )
+                await self._audit_refusal(request, refusal)
+                raise refusal
             if len(request.input_images) > variant.input_images:
                 raise InvalidRequest(
                     f"{variant.label} takes at most {variant.input_images} input images."
@@ -107,10 +176,13 @@ class ImagineService:
         seed = request.seed if request.seed is not None else self._rng.randrange(MAX_SEED)
         if not 0 <= seed <= MAX_SEED:
             raise InvalidRequest(f"Seeds are whole numbers from 0 to {MAX_SEED}.")
+        tolerance = self._policy.safety_tolerance(request, settings, variant)
         now = self._clock.now()
         job = Job(
             id=new_job_id(),
-            request=request.with_changes(prompt=prompt, variant=variant.name, seed=seed),
+            request=request.with_changes(
+                prompt=prompt, variant=variant.name, seed=seed, safety_tolerance=tolerance
+            ),
             status=JobStatus.QUEUED,
             width=width,
             height=height,
@@ -118,12 +190,175 @@ class ImagineService:
             variant=variant.name,
             created_at=now,
             updated_at=now,
+            cost_usd=self.price_usd(variant, request.count),
         )
-        stored, created = await self._store.enqueue_job(job)
-        if created:
+        cache_key: str | None = None
+        if request.seed is not None:
+            cache_key = request_cache_key(job)
+            if request.use_cache and settings.allow_cache:
+                job = await self._from_cache(job, cache_key)
+        plan = self._policy.plan(request, settings)
+        admission = await self._store.admit_job(job, plan, cache_key)
+        if not admission.decision.admitted:
+            refusal = PolicyRefusal(
+                refusal_message(admission.decision, plan, now),
+                code=admission.decision.limit or "limit",
+                retry_after=(
+                    max(0.0, admission.decision.retry_at - now)
+                    if admission.decision.retry_at is not None
+                    else None
+                ),
+            )
+            await self._audit_refusal(request, refusal)
+            raise refusal
+        if admission.created:
             self._events.work_available()
-        position = await self._store.queue_position(stored)
-        return Accepted(job=stored, position=position, duplicate=not created)
+        position = await self._store.queue_position(admission.job)
+        return Accepted(job=admission.job, position=position, duplicate=not admission.created)
+
+    def price_usd(self, variant: Variant, count: int) -> float:
+        """What a job is charged against budgets: images x the price per image of the variant on
+        the first configured provider that offers it."""
+        for name in self._providers:
+            model = variant.model_for(name)
+            if model is not None:
+                return model.price_usd * count
+        return 0.0
+
+    async def _from_cache(self, job: Job, cache_key: str) -> Job:
+        earlier = await self._store.find_cached_job(job.community_id, cache_key)
+        if earlier is None:
+            return job
+        return job.evolve(
+            status=JobStatus.FETCHED,
+            images=earlier.images,
+            provider=CACHE_PROVIDER,
+            model_id=earlier.model_id,
+            cost_usd=0.0,
+            delivery={"cached_from": earlier.id},
+        )
+
+    async def _audit_refusal(self, request: ImagineRequest, refusal: PolicyRefusal) -> None:
+        await self._store.add_audit(
+            AuditEntry(
+                community_id=request.community_id,
+                at=self._clock.now(),
+                actor_id=request.user_id,
+                kind="refusal",
+                action=refusal.code,
+                detail=refusal.user_message,
+                channel_id=request.channel_id,
+            )
+        )
+
+    # Quota and administration ------------------------------------------------------------------
+
+    async def quota(
+        self,
+        community_id: str,
+        user_id: str,
+        roles: tuple[str, ...] = (),
+        *,
+        is_platform_admin: bool = False,
+    ) -> QuotaReport:
+        """A user's remaining allowances and when they reset (``QuotaReport.lines()`` as text).
+
+        ``roles`` are the user's role ids (for role overrides and admin roles);
+        ``is_platform_admin`` is the platform's word that the user administers the community."""
+        settings = await self.settings_for(community_id)
+        actor = Actor(user_id=user_id, role_ids=tuple(roles), is_platform_admin=is_platform_admin)
+        plan = resolve_plan(
+            settings,
+            self._policy.defaults.limits,
+            user_id=user_id,
+            roles=tuple(roles),
+            is_admin=is_admin(actor, settings),
+        )
+        now = self._clock.now()
+        usage = await self._store.read_usage(plan, now)
+        return quota_report(plan, usage, now)
+
+    async def is_admin(self, community_id: str, actor: Actor) -> bool:
+        """Whether ``actor`` may change this community's settings (platform admin, or one of the
+        community's admin roles or admin users)."""
+        return is_admin(actor, await self.settings_for(community_id))
+
+    async def update_settings(
+        self, community_id: str, actor: Actor, change: SettingsChange
+    ) -> SettingsChanged:
+        """Apply one typed change (``bot.community``) for ``actor`` and audit it.
+
+        The permission is checked here, in the same transaction as the change, whatever the
+        platform's own command permissions say: a non-admin gets PolicyRefusal(code="not_admin")
+        and the attempt is written to the audit log. Changes to who the admins are need the
+        platform's own admin flag. A change that does not make sense raises InvalidRequest with
+        a message for the admin (nothing is written)."""
+        now = self._clock.now()
+        description = change.describe()
+
+        def apply(current: CommunitySettings | None) -> CommunitySettings:
+            settings = current or self._policy.new_settings(community_id)
+            if not is_admin(actor, settings):
+                raise PolicyRefusal(
+                    "Only this server's admins can change /imagine settings.", code="not_admin"
+                )
+            if change.needs_platform_admin and not actor.is_platform_admin:
+                raise PolicyRefusal(
+                    "Only the server's own administrators can change who the bot admins are.",
+                    code="not_admin",
+                )
+            return change.apply(settings, self._catalog)
+
+        entry = AuditEntry(
+            community_id=community_id,
+            at=now,
+            actor_id=actor.user_id,
+            kind="change",
+            action=change.action,
+            detail=description,
+        )
+        try:
+            settings = await self._store.change_settings(community_id, apply, entry)
+        except PolicyRefusal as refusal:
+            await self._store.add_audit(
+                AuditEntry(
+                    community_id=community_id,
+                    at=now,
+                    actor_id=actor.user_id,
+                    kind="denied",
+                    action=change.action,
+                    detail=f"refused ({refusal.code}): {description}",
+                )
+            )
+            raise
+        return SettingsChanged(settings=settings, message=f"Done: {description}.")
+
+    async def blocked_terms(self, community_id: str, actor: Actor) -> tuple[str, ...]:
+        """The community's own word list, for admins only (the built-in list is not shown)."""
+        settings = await self.settings_for(community_id)
+        await self._require_admin(settings, actor, "list_blocked_terms")
+        return settings.blocked_terms
+
+    async def audit_log(self, community_id: str, actor: Actor, limit: int = 20) -> list[AuditEntry]:
+        """The newest audit entries first (changes, refused changes, policy refusals); admins only."""
+        settings = await self.settings_for(community_id)
+        await self._require_admin(settings, actor, "read_audit_log")
+        return await self._store.list_audit(community_id, max(1, min(limit, MAX_AUDIT_ENTRIES)))
+
+    async def _require_admin(self, settings: CommunitySettings, actor: Actor, action: str) -> None:
+        if is_admin(actor, settings):
+            return
+        await self._store.add_audit(
+            AuditEntry(
+                community_id=settings.community_id,
+                at=self._clock.now(),
+                actor_id=actor.user_id,
+                kind="denied",
+                action=action,
+                detail="refused (not_admin)",
+            )
+        )
+        raise PolicyRefusal("Only this server's admins can do that.", code="not_admin")
 
     async def job(self, job_id: str) -> Job:
         job = await self._store.get_job(job_id)

@@ -13,7 +13,7 @@ import socket
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
-from bot import images
+from bot import images, metrics
 from bot.blobs import BlobStore
 from bot.catalog import Catalog
 from bot.clock import Clock
@@ -29,6 +29,7 @@ from bot.errors import (
     SubmitOutcomeUnknown,
 )
 from bot.events import JobEvents
+from bot.logs import hold_job_secrets, log_job_step, release_job_secrets, step_fields
 from bot.models import Job, JobStatus
 from bot.policy import Policy
 from bot.providers.base import GenerationSpec, PollResult, PollState, Provider
@@ -213,9 +214,12 @@ class Worker:
                     task.cancel()
 
     async def _process(self, job: Job) -> None:
+        held_secrets = hold_job_secrets(job.request.reply)
         try:
             while not job.outcome_sent:
+                started, before = self._clock.monotonic(), job
                 job = await self._step(job)
+                self._record_step(before, job, self._clock.monotonic() - started)
         except (LeaseLost, Released):
             pass
         except asyncio.CancelledError:
@@ -228,6 +232,12 @@ class Worker:
             self._release_slot(job.id)
             self._running.pop(job.id, None)
             self._capacity.release()
+            release_job_secrets(held_secrets)
+
+    def _record_step(self, old: Job, new: Job, seconds: float) -> None:
+        step = metrics.job_step(old, new, seconds)
+        if step != "submit":  # logged as it happens, before anything can interrupt the job
+            log_job_step(log, new, step, seconds)
 
     async def _hand_back(self, job: Job, delay: float) -> None:
         try:
@@ -353,7 +363,9 @@ class Worker:
             )
             started = self._clock.monotonic()
             try:
-                submission = await provider.submit(spec)
+                submission = await metrics.provider_call(
+                    provider.name, "submit", provider.submit(spec)
+                )
             except ProviderUnavailable as exc:
                 self._release_slot(job.id)
                 self._router.breaker.failure(provider.name)
@@ -399,13 +411,14 @@ class Worker:
                     cost_usd=cost,
                 ),
             )
+            took = self._clock.monotonic() - started
             log.info(
                 "job %s: submitted to %s as %s in %.0f ms",
                 job.id,
                 provider.name,
                 job.provider_task_id,
-                (self._clock.monotonic() - started) * 1000,
-                extra={"job_id": job.id, "community": job.community_id, "provider": provider.name},
+                took * 1000,
+                extra=step_fields(job, "submit", took),
             )
             crashpoint("after_submit", self.config.crash_at)
             await self._progress(job, Progress("generating", elapsed=0.0))
@@ -451,7 +464,9 @@ class Worker:
                 job, JobStatus.FAILED, "provider_failed", "The image service could not make it."
             )
         try:
-            raw = await provider.fetch(job.provider_task, result)
+            raw = await metrics.provider_call(
+                provider.name, "fetch", provider.fetch(job.provider_task, result)
+            )
             keys: list[str] = []
             for index, data in enumerate(raw, start=1):
                 clean = await asyncio.to_thread(images.clean, data)
@@ -518,7 +533,7 @@ class Worker:
                         PollState.FAILED, message="timed out waiting for the provider"
                     )
                 try:
-                    result = await provider.poll(task)
+                    result = await metrics.provider_call(provider.name, "poll", provider.poll(task))
                     errors = 0
                 except (ProviderTimeout, ProviderUnavailable) as exc:
                     errors += 1
@@ -575,6 +590,7 @@ class Worker:
             receipt = await port.deliver(job, out)
         except DeliveryError as exc:
             log.warning("job %s: delivery failed: %s", job.id, exc)
+            metrics.delivery_failed(job.request.platform, exc.retryable)
             if exc.retryable and job.attempts + 1 < self.config.max_attempts:
                 await self._requeue(job, job.attempts + 1, backoff(job.attempts + 1, self._rng))
             return await self._save(
@@ -599,12 +615,6 @@ class Worker:
                 lease_expires_at=None,
             ),
         )
-        log.info(
-            "job %s: delivered in %.1f s",
-            job.id,
-            self._clock.now() - job.created_at,
-            extra={"job_id": job.id, "community": job.community_id, "provider": job.provider},
-        )
         return job
 
     async def _notify(self, job: Job) -> Job:
@@ -616,6 +626,7 @@ class Worker:
             await port.notify_failure(job)
         except DeliveryError as exc:
             log.warning("job %s: could not tell the user: %s", job.id, exc)
+            metrics.delivery_failed(job.request.platform, exc.retryable)
             if exc.retryable and job.attempts + 1 < self.config.max_attempts:
                 await self._requeue(job, job.attempts + 1, backoff(job.attempts + 1, self._rng))
         return await self._save(

@@ -9,6 +9,8 @@ from dataclasses import dataclass
 from importlib import resources
 from typing import Any, Protocol
 
+from bot.community import AuditEntry
+from bot.limits import Decision, LimitPlan, Usage
 from bot.models import CommunitySettings, Job, JobStatus
 
 ClaimedJob = Job
@@ -18,6 +20,16 @@ ClaimedJob = Job
 class JobCounts:
     queued: int
     running: int
+
+
+@dataclass(frozen=True)
+class Admission:
+    """The outcome of ``Store.admit_job``: the job as stored (or the earlier one with the same
+    dedupe key), whether it was created now, and the limits' decision."""
+
+    job: Job
+    created: bool
+    decision: Decision
 
 
 class Store(Protocol):
@@ -79,6 +91,39 @@ class Store(Protocol):
     async def get_settings(self, community_id: str) -> CommunitySettings | None: ...
 
     async def save_settings(self, settings: CommunitySettings, now: float) -> None: ...
+
+    async def change_settings(
+        self,
+        community_id: str,
+        change: Callable[[CommunitySettings | None], CommunitySettings],
+        audit: AuditEntry,
+    ) -> CommunitySettings:
+        """Read-modify-write one community's settings and append ``audit``, in one transaction
+        (concurrent changes never lose each other). ``change`` gets the stored settings (None
+        when there are none yet) and may raise: then nothing is written and the error propagates."""
+
+    # Limits, cache and audit (issue 6) -----------------------------------------------------------
+
+    async def admit_job(self, job: Job, plan: LimitPlan, cache_key: str | None = None) -> Admission:
+        """Decide the limits and store the job, atomically: in one transaction (serialized per
+        user and per community against every other process), return at once the earlier job when
+        the dedupe key is already stored (never charged twice); else read the ``Usage`` of
+        ``plan``'s user and community, call ``bot.limits.decide(plan, usage, now=job.created_at,
+        images=job.request.count, cost_usd=job.cost_usd)``, and only when admitted insert the job,
+        store the new rate state (``decision.new_tat`` under ``plan.rate_key``) and, with a
+        ``cache_key``, remember it for ``find_cached_job``."""
+
+    async def read_usage(self, plan: LimitPlan, now: float) -> Usage:
+        """What ``plan``'s user and community have used today (for ``/quota``); see the charged
+        statuses in ``bot.limits``. Days start at 00:00 UTC; later-stamped jobs count too."""
+
+    async def find_cached_job(self, community_id: str, cache_key: str) -> Job | None:
+        """The newest delivered job of this community made for ``cache_key``, if any."""
+
+    async def add_audit(self, entry: AuditEntry) -> None: ...
+
+    async def list_audit(self, community_id: str, limit: int) -> list[AuditEntry]:
+        """The community's newest audit entries first."""
 
 
 def load_queries(backend: str) -> dict[str, str]:

@@ -11,14 +11,23 @@ import re
 import time
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qsl, urlsplit
 
 import asyncpg
 
+from bot.community import AuditEntry
 from bot.errors import StoreError
+from bot.limits import Decision, LimitPlan, Usage, day_start, decide
 from bot.models import CommunitySettings, Job, JobStatus, dumps
-from bot.store.base import JobCounts, job_from_row, job_row_values, load_migrations, load_queries
+from bot.store.base import (
+    Admission,
+    JobCounts,
+    job_from_row,
+    job_row_values,
+    load_migrations,
+    load_queries,
+)
 
 log = logging.getLogger(__name__)
 
@@ -286,6 +295,137 @@ class PostgresStore:
                 "now": now,
             },
         )
+
+    async def change_settings(
+        self,
+        community_id: str,
+        change: Callable[[CommunitySettings | None], CommunitySettings],
+        audit: AuditEntry,
+    ) -> CommunitySettings:
+        async with self._pool.acquire() as conn, conn.transaction():
+            await _run(conn, "lock_key", {"key": f"settings:{community_id}"})
+            row = await _row(conn, "get_settings", {"community_id": community_id})
+            current = CommunitySettings.from_json(json.loads(row[0])) if row else None
+            new = change(current)
+            await _run(
+                conn,
+                "save_settings",
+                {
+                    "community_id": community_id,
+                    "settings_json": dumps(new.to_json()),
+                    "now": audit.at,
+                },
+            )
+            await _run(conn, "add_audit", _audit_values(audit))
+        return new
+
+    # Limits, cache and audit --------------------------------------------------------------------
+
+    async def admit_job(self, job: Job, plan: LimitPlan, cache_key: str | None = None) -> Admission:
+        now = job.created_at
+        async with self._pool.acquire() as conn, conn.transaction():
+            # One decision at a time per community, across every process sharing the database.
+            await _run(conn, "lock_key", {"key": f"limits:{job.community_id}"})
+            if job.request.dedupe_key is not None:
+                row = await _row(conn, "get_job_by_dedupe", {"dedupe_key": job.request.dedupe_key})
+                if row is not None:
+                    return Admission(job_from_row(dict(row)), False, Decision(True))
+            usage = await _usage(conn, plan, now)
+            decision = decide(plan, usage, now=now, images=job.request.count, cost_usd=job.cost_usd)
+            if not decision.admitted:
+                return Admission(job, False, decision)
+            inserted = await _row(conn, "insert_job", _job_values(job))
+            if inserted is None:  # pragma: no cover - the dedupe key was checked under the lock
+                raise StoreError(f"job {job.id} was not stored")
+            if decision.new_tat is not None:
+                await _run(conn, "set_rate_tat", {"key": plan.rate_key, "tat": decision.new_tat})
+            if cache_key is not None:
+                await _run(
+                    conn,
+                    "add_cache_key",
+                    {
+                        "job_id": job.id,
+                        "community_id": job.community_id,
+                        "cache_key": cache_key,
+                        "created_at": now,
+                    },
+                )
+        return Admission(job, True, decision)
+
+    async def read_usage(self, plan: LimitPlan, now: float) -> Usage:
+        async with self._pool.acquire() as conn:
+            return await _usage(conn, plan, now)
+
+    async def find_cached_job(self, community_id: str, cache_key: str) -> Job | None:
+        row = await self._fetchrow(
+            "find_cached_job", {"community_id": community_id, "cache_key": cache_key}
+        )
+        return job_from_row(dict(row)) if row else None
+
+    async def add_audit(self, entry: AuditEntry) -> None:
+        await self._execute("add_audit", _audit_values(entry))
+
+    async def list_audit(self, community_id: str, limit: int) -> list[AuditEntry]:
+        rows = await self._fetch("list_audit", {"community_id": community_id, "limit": limit})
+        return [
+            AuditEntry(
+                id=int(row["id"]),
+                community_id=row["community_id"],
+                at=float(row["at"]),
+                actor_id=row["actor_id"],
+                kind=row["kind"],
+                action=row["action"],
+                detail=row["detail"],
+                channel_id=row["channel_id"],
+            )
+            for row in rows
+        ]
+
+
+if TYPE_CHECKING:
+    _Conn = asyncpg.Connection | asyncpg.pool.PoolConnectionProxy[asyncpg.Record]
+
+
+async def _row(conn: _Conn, name: str, values: Mapping[str, Any]) -> asyncpg.Record | None:
+    query = Q[name]
+    return await conn.fetchrow(query.sql, *query.args(values))
+
+
+async def _run(conn: _Conn, name: str, values: Mapping[str, Any]) -> None:
+    query = Q[name]
+    await conn.execute(query.sql, *query.args(values))
+
+
+async def _usage(conn: _Conn, plan: LimitPlan, now: float) -> Usage:
+    params = {
+        "community_id": plan.community_id,
+        "user_id": plan.user_id,
+        "day_start": day_start(now),
+        "key": plan.rate_key,
+    }
+    tat = await _row(conn, "get_rate_tat", params)
+    user = await _row(conn, "user_usage", params)
+    community = await _row(conn, "community_usage", params)
+    assert user is not None and community is not None
+    return Usage(
+        rate_tat=float(tat[0]) if tat else None,
+        user_images_today=int(user[0]),
+        user_in_flight=int(user[1]),
+        community_images_today=int(community[0]),
+        community_spent_usd=float(community[1]),
+    )
+
+
+def _audit_values(entry: AuditEntry) -> dict[str, Any]:
+    return {
+        "community_id": entry.community_id,
+        "at": entry.at,
+        "actor_id": entry.actor_id,
+        "kind": entry.kind,
+        "action": entry.action,
+        "detail": entry.detail,
+        "channel_id": entry.channel_id,
+    }
 
 
 async def migrate(pool: asyncpg.Pool, schema: str | None) -> str:

@@ -13,9 +13,18 @@ from typing import Any
 
 import aiosqlite
 
+from bot.community import AuditEntry
 from bot.errors import StoreError
+from bot.limits import Decision, LimitPlan, Usage, day_start, decide
 from bot.models import CommunitySettings, Job, JobStatus, dumps
-from bot.store.base import JobCounts, job_from_row, job_row_values, load_migrations, load_queries
+from bot.store.base import (
+    Admission,
+    JobCounts,
+    job_from_row,
+    job_row_values,
+    load_migrations,
+    load_queries,
+)
 
 Q = load_queries("sqlite")
 BUSY_TIMEOUT_MS = 30_000
@@ -236,6 +245,127 @@ class SqliteStore:
                     "now": now,
                 },
             )
+
+    async def change_settings(
+        self,
+        community_id: str,
+        change: Callable[[CommunitySettings | None], CommunitySettings],
+        audit: AuditEntry,
+    ) -> CommunitySettings:
+        async with self._write() as db:
+            async with db.execute(Q["get_settings"], {"community_id": community_id}) as cursor:
+                row = await cursor.fetchone()
+            current = CommunitySettings.from_json(json.loads(row[0])) if row else None
+            new = change(current)
+            await db.execute(
+                Q["save_settings"],
+                {
+                    "community_id": community_id,
+                    "settings_json": dumps(new.to_json()),
+                    "now": audit.at,
+                },
+            )
+            await db.execute(Q["add_audit"], _audit_values(audit))
+        return new
+
+    # Limits, cache and audit --------------------------------------------------------------------
+
+    async def admit_job(self, job: Job, plan: LimitPlan, cache_key: str | None = None) -> Admission:
+        now = job.created_at
+        async with self._write() as db:
+            if job.request.dedupe_key is not None:
+                async with db.execute(
+                    Q["get_job_by_dedupe"], {"dedupe_key": job.request.dedupe_key}
+                ) as cursor:
+                    row = await cursor.fetchone()
+                if row is not None:
+                    return Admission(job_from_row(dict(row)), False, _ADMITTED)
+            usage = await self._usage(db, plan, now)
+            decision = decide(plan, usage, now=now, images=job.request.count, cost_usd=job.cost_usd)
+            if not decision.admitted:
+                return Admission(job, False, decision)
+            await db.execute(Q["insert_job"], dict(job_row_values(job)))
+            if decision.new_tat is not None:
+                await db.execute(Q["set_rate_tat"], {"key": plan.rate_key, "tat": decision.new_tat})
+            if cache_key is not None:
+                await db.execute(
+                    Q["add_cache_key"],
+                    {
+                        "job_id": job.id,
+                        "community_id": job.community_id,
+                        "cache_key": cache_key,
+                        "created_at": now,
+                    },
+                )
+        return Admission(job, True, decision)
+
+    async def read_usage(self, plan: LimitPlan, now: float) -> Usage:
+        return await self._usage(self._reader, plan, now)
+
+    async def _usage(self, db: aiosqlite.Connection, plan: LimitPlan, now: float) -> Usage:
+        params = {
+            "community_id": plan.community_id,
+            "user_id": plan.user_id,
+            "day_start": day_start(now),
+            "key": plan.rate_key,
+        }
+        async with db.execute(Q["get_rate_tat"], params) as cursor:
+            tat_row = await cursor.fetchone()
+        async with db.execute(Q["user_usage"], params) as cursor:
+            user_row = await cursor.fetchone()
+        async with db.execute(Q["community_usage"], params) as cursor:
+            community_row = await cursor.fetchone()
+        assert user_row is not None and community_row is not None
+        return Usage(
+            rate_tat=float(tat_row[0]) if tat_row else None,
+            user_images_today=int(user_row[0]),
+            user_in_flight=int(user_row[1]),
+            community_images_today=int(community_row[0]),
+            community_spent_usd=float(community_row[1]),
+        )
+
+    async def find_cached_job(self, community_id: str, cache_key: str) -> Job | None:
+        row = await self._fetchone(
+            Q["find_cached_job"], {"community_id": community_id, "cache_key": cache_key}
+        )
+        return job_from_row(dict(row)) if row else None
+
+    async def add_audit(self, entry: AuditEntry) -> None:
+        async with self._write() as db:
+            await db.execute(Q["add_audit"], _audit_values(entry))
+
+    async def list_audit(self, community_id: str, limit: int) -> list[AuditEntry]:
+        params = {"community_id": community_id, "limit": limit}
+        async with self._reader.execute(Q["list_audit"], params) as cursor:
+            rows = await cursor.fetchall()
+        return [
+            AuditEntry(
+                id=int(row[0]),
+                community_id=row[1],
+                at=float(row[2]),
+                actor_id=row[3],
+                kind=row[4],
+                action=row[5],
+                detail=row[6],
+                channel_id=row[7],
+            )
+            for row in rows
+        ]
+
+
+_ADMITTED = Decision(True)
+
+
+def _audit_values(entry: AuditEntry) -> dict[str, Any]:
+    return {
+        "community_id": entry.community_id,
+        "at": entry.at,
+        "actor_id": entry.actor_id,
+        "kind": entry.kind,
+        "action": entry.action,
+        "detail": entry.detail,
+        "channel_id": entry.channel_id,
+    }
 
 
 def _split_statements(sql: str) -> list[str]:

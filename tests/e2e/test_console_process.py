@@ -16,7 +16,8 @@ def test_piped_imagine_prints_a_16_9_png_and_repeats_identically(tmp_path: Path)
     data = tmp_path / "data"
     command = "/imagine a red fox at dawn --ar 16:9 --seed 7\n"
     first = run_bot(["run"], data_dir=data, stdin=command)
-    second = run_bot(["run"], data_dir=data, stdin=command)
+    # Without --no-cache the second run would be served the first one's stored image.
+    second = run_bot(["run"], data_dir=data, stdin=command.replace("\n", " --no-cache\n"))
     assert first.returncode == 0, first.stderr
     assert second.returncode == 0, second.stderr
     assert "console mode" in first.stdout.splitlines()[0]

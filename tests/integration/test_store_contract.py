@@ -3,7 +3,12 @@
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable
 
+import pytest
+
+from bot.community import AuditEntry
+from bot.limits import LimitPlan
 from bot.models import CommunitySettings, JobStatus
 from bot.store import Store
 from tests.factories import make_job, make_request
@@ -142,3 +147,127 @@ async def test_settings_round_trip(store: Store) -> None:
     await store.save_settings(settings.evolve(banned_users=()), NOW + 1)
     stored = await store.get_settings("c1")
     assert stored is not None and stored.banned_users == ()
+
+
+# Limits, settings changes, cache and audit (issue 6) ----------------------------------------------
+
+
+def _plan(**overrides: object) -> LimitPlan:
+    values: dict[str, object] = {
+        "community_id": "c1",
+        "user_id": "u1",
+        "rate": 5,
+        "period": 60.0,
+        "burst": None,
+        "daily": None,
+        "max_in_flight": None,
+        "community_daily": None,
+        "community_budget_usd": None,
+    }
+    values.update(overrides)
+    return LimitPlan(**values)  # type: ignore[arg-type]
+
+
+async def test_fifty_concurrent_requests_with_a_limit_of_five_admit_exactly_five(
+    store: Store,
+) -> None:
+    plan = _plan(rate=5, period=60.0)
+    jobs = [make_job(now=NOW, created_at=NOW, updated_at=NOW) for _ in range(50)]
+    results = await asyncio.gather(*(store.admit_job(job, plan) for job in jobs))
+    admitted = [r for r in results if r.decision.admitted]
+    assert len(admitted) == 5
+    assert all(r.created for r in admitted)
+    refused = [r for r in results if not r.decision.admitted]
+    assert {r.decision.limit for r in refused} == {"user_rate"}
+    assert all(r.decision.retry_at == NOW + 12.0 for r in refused)
+    stored = [await store.get_job(job.id) for job in jobs]
+    assert sum(job is not None for job in stored) == 5
+
+
+async def test_the_daily_quota_counts_images_and_refunds_failed_jobs(store: Store) -> None:
+    plan = _plan(rate=None, period=None, daily=3)
+    first = make_job(request=make_request(count=2), created_at=NOW)
+    second = make_job(request=make_request(count=2), created_at=NOW + 1)
+    assert (await store.admit_job(first, plan)).decision.admitted
+    refused = await store.admit_job(second, plan)
+    assert not refused.decision.admitted and refused.decision.limit == "user_daily"
+    # The first job fails at the provider: its images are given back.
+    claimed = await store.claim_next_job("w1", NOW + 2, 30, CONSOLE)
+    assert claimed is not None and claimed.id == first.id
+    failed = claimed.evolve(status=JobStatus.FAILED, outcome_sent=True)
+    assert await store.save_job_step(failed, worker_id="w1", expected=JobStatus.QUEUED)
+    again = make_job(request=make_request(count=2), created_at=NOW + 3)
+    assert (await store.admit_job(again, plan)).decision.admitted
+    usage = await store.read_usage(plan, NOW + 3)
+    assert usage.user_images_today == 2 and usage.user_in_flight == 1
+
+
+async def test_a_replayed_event_is_neither_charged_nor_refused(store: Store) -> None:
+    plan = _plan(rate=1, period=3600.0)
+    first = make_job(request=make_request(dedupe_key="console:evt-9"), created_at=NOW)
+    again = make_job(request=make_request(dedupe_key="console:evt-9"), created_at=NOW + 1)
+    assert (await store.admit_job(first, plan)).created
+    replay = await store.admit_job(again, plan)
+    assert replay.decision.admitted and not replay.created and replay.job.id == first.id
+
+
+async def test_community_budget_is_summed_from_job_costs(store: Store) -> None:
+    plan = _plan(rate=None, period=None, community_budget_usd=0.10)
+    for i in range(3):
+        job = make_job(request=make_request(user_id=f"u{i}"), created_at=NOW + i, cost_usd=0.03)
+        assert (await store.admit_job(job, plan)).decision.admitted
+    over = make_job(request=make_request(user_id="u9"), created_at=NOW + 5, cost_usd=0.03)
+    decision = (await store.admit_job(over, plan)).decision
+    assert not decision.admitted and decision.limit == "community_budget"
+    usage = await store.read_usage(plan, NOW + 5)
+    assert abs(usage.community_spent_usd - 0.09) < 1e-9
+
+
+async def test_max_in_flight_counts_unfinished_jobs(store: Store) -> None:
+    plan = _plan(rate=None, period=None, max_in_flight=2)
+    assert (await store.admit_job(make_job(created_at=NOW), plan)).decision.admitted
+    assert (await store.admit_job(make_job(created_at=NOW + 1), plan)).decision.admitted
+    third = await store.admit_job(make_job(created_at=NOW + 2), plan)
+    assert third.decision.limit == "user_in_flight"
+
+
+async def test_change_settings_is_atomic_and_audited(store: Store) -> None:
+    def add_term(term: str) -> Callable[[CommunitySettings | None], CommunitySettings]:
+        def change(current: CommunitySettings | None) -> CommunitySettings:
+            base = current or CommunitySettings("c1")
+            return base.evolve(blocked_terms=(*base.blocked_terms, term))
+
+        return change
+
+    entries = [
+        AuditEntry("c1", NOW + i, "admin", "change", "block_term", f"t{i}") for i in range(10)
+    ]
+    await asyncio.gather(
+        *(store.change_settings("c1", add_term(f"t{i}"), entries[i]) for i in range(10))
+    )
+    stored = await store.get_settings("c1")
+    assert stored is not None and sorted(stored.blocked_terms) == [f"t{i}" for i in range(10)]
+    log = await store.list_audit("c1", 5)
+    assert len(log) == 5 and all(e.action == "block_term" for e in log)
+    assert log[0].at >= log[-1].at
+
+    def refuse(current: CommunitySettings | None) -> CommunitySettings:
+        raise ValueError("no")
+
+    with pytest.raises(ValueError):
+        await store.change_settings("c1", refuse, entries[0])
+    assert len(await store.list_audit("c1", 100)) == 10
+
+
+async def test_cached_jobs_are_found_only_when_delivered(store: Store) -> None:
+    plan = _plan(rate=None, period=None)
+    job = make_job(created_at=NOW)
+    await store.admit_job(job, plan, cache_key="k1")
+    assert await store.find_cached_job("c1", "k1") is None
+    claimed = await store.claim_next_job("w1", NOW, 30, CONSOLE)
+    assert claimed is not None
+    done = claimed.evolve(status=JobStatus.DELIVERED, images=("x/1.png",), outcome_sent=True)
+    assert await store.save_job_step(done, worker_id="w1", expected=JobStatus.QUEUED)
+    found = await store.find_cached_job("c1", "k1")
+    assert found is not None and found.id == job.id and found.images == ("x/1.png",)
+    assert await store.find_cached_job("c2", "k1") is None

@@ -122,3 +122,59 @@ FROM released
 
 -- name: count_pending
 SELECT COUNT(*) FROM jobs WHERE NOT outcome_sent AND platform = ANY(:platforms::text[])
+
+-- name: lock_key
+-- Serializes limit decisions (per community) and settings changes across every process.
+SELECT pg_advisory_xact_lock(7777, hashtext(:key))
+
+-- name: get_rate_tat
+SELECT tat FROM rate_limits WHERE key = :key
+
+-- name: set_rate_tat
+INSERT INTO rate_limits (key, tat) VALUES (:key, :tat)
+ON CONFLICT (key) DO UPDATE SET tat = excluded.tat
+
+-- name: user_usage
+-- Charged images since the start of the day (jobs stamped later after a clock jump count too)
+-- and unfinished jobs. See bot/limits.py for which statuses are charged.
+SELECT
+    COALESCE(SUM(CASE
+        WHEN created_at >= :day_start
+         AND (status IN ('queued', 'submitted', 'fetched', 'delivered')
+              OR (status = 'cancelled' AND submit_started_at IS NOT NULL))
+        THEN COALESCE((request_json::json ->> 'count')::int, 1) ELSE 0 END), 0)::bigint,
+    COALESCE(SUM(CASE WHEN status IN ('queued', 'submitted', 'fetched') THEN 1 ELSE 0 END), 0)::bigint
+FROM jobs
+WHERE community_id = :community_id AND user_id = :user_id
+  AND (created_at >= :day_start OR status IN ('queued', 'submitted', 'fetched'))
+
+-- name: community_usage
+SELECT
+    COALESCE(SUM(COALESCE((request_json::json ->> 'count')::int, 1)), 0)::bigint,
+    COALESCE(SUM(cost_usd), 0)::double precision
+FROM jobs
+WHERE community_id = :community_id AND created_at >= :day_start
+  AND (status IN ('queued', 'submitted', 'fetched', 'delivered')
+       OR (status = 'cancelled' AND submit_started_at IS NOT NULL))
+
+-- name: add_cache_key
+INSERT INTO job_cache (job_id, community_id, cache_key, created_at)
+VALUES (:job_id, :community_id, :cache_key, :created_at)
+ON CONFLICT (job_id) DO NOTHING
+
+-- name: find_cached_job
+SELECT j.* FROM job_cache AS c JOIN jobs AS j ON j.id = c.job_id
+WHERE c.community_id = :community_id AND c.cache_key = :cache_key
+  AND j.status = 'delivered' AND j.images_json != '[]'
+ORDER BY c.created_at DESC
+LIMIT 1
+
+-- name: add_audit
+INSERT INTO audit_log (community_id, at, actor_id, kind, action, detail, channel_id)
+VALUES (:community_id, :at, :actor_id, :kind, :action, :detail, :channel_id)
+
+-- name: list_audit
+SELECT id, community_id, at, actor_id, kind, action, detail, channel_id FROM audit_log
+WHERE community_id = :community_id
+ORDER BY id DESC
+LIMIT :limit
