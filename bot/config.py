@@ -51,6 +51,10 @@ class Settings(BaseModel):
     discord_token: SecretStr | None = Field(None, alias="DISCORD_TOKEN")
     discord_api_base: str = Field("https://discord.com/api/v10", alias="DISCORD_API_BASE")
     discord_gateway_url: str | None = Field(None, alias="DISCORD_GATEWAY_URL")
+    # Large bots: DISCORD_SHARD_COUNT alone starts that many shards in this process;
+    # with DISCORD_SHARD_IDS (e.g. "0,1") this process runs only those of the count.
+    discord_shard_count: int | None = Field(None, alias="DISCORD_SHARD_COUNT", ge=1, le=10000)
+    discord_shard_ids: tuple[int, ...] = Field((), alias="DISCORD_SHARD_IDS")
 
     slack_bot_token: SecretStr | None = Field(None, alias="SLACK_BOT_TOKEN")
     slack_signing_secret: SecretStr | None = Field(None, alias="SLACK_SIGNING_SECRET")
@@ -119,6 +123,16 @@ class Settings(BaseModel):
     def _split_list(cls, value: Any) -> Any:
         if isinstance(value, str):
             return tuple(part.strip() for part in value.split(",") if part.strip())
+        return value
+
+    @field_validator("discord_shard_ids", mode="before")
+    @classmethod
+    def _split_ints(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            try:
+                return tuple(int(part) for part in value.split(",") if part.strip())
+            except ValueError:
+                raise ValueError("must be shard numbers separated by commas, e.g. 0,1") from None
         return value
 
     @field_validator("providers")
@@ -261,6 +275,12 @@ def _check_consistency(settings: Settings) -> None:
         variable = PROVIDER_KEYS.get(name)
         if variable and not settings.secret(variable):
             raise ConfigError("IMAGINE_PROVIDERS", f"names {name!r} but {variable} is not set")
+    if settings.discord_shard_ids:
+        count = settings.discord_shard_count
+        if count is None:
+            raise ConfigError("DISCORD_SHARD_COUNT", "required with DISCORD_SHARD_IDS")
+        if any(not 0 <= shard < count for shard in settings.discord_shard_ids):
+            raise ConfigError("DISCORD_SHARD_IDS", f"each shard must be from 0 to {count - 1}")
     if settings.slack_bot_token and not (settings.slack_signing_secret or settings.slack_app_token):
         raise ConfigError(
             "SLACK_SIGNING_SECRET",

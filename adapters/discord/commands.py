@@ -1,0 +1,75 @@
+"""The application commands, as discord.py objects on a CommandTree; each ends in one handler call."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+import discord
+from discord import app_commands
+
+from bot.catalog import Catalog
+
+if TYPE_CHECKING:
+    from adapters.discord.adapter import InteractionHandler
+
+ASPECTS = ("1:1", "16:9", "9:16", "4:3", "3:4", "3:2", "2:3", "21:9")
+MAX_SEED = 2**32 - 1
+
+HELP_TEXT = """**/imagine** turns a description into an image with FLUX.2.
+• `prompt`: what you want to see, e.g. *a red fox at dawn, watercolor*
+• `model`: which FLUX.2 variant (default: the community's default)
+• `aspect`: the shape, e.g. 16:9 for wide, 9:16 for tall
+• `seed`: a whole number; the same prompt and seed give the same image
+• `image`: a picture to edit or start from
+Under each image: **Reroll** (new seed), **Vary** (a close variation), **Edit** (new prompt on \
+this image), **Upscale to Max** (the highest-quality model), **Delete** (the requester or a moderator).
+**/quota** shows how many images you have left. Moderators: **/imagine-admin**."""
+
+
+def build_tree(
+    client: discord.Client, handler: InteractionHandler | None, catalog: Catalog
+) -> app_commands.CommandTree[discord.Client]:
+    """Every command on a new CommandTree of ``client``. Without a handler (``sync-commands``)
+    the commands are only described, never run."""
+
+    def need() -> InteractionHandler:
+        if handler is None:
+            raise RuntimeError("commands registered without a handler cannot run")
+        return handler
+
+    tree: app_commands.CommandTree[discord.Client] = app_commands.CommandTree(client)
+    model_choices = [
+        app_commands.Choice(name=variant.label, value=variant.name)
+        for variant in list(catalog.variants.values())[:25]
+    ]
+    aspect_choices = [app_commands.Choice(name=a, value=a) for a in ASPECTS]
+
+    @app_commands.command(name="imagine", description="Make an image from a description")
+    @app_commands.describe(
+        prompt="What to draw",
+        model="Which FLUX.2 model",
+        aspect="Aspect ratio",
+        seed="Seed for repeatable images",
+        image="An image to edit or start from",
+    )
+    @app_commands.choices(model=model_choices, aspect=aspect_choices)
+    @app_commands.guild_only()
+    async def imagine(
+        interaction: discord.Interaction,
+        prompt: app_commands.Range[str, 1, 2000],
+        model: str | None = None,
+        aspect: str | None = None,
+        seed: app_commands.Range[int, 0, MAX_SEED] | None = None,
+        image: discord.Attachment | None = None,
+    ) -> None:
+        await need().imagine(
+            interaction, prompt=prompt, model=model, aspect=aspect, seed=seed, image=image
+        )
+
+    @app_commands.command(name="imagine-help", description="How to use /imagine")
+    async def imagine_help(interaction: discord.Interaction) -> None:
+        await interaction.response.send_message(HELP_TEXT, ephemeral=True)
+
+    tree.add_command(imagine)
+    tree.add_command(imagine_help)
+    return tree

@@ -1,0 +1,94 @@
+"""/imagine end to end inside one process: discord.py's state, the core, the worker, the fake."""
+
+from __future__ import annotations
+
+import io
+
+from PIL import Image
+
+from bot.models import CommunitySettings
+from tests.discord.conftest import Bot
+from tests.fakes.discord import GUILD_ID, Recorded
+
+USER = "1400000000000000004"
+
+
+def token_calls(bot: Bot, token: str) -> list[Recorded]:
+    return [r for r in bot.fake.requests if token in r.path]
+
+
+def final_edit(bot: Bot, token: str) -> Recorded | None:
+    for r in reversed(bot.fake.calls("update_original_webhook_message", token)):
+        if r.files:
+            return r
+    return None
+
+
+async def test_imagine_defers_first_then_edits_in_the_png_with_embed_and_buttons(bot: Bot) -> None:
+    token = bot.feed(bot.fake.imagine("a red fox at dawn @everyone", seed=42, aspect="16:9"))
+    edit = await bot.fake.wait_for(lambda: final_edit(bot, token), what="the image")
+
+    calls = token_calls(bot, token)
+    assert calls[0].operation == "create_interaction_response"
+    assert calls[0].json["type"] == 5  # deferred channel message: "imagine is thinking..."
+    assert calls[0].status == 200
+
+    ((name, data, ctype),) = edit.files.values()
+    assert ctype == "image/png" and name.endswith(".png")
+    with Image.open(io.BytesIO(data)) as img:
+        assert img.format == "PNG"
+        assert img.width > img.height  # 16:9
+    payload = edit.json
+    assert payload["allowed_mentions"] == {"parse": []}
+    (embed,) = payload["embeds"]
+    assert embed["description"] == "a red fox at dawn @everyone"
+    assert embed["image"]["url"] == f"attachment://{name}"
+    fields = {f["name"]: f["value"] for f in embed["fields"]}
+    assert fields["Seed"] == "42"
+    assert fields["Model"].startswith("FLUX.2")
+    assert fields["Provider"] == "offline"
+    assert fields["Size"] == f"{img.width}×{img.height}"
+    assert fields["Time"].endswith(" s")
+    buttons = payload["components"][0]["components"]
+    job_id = embed["footer"]["text"].removeprefix("job ")
+    assert [b["custom_id"] for b in buttons] == [
+        f"imagine:{action}:{job_id}" for action in ("reroll", "vary", "edit", "upscale", "delete")
+    ]
+    message = bot.fake.original_message(token)
+    assert message is not None and message["attachments"][0]["filename"] == name
+
+    job = await bot.app.service.job(job_id)
+    assert job.request.dedupe_key == f"discord:{bot.fake.interactions[token].id}"
+    assert job.request.community_id == GUILD_ID and job.request.user_id == USER
+
+
+async def test_the_deferred_response_shows_the_queue_position(bot: Bot) -> None:
+    assert bot.app.worker is not None
+    await bot.app.worker.stop(grace=1)  # nothing gets picked up: the job stays queued
+    token = bot.feed(bot.fake.imagine("a lighthouse"))
+
+    def queued() -> Recorded | None:
+        for r in bot.fake.calls("update_original_webhook_message", token):
+            if "Queued" in (r.json or {}).get("content", ""):
+                return r
+        return None
+
+    edit = await bot.fake.wait_for(queued, what="the queued line")
+    assert "a lighthouse" in edit.json["content"]
+    assert edit.json["allowed_mentions"] == {"parse": []}
+
+
+async def test_a_banned_user_gets_an_ephemeral_refusal_and_no_job(bot: Bot) -> None:
+    await bot.app.store.save_settings(
+        CommunitySettings(GUILD_ID, banned_users=(USER,)), bot.app.clock.now()
+    )
+    token = bot.feed(bot.fake.imagine("a castle"))
+    follow = await bot.fake.wait_for(
+        lambda: bot.fake.calls("execute_webhook", token), what="the refusal"
+    )
+    assert follow[0].json["flags"] & 64  # ephemeral
+    assert "not allowed" in follow[0].json["content"]
+    assert bot.fake.calls("delete_original_webhook_message", token)
+    assert bot.fake.original_message(token) is None  # the public "thinking" line is gone
+    counts = await bot.app.store.job_counts()
+    assert counts.queued == 0 and counts.running == 0

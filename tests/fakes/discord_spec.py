@@ -1,0 +1,112 @@
+"""Discord's OpenAPI description as a request checker: finds the operation of a method and path and
+validates the body (JSON, or a multipart ``payload_json``) against its request schema."""
+
+from __future__ import annotations
+
+import json
+import re
+from dataclasses import dataclass
+from functools import cache
+from pathlib import Path
+from typing import Any
+
+from jsonschema import Draft202012Validator
+
+SPEC_PATH = Path(__file__).resolve().parent / "specs" / "discord-openapi.json"
+
+
+@dataclass(frozen=True)
+class Operation:
+    operation_id: str
+    method: str
+    template: str
+    pattern: re.Pattern[str]
+    params: frozenset[str]
+    body: dict[str, Any] | None
+
+
+@cache
+def load_spec() -> dict[str, Any]:
+    return dict(json.loads(SPEC_PATH.read_text("utf-8")))
+
+
+@cache
+def operations() -> tuple[Operation, ...]:
+    spec = load_spec()
+    found: list[Operation] = []
+    for template, item in spec["paths"].items():
+        pattern = re.compile(
+            "^" + re.sub(r"\\\{(\w+)\\\}", r"(?P<\1>[^/]+)", re.escape(template)) + "$"
+        )
+        shared = item.get("parameters", [])
+        for method, op in item.items():
+            if not isinstance(op, dict) or "operationId" not in op:
+                continue
+            params = frozenset(
+                p["name"] for p in [*shared, *op.get("parameters", [])] if p.get("in") == "query"
+            )
+            found.append(
+                Operation(
+                    operation_id=op["operationId"],
+                    method=method.upper(),
+                    template=template,
+                    pattern=pattern,
+                    params=params,
+                    body=op.get("requestBody"),
+                )
+            )
+    # Literal segments win over parameters (``/messages/@original`` before ``/messages/{id}``).
+    found.sort(key=lambda o: o.template.count("{"))
+    return tuple(found)
+
+
+def find_operation(method: str, path: str) -> Operation | None:
+    for op in operations():
+        if op.method == method.upper() and op.pattern.match(path):
+            return op
+    return None
+
+
+@cache
+def _validator(operation_id: str, content_type: str) -> Draft202012Validator:
+    op = next(o for o in operations() if o.operation_id == operation_id)
+    assert op.body is not None
+    schema = op.body["content"][content_type]["schema"]
+    root = {**schema, "components": load_spec()["components"]}
+    return Draft202012Validator(root)
+
+
+class SpecViolation(AssertionError):
+    pass
+
+
+def check_request(
+    method: str,
+    path: str,
+    query: dict[str, str],
+    content_type: str,
+    body: Any,
+) -> str:
+    """Return the operation id; raise SpecViolation where Discord's description disagrees."""
+    op = find_operation(method, path)
+    if op is None:
+        raise SpecViolation(f"{method} {path}: no such operation in Discord's API")
+    unknown = set(query) - op.params
+    if unknown:
+        raise SpecViolation(f"{op.operation_id}: unknown query parameters {sorted(unknown)}")
+    if op.body is None:
+        if body not in (None, b"", {}):
+            raise SpecViolation(f"{op.operation_id}: takes no body")
+        return op.operation_id
+    if body is None:
+        if op.body.get("required"):
+            raise SpecViolation(f"{op.operation_id}: a body is required")
+        return op.operation_id
+    if content_type not in op.body["content"]:
+        raise SpecViolation(f"{op.operation_id}: content type {content_type} not accepted")
+    errors = sorted(_validator(op.operation_id, content_type).iter_errors(body), key=str)
+    if errors:
+        best = errors[0]
+        where = "/".join(str(p) for p in best.absolute_path)
+        raise SpecViolation(f"{op.operation_id}: {where}: {best.message}"[:2000])
+    return op.operation_id
