@@ -31,6 +31,7 @@ from bot.errors import (
 from bot.events import JobEvents
 from bot.logs import hold_job_secrets, log_job_step, release_job_secrets, step_fields
 from bot.models import Job, JobStatus
+from bot.netguard import SafeFetcher
 from bot.policy import Policy
 from bot.providers.base import GenerationSpec, PollResult, PollState, Provider
 from bot.providers.polling import first_poll_delay, next_poll_delay
@@ -106,6 +107,7 @@ class Worker:
         config: WorkerConfig,
         policy: Policy | None = None,
         rng: random.Random | None = None,
+        input_fetcher: SafeFetcher | None = None,
     ) -> None:
         self._store = store
         self._router = router
@@ -117,6 +119,7 @@ class Worker:
         self.config = config
         self._policy = policy or Policy()
         self._rng = rng or random.Random()
+        self._input_fetcher = input_fetcher or SafeFetcher()
         self._running: dict[str, asyncio.Task[None]] = {}
         self._slots_held: dict[str, str] = {}
         self._stopping = asyncio.Event()
@@ -331,7 +334,18 @@ class Worker:
                 job, JobStatus.FAILED, "no_provider", f"No image service offers {variant.label}."
             )
         crashpoint("before_submit", self.config.crash_at)
-        inputs = await self._input_images(job)
+        try:
+            inputs = await self._input_images(job)
+        except DownloadRefused as exc:
+            log.info("job %s: input image refused: %s", job.id, exc)
+            return await self._finish(
+                job, JobStatus.FAILED, "input_refused", f"Your input image was refused. {exc}"
+            )
+        except InvalidImage as exc:
+            log.info("job %s: input image invalid: %s", job.id, exc)
+            return await self._finish(
+                job, JobStatus.FAILED, "input_invalid", f"Your input image is not usable: {exc}."
+            )
         settings = await self._store.get_settings(job.community_id)
         tolerance = (
             self._policy.safety_tolerance(job.request, settings) if settings is not None else 2
@@ -430,11 +444,19 @@ class Worker:
         raise AssertionError("unreachable")  # pragma: no cover
 
     async def _input_images(self, job: Job) -> tuple[str, ...]:
+        """Stored inputs and user links as data URLs; a link is fetched under the SSRF guard,
+        then verified and re-encoded like any image. Raises DownloadRefused or InvalidImage."""
         out: list[str] = []
         for ref in job.request.input_images:
             if ref.startswith("blob:"):
                 data = await self._blobs.get(ref.removeprefix("blob:"))
                 out.append("data:image/png;base64," + base64.b64encode(data).decode())
+            elif ref.startswith(("http://", "https://")):
+                data = await self._input_fetcher.fetch(ref)
+                clean = await asyncio.to_thread(images.clean, data)
+                out.append(
+                    f"data:{clean.content_type};base64," + base64.b64encode(clean.data).decode()
+                )
             else:
                 out.append(ref)
         return tuple(out)
