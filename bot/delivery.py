@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any, Protocol, runtime_checkable
 
 from bot.models import Job
 
@@ -39,3 +39,12 @@ class DeliveryPort(Protocol):
 
     async def notify_failure(self, job: Job) -> None:
         """Tell the requester why the job ended without an image (``job.error_message``)."""
+
+
+@runtime_checkable
+class ChannelCheck(Protocol):
+    """Optional for a delivery port: lets the worker re-check a channel just before posting."""
+
+    async def channel_age_restricted(self, job: Job) -> bool | None:
+        """Whether the job's channel (for a thread: its parent) is age-restricted now; None when
+        unknown (the flag stored with the request is used). May raise DeliveryError."""

@@ -150,7 +150,8 @@ class Decision:
     limit: str | None = None
     # When trying again can succeed (None: when something else changes, e.g. a job finishes).
     retry_at: float | None = None
-    # The rate state to store when admitted.
+    # The rate state to store (when admitted, or when a refusal clamped a state left far ahead
+    # by a clock jump); None: leave it as it is.
     new_tat: float | None = None
 
 
@@ -247,11 +248,14 @@ def decide(plan: LimitPlan, usage: Usage, *, now: float, images: int, cost_usd: 
     interval = plan.emission_interval
     if interval is not None:
         tau = plan.bucket * interval
-        # A wall clock that jumped back leaves a state far ahead: hold it to one full bucket.
-        tat = min(usage.rate_tat if usage.rate_tat is not None else now, now + tau)
+        stored = usage.rate_tat if usage.rate_tat is not None else now
+        # A wall clock that jumped back leaves a state far ahead: hold it to one full bucket,
+        # and store that, so the wait is one interval and not the size of the jump.
+        tat = min(stored, now + tau)
         candidate = max(tat, now) + min(images, plan.bucket) * interval
         if candidate - now > tau + 1e-9:
-            return Decision(False, "user_rate", retry_at=candidate - tau)
+            clamped = tat if tat < stored else None
+            return Decision(False, "user_rate", retry_at=candidate - tau, new_tat=clamped)
         new_tat = candidate
     tomorrow = day_start(now) + DAY
     if plan.daily is not None and usage.user_images_today + images > plan.daily:

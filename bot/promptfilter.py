@@ -10,10 +10,11 @@ Both the prompt and every term go through the same ``normalize``:
 4. leetspeak folded (``0``->o, ``1``/``l``/``!``/``|``->i, ``3``->e, ``4``/``@``->a, ``5``/``$``->s,
    ``7``/``+``->t, ``8``->b), on both sides, so ``1`` and ``l`` cannot be told apart on purpose.
 
-Then the prompt is split into words three ways (on every non-letter; on spaces only, with the
-punctuation inside a word dropped: ``n.u.d.e``; with runs of single letters joined: ``n u d e``), and
+Then the prompt is split into words two ways (on every non-letter; on spaces only, with the
+punctuation inside a word dropped: ``n.u.d.e``), and
 a term matches when its words appear as whole, consecutive words (a plural ``s``/``es`` allowed) in
-any of the three. Ordinary words that merely contain a term ("grape", "scunthorpe") pass.
+either, or anywhere inside a run of single letters (``a n u d e``: spaced-out letters have no word
+boundaries to respect). Ordinary words that merely contain a term ("grape", "scunthorpe") pass.
 
 The user is never told which term matched.
 """
@@ -127,24 +128,22 @@ def _words(normalized: str) -> list[str]:
     return [w for w in _NON_WORD.split(normalized) if w]
 
 
-def word_sequences(prompt: str) -> list[list[str]]:
-    """The normalized prompt split into words the three ways the module docstring describes."""
+def word_sequences(prompt: str) -> tuple[list[list[str]], list[str]]:
+    """The normalized prompt split into words the ways the module docstring describes, and the
+    runs of single letters (``a n u d e``) joined, in which a term may start anywhere."""
     text = normalize(prompt)
     plain = _words(text)
     squeezed = [w for w in (_NON_WORD.sub("", chunk) for chunk in _SPACES.split(text)) if w]
-    joined: list[str] = []
+    runs: list[str] = []
     run: list[str] = []
-    for word in plain:
+    for word in [*plain, ""]:
         if len(word) == 1:
             run.append(word)
             continue
-        if run:
-            joined.append("".join(run))
-            run = []
-        joined.append(word)
-    if run:
-        joined.append("".join(run))
-    return [plain, squeezed, joined]
+        if len(run) > 1:
+            runs.append("".join(run))
+        run = []
+    return [plain, squeezed], runs
 
 
 @lru_cache(maxsize=4096)
@@ -174,10 +173,13 @@ def _contains(words: Sequence[str], term: Sequence[str]) -> bool:
 
 def matches(prompt: str, terms: Iterable[str]) -> bool:
     """True when any term occurs in the prompt (after normalization, on word boundaries)."""
-    sequences = word_sequences(prompt)
+    sequences, runs = word_sequences(prompt)
     for term in terms:
         for form in _term_forms(term):
             if any(_contains(words, form) for words in sequences):
+                return True
+            joined = "".join(form)
+            if len(joined) > 1 and any(joined in run for run in runs):
                 return True
     return False
 

@@ -17,7 +17,7 @@ from bot import images, metrics
 from bot.blobs import BlobStore
 from bot.catalog import Catalog
 from bot.clock import Clock
-from bot.delivery import DeliveryPort, OutImage, Progress
+from bot.delivery import ChannelCheck, DeliveryPort, OutImage, Progress
 from bot.errors import (
     DeliveryError,
     DownloadRefused,
@@ -346,10 +346,10 @@ class Worker:
             return await self._finish(
                 job, JobStatus.FAILED, "input_invalid", f"Your input image is not usable: {exc}."
             )
-        settings = await self._store.get_settings(job.community_id)
-        tolerance = (
-            self._policy.safety_tolerance(job.request, settings) if settings is not None else 2
-        )
+        tolerance = job.request.safety_tolerance
+        if tolerance is None:  # a job stored before tolerances were fixed at acceptance
+            settings = await self._store.get_settings(job.community_id)
+            tolerance = self._policy.safety_tolerance(job.request, settings, variant)
         retry_after: float | None = None
         last_error = "All image services are busy right now."
         for provider, model in candidates:
@@ -607,6 +607,14 @@ class Worker:
                     path=self._blobs.local_path(key),
                 )
             )
+        if not await self._may_post(job, port):
+            return await self._finish(
+                job,
+                JobStatus.FAILED,
+                "safety_recheck",
+                "This channel's safety settings changed while your image was made, so it was "
+                "not posted.",
+            )
         crashpoint("before_posting", self.config.crash_at)
         try:
             receipt = await port.deliver(job, out)
@@ -638,6 +646,21 @@ class Worker:
             ),
         )
         return job
+
+    async def _may_post(self, job: Job, port: DeliveryPort) -> bool:
+        """The safety check again, just before posting (the channel or the settings may have
+        changed since the job was accepted)."""
+        age_restricted: bool | None = None
+        if isinstance(port, ChannelCheck):
+            try:
+                age_restricted = await port.channel_age_restricted(job)
+            except DeliveryError as exc:
+                log.info("job %s: channel check failed (%s); using the stored flag", job.id, exc)
+        settings = await self._store.get_settings(job.community_id)
+        variant = self._catalog.variants.get(job.variant)
+        return self._policy.may_post(
+            job, settings, channel_age_restricted=age_restricted, variant=variant
+        )
 
     async def _notify(self, job: Job) -> Job:
         port = self._deliveries.get(job.request.platform)

@@ -109,9 +109,9 @@ class Store(Protocol):
         user and per community against every other process), return at once the earlier job when
         the dedupe key is already stored (never charged twice); else read the ``Usage`` of
         ``plan``'s user and community, call ``bot.limits.decide(plan, usage, now=job.created_at,
-        images=job.request.count, cost_usd=job.cost_usd)``, and only when admitted insert the job,
-        store the new rate state (``decision.new_tat`` under ``plan.rate_key``) and, with a
-        ``cache_key``, remember it for ``find_cached_job``."""
+        images=job.request.count, cost_usd=job.cost_usd)``, store ``decision.new_tat`` under
+        ``plan.rate_key`` when it is not None (also on some refusals), and only when admitted
+        insert the job and, with a ``cache_key``, remember it for ``find_cached_job``."""
 
     async def read_usage(self, plan: LimitPlan, now: float) -> Usage:
         """What ``plan``'s user and community have used today (for ``/quota``); see the charged

@@ -332,13 +332,13 @@ class PostgresStore:
                     return Admission(job_from_row(dict(row)), False, Decision(True))
             usage = await _usage(conn, plan, now)
             decision = decide(plan, usage, now=now, images=job.request.count, cost_usd=job.cost_usd)
+            if decision.new_tat is not None:
+                await _run(conn, "set_rate_tat", {"key": plan.rate_key, "tat": decision.new_tat})
             if not decision.admitted:
                 return Admission(job, False, decision)
             inserted = await _row(conn, "insert_job", _job_values(job))
             if inserted is None:  # pragma: no cover - the dedupe key was checked under the lock
                 raise StoreError(f"job {job.id} was not stored")
-            if decision.new_tat is not None:
-                await _run(conn, "set_rate_tat", {"key": plan.rate_key, "tat": decision.new_tat})
             if cache_key is not None:
                 await _run(
                     conn,

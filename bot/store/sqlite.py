@@ -282,11 +282,11 @@ class SqliteStore:
                     return Admission(job_from_row(dict(row)), False, _ADMITTED)
             usage = await self._usage(db, plan, now)
             decision = decide(plan, usage, now=now, images=job.request.count, cost_usd=job.cost_usd)
+            if decision.new_tat is not None:
+                await db.execute(Q["set_rate_tat"], {"key": plan.rate_key, "tat": decision.new_tat})
             if not decision.admitted:
                 return Admission(job, False, decision)
             await db.execute(Q["insert_job"], dict(job_row_values(job)))
-            if decision.new_tat is not None:
-                await db.execute(Q["set_rate_tat"], {"key": plan.rate_key, "tat": decision.new_tat})
             if cache_key is not None:
                 await db.execute(
                     Q["add_cache_key"],

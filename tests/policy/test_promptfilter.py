@@ -1,0 +1,82 @@
+"""RELIABILITY 30: blocked terms hidden by Unicode tricks are caught; ordinary words are not."""
+
+from __future__ import annotations
+
+import pytest
+
+from bot.promptfilter import PromptFilter, matches, normalize
+
+TERMS = ("nude", "gore", "rape", "blood bath", "ass")
+
+EVASIONS = [
+    "a nude figure",
+    "NUDE portrait",
+    "a n\u200bude figure",  # zero-width space
+    "a nu\u00adde figure",  # soft hyphen
+    "a nu\u200dd\u200ce figure",  # zero-width joiner and non-joiner
+    "a nu\u2060de figure",  # word joiner
+    "a nude\ufe0f figure",  # variation selector
+    "a \uff4e\uff55\uff44\uff45 figure",  # full-width
+    "a \U0001d427\U0001d42e\U0001d41d\U0001d41e figure",  # mathematical bold
+    "a \U0001d52b\U0001d532\U0001d521\U0001d522 figure",  # mathematical fraktur
+    "a nud\u0435 figure",  # Cyrillic e
+    "a g\u043er\u0435 scene",  # Cyrillic o and e
+    "a G\u039fRE scene",  # Greek capital omicron
+    "a n\u0301u\u0308d\u0327e figure",  # combining marks
+    "a n\u0336u\u0336d\u0336e\u0336 figure",  # strike-through overlay marks
+    "a n u d e figure",  # spaced letters
+    "n  u  d  e",
+    "a b l o o d b a t h",
+    "a n.u.d.e figure",  # dotted letters
+    "a n-u-d-e figure",
+    "a nud3 figure",  # leetspeak
+    "a g0r3 scene",
+    "r@pe",
+    "a nudes collection",  # plural
+    "a bloodbath",  # a two-word term written as one
+    "blood  bath at dawn",
+    "a b\u200blood b\u00adath",
+    "\u24b7lood bath",  # circled letter
+]
+
+ORDINARY = [
+    "a grape vineyard at dawn",  # contains "rape"
+    "a drape over a chair",
+    "scrape the paint",
+    "the gorge at sunset",  # contains "gor"
+    "Gorey style illustration",
+    "a class of students",  # contains "ass"
+    "a passionate embrace",
+    "an assassin's creed cosplay",
+    "a bass guitar",
+    "a blood orange on a table",  # one word of a two-word term
+    "a bath tub with bubbles",
+    "a nuder colour palette",
+    "Scunthorpe town hall",
+    "a café in Zürich",
+]
+
+
+@pytest.mark.parametrize("prompt", EVASIONS)
+def test_evasions_are_caught(prompt: str) -> None:
+    assert matches(prompt, TERMS), normalize(prompt)
+
+
+@pytest.mark.parametrize("prompt", ORDINARY)
+def test_ordinary_prompts_pass(prompt: str) -> None:
+    assert not matches(prompt, TERMS), normalize(prompt)
+
+
+def test_terms_are_normalized_too() -> None:
+    # An admin who types the term in full-width or with an accent still blocks the plain word.
+    assert matches("a nude figure", ["\uff4e\uff55\uff44\uff45"])
+    assert matches("a nude figure", ["NÜDE"])
+
+
+def test_the_built_in_list_and_the_bot_wide_terms_always_apply() -> None:
+    flt = PromptFilter(["dragon"])
+    assert flt.blocks("a l0l1con drawing")
+    assert flt.blocks("a DRAGON")
+    assert flt.blocks("a fox", ["fox"])
+    assert not flt.blocks("a fox")
+    assert not flt.blocks("a lollipop")
