@@ -1,0 +1,14 @@
+"""Slack: /imagine, buttons and App Home on slack-bolt, over HTTP (the bot's own server) or Socket Mode."""
+
+from __future__ import annotations
+
+from bot.app import App
+
+from .adapter import SlackAdapter
+
+
+def create_adapter(app: App, *, gateway: bool = True) -> SlackAdapter:
+    return SlackAdapter(app, gateway=gateway)
+
+
+__all__ = ["SlackAdapter", "create_adapter"]

@@ -1,0 +1,468 @@
+"""The Slack adapter: Bolt listeners that turn commands, buttons and modals into core calls.
+
+Every transport ends in one call, ``AsyncApp.async_dispatch``: the bot's own aiohttp server for HTTP
+mode (``/slack/events``, signatures checked here first) or Bolt's Socket Mode handler. Listeners ack
+at once from the request alone and do the work in a tracked background task.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import re
+from collections.abc import Awaitable, Callable, Coroutine
+from typing import Any
+
+import aiohttp
+from aiohttp import web
+from slack_bolt.adapter.aiohttp import to_aiohttp_response
+from slack_bolt.app.async_app import AsyncApp
+from slack_bolt.authorization import AuthorizeResult
+from slack_bolt.context.ack.async_ack import AsyncAck
+from slack_bolt.request.async_request import AsyncBoltRequest
+from slack_sdk.errors import SlackApiError
+from slack_sdk.http_retry.builtin_async_handlers import AsyncRateLimitErrorRetryHandler
+from slack_sdk.web.async_client import AsyncWebClient
+
+from adapters.slack import messages
+from adapters.slack.admin import AdminGate
+from adapters.slack.delivery import PLATFORM, SLACK_ERRORS, ProgressBoard, SlackDelivery
+from adapters.slack.verify import SignatureChecker
+from bot.app import App
+from bot.catalog import parse_size
+from bot.commands import ImagineArgs, parse_imagine
+from bot.errors import ImagineError, InvalidRequest, JobNotFound, RequestRejected
+from bot.models import ImagineRequest, Job, ReplyTarget
+
+log = logging.getLogger(__name__)
+
+EVENTS_PATH = "/slack/events"
+# How long shutdown waits for acknowledged commands to reach the store.
+DRAIN_SECONDS = 10.0
+_MENTION = re.compile(r"^<[@#]([A-Z0-9]+)(?:\|[^>]*)?>$")
+
+Ack = AsyncAck
+Payload = dict[str, Any]
+
+
+def _str(value: Any) -> str:
+    return value if isinstance(value, str) else ""
+
+
+class SlackAdapter:
+    def __init__(self, app: App, *, gateway: bool = True) -> None:
+        settings = app.settings
+        token = settings.secret("SLACK_BOT_TOKEN")
+        if not token:  # pragma: no cover - the CLI only builds the adapter with a token
+            raise ValueError("SLACK_BOT_TOKEN is required")
+        self._app = app
+        self._gateway = gateway
+        self._token = token
+        self._signing_secret = settings.secret("SLACK_SIGNING_SECRET")
+        self._app_token = settings.secret("SLACK_APP_TOKEN")
+        self._session = aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=30))
+        self.client = AsyncWebClient(
+            token=token,
+            base_url=settings.slack_api_url,
+            session=self._session,
+            timeout=30,
+            logger=logging.getLogger("adapters.slack.web"),
+        )
+        self.client.retry_handlers.append(AsyncRateLimitErrorRetryHandler(max_retry_count=2))
+        self.board = ProgressBoard()
+        self.delivery = SlackDelivery(self.client, app.catalog, self.board, app.clock.now)
+        self.admins = AdminGate(self.client, app.service, app.clock.monotonic)
+        self._checker = (
+            SignatureChecker(self._signing_secret, app.clock.now) if self._signing_secret else None
+        )
+        self._bot_user_id: str | None = None
+        self._bot_id: str | None = None
+        self._tasks: set[asyncio.Task[None]] = set()
+        self._socket: Any = None
+        self.bolt = AsyncApp(
+            # Bolt gets the token from ``authorize``; a client of its own carrying no token keeps
+            # it from warning that the client's token is ignored.
+            client=AsyncWebClient(base_url=settings.slack_api_url, session=self._session),
+            authorize=self._authorizer(),
+            request_verification_enabled=False,  # done by SignatureChecker, which never raises
+            process_before_response=True,  # listeners only ack; the work runs in our own tasks
+            logger=logging.getLogger("adapters.slack.bolt"),
+        )
+        self.bolt.command("/imagine")(self._on_imagine)
+        self.bolt.action(re.compile(r"^imagine:"))(self._on_button)
+        self.bolt.view(messages.EDIT_CALLBACK)(self._on_edit_submit)
+        self.bolt.event("app_home_opened")(self._on_home_opened)
+
+    # Lifecycle --------------------------------------------------------------------------------
+
+    def attach(self) -> None:
+        self._app.add_delivery(PLATFORM, self.delivery)
+        if self._gateway and self._checker is not None:
+            self._app.http_server.app.router.add_post(EVENTS_PATH, self.handle_http)
+
+    async def run(self, stop: asyncio.Event) -> None:
+        await self._identify()
+        if self._app_token:
+            from slack_bolt.adapter.socket_mode.async_handler import AsyncSocketModeHandler
+
+            self._socket = AsyncSocketModeHandler(
+                self.bolt, app_token=self._app_token, web_client=self.client
+            )
+            await self._socket.connect_async()
+            log.info("Slack: connected in Socket Mode")
+        else:
+            log.info("Slack: taking requests at %s", EVENTS_PATH)
+        await stop.wait()
+
+    async def aclose(self) -> None:
+        if self._socket is not None:
+            try:
+                await self._socket.close_async()
+            except Exception as exc:  # closing is best effort
+                log.info("Slack: Socket Mode close failed: %s", type(exc).__name__)
+            self._socket = None
+        await self.drain(DRAIN_SECONDS)
+        await self._session.close()
+
+    async def drain(self, timeout: float | None = None) -> None:
+        """Wait for the work of acknowledged requests (tests and shutdown)."""
+        while self._tasks:
+            _, pending = await asyncio.wait(set(self._tasks), timeout=timeout)
+            if pending:
+                for task in pending:
+                    task.cancel()
+                await asyncio.wait(pending)
+                return
+
+    async def _identify(self) -> None:
+        try:
+            me = await self.client.auth_test()
+        except (SlackApiError, *SLACK_ERRORS) as exc:
+            log.warning("Slack: auth.test failed (%s); check SLACK_BOT_TOKEN", type(exc).__name__)
+            return
+        self._bot_user_id = _str(me.get("user_id")) or None
+        self._bot_id = _str(me.get("bot_id")) or None
+        log.info("Slack: signed in to team %s as %s", me.get("team_id"), self._bot_user_id)
+
+    def _authorizer(self) -> Callable[..., Awaitable[AuthorizeResult]]:
+        # One workspace, one bot token: no network call stands before the ack. (Bolt reads the
+        # function's parameter names, so this is a plain function, not a bound method.)
+        async def authorize(
+            enterprise_id: str | None, team_id: str | None, user_id: str | None
+        ) -> AuthorizeResult:
+            return AuthorizeResult(
+                enterprise_id=enterprise_id,
+                team_id=team_id,
+                user_id=user_id,
+                bot_token=self._token,
+                bot_user_id=self._bot_user_id,
+                bot_id=self._bot_id,
+            )
+
+        return authorize
+
+    def _spawn(self, work: Coroutine[Any, Any, None], name: str) -> None:
+        task = asyncio.create_task(work, name=f"slack-{name}")
+        self._tasks.add(task)
+        task.add_done_callback(self._task_done)
+
+    def _task_done(self, task: asyncio.Task[None]) -> None:
+        self._tasks.discard(task)
+        if not task.cancelled() and task.exception() is not None:
+            exc = task.exception()
+            log.error("Slack: %s failed: %s", task.get_name(), type(exc).__name__, exc_info=exc)
+
+    # HTTP mode --------------------------------------------------------------------------------
+
+    async def handle_http(self, request: web.Request) -> web.StreamResponse:
+        body = await request.read()
+        assert self._checker is not None
+        if not self._checker.is_valid(body, request.headers):
+            return web.json_response({"ok": False, "error": "invalid_signature"}, status=401)
+        try:
+            bolt_request = AsyncBoltRequest(
+                body=body.decode("utf-8"),
+                query=request.query_string,
+                headers={key: value for key, value in request.headers.items()},
+            )
+            response = await self.bolt.async_dispatch(bolt_request)
+        except (UnicodeDecodeError, ValueError, KeyError, TypeError):
+            return web.json_response({"ok": False, "error": "malformed_request"}, status=400)
+        return await to_aiohttp_response(response)
+
+    # /imagine ---------------------------------------------------------------------------------
+
+    async def _on_imagine(self, ack: Ack, command: Payload) -> None:
+        try:
+            args = parse_imagine(_str(command.get("text")))
+            if args.size:
+                parse_size(args.size)
+        except InvalidRequest as exc:
+            await ack(**messages.refusal(exc.user_message))
+            return
+        if args.help or not args.prompt:
+            await ack(**messages.ephemeral(messages.HELP))
+            return
+        await ack(**messages.ack_queued(args.prompt))
+        self._spawn(self._imagine(command, args), "imagine")
+
+    async def _imagine(self, command: Payload, args: ImagineArgs) -> None:
+        team = _str(command.get("team_id"))
+        user = _str(command.get("user_id"))
+        channel = _str(command.get("channel_id"))
+        response_url = _str(command.get("response_url"))
+        trigger = _str(command.get("trigger_id")) or None
+        width = height = None
+        if args.size:
+            width, height = parse_size(args.size)
+        reply = ReplyTarget(
+            platform=PLATFORM,
+            channel_id=channel,
+            thread_id=_str(command.get("thread_ts")) or None,
+            data={"team_id": team, "user_id": user, "response_url": response_url},
+        )
+        request = ImagineRequest(
+            platform=PLATFORM,
+            community_id=team,
+            channel_id=channel,
+            user_id=user,
+            prompt=args.prompt,
+            reply=reply,
+            variant=args.model,
+            aspect_ratio=args.aspect_ratio,
+            width=width,
+            height=height,
+            seed=args.seed,
+            count=args.count,
+            input_images=args.images,
+            dedupe_key=trigger,
+            user_is_admin=await self.admins.is_admin(team, user),
+            use_cache=args.use_cache,
+        )
+        await self._submit(
+            request, lambda r: self._app.service.imagine(r), response_url, channel, user
+        )
+
+    async def _submit(
+        self,
+        request: ImagineRequest,
+        call: Callable[[ImagineRequest], Awaitable[Any]],
+        response_url: str,
+        channel: str,
+        user: str,
+    ) -> None:
+        """Store the job (or learn why not) and show the outcome: progress message or refusal."""
+        key = f"{PLATFORM}:{request.dedupe_key}" if request.dedupe_key else None
+        if key:
+            self.board.expect(key)
+        try:
+            accepted = await call(request)
+        except RequestRejected as exc:
+            if key:
+                self.board.forget(key)
+            await self.tell(response_url, channel, user, messages.refusal(exc.user_message))
+            return
+        except ImagineError as exc:
+            if key:
+                self.board.forget(key)
+            log.warning("Slack: a command failed: %s", type(exc).__name__)
+            await self.tell(
+                response_url,
+                channel,
+                user,
+                messages.refusal("Something went wrong; please try again in a moment."),
+            )
+            return
+        if not accepted.duplicate:
+            await self.delivery.post_queued(accepted.job, accepted.position)
+
+    async def tell(self, response_url: str, channel: str, user: str, message: Payload) -> None:
+        """An ephemeral reply: through the request's response_url, else chat.postEphemeral."""
+        if response_url.startswith(("https://", "http://")):
+            try:
+                async with self._session.post(response_url, json=message) as response:
+                    if response.status < 300:
+                        return
+                    log.info("Slack: response_url answered %s", response.status)
+            except (aiohttp.ClientError, TimeoutError) as exc:
+                log.info("Slack: response_url failed: %s", type(exc).__name__)
+        if not channel or not user:
+            return
+        try:
+            await self.client.chat_postEphemeral(channel=channel, user=user, text=message["text"])
+        except (SlackApiError, *SLACK_ERRORS) as exc:
+            log.warning("Slack: could not reply to %s: %s", user, type(exc).__name__)
+
+    # Buttons and the edit modal ---------------------------------------------------------------
+
+    async def _on_button(self, ack: Ack, body: Payload, action: Payload) -> None:
+        parsed = messages.parse_action_id(_str(action.get("action_id")))
+        await ack()
+        if parsed is not None:
+            self._spawn(self._button(body, *parsed), parsed[0])
+
+    async def _button(self, body: Payload, verb: str, job_id: str) -> None:
+        user = _str((body.get("user") or {}).get("id"))
+        team = _str((body.get("team") or {}).get("id")) or _str(
+            (body.get("user") or {}).get("team_id")
+        )
+        container = body.get("container") or {}
+        message = body.get("message") or {}
+        channel = _str((body.get("channel") or {}).get("id")) or _str(container.get("channel_id"))
+        thread_ts = _str(container.get("thread_ts")) or _str(message.get("thread_ts")) or None
+        response_url = _str(body.get("response_url"))
+        trigger = _str(body.get("trigger_id")) or None
+        try:
+            job = await self._app.service.job(job_id)
+            if job.community_id != team:
+                raise JobNotFound(job_id)
+        except JobNotFound:
+            await self.tell(
+                response_url, channel, user, messages.refusal("That image is no longer known.")
+            )
+            return
+        if verb == "delete":
+            await self._delete(job, team, user, channel, response_url)
+            return
+        if verb == "edit":
+            metadata = {"job": job.id, "channel": channel, "thread_ts": thread_ts or ""}
+            try:
+                await self.client.views_open(
+                    trigger_id=trigger or "", view=messages.edit_modal(job, metadata)
+                )
+            except (SlackApiError, *SLACK_ERRORS) as exc:
+                log.warning("Slack: could not open the edit modal: %s", type(exc).__name__)
+                await self.tell(
+                    response_url, channel, user, messages.refusal("The editor could not open.")
+                )
+            return
+        request = self._follow_up_request(team, channel, thread_ts, user, trigger, response_url)
+        await self._submit(
+            await self._with_admin(request),
+            lambda r: self._app.service.follow_up(job.id, verb, r),
+            response_url,
+            channel,
+            user,
+        )
+
+    async def _on_edit_submit(self, ack: Ack, body: Payload, view: Payload) -> None:
+        values = (view.get("state") or {}).get("values") or {}
+        prompt = _str(
+            ((values.get(messages.EDIT_BLOCK) or {}).get(messages.EDIT_INPUT) or {}).get("value")
+        )
+        if not prompt.strip():
+            await ack(
+                response_action="errors", errors={messages.EDIT_BLOCK: "Describe the change."}
+            )
+            return
+        await ack()
+        self._spawn(self._edit(body, view, prompt.strip()), "edit")
+
+    async def _edit(self, body: Payload, view: Payload, prompt: str) -> None:
+        try:
+            metadata = json.loads(_str(view.get("private_metadata")) or "{}")
+        except ValueError:
+            return
+        user = _str((body.get("user") or {}).get("id"))
+        team = _str((body.get("team") or {}).get("id")) or _str(
+            (body.get("user") or {}).get("team_id")
+        )
+        channel = _str(metadata.get("channel"))
+        job_id = _str(metadata.get("job"))
+        trigger = _str(body.get("trigger_id")) or _str(view.get("id")) or None
+        try:
+            job = await self._app.service.job(job_id)
+            if job.community_id != team:
+                raise JobNotFound(job_id)
+        except JobNotFound:
+            await self.tell("", channel, user, messages.refusal("That image is no longer known."))
+            return
+        request = self._follow_up_request(
+            team, channel, _str(metadata.get("thread_ts")) or None, user, trigger, ""
+        )
+
+        async def call(r: ImagineRequest) -> Any:
+            return await self._app.service.follow_up(job.id, "edit", r, prompt=prompt)
+
+        await self._submit(await self._with_admin(request), call, "", channel, user)
+
+    def _follow_up_request(
+        self,
+        team: str,
+        channel: str,
+        thread_ts: str | None,
+        user: str,
+        trigger: str | None,
+        response_url: str,
+    ) -> ImagineRequest:
+        reply = ReplyTarget(
+            platform=PLATFORM,
+            channel_id=channel,
+            thread_id=thread_ts,
+            data={"team_id": team, "user_id": user, "response_url": response_url},
+        )
+        return ImagineRequest(
+            platform=PLATFORM,
+            community_id=team,
+            channel_id=channel,
+            user_id=user,
+            prompt="",
+            reply=reply,
+            dedupe_key=trigger,
+        )
+
+    async def _with_admin(self, request: ImagineRequest) -> ImagineRequest:
+        is_admin = await self.admins.is_admin(request.community_id, request.user_id)
+        return request.with_changes(user_is_admin=is_admin)
+
+    async def _delete(
+        self, job: Job, team: str, user: str, channel: str, response_url: str
+    ) -> None:
+        if job.user_id != user and not await self.admins.is_admin(team, user):
+            log.info("Slack: %s may not delete job %s", user, job.id)
+            await self.tell(
+                response_url,
+                channel,
+                user,
+                messages.refusal(
+                    "Only the person who asked for this image or an admin can delete it."
+                ),
+            )
+            return
+        where = _str(job.delivery.get("channel")) or job.request.reply.channel_id
+        try:
+            for file_id in job.delivery.get("files") or []:
+                await self.client.files_delete(file=str(file_id))
+            ts = _str(job.delivery.get("ts"))
+            if ts:
+                await self.client.chat_delete(channel=where, ts=ts)
+        except (SlackApiError, *SLACK_ERRORS) as exc:
+            log.warning("Slack: deleting job %s's image failed: %s", job.id, type(exc).__name__)
+            await self.tell(
+                response_url, channel, user, messages.refusal("The image could not be deleted.")
+            )
+            return
+        await self.tell(response_url, channel, user, messages.ephemeral("Deleted."))
+
+    # App Home ---------------------------------------------------------------------------------
+
+    async def _on_home_opened(self, body: Payload, event: Payload) -> None:
+        if event.get("tab", "home") != "home":
+            return
+        team = _str(body.get("team_id"))
+        user = _str(event.get("user"))
+        self._spawn(self._publish_home(team, user), "home")
+
+    async def _publish_home(self, team: str, user: str) -> None:
+        settings = await self._app.service.settings_for(team)
+        admin = await self.admins.is_admin(team, user)
+        view = messages.home_view(
+            quota_lines=["Ask with /imagine; your limits are shown here."],
+            settings=settings if admin else None,
+            catalog=self._app.catalog,
+        )
+        try:
+            await self.client.views_publish(user_id=user, view=view)
+        except (SlackApiError, *SLACK_ERRORS) as exc:
+            log.warning("Slack: could not publish App Home: %s", type(exc).__name__)

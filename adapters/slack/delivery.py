@@ -1,0 +1,211 @@
+"""Slack's delivery port: a progress message updated in place, the image uploaded with the
+``files_upload_v2`` flow, and the result card with its buttons. REST only, so any worker delivers."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections import OrderedDict
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any
+
+import aiohttp
+from slack_sdk.errors import SlackApiError, SlackClientError
+from slack_sdk.web.async_client import AsyncWebClient
+
+from adapters.slack import messages
+from bot.catalog import Catalog
+from bot.delivery import OutImage, Progress
+from bot.errors import DeliveryError
+from bot.models import Job
+
+log = logging.getLogger(__name__)
+
+PLATFORM = "slack"
+# Errors worth trying again later; anything else (channel_not_found, not_in_channel, ...) is final.
+RETRYABLE_ERRORS = frozenset(
+    {"ratelimited", "internal_error", "fatal_error", "service_unavailable", "request_timeout"}
+)
+# How long a worker waits for the command handler to post the "queued" message of a new job.
+BOARD_WAIT_SECONDS = 10.0
+
+
+def delivery_error(exc: Exception, what: str) -> DeliveryError:
+    """A Slack or network failure as the core's DeliveryError (never carrying a token)."""
+    if isinstance(exc, SlackApiError):
+        code = str(exc.response.get("error", "")) if exc.response is not None else ""
+        status = exc.response.status_code if exc.response is not None else 0
+        retryable = code in RETRYABLE_ERRORS or status == 429 or status >= 500
+        return DeliveryError(f"Slack refused {what}: {code or status}", retryable=retryable)
+    return DeliveryError(f"Slack could not be reached for {what}: {type(exc).__name__}")
+
+
+SLACK_ERRORS = (SlackClientError, aiohttp.ClientError, TimeoutError)
+
+
+class ProgressBoard:
+    """Which message shows each job's progress, as far as this process knows.
+
+    The command handler posts a job's "queued" message once the job is stored; a worker in the same
+    process that reaches the job first waits for that message instead of posting a second one.
+    Keys are the job's dedupe key (the Slack trigger id), known before the job exists."""
+
+    def __init__(self, limit: int = 10_000) -> None:
+        self._limit = limit
+        self._entries: OrderedDict[str, asyncio.Future[str | None]] = OrderedDict()
+
+    def expect(self, key: str) -> None:
+        if key not in self._entries:
+            self._entries[key] = asyncio.get_running_loop().create_future()
+            while len(self._entries) > self._limit:
+                _, old = self._entries.popitem(last=False)
+                if not old.done():
+                    old.set_result(None)
+
+    def settle(self, key: str, ts: str | None) -> None:
+        future = self._entries.get(key)
+        if future is None:
+            self.expect(key)
+            future = self._entries[key]
+        if future.done():
+            if ts is not None:
+                self._entries[key] = asyncio.get_running_loop().create_future()
+                self._entries[key].set_result(ts)
+        else:
+            future.set_result(ts)
+
+    async def ts_for(self, key: str, timeout: float = BOARD_WAIT_SECONDS) -> str | None:
+        future = self._entries.get(key)
+        if future is None:
+            return None
+        try:
+            return await asyncio.wait_for(asyncio.shield(future), timeout)
+        except TimeoutError:
+            return None
+
+    def forget(self, key: str) -> None:
+        future = self._entries.pop(key, None)
+        if future is not None and not future.done():
+            future.set_result(None)
+
+
+def board_key(job: Job) -> str:
+    return job.request.dedupe_key or job.id
+
+
+class SlackDelivery:
+    def __init__(
+        self,
+        client: AsyncWebClient,
+        catalog: Catalog,
+        board: ProgressBoard,
+        now: Callable[[], float],
+    ) -> None:
+        self._client = client
+        self._catalog = catalog
+        self._board = board
+        self._now = now
+
+    def _label(self, job: Job) -> str:
+        variant = self._catalog.variants.get(job.variant)
+        return variant.label if variant else job.variant
+
+    async def post_queued(self, job: Job, position: int) -> None:
+        """The progress message of a newly stored job (called by the command handler)."""
+        key = board_key(job)
+        self._board.expect(key)
+        try:
+            ts = await self._post(job, messages.queued_text(job, self._label(job), position))
+        except DeliveryError as exc:
+            log.warning("job %s: could not post the queued message: %s", job.id, exc)
+            ts = None
+        self._board.settle(key, ts)
+
+    async def progress(self, job: Job, progress: Progress) -> None:
+        text = messages.generating_text(job, self._label(job), progress.elapsed)
+        await self._show(job, text)
+
+    async def deliver(self, job: Job, images: Sequence[OutImage]) -> Mapping[str, Any]:
+        reply = job.request.reply
+        label = self._label(job)
+        took = max(0.0, self._now() - job.created_at)
+        uploads = [
+            {
+                "content": image.data,
+                "filename": image.filename,
+                "title": messages.short(job.request.prompt, 100),
+                "alt_txt": messages.short(job.request.prompt, 1000),
+            }
+            for image in images
+        ]
+        try:
+            done = await self._client.files_upload_v2(
+                file_uploads=uploads,
+                channel=reply.channel_id,
+                thread_ts=reply.thread_id,
+                initial_comment=messages.upload_comment(job, label, took),
+            )
+        except SLACK_ERRORS as exc:
+            raise delivery_error(exc, "the image upload") from None
+        file_ids = [str(f.get("id")) for f in done.get("files") or [] if isinstance(f, dict)]
+        # The image is posted: from here on nothing may raise, or a retry would post it twice.
+        blocks = messages.result_blocks(job, label, took)
+        fallback = f"{messages.escape(messages.short(job.request.prompt))} ({label})"
+        ts = await self._board.ts_for(board_key(job))
+        try:
+            if ts is not None:
+                await self._client.chat_update(
+                    channel=reply.channel_id, ts=ts, text=fallback, blocks=blocks
+                )
+            else:
+                ts = await self._post(job, fallback, blocks=blocks)
+        except (DeliveryError, *SLACK_ERRORS) as exc:
+            log.warning("job %s: image posted but its buttons were not: %s", job.id, exc)
+        self._board.forget(board_key(job))
+        return {
+            "channel": reply.channel_id,
+            "thread_ts": reply.thread_id,
+            "ts": ts,
+            "files": file_ids,
+        }
+
+    async def notify_failure(self, job: Job) -> None:
+        await self._show(job, messages.failure_text(job), final=True)
+        self._board.forget(board_key(job))
+
+    async def _show(self, job: Job, text: str, *, final: bool = False) -> None:
+        """Update the job's progress message, or post one when this process has none."""
+        key = board_key(job)
+        ts = await self._board.ts_for(key)
+        if ts is not None:
+            try:
+                await self._client.chat_update(
+                    channel=job.request.reply.channel_id, ts=ts, text=text
+                )
+                return
+            except SlackApiError as exc:
+                if exc.response.get("error") != "message_not_found":
+                    raise delivery_error(exc, "the progress update") from None
+            except SLACK_ERRORS as exc:
+                raise delivery_error(exc, "the progress update") from None
+        ts = await self._post(job, text)
+        if not final:
+            self._board.settle(key, ts)
+
+    async def _post(
+        self, job: Job, text: str, *, blocks: list[dict[str, Any]] | None = None
+    ) -> str | None:
+        reply = job.request.reply
+        try:
+            response = await self._client.chat_postMessage(
+                channel=reply.channel_id,
+                thread_ts=reply.thread_id,
+                text=text,
+                blocks=blocks,
+                unfurl_links=False,
+                unfurl_media=False,
+            )
+        except SLACK_ERRORS as exc:
+            raise delivery_error(exc, "the message") from None
+        ts = response.get("ts")
+        return str(ts) if ts else None

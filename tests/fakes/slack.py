@@ -1,0 +1,442 @@
+"""A fake Slack Web API on 127.0.0.1 that records every call, plus helpers to sign requests.
+
+It answers like https://docs.slack.dev/reference/methods (``{"ok": true, ...}``), checks each call's
+arguments against Slack's official OpenAPI description (``specs/slack-web-openapi-v2.json``)
+where it covers the method, and the two upload methods the way slack_sdk's ``files_upload_v2`` uses
+them: ``files.getUploadURLExternal`` hands out an upload URL this fake also serves, and
+``files.completeUploadExternal`` shares the uploaded files into a channel. Response URLs of slash
+commands and buttons are served too (``response_url()``). Every argument problem is collected in
+``violations`` (a test asserts it stays empty) and answered with ``invalid_arguments``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import hmac
+import itertools
+import json
+import time
+import urllib.parse
+from dataclasses import dataclass, field
+from functools import cache
+from pathlib import Path
+from typing import Any
+
+from aiohttp import web
+
+# github.com/slackapi/slack-api-specs web-api/slack_web_openapi_v2_without_examples.json at bc08db4
+# (MIT, Copyright 2017 SlackAPI), copied unchanged.
+SPEC_PATH = Path(__file__).resolve().parent / "specs" / "slack-web-openapi-v2.json"
+
+# slack_sdk's files_upload_v2 (the OpenAPI file predates these two methods).
+UPLOAD_METHODS: dict[str, dict[str, tuple[str, bool]]] = {
+    "files.getUploadURLExternal": {
+        "filename": ("string", True),
+        "length": ("integer", True),
+        "alt_txt": ("string", False),
+        "snippet_type": ("string", False),
+    },
+    "files.completeUploadExternal": {
+        "files": ("json_array", True),
+        "channel_id": ("string", False),
+        "channels": ("string", False),
+        "initial_comment": ("string", False),
+        "thread_ts": ("string", False),
+        "blocks": ("json_array", False),
+    },
+}
+# Block Kit limits (https://docs.slack.dev/reference/block-kit).
+BUTTON_TEXT_MAX = 75
+ACTION_ID_MAX = 255
+VALUE_MAX = 2000
+SECTION_TEXT_MAX = 3000
+MAX_BLOCKS = 50
+
+
+def sign(secret: str, body: bytes, timestamp: str) -> str:
+    base = b"v0:" + timestamp.encode() + b":" + body
+    return "v0=" + hmac.new(secret.encode(), base, hashlib.sha256).hexdigest()
+
+
+def signed_headers(
+    secret: str, body: bytes, *, timestamp: float | None = None, content_type: str | None = None
+) -> dict[str, str]:
+    stamp = str(int(time.time() if timestamp is None else timestamp))
+    return {
+        "X-Slack-Request-Timestamp": stamp,
+        "X-Slack-Signature": sign(secret, body, stamp),
+        "Content-Type": content_type or "application/x-www-form-urlencoded",
+    }
+
+
+@cache
+def _spec() -> dict[str, Any]:
+    return json.loads(SPEC_PATH.read_text("utf-8"))
+
+
+def spec_parameters(method: str) -> dict[str, tuple[str, bool]] | None:
+    """The method's arguments (name -> (type, required)), token excluded; None when not covered."""
+    if method in UPLOAD_METHODS:
+        return UPLOAD_METHODS[method]
+    path = _spec()["paths"].get(f"/{method}")
+    if path is None:
+        return None
+    operation = next(iter(path.values()))
+    out: dict[str, tuple[str, bool]] = {}
+    for param in operation.get("parameters", []):
+        if param["name"] == "token":
+            continue
+        out[param["name"]] = (param.get("type", "string"), bool(param.get("required")))
+    return out
+
+
+def _type_problem(kind: str, value: Any) -> str | None:
+    if kind == "boolean":
+        if isinstance(value, bool) or str(value).lower() in ("true", "false", "1", "0"):
+            return None
+        return "is not a boolean"
+    if kind in ("number", "integer"):
+        if isinstance(value, bool):
+            return "is not a number"
+        try:
+            number = float(value)
+        except (TypeError, ValueError):
+            return "is not a number"
+        if kind == "integer" and not number.is_integer():
+            return "is not an integer"
+        return None
+    if kind == "json_array":
+        parsed = value
+        if isinstance(value, str):
+            try:
+                parsed = json.loads(value)
+            except ValueError:
+                return "is not JSON"
+        return None if isinstance(parsed, list) else "is not a JSON array"
+    # "string": form values are strings; in JSON bodies Slack also takes arrays and objects for the
+    # JSON-encoded arguments (blocks, attachments, view).
+    if isinstance(value, (str, int, float, list, dict)) and not isinstance(value, bool):
+        return None
+    return "is not a string"
+
+
+def check_arguments(method: str, args: dict[str, Any]) -> list[str]:
+    params = spec_parameters(method)
+    if params is None:
+        return []
+    problems: list[str] = []
+    for name, (_, required) in params.items():
+        if required and (name not in args or args[name] in ("", None)):
+            problems.append(f"{method}: missing required argument {name}")
+    for name, value in args.items():
+        if name not in params:
+            problems.append(f"{method}: unknown argument {name}")
+            continue
+        problem = _type_problem(params[name][0], value)
+        if problem:
+            problems.append(f"{method}: {name} {problem}")
+    for name in ("blocks",):
+        if name in args:
+            problems.extend(f"{method}: {p}" for p in check_blocks(args[name]))
+    if "view" in args:
+        view = args["view"]
+        if isinstance(view, str):
+            try:
+                view = json.loads(view)
+            except ValueError:
+                return [*problems, f"{method}: view is not JSON"]
+        if not isinstance(view, dict) or view.get("type") not in ("modal", "home"):
+            problems.append(f"{method}: view has no valid type")
+        else:
+            problems.extend(f"{method}: view {p}" for p in check_blocks(view.get("blocks", [])))
+            title = (view.get("title") or {}).get("text", "")
+            if len(title) > 24:
+                problems.append(f"{method}: view title longer than 24 characters")
+    return problems
+
+
+def check_blocks(blocks: Any) -> list[str]:
+    if isinstance(blocks, str):
+        try:
+            blocks = json.loads(blocks)
+        except ValueError:
+            return ["blocks are not JSON"]
+    if not isinstance(blocks, list):
+        return ["blocks are not an array"]
+    problems: list[str] = []
+    if len(blocks) > MAX_BLOCKS:
+        problems.append("more than 50 blocks")
+    action_ids: set[str] = set()
+    for block in blocks:
+        if not isinstance(block, dict) or not isinstance(block.get("type"), str):
+            problems.append("a block without a type")
+            continue
+        text = block.get("text")
+        too_long = isinstance(text, dict) and len(text.get("text", "")) > SECTION_TEXT_MAX
+        if block["type"] == "section" and too_long:
+            problems.append("section text longer than 3000 characters")
+        for element in block.get("elements", []) if block["type"] == "actions" else []:
+            action_id = element.get("action_id", "")
+            if action_id in action_ids:
+                problems.append(f"duplicate action_id {action_id}")
+            action_ids.add(action_id)
+            if len(action_id) > ACTION_ID_MAX:
+                problems.append("action_id longer than 255 characters")
+            if element.get("type") == "button":
+                if len(element.get("text", {}).get("text", "")) > BUTTON_TEXT_MAX:
+                    problems.append("button text longer than 75 characters")
+                if len(element.get("value", "")) > VALUE_MAX:
+                    problems.append("button value longer than 2000 characters")
+    return problems
+
+
+@dataclass
+class Call:
+    method: str
+    args: dict[str, Any]
+    headers: dict[str, str]
+
+
+@dataclass
+class Message:
+    channel: str
+    ts: str
+    text: str
+    blocks: list[dict[str, Any]] = field(default_factory=list)
+    thread_ts: str | None = None
+    deleted: bool = False
+
+
+@dataclass
+class UploadedFile:
+    id: str
+    filename: str
+    length: int
+    alt_txt: str | None = None
+    title: str | None = None
+    data: bytes | None = None
+    upload_headers: dict[str, str] = field(default_factory=dict)
+    shared_to: str | None = None
+    thread_ts: str | None = None
+    initial_comment: str | None = None
+    deleted: bool = False
+
+
+class FakeSlack:
+    def __init__(self, token: str = "xoxb-test-token-000000000000") -> None:
+        self.token = token
+        self.calls: list[Call] = []
+        self.violations: list[str] = []
+        self.messages: dict[tuple[str, str], Message] = {}
+        self.files: dict[str, UploadedFile] = {}
+        self.responses: list[tuple[str, dict[str, Any]]] = []
+        self.users: dict[str, dict[str, Any]] = {}
+        self.fail: dict[str, str] = {}  # method -> error to answer once
+        self.changed = asyncio.Event()
+        self._ts = itertools.count(1)
+        self._file_ids = itertools.count(1)
+        self._app = web.Application(client_max_size=1024**3)
+        self._app.router.add_route("*", "/api/{method}", self._api)
+        self._app.router.add_post("/upload/{file_id}", self._upload)
+        self._app.router.add_post("/respond/{key}", self._respond)
+        self._runner: web.AppRunner | None = None
+        self.port = 0
+
+    @property
+    def api_url(self) -> str:
+        return f"http://127.0.0.1:{self.port}/api/"
+
+    def response_url(self, key: str) -> str:
+        return f"http://127.0.0.1:{self.port}/respond/{key}"
+
+    async def start(self) -> FakeSlack:
+        self._runner = web.AppRunner(self._app, access_log=None)
+        await self._runner.setup()
+        site = web.TCPSite(self._runner, "127.0.0.1", 0)
+        await site.start()
+        self.port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+        return self
+
+    async def aclose(self) -> None:
+        if self._runner is not None:
+            await self._runner.cleanup()
+
+    # What tests look at ------------------------------------------------------------------------
+
+    def calls_to(self, method: str) -> list[Call]:
+        return [c for c in self.calls if c.method == method]
+
+    def posted(self, channel: str | None = None) -> list[Message]:
+        return [m for m in self.messages.values() if channel is None or m.channel == channel]
+
+    def shared_files(self) -> list[UploadedFile]:
+        return [f for f in self.files.values() if f.shared_to and not f.deleted]
+
+    async def wait_for(self, predicate: Any, timeout: float = 30.0) -> None:
+        """Wait until ``predicate()`` holds (a bound against hangs, not a timing assertion)."""
+        async with asyncio.timeout(timeout):
+            while not predicate():
+                self.changed.clear()
+                await self.changed.wait()
+
+    # Handlers ---------------------------------------------------------------------------------
+
+    def _touch(self) -> None:
+        self.changed.set()
+
+    async def _read_args(self, request: web.Request) -> dict[str, Any]:
+        args: dict[str, Any] = dict(request.query)
+        if request.method == "POST" and request.can_read_body:
+            ctype = request.content_type
+            if ctype == "application/json":
+                body = await request.json()
+                if isinstance(body, dict):
+                    args.update(body)
+            elif ctype in ("application/x-www-form-urlencoded", "multipart/form-data"):
+                form = await request.post()
+                args.update({k: v for k, v in form.items() if isinstance(v, str)})
+        return args
+
+    async def _api(self, request: web.Request) -> web.Response:
+        method = request.match_info["method"]
+        args = await self._read_args(request)
+        headers = dict(request.headers)
+        token = headers.get("Authorization", "").removeprefix("Bearer ") or args.pop("token", "")
+        self.calls.append(Call(method, args, headers))
+        self._touch()
+        if token != self.token:
+            return web.json_response({"ok": False, "error": "invalid_auth"})
+        problems = check_arguments(method, args)
+        if problems:
+            self.violations.extend(problems)
+            return web.json_response({"ok": False, "error": "invalid_arguments"})
+        if method in self.fail:
+            return web.json_response({"ok": False, "error": self.fail.pop(method)})
+        handler = getattr(self, "_m_" + method.replace(".", "_"), None)
+        if handler is None:
+            return web.json_response({"ok": False, "error": "unknown_method"})
+        answer = handler(args)
+        self._touch()
+        return web.json_response({"ok": True, **answer} if "ok" not in answer else answer)
+
+    def _next_ts(self) -> str:
+        return f"{1_700_000_000 + next(self._ts)}.000100"
+
+    @staticmethod
+    def _blocks(args: dict[str, Any]) -> list[dict[str, Any]]:
+        blocks = args.get("blocks") or []
+        return json.loads(blocks) if isinstance(blocks, str) else list(blocks)
+
+    def _m_auth_test(self, args: dict[str, Any]) -> dict[str, Any]:
+        return {
+            "url": "https://fake.slack.example/",
+            "team": "Fake",
+            "user": "imaginebot",
+            "team_id": "T1",
+            "user_id": "UBOT",
+            "bot_id": "BBOT",
+        }
+
+    def _m_chat_postMessage(self, args: dict[str, Any]) -> dict[str, Any]:
+        ts = self._next_ts()
+        channel = str(args["channel"])
+        message = Message(
+            channel, ts, str(args.get("text", "")), self._blocks(args), args.get("thread_ts")
+        )
+        self.messages[(channel, ts)] = message
+        return {"channel": channel, "ts": ts, "message": {"text": message.text, "ts": ts}}
+
+    def _m_chat_update(self, args: dict[str, Any]) -> dict[str, Any]:
+        key = (str(args["channel"]), str(args["ts"]))
+        message = self.messages.get(key)
+        if message is None or message.deleted:
+            return {"ok": False, "error": "message_not_found"}
+        if "text" in args:
+            message.text = str(args["text"])
+        if "blocks" in args:
+            message.blocks = self._blocks(args)
+        return {"channel": key[0], "ts": key[1], "text": message.text}
+
+    def _m_chat_delete(self, args: dict[str, Any]) -> dict[str, Any]:
+        key = (str(args.get("channel")), str(args.get("ts")))
+        message = self.messages.get(key)
+        if message is None or message.deleted:
+            return {"ok": False, "error": "message_not_found"}
+        message.deleted = True
+        return {"channel": key[0], "ts": key[1]}
+
+    def _m_chat_postEphemeral(self, args: dict[str, Any]) -> dict[str, Any]:
+        return {"message_ts": self._next_ts()}
+
+    def _m_users_info(self, args: dict[str, Any]) -> dict[str, Any]:
+        user = str(args.get("user", ""))
+        info = self.users.get(user)
+        if info is None:
+            info = {"id": user, "name": user.lower(), "is_admin": False, "is_owner": False}
+        return {"user": info}
+
+    def _m_views_open(self, args: dict[str, Any]) -> dict[str, Any]:
+        return {"view": {"id": "V1"}}
+
+    def _m_views_publish(self, args: dict[str, Any]) -> dict[str, Any]:
+        return {"view": {"id": "VH"}}
+
+    def _m_files_getUploadURLExternal(self, args: dict[str, Any]) -> dict[str, Any]:
+        file_id = f"F{next(self._file_ids):08d}"
+        self.files[file_id] = UploadedFile(
+            id=file_id,
+            filename=str(args["filename"]),
+            length=int(args["length"]),
+            alt_txt=args.get("alt_txt"),
+        )
+        return {"upload_url": f"http://127.0.0.1:{self.port}/upload/{file_id}", "file_id": file_id}
+
+    def _m_files_completeUploadExternal(self, args: dict[str, Any]) -> dict[str, Any]:
+        raw = args["files"]
+        items = json.loads(raw) if isinstance(raw, str) else raw
+        out = []
+        for item in items:
+            upload = self.files.get(str(item.get("id")))
+            if upload is None or upload.data is None:
+                self.violations.append("files.completeUploadExternal: file not uploaded first")
+                return {"ok": False, "error": "file_not_found"}
+            if len(upload.data) != upload.length:
+                self.violations.append("files.completeUploadExternal: length does not match")
+                return {"ok": False, "error": "file_size_mismatch"}
+            upload.title = item.get("title")
+            upload.shared_to = args.get("channel_id") or args.get("channels")
+            upload.thread_ts = args.get("thread_ts")
+            upload.initial_comment = args.get("initial_comment")
+            out.append({"id": upload.id, "title": upload.title, "name": upload.filename})
+        return {"files": out}
+
+    def _m_files_delete(self, args: dict[str, Any]) -> dict[str, Any]:
+        upload = self.files.get(str(args.get("file")))
+        if upload is None or upload.deleted:
+            return {"ok": False, "error": "file_not_found"}
+        upload.deleted = True
+        return {}
+
+    async def _upload(self, request: web.Request) -> web.Response:
+        upload = self.files.get(request.match_info["file_id"])
+        if upload is None:
+            return web.Response(status=404, text="not found")
+        upload.data = await request.read()
+        upload.upload_headers = dict(request.headers)
+        self._touch()
+        return web.Response(text=f"OK - {len(upload.data)}")
+
+    async def _respond(self, request: web.Request) -> web.Response:
+        body = await request.json()
+        self.responses.append((request.match_info["key"], body))
+        self._touch()
+        return web.Response(text="ok")
+
+
+def form_body(fields: dict[str, str]) -> bytes:
+    return urllib.parse.urlencode(fields).encode()
+
+
+def interaction_body(payload: dict[str, Any]) -> bytes:
+    return urllib.parse.urlencode({"payload": json.dumps(payload)}).encode()

@@ -1,0 +1,118 @@
+"""The delivery port alone against the fake Slack: failures, progress, errors as DeliveryError."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+
+import aiohttp
+import pytest
+from slack_sdk.web.async_client import AsyncWebClient
+
+from adapters.slack.delivery import ProgressBoard, SlackDelivery
+from bot.catalog import load_catalog
+from bot.delivery import OutImage, Progress
+from bot.errors import DeliveryError
+from bot.models import JobStatus, ReplyTarget
+from bot.providers.offline import render_preview
+from tests.factories import make_job, make_request
+from tests.fakes.slack import FakeSlack
+from tests.slack.conftest import BOT_TOKEN
+
+
+@pytest.fixture
+async def delivery(fake_slack: FakeSlack) -> AsyncIterator[SlackDelivery]:
+    async with aiohttp.ClientSession() as session:
+        client = AsyncWebClient(token=BOT_TOKEN, base_url=fake_slack.api_url, session=session)
+        yield SlackDelivery(client, load_catalog(), ProgressBoard(), lambda: 1_790_000_010.0)
+
+
+def _slack_job(**overrides: object):  # type: ignore[no-untyped-def]
+    request = make_request(
+        platform="slack",
+        community_id="T1",
+        channel_id="C7",
+        user_id="U5",
+        prompt="a <b>bold</b> owl",
+        reply=ReplyTarget("slack", "C7", None, {"response_url": "http://127.0.0.1:9/x"}),
+        dedupe_key="slack:trig-1",
+    )
+    return make_job(now=1_790_000_000.0, request=request, **overrides)
+
+
+def _png(width: int = 64, height: int = 48) -> OutImage:
+    data = render_preview(prompt="owl", model_id="m", width=width, height=height, seed=1)
+    return OutImage("k", data, "imagine-x-1.png", "image/png", width, height)
+
+
+async def test_a_failed_job_tells_its_user_in_the_channel(
+    delivery: SlackDelivery, fake_slack: FakeSlack
+) -> None:
+    job = _slack_job(
+        status=JobStatus.MODERATED, error_message="The safety filter blocked this request."
+    )
+    await delivery.notify_failure(job)
+    [message] = fake_slack.posted("C7")
+    assert "<@U5>" in message.text and "safety filter blocked" in message.text
+    assert "<b>" not in message.text
+    assert fake_slack.violations == []
+
+
+async def test_progress_updates_the_queued_message_in_place(
+    delivery: SlackDelivery, fake_slack: FakeSlack
+) -> None:
+    job = _slack_job()
+    await delivery.post_queued(job, position=3)
+    [queued] = fake_slack.posted("C7")
+    assert "3 ahead" in queued.text
+    await delivery.progress(job, Progress("generating", elapsed=4.0))
+    assert fake_slack.posted("C7") == [queued]
+    assert "Generating" in queued.text
+    receipt = await delivery.deliver(job, [_png()])
+    assert receipt["ts"] == queued.ts and receipt["channel"] == "C7"
+    assert queued.blocks and queued.blocks[1]["type"] == "actions"
+    assert fake_slack.violations == []
+
+
+async def test_a_worker_that_gets_there_first_waits_for_the_queued_message(
+    delivery: SlackDelivery, fake_slack: FakeSlack
+) -> None:
+    job = _slack_job()
+    board: ProgressBoard = delivery._board
+    board.expect("slack:trig-1")  # the command handler is still storing the job
+    progress = asyncio.create_task(delivery.progress(job, Progress("generating", elapsed=1.0)))
+    await asyncio.sleep(0)
+    await delivery.post_queued(job, position=0)
+    await progress
+    [message] = fake_slack.posted("C7")
+    assert "Generating" in message.text
+
+
+async def test_a_final_slack_error_is_a_final_delivery_error(
+    delivery: SlackDelivery, fake_slack: FakeSlack
+) -> None:
+    fake_slack.fail["files.completeUploadExternal"] = "channel_not_found"
+    with pytest.raises(DeliveryError) as caught:
+        await delivery.deliver(_slack_job(), [_png()])
+    assert caught.value.retryable is False
+    assert "channel_not_found" in str(caught.value)
+    assert BOT_TOKEN not in str(caught.value)
+
+
+async def test_a_passing_slack_error_may_be_tried_again(
+    delivery: SlackDelivery, fake_slack: FakeSlack
+) -> None:
+    fake_slack.fail["files.getUploadURLExternal"] = "internal_error"
+    with pytest.raises(DeliveryError) as caught:
+        await delivery.deliver(_slack_job(), [_png()])
+    assert caught.value.retryable is True
+
+
+async def test_several_images_are_uploaded_in_one_share(
+    delivery: SlackDelivery, fake_slack: FakeSlack
+) -> None:
+    receipt = await delivery.deliver(_slack_job(), [_png(64, 48), _png(48, 64)])
+    shared = fake_slack.shared_files()
+    assert len(shared) == 2 and len(fake_slack.calls_to("files.completeUploadExternal")) == 1
+    assert receipt["files"] == [f.id for f in shared]
+    assert fake_slack.violations == []
