@@ -143,7 +143,8 @@ async def test_three_workers_one_killed_every_job_has_one_outcome(url: str, tmp_
     failed = [row for row in jobs if row["status"] == "failed"]
     assert all(row["error_code"] == "submit_unknown" for row in failed), failed
     task_pid = {row["job_id"]: row["pid"] for row in tasks}
-    assert all(task_pid.get(row["id"]) == dead for row in failed)
+    # (No task at all where it died between storing that the submit began and sending it.)
+    assert all(task_pid.get(row["id"]) in (dead, None) for row in failed)
     images = [row for row in posts if row["kind"] == "image"]
     assert {row["job_id"] for row in images} == {
         row["id"] for row in jobs if row["status"] == "delivered"
