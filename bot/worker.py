@@ -133,6 +133,9 @@ class Worker:
         self._loop_task: asyncio.Task[None] | None = None
         self._heartbeat_task: asyncio.Task[None] | None = None
         self._capacity = asyncio.Semaphore(config.concurrency)
+        # A cancel in this process wakes the job's wait at once (other processes see it at the
+        # next poll).
+        events.add_listener(self._on_job_change)
         self._downloads = asyncio.Semaphore(config.image_concurrency)
         self._uploads = asyncio.Semaphore(config.image_concurrency)
 
@@ -590,6 +593,8 @@ class Worker:
                     return PollResult(
                         PollState.FAILED, message="timed out waiting for the provider"
                     )
+                if await self._cancelled_at_provider(job, provider):
+                    raise LeaseLost(job.id)
                 try:
                     result = await metrics.provider_call(provider.name, "poll", provider.poll(task))
                     errors = 0
@@ -619,8 +624,33 @@ class Worker:
                 delay = next_poll_delay(
                     elapsed, variant.typical_seconds, result.retry_after, webhook=webhook
                 )
+        except asyncio.CancelledError:
+            # The lease was lost: a user's cancel is the usual reason; tell the provider too.
+            await asyncio.shield(self._cancelled_at_provider(job, provider))
+            raise
         finally:
             wakeups.forget(job.id)
+
+    async def _cancelled_at_provider(self, job: Job, provider: Provider) -> bool:
+        """True when the job's user cancelled it while it waits; then it is cancelled at the
+        provider too (fal's queue drops it unbilled)."""
+        try:
+            current = await self._store.get_job(job.id)
+        except Exception:
+            return False
+        if current is None or current.status is not JobStatus.CANCELLED:
+            return False
+        if job.provider_task:
+            try:
+                await provider.cancel(job.provider_task)
+            except Exception as exc:  # best effort: the job is cancelled for the user anyway
+                log.info("job %s: provider cancel failed: %s", job.id, type(exc).__name__)
+        log.info("job %s: cancelled while waiting on %s", job.id, provider.name)
+        return True
+
+    def _on_job_change(self, job: Job) -> None:
+        if job.status is JobStatus.CANCELLED:
+            self._router.wakeups.wake(job.id)
 
     async def _deliver(self, job: Job) -> Job:
         port = self._deliveries.get(job.request.platform)
