@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import json
 
+import pytest
+
+from bot.errors import StoreError
 from bot.models import CommunitySettings, Job, JobStatus
 from tests.fakes.slack import interaction_body
 from tests.slack.conftest import TEAM, SlackBot, new_trigger
@@ -225,3 +228,18 @@ async def test_a_refused_edit_is_told_ephemerally_in_the_channel(slack_bot: Slac
     assert (told.args["channel"], told.args["user"]) == ("C1", "U1")
     assert "not allowed" in told.args["text"]
     assert slack_bot.fake.violations == []
+
+
+async def test_a_failing_store_still_gets_the_user_an_answer(
+    slack_bot: SlackBot, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    async def broken(request: object) -> None:
+        raise StoreError("database unreachable")
+
+    monkeypatch.setattr(slack_bot.app.service, "imagine", broken)
+    reply = await slack_bot.command("a fox", response_key="broken")
+    assert reply.status == 200
+    await slack_bot.settle()
+    [(_, body)] = [r for r in slack_bot.fake.responses if r[0] == "broken"]
+    assert body["response_type"] == "ephemeral" and "went wrong" in body["text"]
+    assert slack_bot.fake.posted() == []
