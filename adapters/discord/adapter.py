@@ -10,7 +10,7 @@ import asyncio
 import contextlib
 import logging
 import re
-from collections.abc import Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from typing import Any
 
 import discord
@@ -229,10 +229,12 @@ class InteractionHandler:
             channel_age_restricted=_age_restricted(interaction.channel),
         )
 
-    async def _submit(self, interaction: discord.Interaction, call: Any) -> None:
+    async def _submit(
+        self, interaction: discord.Interaction, call: Callable[[], Awaitable[Accepted]]
+    ) -> None:
         """Run a service call after the ack; show the queue position or the refusal."""
         try:
-            accepted: Accepted = await call()
+            accepted = await call()
         except RequestRejected as exc:
             await self._refuse(interaction, exc.user_message)
             return
