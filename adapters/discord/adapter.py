@@ -288,6 +288,19 @@ class DiscordAdapter:
 
     def attach(self) -> None:
         self._app.add_delivery(PLATFORM, self.delivery)
+        if self.client is not None:
+            self._app.http_server.add_readiness_check(PLATFORM, self.readiness)
+
+    async def readiness(self) -> str | None:
+        """For ``/readyz``: None while the gateway is connected, else why not."""
+        client = self.client
+        if client is None or not self._started:
+            return "gateway not started"
+        if client.is_closed():
+            return "gateway closed"
+        if not client.is_ready():
+            return "gateway not connected"
+        return None
 
     async def run(self, stop: asyncio.Event) -> None:
         if self.client is None or not self._token:
