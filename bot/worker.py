@@ -30,7 +30,7 @@ from bot.errors import (
 )
 from bot.events import JobEvents
 from bot.logs import hold_job_secrets, log_job_step, release_job_secrets, step_fields
-from bot.models import Job, JobStatus
+from bot.models import CACHE_PROVIDER, Job, JobStatus
 from bot.netguard import SafeFetcher
 from bot.policy import Policy
 from bot.providers.base import GenerationSpec, PollResult, PollState, Provider
@@ -57,6 +57,10 @@ def crashpoint(name: str, configured: str | None) -> None:
     if configured == name:
         log.warning("test crash point %s reached: killing the process", name)
         os.kill(os.getpid(), signal.SIGKILL)
+
+
+# How often a job sharing another job's provider call looks whether that one has finished.
+FOLLOW_INTERVAL = 1.0
 
 
 class LeaseLost(Exception):
@@ -283,6 +287,8 @@ class Worker:
                     "queue_deadline",
                     "The bot was too busy to start your image in time. Please try again.",
                 )
+            if job.provider == CACHE_PROVIDER:
+                return await self._follow(job)
             return await self._submit(job)
         if job.status is JobStatus.SUBMITTED:
             return await self._wait_and_fetch(job)
@@ -450,6 +456,26 @@ class Worker:
         if attempts >= self.config.max_attempts:
             return await self._finish(job, JobStatus.FAILED, "providers_unavailable", last_error)
         await self._requeue(job, attempts, max(retry_after or 0.0, backoff(attempts, self._rng)))
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    async def _follow(self, job: Job) -> Job:
+        """A job sharing an identical unfinished job's provider call: take its images once it has
+        them, share its moderation, or make the image itself if the other job failed."""
+        leader_id = str((job.provider_task or {}).get("follows", ""))
+        leader = await self._store.get_job(leader_id) if leader_id else None
+        if leader is not None and leader.images:
+            return await self._save(
+                job,
+                job.evolve(
+                    status=JobStatus.FETCHED, images=leader.images, model_id=leader.model_id
+                ),
+            )
+        if leader is not None and leader.status is JobStatus.MODERATED:
+            return await self._finish(job, JobStatus.MODERATED, "moderated", _moderated(leader))
+        if leader is None or leader.status.is_terminal:
+            # Failed, expired or cancelled without an image: this job makes its own.
+            return await self._save(job, job.evolve(provider=None, provider_task=None))
+        await self._requeue(job, job.attempts, FOLLOW_INTERVAL)
         raise AssertionError("unreachable")  # pragma: no cover
 
     async def _input_images(self, job: Job) -> tuple[str, ...]:
