@@ -45,6 +45,10 @@ class Settings(BaseModel):
     bfl_api_base: str = Field("https://api.bfl.ai", alias="BFL_API_BASE")
     fal_key: SecretStr | None = Field(None, alias="FAL_KEY")
     fal_queue_base: str = Field("https://queue.fal.run", alias="FAL_QUEUE_BASE")
+    # Where fal publishes the keys its webhooks are signed with (tests point it at a fake).
+    fal_jwks_url: str = Field(
+        "https://rest.alpha.fal.ai/.well-known/jwks.json", alias="FAL_JWKS_URL"
+    )
     together_api_key: SecretStr | None = Field(None, alias="TOGETHER_API_KEY")
     together_api_base: str = Field("https://api.together.xyz/v1", alias="TOGETHER_API_BASE")
 
@@ -162,6 +166,7 @@ class Settings(BaseModel):
     @field_validator(
         "bfl_api_base",
         "fal_queue_base",
+        "fal_jwks_url",
         "together_api_base",
         "discord_api_base",
         "slack_api_url",
