@@ -36,7 +36,7 @@ class Settings(BaseModel):
     )
     log_format: Literal["text", "json"] = Field("text", alias="IMAGINE_LOG_FORMAT")
 
-    workers: int = Field(4, alias="IMAGINE_WORKERS", ge=1, le=256)
+    workers: int = Field(64, alias="IMAGINE_WORKERS", ge=1, le=1024)
     lease_seconds: float = Field(60.0, alias="IMAGINE_LEASE_SECONDS", gt=1, le=3600)
     offline_latency: float = Field(0.0, alias="IMAGINE_OFFLINE_LATENCY", ge=0, le=600)
     download_allow: tuple[str, ...] = Field((), alias="IMAGINE_DOWNLOAD_ALLOW")
