@@ -108,6 +108,18 @@ class SlackAdapter:
         self._app.add_delivery(PLATFORM, self.delivery)
         if self._gateway and self._checker is not None:
             self._app.http_server.app.router.add_post(EVENTS_PATH, self.handle_http)
+        if self._gateway:
+            self._app.http_server.add_readiness_check(PLATFORM, self.readiness)
+
+    async def readiness(self) -> str | None:
+        """For ``/readyz``: None once signed in (and, in Socket Mode, connected), else why not."""
+        if self._bot_user_id is None:
+            return "not signed in (auth.test)"
+        if self._app_token:
+            client = getattr(self._socket, "client", None)
+            if client is None or not await client.is_connected():
+                return "Socket Mode not connected"
+        return None
 
     async def run(self, stop: asyncio.Event) -> None:
         await self._identify()
