@@ -138,6 +138,14 @@ async def run(settings: Settings, *, workers: bool = True, platforms: bool = Tru
             wanted.append("discord")
         if settings.slack_enabled:
             wanted.append("slack")
+        if not wanted and not platforms:
+            raise ConfigError(
+                "DISCORD_TOKEN",
+                "imagine-bot worker delivers Discord and Slack jobs: give it the same "
+                "DISCORD_TOKEN / SLACK_BOT_TOKEN as the bot (the console runs in imagine-bot run)",
+            )
+        # Without a gateway (imagine-bot worker) an adapter only registers its delivery port,
+        # which speaks REST: a worker delivers the jobs of every configured platform.
         for name in wanted:
             module: Any = importlib.import_module(f"adapters.{name}")
             adapters.append(module.create_adapter(app, gateway=platforms))
@@ -149,10 +157,19 @@ async def run(settings: Settings, *, workers: bool = True, platforms: bool = Tru
             _console_banner(settings)
         for adapter in adapters:
             adapter.attach()
-        if wanted or "IMAGINE_HTTP_PORT" in os.environ:
+        # A worker serves /healthz and /metrics only when given a port: several run on one host.
+        if (wanted and platforms) or "IMAGINE_HTTP_PORT" in os.environ:
             await app.http_server.start()
         if workers:
-            await app.start_workers()
+            worker = await app.start_workers()
+            log.info(
+                "%s: delivering %s jobs with %d workers",
+                worker.worker_id,
+                ", ".join(sorted(app.deliveries)),
+                worker.config.concurrency,
+            )
+        else:
+            _warn_without_workers(settings)
         tasks: list[asyncio.Task[Any]] = []
         if platforms:
             tasks = [asyncio.create_task(a.run(stop)) for a in adapters]
@@ -171,6 +188,16 @@ async def run(settings: Settings, *, workers: bool = True, platforms: bool = Tru
         for adapter in adapters:
             await adapter.aclose()
     return EXIT_OK
+
+
+def _warn_without_workers(settings: Settings) -> None:
+    if settings.effective_database_url.startswith("sqlite:"):
+        log.warning(
+            "running without workers on SQLite: jobs wait until `imagine-bot worker` runs on this "
+            "machine with the same IMAGINE_DATA_DIR (several machines need PostgreSQL)"
+        )
+    else:
+        log.info("running without workers: `imagine-bot worker` processes run the jobs")
 
 
 def _console_banner(settings: Settings) -> None:
