@@ -345,6 +345,11 @@ class ImagineService:
         await self._require_admin(settings, actor, "read_audit_log")
         return await self._store.list_audit(community_id, max(1, min(limit, MAX_AUDIT_ENTRIES)))
 
+    async def require_admin(self, community_id: str, actor: Actor, action: str) -> None:
+        """Raise PolicyRefusal(code="not_admin") unless ``actor`` administers the community; a
+        refused attempt is written to the audit log as ``action``."""
+        await self._require_admin(await self.settings_for(community_id), actor, action)
+
     async def _require_admin(self, settings: CommunitySettings, actor: Actor, action: str) -> None:
         if is_admin(actor, settings):
             return

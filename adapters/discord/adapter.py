@@ -17,6 +17,7 @@ import discord
 import yarl
 
 from adapters.discord import messages
+from adapters.discord.admin import AdminCommands, actor_of
 from adapters.discord.commands import build_tree
 from adapters.discord.delivery import (
     APPLICATION_ID,
@@ -109,6 +110,7 @@ class InteractionHandler:
     def __init__(self, app: App, delivery: DiscordDelivery) -> None:
         self._app = app
         self._delivery = delivery
+        self.admin = AdminCommands(app)
 
     # /imagine -----------------------------------------------------------------------------------
 
@@ -168,31 +170,27 @@ class InteractionHandler:
     async def _delete(self, interaction: discord.Interaction, job_id: str) -> None:
         # A deferred update: the "original response" is then the message carrying the button.
         await interaction.response.defer()
-        permissions = interaction.permissions
-        moderator = _is_admin(interaction) or permissions.manage_messages
+        actor = actor_of(interaction)
+        service = self._app.service
+        moderator = (
+            actor.is_platform_admin
+            or interaction.permissions.manage_messages
+            or await service.is_admin(str(interaction.guild_id or ""), actor)
+        )
         try:
-            await self._app.service.cancel(
-                job_id, user_id=str(interaction.user.id), is_admin=moderator
-            )
+            # Ownership is the core's rule: the requester or a moderator.
+            await service.cancel(job_id, user_id=actor.user_id, is_admin=moderator)
         except JobNotFound:
-            pass  # an image the bot no longer knows: the requester check cannot pass
+            if not moderator:
+                await interaction.followup.send(
+                    "Only a moderator can delete an image the bot no longer knows.", ephemeral=True
+                )
+                return
         except RequestRejected as exc:
-            await interaction.followup.send(exc.user_message, ephemeral=True)
-            return
-        if not moderator and not await self._is_requester(job_id, interaction):
-            await interaction.followup.send(
-                "Only the requester or a moderator can delete this.", ephemeral=True
-            )
+            await interaction.followup.send(f"⚠️ {exc.user_message}", ephemeral=True)
             return
         with contextlib.suppress(discord.NotFound):
             await interaction.delete_original_response()
-
-    async def _is_requester(self, job_id: str, interaction: discord.Interaction) -> bool:
-        try:
-            job = await self._app.service.job(job_id)
-        except JobNotFound:
-            return False
-        return job.user_id == str(interaction.user.id)
 
     # Shared ---------------------------------------------------------------------------------------
 

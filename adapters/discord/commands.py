@@ -7,6 +7,7 @@ from typing import TYPE_CHECKING
 import discord
 from discord import app_commands
 
+from adapters.discord.admin import build_admin_group
 from bot.catalog import Catalog
 
 if TYPE_CHECKING:
@@ -72,4 +73,6 @@ def build_tree(
 
     tree.add_command(imagine)
     tree.add_command(imagine_help)
+    for command in build_admin_group(lambda: need().admin, catalog):
+        tree.add_command(command)
     return tree

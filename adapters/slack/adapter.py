@@ -26,7 +26,7 @@ from slack_sdk.http_retry.builtin_async_handlers import AsyncRateLimitErrorRetry
 from slack_sdk.web.async_client import AsyncWebClient
 
 from adapters.slack import messages
-from adapters.slack.admin import AdminGate
+from adapters.slack.admin import AdminCommands, AdminGate
 from adapters.slack.delivery import PLATFORM, SLACK_ERRORS, ProgressBoard, SlackDelivery
 from adapters.slack.verify import SignatureChecker
 from bot.app import App
@@ -73,6 +73,7 @@ class SlackAdapter:
         self.board = ProgressBoard()
         self.delivery = SlackDelivery(self.client, app.catalog, self.board, app.clock.now)
         self.admins = AdminGate(self.client, app.service, app.clock.monotonic)
+        self.admin_commands = AdminCommands(app.service, self.admins)
         self._checker = (
             SignatureChecker(self._signing_secret, app.clock.now) if self._signing_secret else None
         )
@@ -90,6 +91,7 @@ class SlackAdapter:
             logger=logging.getLogger("adapters.slack.bolt"),
         )
         self.bolt.command("/imagine")(self._on_imagine)
+        self.bolt.command("/imagine-admin")(self._on_admin)
         self.bolt.action(re.compile(r"^imagine:"))(self._on_button)
         self.bolt.view(messages.EDIT_CALLBACK)(self._on_edit_submit)
         self.bolt.event("app_home_opened")(self._on_home_opened)
@@ -419,17 +421,21 @@ class SlackAdapter:
     async def _delete(
         self, job: Job, team: str, user: str, channel: str, response_url: str
     ) -> None:
-        if job.user_id != user and not await self.admins.is_admin(team, user):
-            log.info("Slack: %s may not delete job %s", user, job.id)
-            await self.tell(
-                response_url,
-                channel,
-                user,
-                messages.refusal(
-                    "Only the person who asked for this image or an admin can delete it."
-                ),
-            )
-            return
+        if job.user_id != user:
+            try:
+                await self._app.service.require_admin(
+                    team, await self.admins.actor(user), "delete_image"
+                )
+            except RequestRejected:
+                await self.tell(
+                    response_url,
+                    channel,
+                    user,
+                    messages.refusal(
+                        "Only the person who asked for this image or an admin can delete it."
+                    ),
+                )
+                return
         where = _str(job.delivery.get("channel")) or job.request.reply.channel_id
         try:
             for file_id in job.delivery.get("files") or []:
@@ -445,7 +451,22 @@ class SlackAdapter:
             return
         await self.tell(response_url, channel, user, messages.ephemeral("Deleted."))
 
-    # App Home ---------------------------------------------------------------------------------
+    # /imagine-admin and App Home --------------------------------------------------------------
+
+    async def _on_admin(self, ack: Ack, command: Payload) -> None:
+        await ack()
+        self._spawn(self._admin(command), "admin")
+
+    async def _admin(self, command: Payload) -> None:
+        team = _str(command.get("team_id"))
+        user = _str(command.get("user_id"))
+        text = await self.admin_commands.run(team, user, _str(command.get("text")))
+        await self.tell(
+            _str(command.get("response_url")),
+            _str(command.get("channel_id")),
+            user,
+            messages.ephemeral(text),
+        )
 
     async def _on_home_opened(self, body: Payload, event: Payload) -> None:
         if event.get("tab", "home") != "home":
@@ -455,11 +476,13 @@ class SlackAdapter:
         self._spawn(self._publish_home(team, user), "home")
 
     async def _publish_home(self, team: str, user: str) -> None:
-        settings = await self._app.service.settings_for(team)
-        admin = await self.admins.is_admin(team, user)
+        service = self._app.service
+        actor = await self.admins.actor(user)
+        report = await service.quota(team, user, is_platform_admin=actor.is_platform_admin)
+        admin = await service.is_admin(team, actor)
         view = messages.home_view(
-            quota_lines=["Ask with /imagine; your limits are shown here."],
-            settings=settings if admin else None,
+            quota_lines=report.lines(),
+            settings=await service.get_settings(team) if admin else None,
             catalog=self._app.catalog,
         )
         try:

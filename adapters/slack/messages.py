@@ -8,11 +8,12 @@ restart and in any process.
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from bot.catalog import Catalog
 from bot.commands import flags_help
+from bot.community import describe_settings
 from bot.models import CommunitySettings, Job
 
 Block = dict[str, Any]
@@ -32,7 +33,8 @@ Options:
 ```
 {flags_help()}
 ```
-Under each image: *Reroll* (new seed), *Vary* (a close variation), *Edit* (new prompt on this image), *Upscale to Max*, *Delete* (you or an admin)."""
+Under each image: *Reroll* (new seed), *Vary* (a close variation), *Edit* (new prompt on this image), *Upscale to Max*, *Delete* (you or an admin).
+Your allowance is on the app's *Home* tab."""
 
 
 def escape(text: str) -> str:
@@ -171,23 +173,6 @@ def edit_modal(job: Job, metadata: Mapping[str, str]) -> dict[str, Any]:
     }
 
 
-def settings_lines(settings: CommunitySettings) -> list[str]:
-    def listing(values: Iterable[str], fmt: str = "{}") -> str:
-        items = [fmt.format(v) for v in values]
-        return ", ".join(items) if items else "none"
-
-    return [
-        f"Safety level: {settings.safety_level}",
-        f"Default model: {settings.default_variant or 'the catalog default'}",
-        f"Allowed channels: {listing(settings.allowed_channels, '<#{}>') if settings.allowed_channels else 'all'}",
-        f"Banned users: {listing(settings.banned_users, '<@{}>')}",
-        f"Admin users: {listing(settings.admin_users, '<@{}>')}",
-        f"Blocked terms: {len(settings.blocked_terms)}",
-        f"Input images: {'allowed' if settings.allow_input_images else 'off'}",
-        f"Cache of seeded requests: {'on' if settings.allow_cache else 'off'}",
-    ]
-
-
 def home_view(
     *, quota_lines: Sequence[str], settings: CommunitySettings | None, catalog: Catalog
 ) -> dict[str, Any]:
@@ -210,7 +195,8 @@ def home_view(
                 "text": {
                     "type": "mrkdwn",
                     "text": "*Workspace settings* (you are an admin; change them with "
-                    "`/imagine-admin`)\n" + "\n".join(settings_lines(settings)),
+                    "`/imagine-admin`)\n"
+                    + "\n".join(escape(line) for line in describe_settings(settings)),
                 },
             }
         )

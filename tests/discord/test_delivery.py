@@ -1,0 +1,207 @@
+"""DiscordDelivery against the fake Discord: token expiry, upload limits, rate limits, failures."""
+
+from __future__ import annotations
+
+import io
+import os
+from collections.abc import AsyncIterator
+from typing import Any
+
+import httpx
+import pytest
+from PIL import Image
+
+from adapters.discord.delivery import (
+    APPLICATION_ID,
+    INTERACTION_ID,
+    INTERACTION_TOKEN,
+    SIZE_LIMIT,
+    DiscordDelivery,
+    snowflake_time,
+)
+from adapters.discord.rest import DiscordRest
+from bot.catalog import load_catalog
+from bot.clock import ManualClock
+from bot.delivery import OutImage, Progress
+from bot.errors import DeliveryError
+from bot.models import Job, JobStatus, ReplyTarget
+from tests.factories import make_job, make_request
+from tests.fakes.discord import BOT_TOKEN, CHANNEL_ID, FakeDiscord
+
+USER = "1400000000000000004"
+
+
+@pytest.fixture
+async def http() -> AsyncIterator[httpx.AsyncClient]:
+    async with httpx.AsyncClient() as client:
+        yield client
+
+
+async def deferred(fake: FakeDiscord, http: httpx.AsyncClient, **kw: Any) -> dict[str, Any]:
+    """An interaction Discord delivered and the bot acknowledged (a "thinking" response)."""
+    payload = fake.imagine("a red fox", **kw)
+    response = await http.post(
+        f"{fake.api_base}/interactions/{payload['id']}/{payload['token']}/callback",
+        json={"type": 5},
+    )
+    assert response.status_code == 200
+    return payload
+
+
+def job_for(payload: dict[str, Any], **changes: Any) -> Job:
+    reply = ReplyTarget(
+        platform="discord",
+        channel_id=CHANNEL_ID,
+        data={
+            APPLICATION_ID: payload["application_id"],
+            INTERACTION_ID: payload["id"],
+            INTERACTION_TOKEN: payload["token"],
+            SIZE_LIMIT: str(payload["attachment_size_limit"]),
+            **changes.pop("data", {}),
+        },
+    )
+    request = make_request(platform="discord", user_id=USER, reply=reply)
+    return make_job(request=request, provider="offline", seed=5, **changes)
+
+
+def png(width: int = 64, height: int = 48, noise: bool = False) -> OutImage:
+    if noise:
+        img = Image.frombytes("RGB", (width, height), os.urandom(width * height * 3))
+    else:
+        img = Image.new("RGB", (width, height), (200, 30, 30))
+    out = io.BytesIO()
+    img.save(out, format="PNG")
+    data = out.getvalue()
+    return OutImage("k/1.png", data, "imagine-1.png", "image/png", width, height)
+
+
+def delivery(fake: FakeDiscord, http: httpx.AsyncClient, clock: ManualClock) -> DiscordDelivery:
+    rest = DiscordRest(http, api_base=fake.api_base, bot_token=BOT_TOKEN, clock=clock)
+    return DiscordDelivery(rest, catalog=load_catalog(), clock=clock)
+
+
+def clock_at(payload: dict[str, Any], after: float) -> ManualClock:
+    return ManualClock(snowflake_time(payload["id"]) + after)
+
+
+async def test_a_live_token_edits_the_deferred_response(
+    fake_discord: FakeDiscord, http: httpx.AsyncClient
+) -> None:
+    payload = await deferred(fake_discord, http)
+    clock = clock_at(payload, 5)
+    receipt = await delivery(fake_discord, http, clock).deliver(job_for(payload), [png()])
+    assert receipt["via"] == "interaction"
+    message = fake_discord.original_message(payload["token"])
+    assert message is not None and message["attachments"][0]["filename"] == "imagine-1.png"
+    assert message["id"] == receipt["message_id"]
+
+
+async def test_after_15_minutes_the_image_is_posted_in_the_channel_mentioning_the_requester(
+    fake_discord: FakeDiscord, http: httpx.AsyncClient
+) -> None:
+    payload = await deferred(fake_discord, http)
+    clock = clock_at(payload, 16 * 60)
+    receipt = await delivery(fake_discord, http, clock).deliver(job_for(payload), [png()])
+    assert receipt["via"] == "channel"
+    assert fake_discord.calls("update_original_webhook_message") == []  # no use of a dead token
+    (post,) = fake_discord.calls("create_message")
+    assert post.path == f"/channels/{CHANNEL_ID}/messages"
+    assert post.headers["Authorization"] == f"Bot {BOT_TOKEN}"
+    assert post.json["content"].startswith(f"<@{USER}>")
+    assert post.json["allowed_mentions"] == {"parse": [], "users": [USER]}
+    assert post.json["embeds"][0]["image"]["url"] == "attachment://imagine-1.png"
+    assert "files[0]" in post.files
+
+
+async def test_a_token_discord_no_longer_accepts_falls_back_to_the_channel(
+    fake_discord: FakeDiscord, http: httpx.AsyncClient
+) -> None:
+    payload = await deferred(fake_discord, http)
+    fake_discord.expire(payload["token"])
+    clock = clock_at(payload, 60)
+    receipt = await delivery(fake_discord, http, clock).deliver(job_for(payload), [png()])
+    assert receipt["via"] == "channel"
+    assert [r.status for r in fake_discord.calls("update_original_webhook_message")] == [401]
+    assert fake_discord.calls("create_message")[0].files
+
+
+async def test_an_image_over_the_upload_limit_is_reencoded_to_fit(
+    fake_discord: FakeDiscord, http: httpx.AsyncClient
+) -> None:
+    payload = await deferred(fake_discord, http)
+    limit = 150_000
+    big = png(400, 400, noise=True)
+    assert len(big.data) > limit
+    job = job_for(payload, data={SIZE_LIMIT: str(limit)})
+    await delivery(fake_discord, http, clock_at(payload, 5)).deliver(job, [big])
+    (edit,) = fake_discord.calls("update_original_webhook_message")
+    ((name, data, ctype),) = edit.files.values()
+    assert len(data) <= limit
+    assert ctype == "image/jpeg" and name.endswith(".jpg")
+    with Image.open(io.BytesIO(data)) as img:
+        img.load()
+    assert edit.json["embeds"][0]["image"]["url"] == f"attachment://{name}"
+
+
+async def test_a_rate_limit_is_waited_out(
+    fake_discord: FakeDiscord, http: httpx.AsyncClient
+) -> None:
+    payload = await deferred(fake_discord, http)
+    fake_discord.failures["update_original_webhook_message"] = [
+        (429, {"message": "You are being rate limited.", "retry_after": 2.5, "global": False})
+    ]
+    clock = clock_at(payload, 5)
+    before = clock.now()
+    receipt = await delivery(fake_discord, http, clock).deliver(job_for(payload), [png()])
+    assert receipt["via"] == "interaction"
+    assert clock.now() - before >= 2.5
+    assert [r.status for r in fake_discord.calls("update_original_webhook_message")] == [429, 200]
+
+
+async def test_a_server_error_is_a_retryable_delivery_error(
+    fake_discord: FakeDiscord, http: httpx.AsyncClient
+) -> None:
+    payload = await deferred(fake_discord, http)
+    fake_discord.failures["update_original_webhook_message"] = [
+        (502, {"message": "Bad Gateway", "code": 0})
+    ]
+    with pytest.raises(DeliveryError) as caught:
+        await delivery(fake_discord, http, clock_at(payload, 5)).deliver(job_for(payload), [png()])
+    assert caught.value.retryable
+    assert payload["token"] not in str(caught.value)
+
+
+async def test_a_failure_is_told_to_the_requester_only(
+    fake_discord: FakeDiscord, http: httpx.AsyncClient
+) -> None:
+    payload = await deferred(fake_discord, http)
+    job = job_for(
+        payload, status=JobStatus.MODERATED, error_message="The safety filter blocked this."
+    )
+    await delivery(fake_discord, http, clock_at(payload, 5)).notify_failure(job)
+    assert fake_discord.original_message(payload["token"]) is None
+    (follow,) = fake_discord.calls("execute_webhook")
+    assert follow.json["flags"] & 64
+    assert "safety filter" in follow.json["content"]
+
+
+async def test_a_late_failure_mentions_the_requester_in_the_channel(
+    fake_discord: FakeDiscord, http: httpx.AsyncClient
+) -> None:
+    payload = await deferred(fake_discord, http)
+    job = job_for(payload, status=JobStatus.FAILED, error_message="The image service failed.")
+    await delivery(fake_discord, http, clock_at(payload, 20 * 60)).notify_failure(job)
+    (post,) = fake_discord.calls("create_message")
+    assert post.json["content"] == f"<@{USER}> ⚠️ The image service failed."
+
+
+async def test_progress_shows_generating_with_elapsed_time(
+    fake_discord: FakeDiscord, http: httpx.AsyncClient
+) -> None:
+    payload = await deferred(fake_discord, http)
+    job = job_for(payload, status=JobStatus.SUBMITTED)
+    await delivery(fake_discord, http, clock_at(payload, 5)).progress(
+        job, Progress("generating", elapsed=12.4)
+    )
+    (edit,) = fake_discord.calls("update_original_webhook_message")
+    assert "Generating" in edit.json["content"] and "12 s" in edit.json["content"]

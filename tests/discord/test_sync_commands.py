@@ -1,0 +1,60 @@
+"""``imagine-bot sync-commands``: the commands Discord receives, checked against its API."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from bot.cli import main
+from tests.discord.conftest import discord_env
+from tests.fakes.discord import GUILD_ID, FakeDiscord
+
+
+@pytest.fixture
+def env(fake_discord: FakeDiscord, data_dir: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    for name, value in discord_env(fake_discord, data_dir).items():
+        monkeypatch.setenv(name, value)
+
+
+async def _main(*argv: str) -> int:
+    import asyncio
+
+    return await asyncio.to_thread(main, list(argv))
+
+
+@pytest.mark.usefixtures("env")
+async def test_global_sync_registers_every_command(
+    fake_discord: FakeDiscord, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert await _main("sync-commands") == 0
+    (call,) = fake_discord.calls("bulk_set_application_commands")
+    commands = {c["name"]: c for c in call.json}
+    assert set(commands) == {"imagine", "quota", "imagine-help", "imagine-admin"}
+    imagine = {o["name"]: o for o in commands["imagine"]["options"]}
+    assert imagine["prompt"]["required"] is True
+    assert [c["value"] for c in imagine["aspect"]["choices"]][:3] == ["1:1", "16:9", "9:16"]
+    assert "max" in [c["value"] for c in imagine["model"]["choices"]]
+    assert imagine["image"]["type"] == 11  # attachment
+    admin = commands["imagine-admin"]
+    assert int(admin["default_member_permissions"]) == 1 << 5  # Manage Server
+    names = {o["name"] for o in admin["options"]}
+    assert {"safety", "channel-safety", "channels", "blocked", "ban", "unban", "limits"} <= names
+    assert {"budget", "audit"} <= names
+    assert "registered 4 commands" in capsys.readouterr().out
+
+
+@pytest.mark.usefixtures("env")
+async def test_guild_sync_registers_in_one_guild(fake_discord: FakeDiscord) -> None:
+    assert await _main("sync-commands", "--guild", GUILD_ID) == 0
+    (call,) = fake_discord.calls("bulk_set_guild_application_commands")
+    assert call.path.endswith(f"/guilds/{GUILD_ID}/commands")
+    assert fake_discord.calls("bulk_set_application_commands") == []
+
+
+@pytest.mark.usefixtures("env")
+async def test_a_refused_sync_says_why(fake_discord: FakeDiscord) -> None:
+    fake_discord.failures["bulk_set_application_commands"] = [
+        (403, {"message": "Missing Access", "code": 50001})
+    ]
+    assert await _main("sync-commands") == 1
