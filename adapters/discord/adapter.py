@@ -47,8 +47,10 @@ def configure_endpoints(settings: Settings) -> None:
 
 
 def make_client(settings: Settings) -> discord.Client:
-    # Slash commands and buttons need no privileged intents, nor any intent at all.
+    # No privileged intent: interactions arrive without any. ``guilds`` keeps channels cached,
+    # so a thread's age restriction can be read from its parent channel.
     intents = discord.Intents.none()
+    intents.guilds = True
     if settings.discord_shard_count is not None or settings.discord_shard_ids:
         if settings.discord_shard_ids:
             return discord.AutoShardedClient(
@@ -261,6 +263,7 @@ class DiscordAdapter:
         self.delivery = DiscordDelivery(self.rest, catalog=app.catalog, clock=app.clock)
         self.handler = InteractionHandler(app, self.delivery)
         self.client: discord.Client | None = None
+        self._started = False
         if gateway:
             self.client = make_client(settings)
             build_tree(self.client, self.handler, app.catalog)
@@ -284,6 +287,7 @@ class DiscordAdapter:
             await stop.wait()
             return
         client = self.client
+        self._started = True
         runner = asyncio.create_task(client.start(self._token), name="discord-gateway")
         stopper = asyncio.create_task(stop.wait())
         try:
@@ -299,8 +303,13 @@ class DiscordAdapter:
             await asyncio.gather(runner, stopper, return_exceptions=True)
 
     async def aclose(self) -> None:
-        if self.client is not None and not self.client.is_closed():
-            await self.client.close()
+        client = self.client
+        if client is None or client.is_closed():
+            return
+        if self._started or not isinstance(client, discord.AutoShardedClient):
+            await client.close()
+        else:
+            await client.http.close()  # a sharded client that never started has nothing else
 
 
 def create_adapter(app: App, *, gateway: bool = True) -> DiscordAdapter:

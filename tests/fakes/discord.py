@@ -403,7 +403,7 @@ class FakeDiscord:
                     "total": 1000,
                     "remaining": 999,
                     "reset_after": 0,
-                    "max_concurrency": 1,
+                    "max_concurrency": 16,
                 },
             }
         )
