@@ -1,4 +1,5 @@
-"""``imagine-bot``: run | worker | imagine | doctor | models | sync-commands."""
+"""``imagine-bot``: run | worker | imagine | doctor | models | sync-commands |
+migrate-sqlite-to-postgres."""
 
 from __future__ import annotations
 
@@ -53,6 +54,16 @@ def _parser() -> argparse.ArgumentParser:
     one.add_argument("-o", "--output", default="out.png", help="where to write the PNG")
     one.add_argument("--timeout", type=float, default=900.0)
     sub.add_parser("doctor", help="check the configuration and what it points at")
+    move = sub.add_parser(
+        "migrate-sqlite-to-postgres",
+        help="copy an existing SQLite install into PostgreSQL (stop the bot first)",
+    )
+    move.add_argument(
+        "--sqlite", default=None, help="the SQLite file (default: IMAGINE_DATA_DIR/imagine.db)"
+    )
+    move.add_argument(
+        "--to", default=None, help="the postgresql:// URL (default: IMAGINE_DATABASE_URL)"
+    )
     sub.add_parser("models", help="list the model catalog")
     sync = sub.add_parser("sync-commands", help="register Discord application commands")
     sync.add_argument("--guild", default=None, help="register in one guild (instant, for testing)")
@@ -80,6 +91,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return asyncio.run(run(settings, workers=True, platforms=False))
         if args.command == "imagine":
             return asyncio.run(imagine_once(settings, args))
+        if args.command == "migrate-sqlite-to-postgres":
+            return asyncio.run(_migrate_sqlite_to_postgres(settings, args.sqlite, args.to))
         if args.command == "doctor":
             from bot.doctor import doctor
 
@@ -115,6 +128,29 @@ async def _sync_commands(settings: Settings, guild: str | None) -> int:
 
     module: Any = importlib.import_module("adapters.discord")
     return int(await module.sync_commands(settings, guild))
+
+
+async def _migrate_sqlite_to_postgres(
+    settings: Settings, sqlite: str | None, target: str | None
+) -> int:
+    from bot.store.transfer import copy_sqlite_to_postgres
+
+    target = target or settings.database_url
+    if not target.startswith(("postgresql:", "postgres:")):
+        raise ConfigError(
+            "IMAGINE_DATABASE_URL", "set it (or --to) to the postgresql:// URL to copy into"
+        )
+    path = Path(sqlite.removeprefix("sqlite:///")) if sqlite else settings.data_dir / "imagine.db"
+    if not path.is_file():
+        print(f"imagine-bot: no SQLite database at {path}", file=sys.stderr)
+        return EXIT_FAILED
+    report = await copy_sqlite_to_postgres(f"sqlite:///{path}", target, progress=print)
+    total = sum(report.copied.values())
+    print(
+        f"copied {total} rows from {path}; now set IMAGINE_DATABASE_URL to the PostgreSQL URL "
+        "and start the bot (images stay in IMAGINE_BLOB_URL / IMAGINE_DATA_DIR)"
+    )
+    return EXIT_OK
 
 
 def _install_signal_handlers(stop: asyncio.Event) -> None:
