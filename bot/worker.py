@@ -450,7 +450,8 @@ class Worker:
         for ref in job.request.input_images:
             if ref.startswith("blob:"):
                 data = await self._blobs.get(ref.removeprefix("blob:"))
-                out.append("data:image/png;base64," + base64.b64encode(data).decode())
+                kind = "jpeg" if images.inspect(data)[0] == "JPEG" else "png"
+                out.append(f"data:image/{kind};base64," + base64.b64encode(data).decode())
             elif ref.startswith(("http://", "https://")):
                 data = await self._input_fetcher.fetch(ref)
                 clean = await asyncio.to_thread(images.clean, data)

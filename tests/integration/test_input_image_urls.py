@@ -88,7 +88,8 @@ async def test_a_linked_input_reaches_the_provider_cleaned(
     (spec,) = provider.specs
     (sent,) = spec.input_images
     header, _, payload = sent.partition(",")
-    assert header == "data:image/png;base64"
+    # A JPEG photo stays a JPEG (its metadata dropped, its pixels not re-encoded).
+    assert header == "data:image/jpeg;base64"
     with Image.open(io.BytesIO(base64.b64decode(payload))) as image:
         assert image.size == (120, 80)
         assert not image.getexif()

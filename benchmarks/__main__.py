@@ -1,0 +1,427 @@
+"""``python -m benchmarks`` (``make bench``): run every benchmark once and write the report.
+
+Options: ``--only NAME`` (repeatable) runs some scenarios; ``--quick`` runs smaller loads (for
+trying the harness; the report says so). Scenarios: inflight, polling, throughput, memory, limits.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import random
+import shutil
+import statistics
+import sys
+import tempfile
+import time
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+from typing import Any
+
+from benchmarks import report
+from benchmarks.driver import (
+    BFL_KEY,
+    BenchBfl,
+    CommandResult,
+    FakePlatform,
+    attach_provider_times,
+    bot_process,
+    free_port,
+    make_image,
+    percentile,
+    run_baseline,
+    send_commands,
+)
+
+PG_ADMIN_URL = "postgresql://postgres@127.0.0.1:5432/test"
+IMAGE_1_5MB = 1_500_000
+# FLUX.2 [pro]'s usual generation time (the catalog's typical_seconds for "pro").
+PRO_SECONDS = 8.0
+
+
+def ms(value: float | None) -> float | None:
+    return None if value is None else round(value * 1000, 1)
+
+
+def summarize(results: list[CommandResult]) -> dict[str, Any]:
+    acks = [r.ack_ms / 1000 for r in results]
+    added = [r.added for r in results if r.added is not None]
+    e2e = [r.end_to_end for r in results if r.end_to_end is not None]
+    gens = [r.generation for r in results if r.generation is not None and r.added is not None]
+    failed = [r.ref for r in results if r.arrival is None or r.arrival.kind != "deliver"]
+    return {
+        "jobs": len(results),
+        "not_delivered": len(failed),
+        "ack_p50_ms": ms(percentile(acks, 50)),
+        "ack_p99_ms": ms(percentile(acks, 99)),
+        "added_p50_ms": ms(percentile(added, 50)),
+        "added_p99_ms": ms(percentile(added, 99)),
+        "e2e_over_provider": round(sum(e2e) / sum(gens), 4) if gens else None,
+        "polls_per_job": round(statistics.mean(r.polls for r in results), 2) if results else None,
+    }
+
+
+def summarize_baseline(results: list[Any]) -> dict[str, Any]:
+    acks = [r.acked - r.sent for r in results]
+    added = [r.added for r in results]
+    e2e = [r.done - r.sent for r in results]
+    gens = [r.generation for r in results]
+    return {
+        "jobs": len(results),
+        "ack_p50_ms": ms(percentile(acks, 50)),
+        "ack_p99_ms": ms(percentile(acks, 99)),
+        "added_p50_ms": ms(percentile(added, 50)),
+        "added_p99_ms": ms(percentile(added, 99)),
+        "e2e_over_provider": round(sum(e2e) / sum(gens), 4) if gens else None,
+        "polls_per_job": round(statistics.mean(r.polls for r in results), 2),
+    }
+
+
+class Bench:
+    def __init__(self, quick: bool, workdir: Path) -> None:
+        self.quick = quick
+        self.workdir = workdir
+        self._runs = 0
+
+    def bot_env(
+        self,
+        fake: BenchBfl,
+        platform: FakePlatform,
+        *,
+        database: str | None = None,
+        webhooks: bool = False,
+        typical_seconds: float | None = None,
+        concurrency: int = 1000,
+        port: int | None = None,
+    ) -> dict[str, str]:
+        self._runs += 1
+        data = self.workdir / f"run{self._runs}"
+        port = port or free_port()
+        env = {
+            "IMAGINE_DATA_DIR": str(data),
+            "IMAGINE_DATABASE_URL": database or f"sqlite:///{data / 'imagine.db'}",
+            "IMAGINE_PROVIDERS": "bfl",
+            "BFL_API_KEY": BFL_KEY,
+            "BFL_API_BASE": fake.origin,
+            "IMAGINE_HTTP_HOST": "127.0.0.1",
+            "IMAGINE_HTTP_PORT": str(port),
+            "IMAGINE_LOG_LEVEL": "WARNING",
+            "BENCH_PLATFORM_URL": platform.url,
+            "BENCH_CONCURRENCY": str(concurrency),
+            **(
+                {"BENCH_PROFILE": os.environ["BENCH_PROFILE"]}
+                if "BENCH_PROFILE" in os.environ
+                else {}
+            ),
+        }
+        if webhooks:
+            env["IMAGINE_PUBLIC_URL"] = f"http://127.0.0.1:{port}"
+        if typical_seconds is not None:
+            env["BENCH_TYPICAL_SECONDS"] = str(typical_seconds)
+        return env
+
+    # Scenarios ---------------------------------------------------------------------------------
+
+    async def inflight(self) -> dict[str, Any]:
+        """Ack latency and added latency at 1, 100 and 500 in flight, 1.5 MB images, polling."""
+        levels = [1, 20, 50] if self.quick else [1, 100, 500]
+        image = make_image(1024, 1024, IMAGE_1_5MB)
+        out: dict[str, Any] = {"image_bytes": len(image), "generation_s": PRO_SECONDS, "levels": {}}
+        for n in levels:
+            fake, platform = BenchBfl(image), FakePlatform()
+            await fake.start()
+            await platform.start()
+            try:
+                async with bot_process(self.bot_env(fake, platform)) as bot:
+                    refs = [f"i{n}-{i}" for i in range(n)]
+                    results = await send_commands(
+                        bot.url,
+                        platform,
+                        refs,
+                        lambda ref: f"a lighthouse ref={ref} gen={PRO_SECONDS}",
+                    )
+                    attach_provider_times(results, fake)
+                    ours = summarize(results)
+                    ours["peak_rss_mb"] = round(bot.peak_rss_mb(), 1)
+                base_refs = [f"b{n}-{i}" for i in range(n)]
+                baseline = summarize_baseline(
+                    await run_baseline(
+                        fake, platform, base_refs, lambda ref: f"ref={ref} gen={PRO_SECONDS}"
+                    )
+                )
+            finally:
+                await fake.aclose()
+                await platform.aclose()
+            out["levels"][str(n)] = {"bot": ours, "baseline": baseline}
+            print(f"  inflight {n}: bot {ours}\n               baseline {baseline}", flush=True)
+        return out
+
+    async def polling(self) -> dict[str, Any]:
+        """Generation times between 1 and 20 s: polls per job and added latency, polling and
+        webhooks, against the seed's fixed 1 s loop; the three run at the same time."""
+        n = 20 if self.quick else 60
+        rng = random.Random(20261125)
+        gens = {f"{i}": round(rng.uniform(1.0, 20.0), 2) for i in range(n)}
+        image = make_image(1024, 1024, IMAGE_1_5MB)
+        fake, platform = BenchBfl(image), FakePlatform()
+        await fake.start()
+        await platform.start()
+        try:
+            async with (
+                bot_process(self.bot_env(fake, platform)) as polled,
+                bot_process(self.bot_env(fake, platform, webhooks=True)) as hooked,
+            ):
+
+                def prompt(prefix: str) -> Callable[[str], str]:
+                    return lambda ref: f"a fox ref={ref} gen={gens[ref.split('-')[1]]}"
+
+                polled_results, hooked_results, base_results = await asyncio.gather(
+                    send_commands(polled.url, platform, [f"p-{i}" for i in gens], prompt("p")),
+                    send_commands(hooked.url, platform, [f"w-{i}" for i in gens], prompt("w")),
+                    run_baseline(fake, platform, [f"b-{i}" for i in gens], prompt("b")),
+                )
+        finally:
+            await fake.aclose()
+            await platform.aclose()
+        attach_provider_times(polled_results, fake)
+        attach_provider_times(hooked_results, fake)
+        out = {
+            "jobs": n,
+            "generation_s": [min(gens.values()), max(gens.values())],
+            "bot_polling": summarize(polled_results),
+            "bot_webhooks": summarize(hooked_results),
+            "baseline": summarize_baseline(base_results),
+        }
+        for key in ("bot_polling", "bot_webhooks"):
+            out[key]["added_mean_ms"] = ms(
+                statistics.mean(
+                    r.added
+                    for r in (polled_results if key == "bot_polling" else hooked_results)
+                    if r.added is not None
+                )
+            )
+        out["baseline"]["added_mean_ms"] = ms(statistics.mean(r.added for r in base_results))
+        print(f"  polling: {out}", flush=True)
+        return out
+
+    async def throughput(self) -> dict[str, Any]:
+        """Jobs per second with an instant provider (tiny image, result ready at submit)."""
+        n = 300 if self.quick else 1500
+        image = make_image(64, 64)
+        out: dict[str, Any] = {"jobs": n}
+        runs: list[tuple[str, str | None, int]] = [("sqlite", None, 1)]
+        pg = await postgres_database()
+        if pg is None:
+            out["postgresql"] = "not measured: no PostgreSQL at 127.0.0.1:5432 or no postgres store"
+        else:
+            runs += [("postgresql_1_process", "pg1", 1), ("postgresql_2_processes", "pg2", 2)]
+        for name, db, processes in runs:
+            fake, platform = BenchBfl(image), FakePlatform()
+            await fake.start()
+            await platform.start()
+            database = None
+            if db is not None:
+                database = await postgres_database(fresh=f"bench_{db}_{int(time.time())}")
+            try:
+                env = self.bot_env(
+                    fake, platform, database=database, typical_seconds=0.0, concurrency=256
+                )
+                async with bot_process(env) as bot:
+                    extra = []
+                    if processes == 2:
+                        second = dict(env, IMAGINE_HTTP_PORT=str(free_port()))
+                        extra.append(bot_process(second, "--no-adapter"))
+                    async with _all(extra):
+                        started = time.monotonic()
+                        results = await send_commands(
+                            bot.url,
+                            platform,
+                            [f"t{name}-{i}" for i in range(n)],
+                            lambda ref: f"a cube ref={ref} gen=0",
+                            community=lambda ref: f"c{int(ref.rsplit('-', 1)[1]) % 20}",
+                        )
+                        last = max(r.arrival.at for r in results if r.arrival is not None)
+                        delivered = sum(
+                            1 for r in results if r.arrival and r.arrival.kind == "deliver"
+                        )
+                out[name] = {
+                    "delivered": delivered,
+                    "seconds": round(last - started, 2),
+                    "jobs_per_s": round(delivered / (last - started), 1),
+                }
+            finally:
+                await fake.aclose()
+                await platform.aclose()
+            print(f"  throughput {name}: {out[name]}", flush=True)
+        return out
+
+    async def memory(self) -> dict[str, Any]:
+        """Peak RSS of the bot with 10,000 queued jobs, and with 50 concurrent 4-megapixel images."""
+        queued = 2000 if self.quick else 10_000
+        out: dict[str, Any] = {}
+        fake, platform = BenchBfl(make_image(64, 64)), FakePlatform()
+        await fake.start()
+        await platform.start()
+        try:
+            # Generation takes 10 minutes: the workers hold 32 jobs, the rest stays queued.
+            async with bot_process(self.bot_env(fake, platform, concurrency=32)) as bot:
+                idle = bot.rss_mb()
+                started = time.monotonic()
+                for batch in range(0, queued, 500):
+                    await send_commands(
+                        bot.url,
+                        platform,
+                        [f"q-{i}" for i in range(batch, min(queued, batch + 500))],
+                        lambda ref: f"a queue ref={ref} gen=600",
+                        community=lambda ref: f"c{int(ref.split('-')[1]) % 50}",
+                        wait=False,
+                    )
+                stored = await wait_for_queue(bot.url, queued - 32, timeout=300)
+                out["queued_jobs"] = {
+                    "sent": queued,
+                    "stored_queued": stored,
+                    "enqueue_seconds": round(time.monotonic() - started, 1),
+                    "idle_rss_mb": round(idle, 1),
+                    "peak_rss_mb": round(bot.peak_rss_mb(), 1),
+                }
+        finally:
+            await fake.aclose()
+            await platform.aclose()
+        print(f"  memory queued: {out['queued_jobs']}", flush=True)
+        image = make_image(2048, 2048)
+        fake, platform = BenchBfl(image), FakePlatform()
+        await fake.start()
+        await platform.start()
+        try:
+            async with bot_process(self.bot_env(fake, platform, typical_seconds=2.0)) as bot:
+                results = await send_commands(
+                    bot.url,
+                    platform,
+                    [f"m-{i}" for i in range(50)],
+                    lambda ref: f"a mountain ref={ref} gen=2",
+                    size=(2048, 2048),
+                )
+                out["images_4mp"] = {
+                    "jobs": 50,
+                    "image_bytes": len(image),
+                    "delivered": sum(
+                        1 for r in results if r.arrival and r.arrival.kind == "deliver"
+                    ),
+                    "peak_rss_mb": round(bot.peak_rss_mb(), 1),
+                }
+        finally:
+            await fake.aclose()
+            await platform.aclose()
+        print(f"  memory 4MP: {out['images_4mp']}", flush=True)
+        return out
+
+    async def limits(self) -> dict[str, Any]:
+        """Rate-limit decisions per second: admissions through the store's atomic ``admit_job``."""
+        from benchmarks.limits import decisions_per_second
+
+        n = 500 if self.quick else 3000
+        out: dict[str, Any] = {}
+        out["sqlite"] = await decisions_per_second(f"sqlite:///{self.workdir / 'limits.db'}", n)
+        database = await postgres_database(fresh=f"bench_limits_{int(time.time())}")
+        if database is None:
+            out["postgresql"] = "not measured: no PostgreSQL store or server"
+        else:
+            out["postgresql"] = await decisions_per_second(database, n)
+        print(f"  limits: {out}", flush=True)
+        return out
+
+
+class _all:
+    """Enter several async context managers (a variable number)."""
+
+    def __init__(self, managers: list[Any]) -> None:
+        self._managers = managers
+        self._entered: list[Any] = []
+
+    async def __aenter__(self) -> list[Any]:
+        for manager in self._managers:
+            self._entered.append(await manager.__aenter__())
+        return self._entered
+
+    async def __aexit__(self, *exc: object) -> None:
+        for manager in reversed(self._managers):
+            await manager.__aexit__(None, None, None)
+
+
+async def wait_for_queue(bot_url: str, at_least: int, timeout: float) -> int:
+    import httpx
+
+    deadline = time.monotonic() + timeout
+    depth = 0
+    async with httpx.AsyncClient(base_url=bot_url) as client:
+        while time.monotonic() < deadline:
+            text = (await client.get("/metrics")).text
+            for line in text.splitlines():
+                if line.startswith("imagine_queue_depth "):
+                    depth = int(float(line.split()[1]))
+            if depth >= at_least:
+                return depth
+            await asyncio.sleep(0.5)
+    return depth
+
+
+async def postgres_database(fresh: str | None = None) -> str | None:
+    """A URL of a fresh database on the local server, or None without the server or store."""
+    try:
+        import asyncpg  # type: ignore[import-untyped,unused-ignore]
+
+        from bot.store import postgres  # noqa: F401
+    except ImportError:
+        return None
+    try:
+        conn = await asyncpg.connect(PG_ADMIN_URL, timeout=3)
+    except (OSError, asyncpg.PostgresError):
+        return None
+    try:
+        if fresh is None:
+            return PG_ADMIN_URL
+        await conn.execute(f'DROP DATABASE IF EXISTS "{fresh}"')
+        await conn.execute(f'CREATE DATABASE "{fresh}"')
+    finally:
+        await conn.close()
+    return PG_ADMIN_URL.rsplit("/", 1)[0] + f"/{fresh}"
+
+
+SCENARIOS: dict[str, Callable[[Bench], Awaitable[dict[str, Any]]]] = {
+    "inflight": Bench.inflight,
+    "polling": Bench.polling,
+    "throughput": Bench.throughput,
+    "memory": Bench.memory,
+    "limits": Bench.limits,
+}
+
+
+async def main(argv: list[str]) -> int:
+    parser = argparse.ArgumentParser(prog="python -m benchmarks")
+    parser.add_argument("--only", action="append", choices=sorted(SCENARIOS))
+    parser.add_argument("--quick", action="store_true")
+    args = parser.parse_args(argv)
+    workdir = Path(tempfile.mkdtemp(prefix="imagine-bench-"))
+    bench = Bench(args.quick, workdir)
+    results: dict[str, Any] = {}
+    started = time.monotonic()
+    try:
+        for name in args.only or list(SCENARIOS):
+            print(f"{name} ...", flush=True)
+            t = time.monotonic()
+            try:
+                results[name] = await SCENARIOS[name](bench)
+            except Exception as exc:  # a broken scenario is reported, the others still run
+                results[name] = {"error": f"{type(exc).__name__}: {exc}"}
+                print(f"  {name} failed: {exc!r}", flush=True)
+            results[name]["wall_seconds"] = round(time.monotonic() - t, 1)
+    finally:
+        shutil.rmtree(workdir, ignore_errors=True)
+    paths = report.write(results, quick=args.quick, seconds=time.monotonic() - started)
+    print(f"report: {', '.join(str(p) for p in paths)}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(asyncio.run(main(sys.argv[1:])))

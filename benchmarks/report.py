@@ -1,0 +1,234 @@
+"""The benchmark report: Markdown and JSON under ``benchmarks/results/``, with the machine's
+description and the targets, ``latest.json`` / ``latest.md`` always the newest run."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import platform
+import subprocess
+import time
+from pathlib import Path
+from typing import Any
+
+RESULTS = Path(__file__).resolve().parent / "results"
+
+
+def machine() -> dict[str, Any]:
+    cpu = ""
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    memory_gb = None
+    try:
+        for line in Path("/proc/meminfo").read_text().splitlines():
+            if line.startswith("MemTotal:"):
+                memory_gb = round(int(line.split()[1]) / 1024 / 1024, 1)
+    except OSError:
+        pass
+    commit = ""
+    with contextlib.suppress(OSError):
+        commit = subprocess.run(
+            ["git", "rev-parse", "--short", "HEAD"],
+            capture_output=True,
+            text=True,
+            cwd=RESULTS.parent.parent,
+            check=False,
+        ).stdout.strip()
+    return {
+        "cpu": cpu,
+        "cores": os.cpu_count(),
+        "memory_gb": memory_gb,
+        "load_average_at_end": [round(x, 2) for x in os.getloadavg()],
+        "python": platform.python_version(),
+        "os": f"{platform.system()} {platform.release()}",
+        "commit": commit,
+    }
+
+
+def _get(results: dict[str, Any], *path: str) -> Any:
+    value: Any = results
+    for key in path:
+        if not isinstance(value, dict) or key not in value:
+            return None
+        value = value[key]
+    return value
+
+
+def _target(name: str, value: Any, unit: str, target: str, met: bool | None) -> dict[str, Any]:
+    return {"name": name, "value": value, "unit": unit, "target": target, "met": met}
+
+
+def targets(results: dict[str, Any]) -> list[dict[str, Any]]:
+    out: list[dict[str, Any]] = []
+    top = max((int(k) for k in _get(results, "inflight", "levels") or {}), default=None)
+    level = str(top) if top is not None else "500"
+    ack = _get(results, "inflight", "levels", level, "bot", "ack_p99_ms")
+    out.append(
+        _target(
+            f"ack p99 at {level} commands in flight",
+            ack,
+            "ms",
+            "<= 50 ms at 500 in flight",
+            None if ack is None or level != "500" else ack <= 50,
+        )
+    )
+    ratio = _get(results, "inflight", "levels", level, "bot", "e2e_over_provider")
+    out.append(
+        _target(
+            f"end-to-end / provider time at {level} jobs in flight",
+            ratio,
+            "ratio",
+            "<= 1.02 at 500 in flight",
+            None if ratio is None or level != "500" else ratio <= 1.02,
+        )
+    )
+    for mode in ("bot_polling", "bot_webhooks"):
+        polls = _get(results, "polling", mode, "polls_per_job")
+        added = _get(results, "polling", mode, "added_mean_ms")
+        base_polls = _get(results, "polling", "baseline", "polls_per_job")
+        base_added = _get(results, "polling", "baseline", "added_mean_ms")
+        met = None
+        value = None
+        if None not in (polls, added, base_polls, base_added):
+            value = {
+                "polls_ratio": round(polls / base_polls, 3),
+                "added_latency_ratio": round(added / base_added, 3),
+            }
+            met = polls <= base_polls / 2 and added <= base_added / 4
+        out.append(
+            _target(
+                f"polls and added latency vs the baseline ({mode.removeprefix('bot_')})",
+                value,
+                "fraction of baseline",
+                "polls <= 1/2 and added latency <= 1/4 of the baseline's",
+                met,
+            )
+        )
+    rate = _get(results, "throughput", "sqlite", "jobs_per_s")
+    out.append(
+        _target(
+            "throughput on SQLite", rate, "jobs/s", ">= 200", None if rate is None else rate >= 200
+        )
+    )
+    rss = _get(results, "memory", "queued_jobs", "peak_rss_mb")
+    sent = _get(results, "memory", "queued_jobs", "sent")
+    out.append(
+        _target(
+            f"peak RSS with {sent or 10000} queued jobs",
+            rss,
+            "MB",
+            "<= 150 MB with 10,000 queued jobs",
+            None if rss is None or sent != 10_000 else rss <= 150,
+        )
+    )
+    return out
+
+
+def write(results: dict[str, Any], *, quick: bool, seconds: float) -> list[Path]:
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    stamp = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime())
+    document = {
+        "date": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+        "quick": quick,
+        "seconds": round(seconds, 1),
+        "machine": machine(),
+        "targets": targets(results),
+        "results": results,
+    }
+    text = json.dumps(document, indent=2, sort_keys=False)
+    markdown = render(document)
+    paths = [
+        RESULTS / f"{stamp}.json",
+        RESULTS / f"{stamp}.md",
+        RESULTS / "latest.json",
+        RESULTS / "latest.md",
+    ]
+    for path in paths:
+        path.write_text(text if path.suffix == ".json" else markdown, encoding="utf-8")
+    return paths
+
+
+def _fmt(value: Any) -> str:
+    if value is None:
+        return "not measured"
+    if isinstance(value, dict):
+        return ", ".join(f"{k} {v}" for k, v in value.items())
+    return str(value)
+
+
+def render(doc: dict[str, Any]) -> str:
+    r = doc["results"]
+    m = doc["machine"]
+    lines = [
+        f"# Benchmark report ({doc['date']})",
+        "",
+        f"Machine: {m['cpu']}, {m['cores']} cores, {m['memory_gb']} GB, Python {m['python']}, "
+        f"{m['os']}, commit {m['commit']}; load average at the end {m['load_average_at_end']} "
+        "(the machine is shared). "
+        + ("**Quick run (smaller loads).** " if doc["quick"] else "")
+        + f"Run time {doc['seconds']:.0f} s.",
+        "",
+        "## Targets",
+        "",
+        "| target | value | unit | wanted | met |",
+        "|---|---|---|---|---|",
+    ]
+    for t in doc["targets"]:
+        met = {True: "yes", False: "**NO**", None: "not measured"}[t["met"]]
+        lines.append(f"| {t['name']} | {_fmt(t['value'])} | {t['unit']} | {t['target']} | {met} |")
+    lines += ["", "## Acknowledgement and added latency by jobs in flight", ""]
+    inflight = r.get("inflight", {})
+    if "levels" in inflight:
+        lines += [
+            f"Fake BFL on 127.0.0.1, every generation {inflight['generation_s']} s, result image "
+            f"{inflight['image_bytes'] / 1e6:.2f} MB PNG, delivered as a multipart upload to a fake "
+            "platform; the bot polls (no webhooks). Baseline: the seed's loop, one thread per "
+            'command (its "ack" is its blocking submit).',
+            "",
+            "| in flight | who | ack p50 ms | ack p99 ms | added p50 ms | added p99 ms | e2e / provider | polls/job | not delivered |",
+            "|---|---|---|---|---|---|---|---|---|",
+        ]
+        for n, both in inflight["levels"].items():
+            for who in ("bot", "baseline"):
+                s = both[who]
+                lines.append(
+                    f"| {n} | {who} | {s['ack_p50_ms']} | {s['ack_p99_ms']} | {s['added_p50_ms']} | "
+                    f"{s['added_p99_ms']} | {s['e2e_over_provider']} | {s['polls_per_job']} | "
+                    f"{s.get('not_delivered', 0)} |"
+                )
+    elif inflight:
+        lines.append(f"Failed: {inflight.get('error')}")
+    polling = r.get("polling", {})
+    lines += ["", "## Polling against the seed's loop (generation 1-20 s)", ""]
+    if "baseline" in polling:
+        lines += [
+            f"{polling['jobs']} jobs each way, generation times drawn between "
+            f"{polling['generation_s'][0]} and {polling['generation_s'][1]} s (not scaled down), "
+            "all three runs at the same time on the same fake.",
+            "",
+            "| who | polls/job | added mean ms | added p50 ms | added p99 ms |",
+            "|---|---|---|---|---|",
+        ]
+        for who in ("bot_polling", "bot_webhooks", "baseline"):
+            s = polling[who]
+            lines.append(
+                f"| {who} | {s['polls_per_job']} | {s['added_mean_ms']} | {s['added_p50_ms']} | "
+                f"{s['added_p99_ms']} |"
+            )
+    elif polling:
+        lines.append(f"Failed: {polling.get('error')}")
+    lines += ["", "## Throughput, memory, rate limits", ""]
+    for name in ("throughput", "memory", "limits"):
+        section = r.get(name)
+        if section is None:
+            continue
+        for key, value in section.items():
+            lines.append(f"- {name} / {key}: {_fmt(value)}")
+    lines.append("")
+    return "\n".join(lines)
