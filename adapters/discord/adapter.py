@@ -17,6 +17,7 @@ import discord
 import yarl
 
 from adapters.discord import messages
+from adapters.discord.ack import acknowledge
 from adapters.discord.admin import AdminCommands, actor_of
 from adapters.discord.commands import build_tree
 from adapters.discord.delivery import (
@@ -126,7 +127,8 @@ class InteractionHandler:
         seed: int | None,
         image: discord.Attachment | None,
     ) -> None:
-        await interaction.response.defer(thinking=True)
+        if not await acknowledge(interaction, thinking=True):
+            return
         inputs: tuple[str, ...] = ()
         if image is not None:
             if not (image.content_type or "").startswith("image/"):
@@ -147,7 +149,8 @@ class InteractionHandler:
         if action == "delete":
             await self._delete(interaction, job_id)
             return
-        await interaction.response.defer(thinking=True)
+        if not await acknowledge(interaction, thinking=True):
+            return
         request = self._request(interaction, prompt="")
         await self._submit(
             interaction, lambda: self._app.service.follow_up(job_id, action, request)
@@ -160,7 +163,8 @@ class InteractionHandler:
         match = messages.EDIT_MODAL_RE.match(str(interaction.data.get("custom_id", "")))
         if match is None:
             return
-        await interaction.response.defer(thinking=True)
+        if not await acknowledge(interaction, thinking=True):
+            return
         new_prompt = _submitted_value(interaction.data, messages.EDIT_PROMPT_INPUT) or ""
         request = self._request(interaction, prompt=new_prompt)
         job_id = match["job_id"]
@@ -171,7 +175,8 @@ class InteractionHandler:
 
     async def _delete(self, interaction: discord.Interaction, job_id: str) -> None:
         # A deferred update: the "original response" is then the message carrying the button.
-        await interaction.response.defer()
+        if not await acknowledge(interaction):
+            return
         actor = actor_of(interaction)
         service = self._app.service
         moderator = (

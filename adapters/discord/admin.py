@@ -12,6 +12,7 @@ from typing import Any
 import discord
 from discord import app_commands
 
+from adapters.discord.ack import acknowledge
 from bot.app import App
 from bot.catalog import Catalog
 from bot.community import (
@@ -39,6 +40,7 @@ from bot.models import Limits
 from bot.safety import NAMED_LEVELS
 
 log = logging.getLogger(__name__)
+
 
 Reply = Callable[[Actor, str], Awaitable[str]]
 MAX_REPLY = 1900
@@ -93,7 +95,8 @@ class AdminCommands:
         self._app = app
 
     async def run(self, interaction: discord.Interaction, answer: Reply) -> None:
-        await interaction.response.defer(ephemeral=True, thinking=True)
+        if not await acknowledge(interaction, ephemeral=True, thinking=True):
+            return
         actor = actor_of(interaction)
         try:
             text = await answer(actor, str(interaction.guild_id or ""))

@@ -92,3 +92,83 @@ async def test_a_banned_user_gets_an_ephemeral_refusal_and_no_job(bot: Bot) -> N
     assert bot.fake.original_message(token) is None  # the public "thinking" line is gone
     counts = await bot.app.store.job_counts()
     assert counts.queued == 0 and counts.running == 0
+
+
+async def test_the_same_interaction_delivered_twice_makes_one_job(bot: Bot) -> None:
+    payload = bot.fake.imagine("a single fox")
+    token = bot.feed(payload)
+    bot.feed(payload)  # a replayed gateway event
+    edit = await bot.fake.wait_for(lambda: final_edit(bot, token), what="the image")
+    await bot.app.service.wait(edit.json["embeds"][0]["footer"]["text"].removeprefix("job "))
+    acks = await bot.fake.wait_for(
+        lambda: (
+            len(bot.fake.calls("create_interaction_response", token)) == 2
+            and bot.fake.calls("create_interaction_response", token)
+        ),
+        what="both acknowledgements",
+    )
+    assert [a.status for a in acks] == [200, 400]  # Discord accepts one ack per interaction
+    assert len([r for r in bot.fake.requests if r.files]) == 1
+    counts = await bot.app.store.job_counts()
+    assert counts.queued == 0 and counts.running == 0
+
+
+async def test_an_attached_image_becomes_the_input_image(bot: Bot) -> None:
+    assert bot.app.worker is not None
+    await bot.app.worker.stop(grace=1)
+    payload = bot.fake.imagine("make it snowy")
+    attachment_id = "1700000000000000007"
+    url = "https://cdn.discordapp.com/attachments/1/2/house.png?ex=1&is=2&hm=3"
+    payload["data"]["options"].append({"name": "image", "type": 11, "value": attachment_id})
+    payload["data"]["resolved"] = {
+        "attachments": {
+            attachment_id: {
+                "id": attachment_id,
+                "filename": "house.png",
+                "size": 1234,
+                "url": url,
+                "proxy_url": url,
+                "content_type": "image/png",
+            }
+        }
+    }
+    token = bot.feed(payload)
+    await bot.fake.wait_for(
+        lambda: bot.fake.calls("update_original_webhook_message", token), what="queued"
+    )
+    assert "Queued" in bot.fake.calls("update_original_webhook_message", token)[0].json["content"]
+    job = await bot.app.store.claim_next_job("test", bot.app.clock.now(), 60, {"discord"})
+    assert job is not None and job.request.input_images == (url,)
+    assert job.request.prompt == "make it snowy"
+
+
+async def test_a_non_image_attachment_is_refused(bot: Bot) -> None:
+    payload = bot.fake.imagine("make it snowy")
+    attachment_id = "1700000000000000008"
+    payload["data"]["options"].append({"name": "image", "type": 11, "value": attachment_id})
+    payload["data"]["resolved"] = {
+        "attachments": {
+            attachment_id: {
+                "id": attachment_id,
+                "filename": "notes.zip",
+                "size": 99,
+                "url": "https://cdn.discordapp.com/attachments/1/2/notes.zip",
+                "proxy_url": "https://cdn.discordapp.com/attachments/1/2/notes.zip",
+                "content_type": "application/zip",
+            }
+        }
+    }
+    token = bot.feed(payload)
+    refusal = await bot.fake.wait_for(
+        lambda: bot.fake.calls("execute_webhook", token), what="the refusal"
+    )
+    assert refusal[0].json["flags"] & 64 and "PNG, JPEG or WebP" in refusal[0].json["content"]
+
+
+async def test_help_is_ephemeral(bot: Bot) -> None:
+    token = bot.feed(bot.fake.command("imagine-help", []))
+    (callback,) = await bot.fake.wait_for(
+        lambda: bot.fake.calls("create_interaction_response", token), what="the help"
+    )
+    assert callback.json["type"] == 4 and callback.json["data"]["flags"] & 64
+    assert "Reroll" in callback.json["data"]["content"]
