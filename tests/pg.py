@@ -39,11 +39,13 @@ def with_schema(schema: str) -> str:
     return f"{SERVER_URL}{separator}search_path={schema}"
 
 
-async def _connect(asyncpg: Any) -> Any:
+async def connect(url: str | None = None) -> Any:
     """Connect, waiting while the shared server is full (the whole team runs tests on it)."""
+    import asyncpg
+
     for delay in (0.5, 1, 2, 4, 8, 15, None):
         try:
-            return await asyncpg.connect(SERVER_URL, timeout=3)
+            return await asyncpg.connect(url or SERVER_URL, timeout=3)
         except (asyncpg.TooManyConnectionsError, asyncpg.CannotConnectNowError):
             if delay is None:
                 raise
@@ -62,7 +64,7 @@ async def private_schema() -> AsyncIterator[str]:
     if _unavailable:
         _give_up(_unavailable[0])
     try:
-        conn = await _connect(asyncpg)
+        conn = await connect()
     except (OSError, TimeoutError, asyncpg.PostgresError) as exc:
         reason = f"cannot connect to PostgreSQL at {SERVER_URL} ({type(exc).__name__}: {exc})"
         _unavailable.append(reason)

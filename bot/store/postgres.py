@@ -38,9 +38,9 @@ CONNECT_TIMEOUT = 10.0
 RECONNECT_DELAYS = (0.5, 1.0, 2.0, 5.0, 10.0)
 # Every statement is short (no transaction spans a provider call), so a few connections serve many
 # concurrent jobs; several processes share the server's max_connections.
-POOL_SIZE = 5
+POOL_SIZE = 3
 # A server that is starting up or full may answer in a moment: tried this many times at start.
-BUSY_RETRIES = (0.5, 1.0, 2.0, 4.0)
+BUSY_RETRIES = (0.5, 1.0, 2.0, 4.0, 8.0, 15.0)
 _PARAM = re.compile(r"(?<!:):([A-Za-z_]\w*)")
 
 

@@ -12,12 +12,11 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 
 import aiohttp
-import asyncpg
 import pytest
 
 from tests.e2e.conftest import REPO, bot_env, run_bot
 from tests.fakes.slack import FakeSlack, form_body, signed_headers
-from tests.pg import private_schema
+from tests.pg import connect, private_schema
 from tests.slack.conftest import BOT_TOKEN, SIGNING_SECRET
 
 pytestmark = [pytest.mark.postgres, pytest.mark.slow]
@@ -125,7 +124,7 @@ async def send_imagine(
 
 
 async def wait_for_rows(url: str, sql: str, count: int) -> None:
-    conn = await asyncpg.connect(url)
+    conn = await connect(url)
     try:
         async with asyncio.timeout(60):
             while await conn.fetchval(sql) < count:
@@ -174,7 +173,7 @@ async def test_the_gateway_takes_the_command_and_a_worker_process_delivers_it(
     assert "submitted to offline" not in gateway.output()
     assert "submitted to offline" in worker.output()
     assert "delivering slack jobs" in worker.output()
-    conn = await asyncpg.connect(url)
+    conn = await connect(url)
     try:
         rows = await conn.fetch("SELECT status, outcome_sent FROM jobs")
     finally:
@@ -213,7 +212,7 @@ async def test_fifty_commands_on_two_bot_processes_admit_exactly_the_limit(
     finally:
         codes = [await bot.stop() for bot in bots]
     assert codes == [0, 0], [bot.output()[-2000:] for bot in bots]
-    conn = await asyncpg.connect(url)
+    conn = await connect(url)
     try:
         stored = await conn.fetchval("SELECT count(*) FROM jobs WHERE user_id = 'U1'")
     finally:

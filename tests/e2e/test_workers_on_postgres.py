@@ -26,7 +26,7 @@ from bot.store import open_store
 from tests.e2e.conftest import REPO, bot_env
 from tests.e2e.worker_process import RECORDING_TABLES
 from tests.factories import make_job, make_request
-from tests.pg import private_schema
+from tests.pg import connect, private_schema
 
 pytestmark = [pytest.mark.postgres, pytest.mark.slow]
 
@@ -85,7 +85,7 @@ async def test_three_workers_one_killed_every_job_has_one_outcome(url: str, tmp_
             )
             await store.enqueue_job(make_job(now=now, request=request, width=64, height=64, seed=n))
 
-    probe = await asyncpg.connect(url)
+    probe = await connect(url)
     await probe.execute(RECORDING_TABLES)
     logs = [tmp_path / f"worker{i}.log" for i in range(3)]
     workers = [start_worker(url, data, log) for log in logs]
