@@ -207,7 +207,7 @@ class Bench:
 
     async def throughput(self) -> dict[str, Any]:
         """Jobs per second with an instant provider (tiny image, result ready at submit)."""
-        n = 300 if self.quick else 1500
+        n = 300 if self.quick else 1000
         image = make_image(64, 64)
         out: dict[str, Any] = {"jobs": n}
         runs: list[tuple[str, str | None, int]] = [("sqlite", None, 1)]

@@ -151,6 +151,8 @@ def write(results: dict[str, Any], *, quick: bool, seconds: float) -> list[Path]
     ]
     for path in paths:
         path.write_text(text if path.suffix == ".json" else markdown, encoding="utf-8")
+    if not quick and update_readme(document):
+        paths.append(README)
     return paths
 
 
@@ -232,3 +234,41 @@ def render(doc: dict[str, Any]) -> str:
             lines.append(f"- {name} / {key}: {_fmt(value)}")
     lines.append("")
     return "\n".join(lines)
+
+
+README = RESULTS.parent.parent / "README.md"
+START, END = "<!-- bench:start -->", "<!-- bench:end -->"
+
+
+def readme_section(doc: dict[str, Any]) -> str:
+    """The README's short summary of the latest run: the targets, plainly met or missed."""
+    m = doc["machine"]
+    lines = [
+        START,
+        f"Latest `make bench` ({doc['date'][:10]}, {m['cores']} shared cores, load average "
+        f"{m['load_average_at_end'][0]} at the end{', quick run' if doc['quick'] else ''}; "
+        "full report in `benchmarks/results/latest.md`):",
+        "",
+        "| target | measured | wanted | met |",
+        "|---|---|---|---|",
+    ]
+    for t in doc["targets"]:
+        met = {True: "yes", False: "**no**", None: "not measured"}[t["met"]]
+        value = _fmt(t["value"])
+        unit = "" if t["unit"] in ("ratio", "fraction of baseline") else f" {t['unit']}"
+        lines.append(f"| {t['name']} | {value}{unit} | {t['target']} | {met} |")
+    lines.append(END)
+    return "\n".join(lines)
+
+
+def update_readme(doc: dict[str, Any]) -> bool:
+    """Replace the README's benchmark section (between its markers), if it has one."""
+    if not README.is_file():
+        return False
+    text = README.read_text(encoding="utf-8")
+    if START not in text or END not in text:
+        return False
+    before, rest = text.split(START, 1)
+    _, after = rest.split(END, 1)
+    README.write_text(before + readme_section(doc) + after, encoding="utf-8")
+    return True

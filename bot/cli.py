@@ -96,6 +96,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.command == "doctor":
             from bot.doctor import doctor
 
+            if settings.discord_enabled:
+                import importlib
+
+                module: Any = importlib.import_module("adapters.discord")
+                module.register_doctor_check()
+
             return asyncio.run(doctor(settings))
         if args.command == "sync-commands":
             return asyncio.run(_sync_commands(settings, args.guild))

@@ -1,6 +1,10 @@
 """Image checks before anything is stored or posted: real image, allowed format, bounded size,
 metadata stripped, re-encoded to fit a platform's upload limit.
 
+Memory stays bounded: the signature is sniffed before any parser runs, only the allowed formats'
+parsers are tried, and size, pixel count and frame count are read from the header and checked
+before a single pixel is decoded.
+
 An 8-bit RGB(A) PNG or an RGB JPEG that decodes completely and fits keeps its pixel data as sent:
 only its metadata chunks or segments are dropped (re-encoding a PNG costs about 15 times its
 decoding, and re-encoding a JPEG loses quality). Anything else is decoded and re-encoded.
@@ -9,18 +13,27 @@ decoding, and re-encoding a JPEG loses quality). Anything else is decoded and re
 from __future__ import annotations
 
 import io
+import math
 import struct
 import warnings
 import zlib
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 
-from PIL import Image, UnidentifiedImageError
+from PIL import Image, ImageOps, UnidentifiedImageError
 
 from bot.errors import InvalidImage
 
-ALLOWED_FORMATS = frozenset({"PNG", "JPEG", "WEBP"})
+ALLOWED_FORMATS = ("PNG", "JPEG", "WEBP")
 MAX_PIXELS = 40_000_000
 MAX_SIDE = 8192
+MAX_FILE_BYTES = 50 * 1024 * 1024
+# Fitting never goes below this shorter side; an image that still does not fit is refused.
+MIN_FIT_SIDE = 64
+
+_ORIENTATION = 0x0112
+_SIGNATURES = (b"\x89PNG\r\n\x1a\n", b"\xff\xd8\xff")
 
 
 @dataclass(frozen=True)
@@ -32,75 +45,147 @@ class CleanImage:
     extension: str
 
 
-def inspect(data: bytes, *, max_pixels: int = MAX_PIXELS) -> tuple[str, int, int]:
-    """Format and size of an image, without decoding its pixels. Raises InvalidImage."""
-    if not data:
-        raise InvalidImage("empty image")
+def sniff(data: bytes) -> str | None:
+    """The format the first bytes announce (PNG, JPEG, WEBP), or None: HTML, ZIP, SVG, GIF..."""
+    if data.startswith(_SIGNATURES[0]):
+        return "PNG"
+    if data.startswith(_SIGNATURES[1]):
+        return "JPEG"
+    if len(data) >= 12 and data[:4] == b"RIFF" and data[8:12] == b"WEBP":
+        return "WEBP"
+    return None
+
+
+def _open(data: bytes) -> Image.Image:
+    """Open with the allowed parsers only (no other plugin ever sees the bytes)."""
+    return Image.open(io.BytesIO(data), formats=ALLOWED_FORMATS)
+
+
+@contextmanager
+def _guarded(failure: str) -> Iterator[None]:
+    """Pillow's bomb warning becomes a refusal; any parser or decoder error becomes InvalidImage."""
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("error", Image.DecompressionBombWarning)
-            with Image.open(io.BytesIO(data)) as img:
-                fmt = img.format or ""
-                width, height = img.size
-                frames = getattr(img, "n_frames", 1)
+            warnings.simplefilter("ignore", UserWarning)  # "malformed MPO": read as plain JPEG
+            yield
+    except InvalidImage:
+        raise
     except (UnidentifiedImageError, Image.DecompressionBombError, Image.DecompressionBombWarning):
         raise InvalidImage("not an image, or too large to open safely") from None
-    except (OSError, ValueError, SyntaxError) as exc:
-        raise InvalidImage(f"unreadable image: {type(exc).__name__}") from None
-    if fmt not in ALLOWED_FORMATS:
+    except MemoryError:
+        raise
+    except Exception as exc:  # hostile files make decoders raise all sorts of things
+        raise InvalidImage(f"{failure} ({type(exc).__name__})") from None
+
+
+def inspect(
+    data: bytes, *, max_pixels: int = MAX_PIXELS, max_bytes: int = MAX_FILE_BYTES
+) -> tuple[str, int, int]:
+    """Format and size of an image, from its header only. Raises InvalidImage."""
+    if not data:
+        raise InvalidImage("empty image")
+    if len(data) > max_bytes:
+        raise InvalidImage(f"file of {len(data) // (1024 * 1024)} MB is too large")
+    if sniff(data) is None:
+        raise InvalidImage("not an image (only PNG, JPEG and WEBP are accepted)")
+    with _guarded("unreadable image"), _open(data) as img:
+        fmt = img.format or ""
+        width, height = img.size
+        _check_size(width, height, max_pixels)
+        # Read from the header (acTL, the WEBP animation flag): no walk through the frames.
+        animated = bool(getattr(img, "is_animated", False))
+    if fmt == "MPO":  # a phone photo with extra pictures (depth, preview): its first is the photo
+        fmt, animated = "JPEG", False
+    if fmt not in ALLOWED_FORMATS:  # pragma: no cover - _open tries no other parser
         raise InvalidImage(f"format {fmt or 'unknown'} is not allowed")
-    if width * height > max_pixels or max(width, height) > MAX_SIDE:
-        raise InvalidImage(f"image of {width}x{height} is too large")
-    if frames != 1:
+    if animated:
         raise InvalidImage("animated images are not allowed")
     return fmt, width, height
 
 
+def _check_size(width: int, height: int, max_pixels: int) -> None:
+    if width < 1 or height < 1:
+        raise InvalidImage("image has no pixels")
+    if width * height > max_pixels or max(width, height) > MAX_SIDE:
+        raise InvalidImage(f"image of {width}x{height} is too large")
+
+
 def clean(data: bytes, *, max_pixels: int = MAX_PIXELS, max_bytes: int | None = None) -> CleanImage:
-    """Verify, fully decode, drop every piece of metadata and re-encode (PNG, or JPEG to fit)."""
+    """Verify, fully decode, drop every piece of metadata and re-encode (PNG, or JPEG to fit).
+
+    The EXIF orientation is applied to the pixels first, so a phone photo stays upright once its
+    EXIF is gone.
+    """
     inspect(data, max_pixels=max_pixels)
-    try:
-        with Image.open(io.BytesIO(data)) as img:
-            img.load()
-            mode = (
-                "RGBA" if img.mode in ("RGBA", "LA", "PA") or "transparency" in img.info else "RGB"
-            )
-            pixels = img.convert(mode)
-    except (OSError, ValueError, SyntaxError, Image.DecompressionBombError):
-        raise InvalidImage("truncated or corrupt image") from None
-    kept = strip_metadata(data, img.format or "", img.mode)
-    if kept is not None and (max_bytes is None or len(kept) <= max_bytes):
-        png = img.format == "PNG"
-        return CleanImage(
-            kept,
-            img.width,
-            img.height,
-            "image/png" if png else "image/jpeg",
-            "png" if png else "jpg",
-        )
-    # A fresh image holds pixels only: EXIF, GPS, XMP and text chunks do not come along.
-    bare = Image.new(pixels.mode, pixels.size)
-    bare.paste(pixels)
-    return fit(bare, max_bytes)
+    with _guarded("truncated or corrupt image"), _open(data) as img:
+        img.load()
+        # Transpose only when the EXIF asks for it: a copy of a large image is costly.
+        upright = ImageOps.exif_transpose(img) if img.getexif().get(_ORIENTATION, 1) != 1 else img
+        if upright is img:
+            kept = strip_metadata(data, img.format or "", img.mode)
+            if kept is not None and (max_bytes is None or len(kept) <= max_bytes):
+                png = img.format == "PNG"
+                return CleanImage(
+                    kept,
+                    img.width,
+                    img.height,
+                    "image/png" if png else "image/jpeg",
+                    "png" if png else "jpg",
+                )
+        pixels = upright.convert("RGBA" if _has_alpha(upright) or _has_alpha(img) else "RGB")
+    # Only pixels travel on: EXIF, GPS, XMP, ICC, comments and text chunks stay behind.
+    pixels.info = {}
+    return fit(pixels, max_bytes)
 
 
 def fit(image: Image.Image, max_bytes: int | None) -> CleanImage:
-    """Encode as PNG; where that exceeds ``max_bytes``, JPEG at falling quality, then smaller sizes."""
+    """Encode as PNG; where that exceeds ``max_bytes``, JPEG at falling quality, then smaller sizes
+    of the same aspect ratio. Metadata never reaches the output."""
+    if image.info:
+        image = image.convert("RGBA") if _has_alpha(image) else image.copy()
+        image.info = {}
     png = _encode(image, "PNG")
     if max_bytes is None or len(png) <= max_bytes:
         return CleanImage(png, image.width, image.height, "image/png", "png")
-    current = image.convert("RGB")
+    flat = _flatten(image)
+    width, height = flat.size
+    scale = 1.0
     while True:
+        current = flat if scale == 1.0 else _scaled(flat, width, height, scale)
+        smallest = 0
         for quality in (92, 85, 75, 65):
             jpeg = _encode(current, "JPEG", quality=quality)
             if len(jpeg) <= max_bytes:
                 return CleanImage(jpeg, current.width, current.height, "image/jpeg", "jpg")
-        if min(current.size) < 64:
+            smallest = len(jpeg)
+        if min(current.size) <= MIN_FIT_SIDE:
             raise InvalidImage("image cannot be made small enough for the upload limit")
-        current = current.resize(
-            (max(1, int(current.width * 0.8)), max(1, int(current.height * 0.8))),
-            Image.Resampling.LANCZOS,
-        )
+        # Bytes shrink roughly with the area: jump close to the size that fits.
+        step = min(0.9, math.sqrt(max_bytes / smallest) * 0.95)
+        scale = max(scale * step, MIN_FIT_SIDE / min(width, height))
+
+
+def _scaled(image: Image.Image, width: int, height: int, scale: float) -> Image.Image:
+    """The image at ``scale`` of its original size, both sides from the original (no drift)."""
+    size = (max(1, round(width * scale)), max(1, round(height * scale)))
+    return image.resize(size, Image.Resampling.LANCZOS)
+
+
+def _flatten(image: Image.Image) -> Image.Image:
+    """RGB for JPEG; transparent parts become white rather than black."""
+    if image.mode == "RGB":
+        return image
+    if _has_alpha(image):
+        rgba = image.convert("RGBA")
+        background = Image.new("RGB", rgba.size, (255, 255, 255))
+        background.paste(rgba, mask=rgba.getchannel("A"))
+        return background
+    return image.convert("RGB")
+
+
+def _has_alpha(image: Image.Image) -> bool:
+    return image.mode in ("RGBA", "LA", "PA", "RGBa", "La") or "transparency" in image.info
 
 
 def _encode(image: Image.Image, fmt: str, **options: int) -> bytes:

@@ -80,6 +80,9 @@ class WorkerConfig:
     idle_poll: float = 1.0
     progress_interval: float = 5.0
     max_upload_bytes: int | None = None
+    # Jobs whose images are in memory at once (downloading and cleaning, or posting): bounds
+    # the memory a burst of large images takes (a 4-megapixel image decodes to 12 MB or more).
+    image_concurrency: int = 8
     crash_at: str | None = None
     worker_id: str = field(default_factory=lambda: default_worker_id())
 
@@ -126,6 +129,8 @@ class Worker:
         self._loop_task: asyncio.Task[None] | None = None
         self._heartbeat_task: asyncio.Task[None] | None = None
         self._capacity = asyncio.Semaphore(config.concurrency)
+        self._downloads = asyncio.Semaphore(config.image_concurrency)
+        self._uploads = asyncio.Semaphore(config.image_concurrency)
 
     @property
     def worker_id(self) -> str:
@@ -279,7 +284,8 @@ class Worker:
         if job.status is JobStatus.SUBMITTED:
             return await self._wait_and_fetch(job)
         if job.status is JobStatus.FETCHED:
-            return await self._deliver(job)
+            async with self._uploads:
+                return await self._deliver(job)
         raise AssertionError(f"unhandled status {job.status}")  # pragma: no cover
 
     async def _save(self, old: Job, new: Job) -> Job:
@@ -486,6 +492,7 @@ class Worker:
             return await self._finish(
                 job, JobStatus.FAILED, "provider_failed", "The image service could not make it."
             )
+        await self._downloads.acquire()
         try:
             raw = await metrics.provider_call(
                 provider.name, "fetch", provider.fetch(job.provider_task, result)
@@ -514,6 +521,8 @@ class Worker:
                 "download_failed",
                 "The finished image could not be downloaded.",
             )
+        finally:
+            self._downloads.release()
         if not keys:
             return await self._finish(
                 job, JobStatus.FAILED, "no_image", "The image service returned no image."

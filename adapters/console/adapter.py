@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import sys
+import time
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -12,9 +13,18 @@ from typing import Any
 from bot import images
 from bot.app import App
 from bot.commands import ImagineArgs, flags_help, parse_imagine
+from bot.community import Actor, describe_settings
 from bot.delivery import OutImage, Progress
 from bot.errors import ImagineError, InvalidImage, RequestRejected
 from bot.models import ImagineRequest, Job, ReplyTarget
+from bot.settings_commands import (
+    SETTINGS_HELP,
+    ListBlockedTerms,
+    ShowAudit,
+    ShowSettings,
+    ShowSettingsHelp,
+    parse_settings_command,
+)
 
 PLATFORM = "console"
 COMMUNITY = "console"
@@ -26,6 +36,8 @@ HELP = f"""Commands:
   /status <job>                 where a job stands
   /cancel <job>                 cancel a job that has not finished
   /reroll <job>  /vary <job>  /upscale <job>  /edit <job> <new prompt>
+  /quota                        what you may still imagine today
+  /settings [...]               this community's settings (/settings help for the list)
   /help                         this text
 Options of /imagine:
 {flags_help()}"""
@@ -135,6 +147,12 @@ class ConsoleAdapter:
             await self._imagine(args)
         elif command == "/help":
             self._write(HELP)
+        elif command == "/quota":
+            report = await service.quota(COMMUNITY, self._user, is_platform_admin=True)
+            for line in report.lines():
+                self._write(line)
+        elif command == "/settings":
+            await self._settings(rest)
         elif command == "/status":
             job = await service.job(rest)
             self._write(f"job {job.id}: {job.status.value}")
@@ -149,6 +167,32 @@ class ConsoleAdapter:
             self._announce(accepted.job, accepted.position)
         else:
             self._write(f"Unknown command {command}. Type /help for the list.")
+
+    async def _settings(self, rest: str) -> None:
+        """The console is one community whose one user administers it."""
+        service = self._app.service
+        actor = Actor(self._user, is_platform_admin=True)
+        command = parse_settings_command(rest)
+        if isinstance(command, ShowSettingsHelp):
+            self._write(SETTINGS_HELP)
+        elif isinstance(command, ShowSettings):
+            for line in describe_settings(await service.get_settings(COMMUNITY)):
+                self._write(line)
+        elif isinstance(command, ListBlockedTerms):
+            terms = await service.blocked_terms(COMMUNITY, actor)
+            self._write("Blocked terms: " + (", ".join(terms) if terms else "none"))
+        elif isinstance(command, ShowAudit):
+            entries = await service.audit_log(COMMUNITY, actor, command.limit)
+            if not entries:
+                self._write("The audit log is empty.")
+            for entry in entries:
+                when = time.strftime("%Y-%m-%d %H:%M:%S", time.gmtime(entry.at))
+                self._write(
+                    f"{when} UTC {entry.actor_id} {entry.kind} {entry.action}: {entry.detail}"
+                )
+        else:
+            changed = await service.update_settings(COMMUNITY, actor, command)
+            self._write(changed.message)
 
     def _request(self, prompt: str, **options: Any) -> ImagineRequest:
         self._counter += 1

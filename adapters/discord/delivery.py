@@ -64,6 +64,10 @@ class DiscordDelivery:
                 await self.progress(job, Progress("queued", queue_position=position))
             except DeliveryError as exc:
                 log.info("job %s: could not show the queue position: %s", job.id, exc)
+        lock = self._locks.get(job.id)
+        if lock is not None and not lock.locked():
+            # The job may be delivered by another process; keep no lock for it here.
+            self._locks.pop(job.id, None)
 
     # DeliveryPort --------------------------------------------------------------------------------
 

@@ -27,7 +27,13 @@ from slack_sdk.web.async_client import AsyncWebClient
 
 from adapters.slack import messages
 from adapters.slack.admin import AdminCommands, AdminGate
-from adapters.slack.delivery import PLATFORM, SLACK_ERRORS, ProgressBoard, SlackDelivery
+from adapters.slack.delivery import (
+    CANNOT_POST,
+    PLATFORM,
+    SLACK_ERRORS,
+    ProgressBoard,
+    SlackDelivery,
+)
 from adapters.slack.verify import SignatureChecker
 from bot.app import App
 from bot.catalog import parse_size
@@ -276,8 +282,13 @@ class SlackAdapter:
                 messages.refusal("Something went wrong; please try again in a moment."),
             )
             return
-        if not accepted.duplicate:
-            await self.delivery.post_queued(accepted.job, accepted.position)
+        if accepted.duplicate:
+            return
+        problem = await self.delivery.post_queued(accepted.job, accepted.position)
+        if problem in CANNOT_POST:
+            # The image could never be posted here: say so now instead of failing later.
+            await self._app.service.cancel(accepted.job.id, user_id=request.user_id)
+            await self.tell(response_url, channel, user, messages.refusal(messages.CANNOT_POST))
 
     async def tell(self, response_url: str, channel: str, user: str, message: Payload) -> None:
         """An ephemeral reply: through the request's response_url, else chat.postEphemeral."""

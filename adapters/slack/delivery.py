@@ -26,18 +26,38 @@ PLATFORM = "slack"
 RETRYABLE_ERRORS = frozenset(
     {"ratelimited", "internal_error", "fatal_error", "service_unavailable", "request_timeout"}
 )
+# Errors that mean the bot cannot post in the channel at all (it must be invited first).
+CANNOT_POST = frozenset(
+    {
+        "not_in_channel",
+        "channel_not_found",
+        "is_archived",
+        "restricted_action",
+        "cannot_reply_to_message",
+    }
+)
 # How long a worker waits for the command handler to post the "queued" message of a new job.
 BOARD_WAIT_SECONDS = 10.0
 
 
-def delivery_error(exc: Exception, what: str) -> DeliveryError:
+class SlackDeliveryError(DeliveryError):
+    """A delivery Slack refused or could not take; ``code`` is Slack's error (``not_in_channel``)."""
+
+    def __init__(self, message: str, *, retryable: bool = True, code: str | None = None) -> None:
+        super().__init__(message, retryable=retryable)
+        self.code = code
+
+
+def delivery_error(exc: Exception, what: str) -> SlackDeliveryError:
     """A Slack or network failure as the core's DeliveryError (never carrying a token)."""
     if isinstance(exc, SlackApiError):
         code = str(exc.response.get("error", "")) if exc.response is not None else ""
         status = exc.response.status_code if exc.response is not None else 0
         retryable = code in RETRYABLE_ERRORS or status == 429 or status >= 500
-        return DeliveryError(f"Slack refused {what}: {code or status}", retryable=retryable)
-    return DeliveryError(f"Slack could not be reached for {what}: {type(exc).__name__}")
+        return SlackDeliveryError(
+            f"Slack refused {what}: {code or status}", retryable=retryable, code=code or None
+        )
+    return SlackDeliveryError(f"Slack could not be reached for {what}: {type(exc).__name__}")
 
 
 SLACK_ERRORS = (SlackClientError, aiohttp.ClientError, TimeoutError)
@@ -110,16 +130,20 @@ class SlackDelivery:
         variant = self._catalog.variants.get(job.variant)
         return variant.label if variant else job.variant
 
-    async def post_queued(self, job: Job, position: int) -> None:
-        """The progress message of a newly stored job (called by the command handler)."""
+    async def post_queued(self, job: Job, position: int) -> str | None:
+        """The progress message of a newly stored job (called by the command handler). Returns
+        Slack's error code when it could not be posted (``not_in_channel``, ...), else None."""
         key = board_key(job)
         self._board.expect(key)
+        ts: str | None = None
+        problem: str | None = None
         try:
             ts = await self._post(job, messages.queued_text(job, self._label(job), position))
-        except DeliveryError as exc:
+        except SlackDeliveryError as exc:
             log.warning("job %s: could not post the queued message: %s", job.id, exc)
-            ts = None
+            problem = exc.code or "unreachable"
         self._board.settle(key, ts)
+        return problem
 
     async def progress(self, job: Job, progress: Progress) -> None:
         text = messages.generating_text(job, self._label(job), progress.elapsed)

@@ -35,6 +35,10 @@ Options:
 ```
 Under each image: *Reroll* (new seed), *Vary* (a close variation), *Edit* (new prompt on this image), *Upscale to Max*, *Delete* (you or an admin).
 Your allowance is on the app's *Home* tab."""
+CANNOT_POST = (
+    "I can't post in this channel. Invite me first (type /invite and pick the Imagine app), "
+    "then try again."
+)
 
 
 def escape(text: str) -> str:

@@ -58,3 +58,23 @@ async def test_a_refused_sync_says_why(fake_discord: FakeDiscord) -> None:
         (403, {"message": "Missing Access", "code": 50001})
     ]
     assert await _main("sync-commands") == 1
+
+
+@pytest.mark.usefixtures("env")
+async def test_doctor_checks_the_token_and_the_registration(
+    fake_discord: FakeDiscord, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from bot import doctor
+
+    monkeypatch.setattr(doctor, "CHECKS", dict(doctor.CHECKS))
+    assert await _main("doctor") == 0
+    assert "/imagine is not registered globally" in capsys.readouterr().out
+    assert await _main("sync-commands") == 0
+    assert await _main("doctor") == 0
+    out = capsys.readouterr().out
+    assert "ok    discord: logged in as imagine" in out and "/imagine-admin" in out
+
+    monkeypatch.setenv("DISCORD_TOKEN", "wrong-token-value")
+    assert await _main("doctor") == 1
+    out = capsys.readouterr().out
+    assert "FAIL  discord: DISCORD_TOKEN was refused" in out and "wrong-token-value" not in out

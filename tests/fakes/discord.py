@@ -432,6 +432,9 @@ class FakeDiscord:
         self.commands[key] = out
         return _json(out)
 
+    def _op_list_application_commands(self, r: Recorded, _: web.Request) -> web.Response:
+        return self._need_bot(r) or _json(self.commands.get("global", []))
+
     def _op_bulk_set_application_commands(self, r: Recorded, _: web.Request) -> web.Response:
         return self._set_commands(r, "global")
 

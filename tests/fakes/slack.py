@@ -23,6 +23,7 @@ from functools import cache
 from pathlib import Path
 from typing import Any
 
+import aiohttp
 from aiohttp import web
 
 # github.com/slackapi/slack-api-specs web-api/slack_web_openapi_v2_without_examples.json at bc08db4
@@ -224,8 +225,16 @@ class UploadedFile:
 
 
 class FakeSlack:
-    def __init__(self, token: str = "xoxb-test-token-000000000000") -> None:
+    def __init__(
+        self,
+        token: str = "xoxb-test-token-000000000000",
+        app_token: str = "xapp-1-test-app-token-0000000000",
+    ) -> None:
         self.token = token
+        self.app_token = app_token
+        # Socket Mode: the connected sockets and every frame the app sent (acks with payloads).
+        self.sockets: list[web.WebSocketResponse] = []
+        self.socket_frames: list[dict[str, Any]] = []
         self.calls: list[Call] = []
         self.violations: list[str] = []
         self.messages: dict[tuple[str, str], Message] = {}
@@ -233,6 +242,7 @@ class FakeSlack:
         self.responses: list[tuple[str, dict[str, Any]]] = []
         self.users: dict[str, dict[str, Any]] = {}
         self.fail: dict[str, str] = {}  # method -> error to answer once
+        self.fail_always: dict[str, str] = {}  # method -> error to answer every time
         self.changed = asyncio.Event()
         self._ts = itertools.count(1)
         self._file_ids = itertools.count(1)
@@ -240,6 +250,7 @@ class FakeSlack:
         self._app.router.add_route("*", "/api/{method}", self._api)
         self._app.router.add_post("/upload/{file_id}", self._upload)
         self._app.router.add_post("/respond/{key}", self._respond)
+        self._app.router.add_get("/link", self._socket)
         self._runner: web.AppRunner | None = None
         self.port = 0
 
@@ -305,7 +316,7 @@ class FakeSlack:
         token = headers.get("Authorization", "").removeprefix("Bearer ") or args.pop("token", "")
         self.calls.append(Call(method, args, headers))
         self._touch()
-        if token != self.token:
+        if token != (self.app_token if method == "apps.connections.open" else self.token):
             return web.json_response({"ok": False, "error": "invalid_auth"})
         problems = check_arguments(method, args)
         if problems:
@@ -313,6 +324,8 @@ class FakeSlack:
             return web.json_response({"ok": False, "error": "invalid_arguments"})
         if method in self.fail:
             return web.json_response({"ok": False, "error": self.fail.pop(method)})
+        if method in self.fail_always:
+            return web.json_response({"ok": False, "error": self.fail_always[method]})
         handler = getattr(self, "_m_" + method.replace(".", "_"), None)
         if handler is None:
             return web.json_response({"ok": False, "error": "unknown_method"})
@@ -337,6 +350,9 @@ class FakeSlack:
             "user_id": "UBOT",
             "bot_id": "BBOT",
         }
+
+    def _m_apps_connections_open(self, args: dict[str, Any]) -> dict[str, Any]:
+        return {"url": f"ws://127.0.0.1:{self.port}/link?ticket=fake"}
 
     def _m_chat_postMessage(self, args: dict[str, Any]) -> dict[str, Any]:
         ts = self._next_ts()
@@ -426,6 +442,41 @@ class FakeSlack:
         upload.upload_headers = dict(request.headers)
         self._touch()
         return web.Response(text=f"OK - {len(upload.data)}")
+
+    async def _socket(self, request: web.Request) -> web.WebSocketResponse:
+        """Socket Mode (https://docs.slack.dev/apis/events-api/using-socket-mode): ``hello``,
+        then envelopes from ``send_envelope``; the app answers each with its ``envelope_id``."""
+        socket = web.WebSocketResponse()
+        await socket.prepare(request)
+        self.sockets.append(socket)
+        await socket.send_json(
+            {
+                "type": "hello",
+                "num_connections": 1,
+                "debug_info": {"host": "fake", "approximate_connection_time": 18060},
+                "connection_info": {"app_id": "A1"},
+            }
+        )
+        self._touch()
+        async for frame in socket:
+            if frame.type == aiohttp.WSMsgType.TEXT:
+                self.socket_frames.append(json.loads(frame.data))
+                self._touch()
+        self.sockets.remove(socket)
+        self._touch()
+        return socket
+
+    async def send_envelope(self, kind: str, payload: dict[str, Any], envelope_id: str) -> None:
+        await self.sockets[-1].send_json(
+            {
+                "envelope_id": envelope_id,
+                "type": kind,
+                "payload": payload,
+                "accepts_response_payload": kind != "events_api",
+                "retry_attempt": 0,
+                "retry_reason": "",
+            }
+        )
 
     async def _respond(self, request: web.Request) -> web.Response:
         body = await request.json()

@@ -182,3 +182,16 @@ async def test_url_verification_is_answered(slack_bot: SlackBot) -> None:
     reply = await slack_bot.signed(body.encode(), content_type="application/json")
     assert reply.status == 200
     assert "ch4ll3nge" in reply.text
+
+
+async def test_a_channel_the_bot_is_not_in_gets_an_invite_hint_and_no_job_runs(
+    slack_bot: SlackBot,
+) -> None:
+    slack_bot.fake.fail_always["chat.postMessage"] = "not_in_channel"
+    await slack_bot.command("a fox", channel="CPRIV", response_key="priv")
+    await slack_bot.settle()
+    [job] = await slack_bot.jobs()
+    assert job.status is JobStatus.CANCELLED
+    assert slack_bot.fake.calls_to("files.getUploadURLExternal") == []
+    [(_, body)] = [r for r in slack_bot.fake.responses if r[0] == "priv"]
+    assert body["response_type"] == "ephemeral" and "Invite me" in body["text"]
