@@ -4,8 +4,7 @@ every job, setting, limit state and audit line, and the bot carries on from ther
 from __future__ import annotations
 
 import asyncio
-import logging
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
@@ -22,19 +21,6 @@ pytestmark = pytest.mark.postgres
 
 NOW = 1_700_000_000.0
 CONSOLE = {"console"}
-
-
-@pytest.fixture(autouse=True)
-def keep_logging() -> Iterator[None]:
-    """``main`` sets up logging for a process; put the test process's back afterwards."""
-    root = logging.getLogger()
-    handlers, level = list(root.handlers), root.level
-    yield
-    for handler in list(root.handlers):
-        root.removeHandler(handler)
-    for handler in handlers:
-        root.addHandler(handler)
-    root.setLevel(level)
 
 
 @pytest.fixture
