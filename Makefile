@@ -33,7 +33,7 @@ bench: $(STAMP)
 	$(BIN)/python -m benchmarks
 
 smoke: $(STAMP)
-	$(BIN)/pytest -q -m smoke tests/smoke
+	IMAGINE_SMOKE=1 $(BIN)/pytest -q -m smoke tests/smoke
 
 clean:
 	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache

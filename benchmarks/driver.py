@@ -237,7 +237,7 @@ async def send_commands(
     """Send every command at once (each from its own user); wait for each outcome to arrive."""
     connector = aiohttp.TCPConnector(limit=0, force_close=False)
     async with aiohttp.ClientSession(
-        connector=connector, timeout=aiohttp.ClientTimeout(total=120)
+        connector=connector, timeout=aiohttp.ClientTimeout(total=600)
     ) as session:
 
         async def one(ref: str) -> CommandResult:

@@ -212,7 +212,7 @@ def render(doc: dict[str, Any]) -> str:
         lines += [
             f"{polling['jobs']} jobs each way, generation times drawn between "
             f"{polling['generation_s'][0]} and {polling['generation_s'][1]} s (not scaled down), "
-            "all three runs at the same time on the same fake.",
+            "the three runs one after the other on the same fake.",
             "",
             "| who | polls/job | added mean ms | added p50 ms | added p99 ms |",
             "|---|---|---|---|---|",
@@ -232,8 +232,29 @@ def render(doc: dict[str, Any]) -> str:
             continue
         for key, value in section.items():
             lines.append(f"- {name} / {key}: {_fmt(value)}")
-    lines.append("")
+    lines += ["", "## What limits these figures", "", *NOTES, ""]
     return "\n".join(lines)
+
+
+# Found by profiling the bot process (BENCH_PROFILE) on 2026-11-25; see the report.
+NOTES = [
+    "- The machine is shared: the load average above is the number of runnable processes on "
+    "its 2 cores, and every figure scales with it.",
+    "- Each result image is fully decoded to be validated (about 75 ms of CPU for a 1.5 MB PNG "
+    "on an idle core; metadata is then stripped without re-encoding). 500 images finishing "
+    "together are at least 500 x 75 ms of CPU, so end-to-end / provider <= 1.02 at 500 jobs "
+    "finishing at the same moment (8 s generations) is out of reach on 2 cores.",
+    "- Polling: the first poll comes at 0.85 x the model's usual time, then steps of at least "
+    "0.5 s (bot/providers/polling.py), so a job finishing at its usual time is seen 0.4-0.7 s "
+    "late. Webhooks (IMAGINE_PUBLIC_URL) remove most polls.",
+    "- Acknowledgements are fast alone (5 ms) but wait behind the event loop's other work: "
+    "hundreds of commands arriving together queue behind each other's enqueueing (policy "
+    "checks and a SQLite write each).",
+    "- SQLite: every job costs about 100 round trips to aiosqlite's thread (three per query: "
+    "execute, fetch, close; BEGIN and COMMIT per step), and the fair claim query sorts every "
+    "pending job (about 5 ms per claim with 100 queued, 50 ms with 10,000): throughput falls "
+    "as the queue grows.",
+]
 
 
 README = RESULTS.parent.parent / "README.md"

@@ -121,9 +121,17 @@ def _models() -> int:
     for variant in catalog.variants.values():
         default = " (default)" if variant.name == catalog.default_variant else ""
         print(f"{variant.name}{default}: {variant.label}, usually {variant.typical_seconds:.0f} s")
+        rules = variant.size
+        print(
+            f"  sizes: multiples of {rules.multiple}, sides {rules.min_side}-{rules.max_side} px, "
+            f"up to {rules.max_megapixels:g} MP; safety {variant.safety_min}-{variant.safety_max}; "
+            f"up to {variant.input_images} input images, {variant.max_count} images per request"
+        )
         for provider, model in variant.providers.items():
             edit = f", edit: {model.edit_model_id}" if model.edit_model_id else ""
-            print(f"  {provider:<9} {model.model_id}{edit}  ${model.price_usd:.3f}/image")
+            extra = model.extra.get("price_per_extra_mp")
+            per_mp = f" +${float(extra):.3f}/extra MP" if extra else ""
+            print(f"  {provider:<9} {model.model_id}{edit}  ${model.price_usd:.3f}/image{per_mp}")
     return EXIT_OK
 
 

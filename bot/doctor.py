@@ -39,8 +39,10 @@ def register_check(name: str, check: Check) -> None:
 
 async def doctor(settings: Settings) -> int:
     print(f"ok    config: providers {', '.join(settings.effective_providers)}")
+    from bot.providers.checks import provider_checks
+
     failed = 0
-    for name, check in CHECKS.items():
+    for name, check in {**CHECKS, **provider_checks(settings)}.items():
         try:
             detail = await check(settings)
         except Exception as exc:

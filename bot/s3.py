@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 import re
+from collections.abc import Mapping
 from contextlib import AsyncExitStack
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -22,6 +23,7 @@ from botocore.exceptions import (
     NoCredentialsError,
     PartialCredentialsError,
 )
+from dotenv import dotenv_values
 
 from bot.blobs import check_key
 from bot.errors import ConfigError, StoreError
@@ -47,6 +49,37 @@ def parse_s3_url(url: str) -> tuple[str, str]:
     if prefix:
         check_key(prefix)
     return bucket, prefix
+
+
+# Passed to the session explicitly, so values from .env work as well as exported ones.
+_SESSION_VARIABLES = {
+    "AWS_ACCESS_KEY_ID": "aws_access_key_id",
+    "AWS_SECRET_ACCESS_KEY": "aws_secret_access_key",
+    "AWS_SESSION_TOKEN": "aws_session_token",
+    "AWS_REGION": "region_name",
+    "AWS_PROFILE": "profile_name",
+}
+
+
+def aws_environment(env_file: str | Path = ".env") -> dict[str, str]:
+    """``AWS_*`` and ``S3_ENDPOINT_URL`` from the environment over ``.env``, as settings are read
+    (``load_settings`` does not export ``.env`` into the process environment)."""
+    values: dict[str, str] = {}
+    if Path(env_file).is_file():
+        values.update({k: v for k, v in dotenv_values(env_file).items() if v is not None})
+    values.update(os.environ)
+    return {
+        k: v for k, v in values.items() if v != "" and (k.startswith("AWS_") or k.startswith("S3_"))
+    }
+
+
+def _session_options(env: Mapping[str, str]) -> dict[str, str]:
+    options = {arg: env[var] for var, arg in _SESSION_VARIABLES.items() if env.get(var)}
+    if "region_name" not in options and env.get("AWS_DEFAULT_REGION"):
+        options["region_name"] = env["AWS_DEFAULT_REGION"]
+    if "aws_access_key_id" in options:
+        options.pop("profile_name", None)  # explicit keys win over a profile
+    return options
 
 
 def _endpoint_for_messages(endpoint: str | None) -> str:
@@ -75,10 +108,10 @@ class S3BlobStore:
         self._stack = stack
 
     @classmethod
-    async def open(cls, url: str, environ: dict[str, str] | None = None) -> S3BlobStore:
+    async def open(cls, url: str, environ: Mapping[str, str] | None = None) -> S3BlobStore:
         """Open the client and check the bucket is there and ours; errors name the variable."""
         bucket, prefix = parse_s3_url(url)
-        env = os.environ if environ is None else environ
+        env = aws_environment() if environ is None else environ
         endpoint = env.get("S3_ENDPOINT_URL") or None
         if endpoint is not None and urlsplit(endpoint).scheme not in ("http", "https"):
             raise ConfigError("S3_ENDPOINT_URL", "must be an http:// or https:// URL")
@@ -89,7 +122,10 @@ class S3BlobStore:
             # S3-compatible services (MinIO, a local server) mostly want path-style addresses.
             s3={"addressing_style": "path"} if endpoint else None,
         )
-        session = aioboto3.Session()
+        try:
+            session = aioboto3.Session(**_session_options(env))
+        except BotoCoreError as exc:  # e.g. a profile that does not exist
+            raise ConfigError("AWS_PROFILE", f"{type(exc).__name__}: {exc}") from None
         stack = AsyncExitStack()
         try:
             client = await stack.enter_async_context(

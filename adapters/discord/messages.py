@@ -123,4 +123,5 @@ def result_buttons(job: Job) -> list[dict[str, Any]]:
 
 
 def failure_text(job: Job) -> str:
-    return job.error_message or f"Your image could not be made ({job.status.value})."
+    text = job.error_message or f"Your image could not be made ({job.status.value})."
+    return text if len(text) <= 1800 else text[:1799] + "…"

@@ -36,6 +36,9 @@ CANNOT_POST = frozenset(
         "cannot_reply_to_message",
     }
 )
+# Slack allows about one chat.update per second per channel (Tier 3 per workspace): a job's
+# "generating" message is refreshed at most this often, whatever the worker's pace.
+PROGRESS_EVERY_SECONDS = 15.0
 # How long a worker waits for the command handler to post the "queued" message of a new job.
 BOARD_WAIT_SECONDS = 10.0
 
@@ -125,6 +128,7 @@ class SlackDelivery:
         self._catalog = catalog
         self._board = board
         self._now = now
+        self._last_progress: dict[str, tuple[str, float]] = {}
 
     def _label(self, job: Job) -> str:
         variant = self._catalog.variants.get(job.variant)
@@ -146,6 +150,11 @@ class SlackDelivery:
         return problem
 
     async def progress(self, job: Job, progress: Progress) -> None:
+        now = self._now()
+        last = self._last_progress.get(job.id)
+        if last and last[0] == progress.stage and now - last[1] < PROGRESS_EVERY_SECONDS:
+            return
+        self._last_progress[job.id] = (progress.stage, now)
         text = messages.generating_text(job, self._label(job), progress.elapsed)
         await self._show(job, text)
 
@@ -186,6 +195,7 @@ class SlackDelivery:
         except (DeliveryError, *SLACK_ERRORS) as exc:
             log.warning("job %s: image posted but its buttons were not: %s", job.id, exc)
         self._board.forget(board_key(job))
+        self._last_progress.pop(job.id, None)
         return {
             "channel": reply.channel_id,
             "thread_ts": reply.thread_id,
@@ -196,6 +206,7 @@ class SlackDelivery:
     async def notify_failure(self, job: Job) -> None:
         await self._show(job, messages.failure_text(job), final=True)
         self._board.forget(board_key(job))
+        self._last_progress.pop(job.id, None)
 
     async def _show(self, job: Job, text: str, *, final: bool = False) -> None:
         """Update the job's progress message, or post one when this process has none."""

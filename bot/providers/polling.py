@@ -8,6 +8,8 @@ from __future__ import annotations
 MIN_STEP = 0.5
 # Far past the usual time a poll still comes at least this often.
 MAX_STEP = 5.0
+# Past the usual time, each step is this share of the time spent so far.
+GROWTH = 0.15
 # With a webhook expected, the safety poll's period.
 WEBHOOK_SAFETY_STEP = 30.0
 
@@ -27,9 +29,10 @@ def next_poll_delay(
     if webhook:
         delay = WEBHOOK_SAFETY_STEP
     elif elapsed < typical:
-        # Halve the distance to the usual finish, but never in tiny steps.
-        delay = max(MIN_STEP, min((typical - elapsed) / 2, typical * 0.25))
+        # Early (a Retry-After, or a restart): straight to the usual finish.
+        delay = max(MIN_STEP, typical - elapsed)
     else:
-        # Past the usual time: the longer it runs, the less likely it ends within a second.
-        delay = min(MAX_STEP, MIN_STEP + (elapsed - typical) * 0.2)
+        # Past the usual time: steps grow with the time already spent (a geometric schedule), so
+        # a slow task costs few polls and a fast one little added latency.
+        delay = min(MAX_STEP, max(MIN_STEP, elapsed * GROWTH))
     return max(delay, retry_after or 0.0)

@@ -172,3 +172,52 @@ async def test_help_is_ephemeral(bot: Bot) -> None:
     )
     assert callback.json["type"] == 4 and callback.json["data"]["flags"] & 64
     assert "Reroll" in callback.json["data"]["content"]
+
+
+async def test_a_thread_inherits_the_age_restriction_of_its_parent_channel(bot: Bot) -> None:
+    parent, thread = "1300000000000000050", "1300000000000000051"
+    client = bot.adapter.client
+    assert client is not None
+    client._connection.parse_guild_create(
+        bot.fake.guild_create(
+            [
+                {
+                    "id": parent,
+                    "type": 0,
+                    "name": "adult-art",
+                    "nsfw": True,
+                    "permission_overwrites": [],
+                }
+            ]
+        )
+    )
+    assert bot.app.worker is not None
+    await bot.app.worker.stop(grace=1)
+    payload = bot.fake.imagine("a dark forest", channel_id=thread)
+    payload["channel"] = {
+        "id": thread,
+        "type": 11,
+        "guild_id": GUILD_ID,
+        "name": "a thread",
+        "parent_id": parent,
+        "owner_id": USER,
+        "thread_metadata": {
+            "archived": False,
+            "auto_archive_duration": 1440,
+            "archive_timestamp": "2026-11-25T07:00:00+00:00",
+            "locked": False,
+        },
+        "flags": 0,
+        "permissions": "0",
+        "message_count": 0,
+        "member_count": 1,
+        "rate_limit_per_user": 0,
+        "last_message_id": None,
+    }
+    token = bot.feed(payload)
+    await bot.fake.wait_for(
+        lambda: bot.fake.calls("update_original_webhook_message", token), what="queued"
+    )
+    job = await bot.app.store.claim_next_job("test", bot.app.clock.now(), 60, {"discord"})
+    assert job is not None and job.request.channel_age_restricted
+    assert job.request.channel_id == thread

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import logging
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -12,9 +14,22 @@ from tests.fakes.discord import GUILD_ID, FakeDiscord
 
 
 @pytest.fixture
-def env(fake_discord: FakeDiscord, data_dir: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def env(
+    fake_discord: FakeDiscord, data_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> Iterator[None]:
     for name, value in discord_env(fake_discord, data_dir).items():
         monkeypatch.setenv(name, value)
+    # main() installs its own root handler on this test's captured stderr: take it out after.
+    root = logging.getLogger()
+    handlers, level = list(root.handlers), root.level
+    try:
+        yield
+    finally:
+        for handler in list(root.handlers):
+            root.removeHandler(handler)
+        for handler in handlers:
+            root.addHandler(handler)
+        root.setLevel(level)
 
 
 async def _main(*argv: str) -> int:

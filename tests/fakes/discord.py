@@ -239,6 +239,33 @@ class FakeDiscord:
         )
         return payload
 
+    def guild_create(self, channels: list[dict[str, Any]]) -> dict[str, Any]:
+        """A GUILD_CREATE payload for the test guild with these channels."""
+        return {
+            "id": GUILD_ID,
+            "name": "Test server",
+            "icon": None,
+            "owner_id": "1600000000000000006",
+            "roles": [],
+            "emojis": [],
+            "stickers": [],
+            "features": [],
+            "channels": [{"guild_id": GUILD_ID, "position": 0, **c} for c in channels],
+            "threads": [],
+            "members": [],
+            "member_count": 1,
+            "large": False,
+            "unavailable": False,
+            "joined_at": "2025-01-01T00:00:00+00:00",
+            "verification_level": 0,
+            "default_message_notifications": 0,
+            "explicit_content_filter": 0,
+            "mfa_level": 0,
+            "nsfw_level": 0,
+            "premium_tier": 0,
+            "preferred_locale": "en-US",
+        }
+
     def command(self, name: str, options: list[dict[str, Any]], **kw: Any) -> dict[str, Any]:
         return self.interaction_payload(
             2, {"id": snowflake(), "name": name, "type": 1, "options": options}, **kw

@@ -188,3 +188,25 @@ async def test_doctor_reports_a_missing_bucket(
     out = capsys.readouterr().out
     assert "FAIL  images: IMAGINE_BLOB_URL: bucket 'gone-bucket-xyz' does not exist" in out
     assert SECRET not in out
+
+
+async def test_settings_from_dot_env_reach_the_client(
+    aws_env: str, bucket: str, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """An operator who writes the AWS variables into .env (as .env.example shows) gets a working
+    bucket, though load_settings never exports .env into the process environment."""
+    for name in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_DEFAULT_REGION"):
+        monkeypatch.delenv(name)
+    monkeypatch.delenv("S3_ENDPOINT_URL")
+    (tmp_path / ".env").write_text(
+        f"IMAGINE_BLOB_URL=s3://{bucket}/imgs\n"
+        "AWS_ACCESS_KEY_ID=AKIDFROMDOTENV\n"
+        f"AWS_SECRET_ACCESS_KEY={SECRET}\n"
+        "AWS_REGION=us-east-1\n"
+        f"S3_ENDPOINT_URL={aws_env}\n"
+        "AWS_SESSION_TOKEN=\n"
+    )
+    settings = load_settings()
+    async with open_blobs(settings.effective_blob_url) as blobs:
+        await blobs.put("from-dotenv.txt", b"hello", "text/plain")
+        assert await blobs.get("from-dotenv.txt") == b"hello"

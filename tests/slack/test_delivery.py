@@ -116,3 +116,18 @@ async def test_several_images_are_uploaded_in_one_share(
     assert len(shared) == 2 and len(fake_slack.calls_to("files.completeUploadExternal")) == 1
     assert receipt["files"] == [f.id for f in shared]
     assert fake_slack.violations == []
+
+
+async def test_progress_is_refreshed_at_most_every_fifteen_seconds(fake_slack: FakeSlack) -> None:
+    now = [1_790_000_000.0]
+    async with aiohttp.ClientSession() as session:
+        client = AsyncWebClient(token=BOT_TOKEN, base_url=fake_slack.api_url, session=session)
+        delivery = SlackDelivery(client, load_catalog(), ProgressBoard(), lambda: now[0])
+        job = _slack_job()
+        await delivery.post_queued(job, position=0)
+        for elapsed in (0.0, 5.0, 10.0, 15.0, 20.0):
+            now[0] = 1_790_000_000.0 + elapsed
+            await delivery.progress(job, Progress("generating", elapsed=elapsed))
+    updates = [c.args["text"] for c in fake_slack.calls_to("chat.update")]
+    assert len(updates) == 2
+    assert "(0 s)" in updates[0] and "(15 s)" in updates[1]
