@@ -234,9 +234,12 @@ async def run(settings: Settings, *, workers: bool = True, platforms: bool = Tru
         await stop.wait()
         for task in tasks:
             task.cancel()
-        await asyncio.gather(*tasks, return_exceptions=True)
+        results = await asyncio.gather(*tasks, return_exceptions=True)
         for adapter in adapters:
             await adapter.aclose()
+    for result in results:
+        if isinstance(result, ConfigError):  # e.g. a platform refused its token: stop, say why
+            raise result
     return EXIT_OK
 
 

@@ -37,12 +37,26 @@ def register_check(name: str, check: Check) -> None:
     CHECKS[name] = check
 
 
+def platform_checks(settings: Settings) -> dict[str, Check]:
+    """The ``doctor_check`` of each enabled platform adapter (imported only when enabled)."""
+    import importlib
+
+    found: dict[str, Check] = {}
+    for name, enabled in (("slack", settings.slack_enabled), ("discord", settings.discord_enabled)):
+        if enabled:
+            check = getattr(importlib.import_module(f"adapters.{name}"), "doctor_check", None)
+            if check is not None:
+                found[name] = check
+    return found
+
+
 async def doctor(settings: Settings) -> int:
     print(f"ok    config: providers {', '.join(settings.effective_providers)}")
     from bot.providers.checks import provider_checks
 
     failed = 0
-    for name, check in {**CHECKS, **provider_checks(settings)}.items():
+    checks = {**CHECKS, **provider_checks(settings), **platform_checks(settings)}
+    for name, check in checks.items():
         try:
             detail = await check(settings)
         except Exception as exc:

@@ -63,6 +63,11 @@ TRANSITIONS: Mapping[JobStatus, frozenset[JobStatus]] = {
 }
 
 
+# ``Job.provider`` of a job served from another job's images (a stored image, or an identical
+# request in flight: then ``provider_task`` is ``{"follows": <job id>}``). No provider call, no cost.
+CACHE_PROVIDER = "cache"
+
+
 def can_transition(current: JobStatus, new: JobStatus) -> bool:
     return new in TRANSITIONS[current]
 

@@ -24,7 +24,14 @@ from bot.errors import InvalidRequest, JobNotFound, PolicyRefusal, RequestReject
 from bot.events import JobEvents
 from bot.limits import QuotaReport, quota_report, refusal_message, resolve_plan
 from bot.logs import log_job_step
-from bot.models import CommunitySettings, ImagineRequest, Job, JobStatus, dumps
+from bot.models import (
+    CACHE_PROVIDER,
+    CommunitySettings,
+    ImagineRequest,
+    Job,
+    JobStatus,
+    dumps,
+)
 from bot.policy import Policy
 from bot.store import Store
 
@@ -33,8 +40,6 @@ log = logging.getLogger(__name__)
 MAX_PROMPT_CHARS = 2000
 MAX_SEED = 2**32 - 1
 MAX_AUDIT_ENTRIES = 200
-# Marks a job served from an earlier job's stored image (no provider call, no cost).
-CACHE_PROVIDER = "cache"
 _SPACES = re.compile(r"\s+")
 
 
@@ -140,8 +145,10 @@ class ImagineService:
         Checks, in order: banned user, channel allowed, prompt filter, then the request itself
         (model, size, count, inputs), then rate limits and quotas, decided atomically with storing
         the job. Every policy refusal is written to the audit log. A request with an explicit seed
-        that matches a delivered job of this community is served from its stored image (unless the
-        community turned the cache off or the request says ``use_cache=False``).
+        that matches a delivered job of this community is served from its stored image, and one
+        that matches an unfinished job shares that job's provider call (each requester still gets
+        their own job and outcome), unless the community turned the cache off or the request says
+        ``use_cache=False``.
         """
         if request.dedupe_key:
             request = request.with_changes(dedupe_key=f"{request.platform}:{request.dedupe_key}")
@@ -193,12 +200,14 @@ class ImagineService:
             cost_usd=self.price_usd(variant, request.count),
         )
         cache_key: str | None = None
+        share = False
         if request.seed is not None:
             cache_key = request_cache_key(job)
             if request.use_cache and settings.allow_cache:
                 job = await self._from_cache(job, cache_key)
+                share = job.provider is None
         plan = self._policy.plan(request, settings)
-        admission = await self._store.admit_job(job, plan, cache_key)
+        admission = await self._store.admit_job(job, plan, cache_key, share_in_flight=share)
         if not admission.decision.admitted:
             refusal = PolicyRefusal(
                 refusal_message(admission.decision, plan, now),

@@ -30,7 +30,7 @@ from bot.errors import (
 )
 from bot.events import JobEvents
 from bot.logs import hold_job_secrets, log_job_step, release_job_secrets, step_fields
-from bot.models import Job, JobStatus
+from bot.models import CACHE_PROVIDER, Job, JobStatus
 from bot.netguard import SafeFetcher
 from bot.policy import Policy
 from bot.providers.base import GenerationSpec, PollResult, PollState, Provider
@@ -57,6 +57,10 @@ def crashpoint(name: str, configured: str | None) -> None:
     if configured == name:
         log.warning("test crash point %s reached: killing the process", name)
         os.kill(os.getpid(), signal.SIGKILL)
+
+
+# How often a job sharing another job's provider call looks whether that one has finished.
+FOLLOW_INTERVAL = 1.0
 
 
 class LeaseLost(Exception):
@@ -129,6 +133,9 @@ class Worker:
         self._loop_task: asyncio.Task[None] | None = None
         self._heartbeat_task: asyncio.Task[None] | None = None
         self._capacity = asyncio.Semaphore(config.concurrency)
+        # A cancel in this process wakes the job's wait at once (other processes see it at the
+        # next poll).
+        events.add_listener(self._on_job_change)
         self._downloads = asyncio.Semaphore(config.image_concurrency)
         self._uploads = asyncio.Semaphore(config.image_concurrency)
 
@@ -280,6 +287,8 @@ class Worker:
                     "queue_deadline",
                     "The bot was too busy to start your image in time. Please try again.",
                 )
+            if job.provider == CACHE_PROVIDER:
+                return await self._follow(job)
             return await self._submit(job)
         if job.status is JobStatus.SUBMITTED:
             return await self._wait_and_fetch(job)
@@ -449,6 +458,26 @@ class Worker:
         await self._requeue(job, attempts, max(retry_after or 0.0, backoff(attempts, self._rng)))
         raise AssertionError("unreachable")  # pragma: no cover
 
+    async def _follow(self, job: Job) -> Job:
+        """A job sharing an identical unfinished job's provider call: take its images once it has
+        them, share its moderation, or make the image itself if the other job failed."""
+        leader_id = str((job.provider_task or {}).get("follows", ""))
+        leader = await self._store.get_job(leader_id) if leader_id else None
+        if leader is not None and leader.images:
+            return await self._save(
+                job,
+                job.evolve(
+                    status=JobStatus.FETCHED, images=leader.images, model_id=leader.model_id
+                ),
+            )
+        if leader is not None and leader.status is JobStatus.MODERATED:
+            return await self._finish(job, JobStatus.MODERATED, "moderated", _moderated(leader))
+        if leader is None or leader.status.is_terminal:
+            # Failed, expired or cancelled without an image: this job makes its own.
+            return await self._save(job, job.evolve(provider=None, provider_task=None))
+        await self._requeue(job, job.attempts, FOLLOW_INTERVAL)
+        raise AssertionError("unreachable")  # pragma: no cover
+
     async def _input_images(self, job: Job) -> tuple[str, ...]:
         """Stored inputs and user links as data URLs; a link is fetched under the SSRF guard,
         then verified and re-encoded like any image. Raises DownloadRefused or InvalidImage."""
@@ -564,6 +593,8 @@ class Worker:
                     return PollResult(
                         PollState.FAILED, message="timed out waiting for the provider"
                     )
+                if await self._cancelled_at_provider(job, provider):
+                    raise LeaseLost(job.id)
                 try:
                     result = await metrics.provider_call(provider.name, "poll", provider.poll(task))
                     errors = 0
@@ -593,8 +624,33 @@ class Worker:
                 delay = next_poll_delay(
                     elapsed, variant.typical_seconds, result.retry_after, webhook=webhook
                 )
+        except asyncio.CancelledError:
+            # The lease was lost: a user's cancel is the usual reason; tell the provider too.
+            await asyncio.shield(self._cancelled_at_provider(job, provider))
+            raise
         finally:
             wakeups.forget(job.id)
+
+    async def _cancelled_at_provider(self, job: Job, provider: Provider) -> bool:
+        """True when the job's user cancelled it while it waits; then it is cancelled at the
+        provider too (fal's queue drops it unbilled)."""
+        try:
+            current = await self._store.get_job(job.id)
+        except Exception:
+            return False
+        if current is None or current.status is not JobStatus.CANCELLED:
+            return False
+        if job.provider_task:
+            try:
+                await provider.cancel(job.provider_task)
+            except Exception as exc:  # best effort: the job is cancelled for the user anyway
+                log.info("job %s: provider cancel failed: %s", job.id, type(exc).__name__)
+        log.info("job %s: cancelled while waiting on %s", job.id, provider.name)
+        return True
+
+    def _on_job_change(self, job: Job) -> None:
+        if job.status is JobStatus.CANCELLED:
+            self._router.wakeups.wake(job.id)
 
     async def _deliver(self, job: Job) -> Job:
         port = self._deliveries.get(job.request.platform)

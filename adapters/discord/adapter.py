@@ -31,7 +31,7 @@ from adapters.discord.delivery import (
 from adapters.discord.rest import DiscordRest
 from bot.app import App
 from bot.config import Settings
-from bot.errors import ImagineError, JobNotFound, RequestRejected
+from bot.errors import ConfigError, ImagineError, JobNotFound, RequestRejected
 from bot.models import ImagineRequest, ReplyTarget
 from bot.service import Accepted
 
@@ -295,17 +295,25 @@ class DiscordAdapter:
         self._started = True
         runner = asyncio.create_task(client.start(self._token), name="discord-gateway")
         stopper = asyncio.create_task(stop.wait())
+        refused = False
         try:
             done, _ = await asyncio.wait({runner, stopper}, return_when=asyncio.FIRST_COMPLETED)
             if runner in done:
-                runner.result()  # a login failure surfaces here
+                runner.result()
                 await stop.wait()
+        except discord.LoginFailure:
+            refused = True
         finally:
             stopper.cancel()
             await client.close()
             if not runner.done():
                 runner.cancel()
             await asyncio.gather(runner, stopper, return_exceptions=True)
+        if refused:
+            stop.set()  # nothing works without the token: stop the whole process, say why
+            raise ConfigError(
+                "DISCORD_TOKEN", "Discord refused the token; reset it in the Developer Portal"
+            )
 
     async def aclose(self) -> None:
         client = self.client

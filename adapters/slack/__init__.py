@@ -5,10 +5,11 @@ from __future__ import annotations
 from bot.app import App
 
 from .adapter import SlackAdapter
+from .doctor import check_slack as doctor_check
 
 
 def create_adapter(app: App, *, gateway: bool = True) -> SlackAdapter:
     return SlackAdapter(app, gateway=gateway)
 
 
-__all__ = ["SlackAdapter", "create_adapter"]
+__all__ = ["SlackAdapter", "create_adapter", "doctor_check"]

@@ -7,6 +7,7 @@ Messages never carry request headers or URLs with credentials in them.
 
 from __future__ import annotations
 
+import asyncio
 import email.utils
 import json
 import logging
@@ -91,10 +92,22 @@ async def request_json(
     answers the caller interprets. Raises the project's errors for everything else."""
     timeout = timeout or (SUBMIT_TIMEOUT if kind == "submit" else POLL_TIMEOUT)
     where = host_of(url)
+    # httpx bounds each read; this bounds the whole answer (a body trickling in byte by byte).
+    total = (timeout.connect or 5.0) + (timeout.read or 60.0)
     try:
-        response = await http.request(
-            method, url, headers=dict(headers), json=body, params=params, timeout=timeout
-        )
+        async with asyncio.timeout(total):
+            response = await http.request(
+                method, url, headers=dict(headers), json=body, params=params, timeout=timeout
+            )
+    except TimeoutError:
+        if kind == "submit":
+            raise SubmitOutcomeUnknown(
+                f"{provider}: the answer from {where} took over {total:.0f} s after sending",
+                provider=provider,
+            ) from None
+        raise ProviderUnavailable(
+            f"{provider}: the answer from {where} took over {total:.0f} s", provider=provider
+        ) from None
     except (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout) as exc:
         # The request never left this machine: no task can exist.
         raise ProviderUnavailable(

@@ -11,7 +11,7 @@ from typing import Any, Protocol
 
 from bot.community import AuditEntry
 from bot.limits import Decision, LimitPlan, Usage
-from bot.models import CommunitySettings, Job, JobStatus
+from bot.models import CACHE_PROVIDER, CommunitySettings, Job, JobStatus
 
 ClaimedJob = Job
 
@@ -104,14 +104,25 @@ class Store(Protocol):
 
     # Limits, cache and audit (issue 6) -----------------------------------------------------------
 
-    async def admit_job(self, job: Job, plan: LimitPlan, cache_key: str | None = None) -> Admission:
+    async def admit_job(
+        self,
+        job: Job,
+        plan: LimitPlan,
+        cache_key: str | None = None,
+        *,
+        share_in_flight: bool = False,
+    ) -> Admission:
         """Decide the limits and store the job, atomically: in one transaction (serialized per
         user and per community against every other process), return at once the earlier job when
         the dedupe key is already stored (never charged twice); else read the ``Usage`` of
         ``plan``'s user and community, call ``bot.limits.decide(plan, usage, now=job.created_at,
         images=job.request.count, cost_usd=job.cost_usd)``, store ``decision.new_tat`` under
         ``plan.rate_key`` when it is not None (also on some refusals), and only when admitted
-        insert the job and, with a ``cache_key``, remember it for ``find_cached_job``."""
+        insert the job and, with a ``cache_key``, remember it for ``find_cached_job``. With
+        ``share_in_flight`` and a ``cache_key``, first look (in the same transaction) for the
+        oldest unfinished job of the community with that key that follows no other
+        (query ``find_leader_job``); if there is one, store ``as_follower(job, leader.id)``
+        instead of ``job``."""
 
     async def read_usage(self, plan: LimitPlan, now: float) -> Usage:
         """What ``plan``'s user and community have used today (for ``/quota``); see the charged
@@ -124,6 +135,11 @@ class Store(Protocol):
 
     async def list_audit(self, community_id: str, limit: int) -> list[AuditEntry]:
         """The community's newest audit entries first."""
+
+
+def as_follower(job: Job, leader_id: str) -> Job:
+    """The job, made to share an identical unfinished job's provider call (see the worker)."""
+    return job.evolve(provider=CACHE_PROVIDER, provider_task={"follows": leader_id}, cost_usd=0.0)
 
 
 def load_queries(backend: str) -> dict[str, str]:

@@ -23,6 +23,7 @@ from bot.models import CommunitySettings, Job, JobStatus, dumps
 from bot.store.base import (
     Admission,
     JobCounts,
+    as_follower,
     job_from_row,
     job_row_values,
     load_migrations,
@@ -319,7 +320,14 @@ class PostgresStore:
 
     # Limits, cache and audit --------------------------------------------------------------------
 
-    async def admit_job(self, job: Job, plan: LimitPlan, cache_key: str | None = None) -> Admission:
+    async def admit_job(
+        self,
+        job: Job,
+        plan: LimitPlan,
+        cache_key: str | None = None,
+        *,
+        share_in_flight: bool = False,
+    ) -> Admission:
         now = job.created_at
         async with self._pool.acquire() as conn, conn.transaction():
             # One decision at a time per community, across every process sharing the database.
@@ -334,6 +342,14 @@ class PostgresStore:
                 await _run(conn, "set_rate_tat", {"key": plan.rate_key, "tat": decision.new_tat})
             if not decision.admitted:
                 return Admission(job, False, decision)
+            if share_in_flight and cache_key is not None:
+                leader = await _row(
+                    conn,
+                    "find_leader_job",
+                    {"community_id": job.community_id, "cache_key": cache_key},
+                )
+                if leader is not None:
+                    job = as_follower(job, str(leader[0]))
             inserted = await _row(conn, "insert_job", _job_values(job))
             if inserted is None:  # pragma: no cover - the dedupe key was checked under the lock
                 raise StoreError(f"job {job.id} was not stored")

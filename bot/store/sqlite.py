@@ -20,6 +20,7 @@ from bot.models import CommunitySettings, Job, JobStatus, dumps
 from bot.store.base import (
     Admission,
     JobCounts,
+    as_follower,
     job_from_row,
     job_row_values,
     load_migrations,
@@ -270,7 +271,14 @@ class SqliteStore:
 
     # Limits, cache and audit --------------------------------------------------------------------
 
-    async def admit_job(self, job: Job, plan: LimitPlan, cache_key: str | None = None) -> Admission:
+    async def admit_job(
+        self,
+        job: Job,
+        plan: LimitPlan,
+        cache_key: str | None = None,
+        *,
+        share_in_flight: bool = False,
+    ) -> Admission:
         now = job.created_at
         async with self._write() as db:
             if job.request.dedupe_key is not None:
@@ -286,6 +294,12 @@ class SqliteStore:
                 await db.execute(Q["set_rate_tat"], {"key": plan.rate_key, "tat": decision.new_tat})
             if not decision.admitted:
                 return Admission(job, False, decision)
+            if share_in_flight and cache_key is not None:
+                params = {"community_id": job.community_id, "cache_key": cache_key}
+                async with db.execute(Q["find_leader_job"], params) as cursor:
+                    leader = await cursor.fetchone()
+                if leader is not None:
+                    job = as_follower(job, str(leader[0]))
             await db.execute(Q["insert_job"], dict(job_row_values(job)))
             if cache_key is not None:
                 await db.execute(

@@ -128,3 +128,30 @@ async def test_imagine_over_the_gateway_and_buttons_after_a_restart(
     assert "job " in log
     for secret in (BOT_TOKEN, token, reroll):
         assert secret not in log
+
+
+async def test_a_refused_token_stops_the_bot_with_one_line(
+    fake_discord: FakeDiscord, data_dir: Path
+) -> None:
+    settings = discord_env(fake_discord, data_dir, IMAGINE_HTTP_PORT="0")
+    settings["DISCORD_TOKEN"] = "not-the-bot-token-at-all"
+    env = bot_env(data_dir, **settings)
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "bot",
+        "run",
+        env=env,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+    )
+    try:
+        _, err = await asyncio.wait_for(proc.communicate(), 60)
+    finally:
+        if proc.returncode is None:
+            proc.kill()
+            await proc.wait()
+    assert proc.returncode == 2, err.decode()
+    text = err.decode()
+    assert "configuration error: DISCORD_TOKEN: Discord refused the token" in text
+    assert "not-the-bot-token-at-all" not in text

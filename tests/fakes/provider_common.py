@@ -35,7 +35,8 @@ class Fault:
 
     ``status``: answer this status (with ``retry_after``, ``body`` or an HTML page);
     ``hang``: wait this long first (a timeout); ``drop``: close the connection without answering;
-    ``malformed``: answer 200 with broken JSON; ``after_accept``: for a submit, create the task
+    ``malformed``: answer 200 with broken JSON; ``trickle``: send a 200 JSON answer one byte
+    every ``trickle`` seconds; ``after_accept``: for a submit, create the task
     first (it is paid for), then misbehave.
     """
 
@@ -47,6 +48,7 @@ class Fault:
     drop: bool = False
     malformed: bool = False
     after_accept: bool = False
+    trickle: float = 0.0
     times: int = 1
 
 
@@ -149,6 +151,14 @@ class FakeServer:
             assert request.transport is not None
             request.transport.close()
             raise asyncio.CancelledError
+        if fault.trickle:
+            response = web.StreamResponse(headers={"Content-Type": "application/json"})
+            await response.prepare(request)
+            for byte in b'{"status": "Pending", "id": "' + b"x" * 200 + b'"}':
+                await response.write(bytes([byte]))
+                await asyncio.sleep(fault.trickle)
+            await response.write_eof()
+            return response
         if fault.malformed:
             return web.Response(body=b'{"id": "abc", "polling', content_type="application/json")
         headers: dict[str, str] = {}

@@ -243,6 +243,8 @@ class FakeSlack:
         self.users: dict[str, dict[str, Any]] = {}
         self.fail: dict[str, str] = {}  # method -> error to answer once
         self.fail_always: dict[str, str] = {}  # method -> error to answer every time
+        # Slack names the token's scopes in this header of every answer.
+        self.scopes = "commands,chat:write,files:write,users:read"
         self.changed = asyncio.Event()
         self._ts = itertools.count(1)
         self._file_ids = itertools.count(1)
@@ -331,7 +333,10 @@ class FakeSlack:
             return web.json_response({"ok": False, "error": "unknown_method"})
         answer = handler(args)
         self._touch()
-        return web.json_response({"ok": True, **answer} if "ok" not in answer else answer)
+        return web.json_response(
+            {"ok": True, **answer} if "ok" not in answer else answer,
+            headers={"X-OAuth-Scopes": self.scopes},
+        )
 
     def _next_ts(self) -> str:
         return f"{1_700_000_000 + next(self._ts)}.000100"

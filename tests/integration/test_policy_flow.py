@@ -103,3 +103,47 @@ async def test_an_identical_seeded_request_is_served_from_the_stored_image(app: 
     off = await app.service.imagine(make_request(seed=42))
     await app.service.wait(off.job.id, timeout=20)
     assert len(provider.submits) == 3
+
+
+async def test_identical_requests_in_flight_share_one_provider_job(app: App) -> None:
+    provider = ScriptedProvider("offline")
+    port = RecordingPort()
+    with_providers(app, provider)
+    app.add_delivery("console", port)
+    first = await app.service.imagine(make_request(seed=9, dedupe_key="e1"))
+    second = await app.service.imagine(make_request(seed=9, user_id="u2", dedupe_key="e2"))
+    third = await app.service.imagine(make_request(seed=9, user_id="u3", dedupe_key="e3"))
+    assert second.job.provider_task == {"follows": first.job.id}
+    assert third.job.provider_task == {"follows": first.job.id}
+    await app.start_workers()
+    done = [await app.service.wait(a.job.id, timeout=20) for a in (first, second, third)]
+    assert [job.status for job in done] == [JobStatus.DELIVERED] * 3
+    assert len(provider.submits) == 1
+    # Each requester got exactly one post of their own, all of the same image.
+    assert sorted(job.id for job, _ in port.delivered) == sorted(job.id for job in done)
+    assert len({images[0].data for _, images in port.delivered}) == 1
+
+
+async def test_followers_share_moderation_and_survive_a_cancelled_leader(app: App) -> None:
+    provider = ScriptedProvider("offline", moderate=True)
+    port = RecordingPort()
+    with_providers(app, provider)
+    app.add_delivery("console", port)
+    leader = await app.service.imagine(make_request(seed=3))
+    follower = await app.service.imagine(make_request(seed=3, user_id="u2"))
+    cancelled = await app.service.imagine(make_request(seed=4))
+    survivor = await app.service.imagine(make_request(seed=4, user_id="u2"))
+    assert survivor.job.provider_task == {"follows": cancelled.job.id}
+    await app.service.cancel(cancelled.job.id, user_id="u1")
+    await app.start_workers()
+    assert (await app.service.wait(follower.job.id, timeout=20)).status is JobStatus.MODERATED
+    assert (await app.service.wait(leader.job.id, timeout=20)).status is JobStatus.MODERATED
+    # The cancelled leader never ran: its follower made its own (and was moderated too).
+    assert (await app.service.wait(survivor.job.id, timeout=20)).status is JobStatus.MODERATED
+    assert sorted(spec.job_id for spec in provider.submits) == sorted(
+        [leader.job.id, survivor.job.id]
+    )
+    # Each requester told once; the one who cancelled saw it at the cancel.
+    assert sorted(job.id for job in port.failures) == sorted(
+        [leader.job.id, follower.job.id, survivor.job.id]
+    )

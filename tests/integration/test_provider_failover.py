@@ -279,3 +279,24 @@ async def test_forged_unknown_and_duplicate_webhooks_change_nothing(
         assert not fakes["bfl"].recorded("GET", "/results/")  # never fetched the forged URL
     finally:
         await context.__aexit__(None, None, None)
+
+
+async def test_a_provider_that_keeps_refusing_is_skipped_by_its_circuit(
+    fakes: dict[str, Any], data_dir: Path
+) -> None:
+    fakes["bfl"].fail("submit", Fault(status=503, times=20))
+    settings = load_settings(env_for(fakes, "bfl,fal", data_dir), env_file=None)
+    port = RecordingPort()
+    async with open_app(settings, clock=ManualClock(time.time())) as app:
+        app.add_delivery("console", port)
+        await app.start_workers()
+        jobs = []
+        for index in range(8):
+            accepted = await app.service.imagine(make_request(user_id=f"u{index}"))
+            jobs.append(await asyncio.wait_for(app.service.wait(accepted.job.id), 30))
+        assert app.router.breaker.state("bfl") == "open"
+    assert [job.provider for job in jobs] == ["fal"] * 8
+    assert all(job.status is JobStatus.DELIVERED for job in jobs)
+    # Five refusals open the circuit; the later jobs go straight to fal.
+    assert len(fakes["bfl"].recorded("POST")) == 5
+    assert fakes["bfl"].paid_tasks == 0

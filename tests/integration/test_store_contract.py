@@ -272,3 +272,23 @@ async def test_cached_jobs_are_found_only_when_delivered(store: Store) -> None:
     found = await store.find_cached_job("c1", "k1")
     assert found is not None and found.id == job.id and found.images == ("x/1.png",)
     assert await store.find_cached_job("c2", "k1") is None
+
+
+async def test_an_identical_request_in_flight_becomes_a_follower(store: Store) -> None:
+    plan = _plan(rate=None, period=None)
+    leader = make_job(created_at=NOW, cost_usd=0.03)
+    assert (await store.admit_job(leader, plan, "k", share_in_flight=True)).job == leader
+    second = await store.admit_job(make_job(created_at=NOW + 1, cost_usd=0.03), plan, "k",
+                                   share_in_flight=True)  # fmt: skip
+    assert second.job.provider == "cache" and second.job.provider_task == {"follows": leader.id}
+    assert second.job.cost_usd == 0.0
+    stored = await store.get_job(second.job.id)
+    assert stored is not None and stored.provider_task == {"follows": leader.id}
+    # Without sharing, or with another key, a job stands alone.
+    alone = await store.admit_job(make_job(created_at=NOW + 2), plan, "k")
+    other = await store.admit_job(make_job(created_at=NOW + 3), plan, "k2", share_in_flight=True)
+    assert alone.job.provider is None and other.job.provider is None
+    # Once the leader has finished, nothing follows it any more.
+    await store.cancel_job(leader.id, NOW + 4)
+    third = await store.admit_job(make_job(created_at=NOW + 5), plan, "k", share_in_flight=True)
+    assert third.job.provider_task == {"follows": alone.job.id}

@@ -178,3 +178,12 @@ SELECT id, community_id, at, actor_id, kind, action, detail, channel_id FROM aud
 WHERE community_id = :community_id
 ORDER BY id DESC
 LIMIT :limit
+
+-- name: find_leader_job
+-- The unfinished job an identical request may share (one that itself follows no other).
+SELECT j.id FROM job_cache AS c JOIN jobs AS j ON j.id = c.job_id
+WHERE c.community_id = :community_id AND c.cache_key = :cache_key
+  AND j.status IN ('queued', 'submitted', 'fetched')
+  AND (j.provider IS NULL OR j.provider != 'cache')
+ORDER BY c.created_at
+LIMIT 1
