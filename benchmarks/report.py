@@ -244,6 +244,10 @@ NOTES = [
     "on an idle core; metadata is then stripped without re-encoding). 500 images finishing "
     "together are at least 500 x 75 ms of CPU, so end-to-end / provider <= 1.02 at 500 jobs "
     "finishing at the same moment (8 s generations) is out of reach on 2 cores.",
+    "- That decode runs in a worker thread; while the event loop is busy, five decodes took "
+    "2.5 s instead of 0.2 s alone (GIL hand-offs between the two threads), which is most of "
+    "the added latency even with webhooks. Decoding in a process pool, or validating without "
+    "a full decode, is the next step.",
     "- Polling: the first poll comes at 0.85 x the model's usual time, then steps of at least "
     "0.5 s (bot/providers/polling.py), so a job finishing at its usual time is seen 0.4-0.7 s "
     "late. Webhooks (IMAGINE_PUBLIC_URL) remove most polls.",
@@ -278,6 +282,13 @@ def readme_section(doc: dict[str, Any]) -> str:
         value = _fmt(t["value"])
         unit = "" if t["unit"] in ("ratio", "fraction of baseline") else f" {t['unit']}"
         lines.append(f"| {t['name']} | {value}{unit} | {t['target']} | {met} |")
+    missed = sum(1 for t in doc["targets"] if t["met"] is False)
+    if missed:
+        lines += [
+            "",
+            f"{missed} of {len(doc['targets'])} targets missed; why, and what to change next: "
+            "`benchmarks/results/latest.md`, *What limits these figures*.",
+        ]
     lines.append(END)
     return "\n".join(lines)
 

@@ -36,7 +36,7 @@ class Settings(BaseModel):
     )
     log_format: Literal["text", "json"] = Field("text", alias="IMAGINE_LOG_FORMAT")
 
-    workers: int = Field(4, alias="IMAGINE_WORKERS", ge=1, le=256)
+    workers: int = Field(64, alias="IMAGINE_WORKERS", ge=1, le=1024)
     lease_seconds: float = Field(60.0, alias="IMAGINE_LEASE_SECONDS", gt=1, le=3600)
     offline_latency: float = Field(0.0, alias="IMAGINE_OFFLINE_LATENCY", ge=0, le=600)
     download_allow: tuple[str, ...] = Field((), alias="IMAGINE_DOWNLOAD_ALLOW")
@@ -45,6 +45,10 @@ class Settings(BaseModel):
     bfl_api_base: str = Field("https://api.bfl.ai", alias="BFL_API_BASE")
     fal_key: SecretStr | None = Field(None, alias="FAL_KEY")
     fal_queue_base: str = Field("https://queue.fal.run", alias="FAL_QUEUE_BASE")
+    # Where fal publishes the keys its webhooks are signed with (tests point it at a fake).
+    fal_jwks_url: str = Field(
+        "https://rest.alpha.fal.ai/.well-known/jwks.json", alias="FAL_JWKS_URL"
+    )
     together_api_key: SecretStr | None = Field(None, alias="TOGETHER_API_KEY")
     together_api_base: str = Field("https://api.together.xyz/v1", alias="TOGETHER_API_BASE")
 
@@ -162,6 +166,7 @@ class Settings(BaseModel):
     @field_validator(
         "bfl_api_base",
         "fal_queue_base",
+        "fal_jwks_url",
         "together_api_base",
         "discord_api_base",
         "slack_api_url",

@@ -10,7 +10,7 @@ import asyncio
 import contextlib
 import logging
 import re
-from collections.abc import Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from typing import Any
 
 import discord
@@ -229,10 +229,12 @@ class InteractionHandler:
             channel_age_restricted=_age_restricted(interaction.channel),
         )
 
-    async def _submit(self, interaction: discord.Interaction, call: Any) -> None:
+    async def _submit(
+        self, interaction: discord.Interaction, call: Callable[[], Awaitable[Accepted]]
+    ) -> None:
         """Run a service call after the ack; show the queue position or the refusal."""
         try:
-            accepted: Accepted = await call()
+            accepted = await call()
         except RequestRejected as exc:
             await self._refuse(interaction, exc.user_message)
             return
@@ -286,6 +288,19 @@ class DiscordAdapter:
 
     def attach(self) -> None:
         self._app.add_delivery(PLATFORM, self.delivery)
+        if self.client is not None:
+            self._app.http_server.add_readiness_check(PLATFORM, self.readiness)
+
+    async def readiness(self) -> str | None:
+        """For ``/readyz``: None while the gateway is connected, else why not."""
+        client = self.client
+        if client is None or not self._started:
+            return "gateway not started"
+        if client.is_closed():
+            return "gateway closed"
+        if not client.is_ready():
+            return "gateway not connected"
+        return None
 
     async def run(self, stop: asyncio.Event) -> None:
         if self.client is None or not self._token:

@@ -33,6 +33,8 @@ DEFAULT_UPLOAD_LIMIT = 10 * 1024 * 1024
 # Multipart framing and the JSON part travel in the same request as the file.
 UPLOAD_OVERHEAD = 16 * 1024
 FINISHED_MEMORY = 10_000
+# Progress edits within this many seconds of the token's end announce the channel post instead.
+LATE_NOTICE = 90.0
 
 # Keys of ReplyTarget.data (the interaction token is a credential: never logged).
 APPLICATION_ID = "application_id"
@@ -81,6 +83,9 @@ class DiscordDelivery:
             variant = self._catalog.variants.get(job.variant)
             label = variant.label if variant else job.variant
             payload = messages.generating_payload(job, progress.elapsed, label)
+        if self._token_left(job) < LATE_NOTICE:
+            # The last edit this token allows: say where the image will appear instead.
+            payload = messages.late_payload(job)
         try:
             await self._rest.edit_original(_app_id(job), token, payload)
         except DiscordHTTPError as exc:
@@ -195,6 +200,12 @@ class DiscordDelivery:
         self._finished[job_id] = None
         while len(self._finished) > FINISHED_MEMORY:
             self._finished.popitem(last=False)
+
+    def _token_left(self, job: Job) -> float:
+        interaction_id = job.request.reply.data.get(INTERACTION_ID)
+        if not interaction_id:
+            return 0.0
+        return snowflake_time(interaction_id) + TOKEN_LIFETIME - TOKEN_MARGIN - self._clock.now()
 
     def _live_token(self, job: Job) -> str | None:
         data = job.request.reply.data

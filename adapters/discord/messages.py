@@ -66,6 +66,16 @@ def generating_payload(job: Job, elapsed: float, label: str) -> dict[str, Any]:
     }
 
 
+def late_payload(job: Job) -> dict[str, Any]:
+    return {
+        "content": (
+            f"⏳ Still working on `{quote_prompt(job.request.prompt)}`: this is taking long, so "
+            "the image will be posted in this channel with a mention when it is ready."
+        ),
+        "allowed_mentions": dict(NO_MENTIONS),
+    }
+
+
 def result_embed(
     job: Job, catalog: Catalog, *, filename: str, size: tuple[int, int], seconds: float
 ) -> dict[str, Any]:

@@ -14,6 +14,7 @@ from typing import Any
 
 import httpx
 
+from bot import metrics
 from bot.clock import Clock
 
 log = logging.getLogger(__name__)
@@ -153,6 +154,8 @@ class DiscordRest:
                 response = await self._http.send(request)
             except httpx.HTTPError as exc:
                 raise DiscordUnreachable(operation, exc) from None
+            if response.status_code == 429:
+                metrics.rate_limited("discord")
             if response.status_code == 429 and attempt < MAX_TRIES:
                 wait = _retry_after(response)
                 log.info("discord %s rate limited; waiting %.2f s", operation, wait)

@@ -38,7 +38,7 @@ from adapters.slack.verify import SignatureChecker
 from bot.app import App
 from bot.catalog import parse_size
 from bot.commands import ImagineArgs, parse_imagine
-from bot.errors import ImagineError, InvalidRequest, JobNotFound, RequestRejected
+from bot.errors import InvalidRequest, JobNotFound, RequestRejected
 from bot.models import ImagineRequest, Job, ReplyTarget
 
 log = logging.getLogger(__name__)
@@ -108,6 +108,18 @@ class SlackAdapter:
         self._app.add_delivery(PLATFORM, self.delivery)
         if self._gateway and self._checker is not None:
             self._app.http_server.app.router.add_post(EVENTS_PATH, self.handle_http)
+        if self._gateway:
+            self._app.http_server.add_readiness_check(PLATFORM, self.readiness)
+
+    async def readiness(self) -> str | None:
+        """For ``/readyz``: None once signed in (and, in Socket Mode, connected), else why not."""
+        if self._bot_user_id is None:
+            return "not signed in (auth.test)"
+        if self._app_token:
+            client = getattr(self._socket, "client", None)
+            if client is None or not await client.is_connected():
+                return "Socket Mode not connected"
+        return None
 
     async def run(self, stop: asyncio.Event) -> None:
         await self._identify()
@@ -245,7 +257,7 @@ class SlackAdapter:
             count=args.count,
             input_images=args.images,
             dedupe_key=trigger,
-            user_is_admin=await self.admins.is_admin(team, user),
+            user_is_admin=await self._is_admin(team, user),
             use_cache=args.use_cache,
         )
         await self._submit(
@@ -271,10 +283,10 @@ class SlackAdapter:
                 self.board.forget(key)
             await self.tell(response_url, channel, user, messages.refusal(exc.user_message))
             return
-        except ImagineError as exc:
+        except Exception as exc:  # the store or the service failed: say so, never stay silent
             if key:
                 self.board.forget(key)
-            log.warning("Slack: a command failed: %s", type(exc).__name__)
+            log.warning("Slack: a command failed: %s", type(exc).__name__, exc_info=exc)
             await self.tell(
                 response_url,
                 channel,
@@ -426,8 +438,16 @@ class SlackAdapter:
         )
 
     async def _with_admin(self, request: ImagineRequest) -> ImagineRequest:
-        is_admin = await self.admins.is_admin(request.community_id, request.user_id)
-        return request.with_changes(user_is_admin=is_admin)
+        return request.with_changes(
+            user_is_admin=await self._is_admin(request.community_id, request.user_id)
+        )
+
+    async def _is_admin(self, team: str, user: str) -> bool:
+        try:
+            return await self.admins.is_admin(team, user)
+        except Exception as exc:  # an admin flag is a bonus; the request goes on without it
+            log.warning("Slack: admin check failed: %s", type(exc).__name__)
+            return False
 
     async def _delete(
         self, job: Job, team: str, user: str, channel: str, response_url: str

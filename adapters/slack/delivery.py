@@ -14,6 +14,7 @@ from slack_sdk.errors import SlackApiError, SlackClientError
 from slack_sdk.web.async_client import AsyncWebClient
 
 from adapters.slack import messages
+from bot import metrics
 from bot.catalog import Catalog
 from bot.delivery import OutImage, Progress
 from bot.errors import DeliveryError
@@ -56,6 +57,8 @@ def delivery_error(exc: Exception, what: str) -> SlackDeliveryError:
     if isinstance(exc, SlackApiError):
         code = str(exc.response.get("error", "")) if exc.response is not None else ""
         status = exc.response.status_code if exc.response is not None else 0
+        if status == 429:
+            metrics.rate_limited("slack")
         retryable = code in RETRYABLE_ERRORS or status == 429 or status >= 500
         return SlackDeliveryError(
             f"Slack refused {what}: {code or status}", retryable=retryable, code=code or None

@@ -26,6 +26,7 @@ from bot.clock import Clock
 from bot.models import JobStatus
 from bot.providers.bfl import webhook_secret_for
 from bot.providers.router import Wakeups
+from bot.providers.transport import host_of
 from bot.store import Store
 
 log = logging.getLogger(__name__)
@@ -67,7 +68,11 @@ class JwksFalKeys:
             response.raise_for_status()
             found = [_jwk_key(k) for k in response.json().get("keys", [])]
         except (httpx.HTTPError, ValueError, AttributeError) as exc:
-            log.warning("fal: could not fetch webhook keys: %s", type(exc).__name__)
+            log.warning(
+                "fal: could not fetch webhook keys from %s: %s",
+                host_of(self._url),
+                type(exc).__name__,
+            )
             return self._keys
         self._keys = [k for k in found if k]
         self._fetched = self._clock.monotonic()
@@ -216,7 +221,7 @@ def install_webhooks(
         wakeups=router.wakeups,
         clock=router.clock,
         bfl_key=settings.secret("BFL_API_KEY") if "bfl" in names else None,
-        fal_keys=JwksFalKeys(http, router.clock) if "fal" in names else None,
+        fal_keys=JwksFalKeys(http, router.clock, settings.fal_jwks_url) if "fal" in names else None,
     )
     receiver.install(server.app)
     router.webhooks = receiver

@@ -205,3 +205,15 @@ async def test_progress_shows_generating_with_elapsed_time(
     )
     (edit,) = fake_discord.calls("update_original_webhook_message")
     assert "Generating" in edit.json["content"] and "12 s" in edit.json["content"]
+
+
+async def test_near_the_end_of_the_token_progress_says_where_the_image_will_appear(
+    fake_discord: FakeDiscord, http: httpx.AsyncClient
+) -> None:
+    payload = await deferred(fake_discord, http)
+    job = job_for(payload, status=JobStatus.SUBMITTED)
+    await delivery(fake_discord, http, clock_at(payload, 14 * 60)).progress(
+        job, Progress("generating", elapsed=800)
+    )
+    (edit,) = fake_discord.calls("update_original_webhook_message")
+    assert "posted in this channel" in edit.json["content"]

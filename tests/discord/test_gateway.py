@@ -58,3 +58,39 @@ async def test_a_worker_process_registers_delivery_without_a_gateway(
         await adapter.run(stop)
         await adapter.aclose()
     assert fake_discord.identifies == [] and fake_discord.requests == []
+
+
+async def test_readyz_says_whether_the_gateway_is_connected(
+    fake_discord: FakeDiscord, data_dir: Path
+) -> None:
+    import httpx
+
+    env = discord_env(fake_discord, data_dir, IMAGINE_HTTP_PORT="0")
+    async with open_app(load_settings(env, env_file=None)) as app:
+        adapter = create_adapter(app, gateway=True)
+        adapter.attach()
+        port = await app.http_server.start()
+        async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}") as http:
+            before = await http.get("/readyz")
+            assert before.status_code == 503
+            assert before.json()["problems"] == {"discord": "gateway not started"}
+            stop = asyncio.Event()
+            runner = asyncio.create_task(adapter.run(stop))
+            assert adapter.client is not None
+            client = adapter.client
+            await fake_discord.wait_for(
+                lambda: fake_discord.identifies, timeout=30, what="IDENTIFY"
+            )
+            for _ in range(600):  # READY is handled by the client a moment after IDENTIFY
+                if client.is_ready():
+                    break
+                await asyncio.sleep(0.05)
+            ready = await http.get("/readyz")
+            assert ready.status_code == 200
+            assert ready.json()["checks"] == ["discord", "store"]
+            stop.set()
+            await asyncio.wait_for(runner, 30)
+            after = await http.get("/readyz")
+            assert after.status_code == 503
+            assert after.json()["problems"] == {"discord": "gateway closed"}
+        await adapter.aclose()

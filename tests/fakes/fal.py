@@ -11,6 +11,7 @@ Ed25519 over ``request id\\nuser id\\ntimestamp\\nsha256(body)`` (headers ``X-Fa
 from __future__ import annotations
 
 import asyncio
+import base64
 import hashlib
 import json
 import time
@@ -76,6 +77,7 @@ class FakeFal(FakeServer):
         self.nsfw_next: deque[bool] = deque()
         self.error_next: deque[str] = deque()
         r = self.app.router
+        r.add_get("/.well-known/jwks.json", self._jwks)
         r.add_get("/{owner}/{name}/requests/{rid}/status", self._status)
         r.add_put("/{owner}/{name}/requests/{rid}/cancel", self._cancel)
         r.add_get("/{owner}/{name}/requests/{rid}", self._response)
@@ -92,6 +94,16 @@ class FakeFal(FakeServer):
     @property
     def paid_tasks(self) -> int:
         return len(self.requests_by_id)
+
+    @property
+    def jwks_url(self) -> str:
+        return f"{self.origin}/.well-known/jwks.json"
+
+    async def _jwks(self, request: web.Request) -> web.StreamResponse:
+        x = base64.urlsafe_b64encode(self.public_key).decode().rstrip("=")
+        return web.json_response(
+            {"keys": [{"kty": "OKP", "crv": "Ed25519", "x": x, "kid": "fake-1", "use": "sig"}]}
+        )
 
     def _authorised(self, request: web.Request) -> web.Response | None:
         if request.headers.get("Authorization") != f"Key {self.key}":

@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import json
 
+import pytest
+
+from bot.errors import StoreError
 from bot.models import CommunitySettings, Job, JobStatus
 from tests.fakes.slack import interaction_body
 from tests.slack.conftest import TEAM, SlackBot, new_trigger
@@ -195,3 +198,48 @@ async def test_a_channel_the_bot_is_not_in_gets_an_invite_hint_and_no_job_runs(
     assert slack_bot.fake.calls_to("files.getUploadURLExternal") == []
     [(_, body)] = [r for r in slack_bot.fake.responses if r[0] == "priv"]
     assert body["response_type"] == "ephemeral" and "Invite me" in body["text"]
+
+
+async def test_a_refused_edit_is_told_ephemerally_in_the_channel(slack_bot: SlackBot) -> None:
+    parent = await _delivered(slack_bot)
+    await slack_bot.app.store.save_settings(
+        CommunitySettings(TEAM, banned_users=("U1",)), slack_bot.clock.now()
+    )
+    metadata = {"job": parent.id, "channel": "C1", "thread_ts": ""}
+    submission = {
+        "type": "view_submission",
+        "team": {"id": TEAM, "domain": "fake"},
+        "user": {"id": "U1", "team_id": TEAM},
+        "api_app_id": "A1",
+        "trigger_id": new_trigger(),
+        "view": {
+            "id": "V2",
+            "type": "modal",
+            "callback_id": "imagine_edit",
+            "private_metadata": json.dumps(metadata),
+            "state": {"values": {"prompt_block": {"prompt": {"value": "a hat"}}}},
+        },
+    }
+    reply = await slack_bot.signed(interaction_body(submission))
+    assert reply.status == 200
+    await slack_bot.settle()
+    assert len(await slack_bot.jobs()) == 1
+    [told] = slack_bot.fake.calls_to("chat.postEphemeral")
+    assert (told.args["channel"], told.args["user"]) == ("C1", "U1")
+    assert "not allowed" in told.args["text"]
+    assert slack_bot.fake.violations == []
+
+
+async def test_a_failing_store_still_gets_the_user_an_answer(
+    slack_bot: SlackBot, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    async def broken(request: object) -> None:
+        raise StoreError("database unreachable")
+
+    monkeypatch.setattr(slack_bot.app.service, "imagine", broken)
+    reply = await slack_bot.command("a fox", response_key="broken")
+    assert reply.status == 200
+    await slack_bot.settle()
+    [(_, body)] = [r for r in slack_bot.fake.responses if r[0] == "broken"]
+    assert body["response_type"] == "ephemeral" and "went wrong" in body["text"]
+    assert slack_bot.fake.posted() == []
