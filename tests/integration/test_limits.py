@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+
 from bot.limits import DAY, LimitPlan, day_start
 from bot.models import JobStatus
 from bot.store import Store
@@ -106,3 +108,22 @@ async def test_a_job_cancelled_before_submit_is_refunded_after_submit_is_not(
     await store.cancel_job(after.id, NOW + 3)
     usage = await store.read_usage(plan, NOW + 4)
     assert usage.user_images_today == 1 and usage.user_in_flight == 0
+
+
+async def test_two_processes_on_postgresql_admit_exactly_five_of_fifty() -> None:
+    """RELIABILITY 7 with two bot processes: two stores, each with its own connection pool."""
+    from bot.store import open_store
+    from tests.pg import private_schema
+
+    plan = _plan(rate=5, period=60.0)
+    async with (
+        private_schema() as url,
+        open_store(url) as first,
+        open_store(url) as second,
+    ):
+        jobs = [make_job(created_at=NOW, updated_at=NOW) for _ in range(50)]
+        results = await asyncio.gather(
+            *((first if i % 2 else second).admit_job(job, plan) for i, job in enumerate(jobs))
+        )
+        assert sum(r.decision.admitted for r in results) == 5
+        assert (await first.read_usage(plan, NOW)).user_in_flight == 5
