@@ -1,4 +1,5 @@
-"""``imagine-bot``: run | worker | imagine | doctor | models | sync-commands."""
+"""``imagine-bot``: run | worker | imagine | doctor | models | sync-commands |
+migrate-sqlite-to-postgres."""
 
 from __future__ import annotations
 
@@ -53,6 +54,16 @@ def _parser() -> argparse.ArgumentParser:
     one.add_argument("-o", "--output", default="out.png", help="where to write the PNG")
     one.add_argument("--timeout", type=float, default=900.0)
     sub.add_parser("doctor", help="check the configuration and what it points at")
+    move = sub.add_parser(
+        "migrate-sqlite-to-postgres",
+        help="copy an existing SQLite install into PostgreSQL (stop the bot first)",
+    )
+    move.add_argument(
+        "--sqlite", default=None, help="the SQLite file (default: IMAGINE_DATA_DIR/imagine.db)"
+    )
+    move.add_argument(
+        "--to", default=None, help="the postgresql:// URL (default: IMAGINE_DATABASE_URL)"
+    )
     sub.add_parser("models", help="list the model catalog")
     sync = sub.add_parser("sync-commands", help="register Discord application commands")
     sync.add_argument("--guild", default=None, help="register in one guild (instant, for testing)")
@@ -80,6 +91,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return asyncio.run(run(settings, workers=True, platforms=False))
         if args.command == "imagine":
             return asyncio.run(imagine_once(settings, args))
+        if args.command == "migrate-sqlite-to-postgres":
+            return asyncio.run(_migrate_sqlite_to_postgres(settings, args.sqlite, args.to))
         if args.command == "doctor":
             from bot.doctor import doctor
 
@@ -131,6 +144,29 @@ async def _sync_commands(settings: Settings, guild: str | None) -> int:
     return int(await module.sync_commands(settings, guild))
 
 
+async def _migrate_sqlite_to_postgres(
+    settings: Settings, sqlite: str | None, target: str | None
+) -> int:
+    from bot.store.transfer import copy_sqlite_to_postgres
+
+    target = target or settings.database_url
+    if not target.startswith(("postgresql:", "postgres:")):
+        raise ConfigError(
+            "IMAGINE_DATABASE_URL", "set it (or --to) to the postgresql:// URL to copy into"
+        )
+    path = Path(sqlite.removeprefix("sqlite:///")) if sqlite else settings.data_dir / "imagine.db"
+    if not path.is_file():
+        print(f"imagine-bot: no SQLite database at {path}", file=sys.stderr)
+        return EXIT_FAILED
+    report = await copy_sqlite_to_postgres(f"sqlite:///{path}", target, progress=print)
+    total = sum(report.copied.values())
+    print(
+        f"copied {total} rows from {path}; now set IMAGINE_DATABASE_URL to the PostgreSQL URL "
+        "and start the bot (images stay in IMAGINE_BLOB_URL / IMAGINE_DATA_DIR)"
+    )
+    return EXIT_OK
+
+
 def _install_signal_handlers(stop: asyncio.Event) -> None:
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
@@ -152,6 +188,14 @@ async def run(settings: Settings, *, workers: bool = True, platforms: bool = Tru
             wanted.append("discord")
         if settings.slack_enabled:
             wanted.append("slack")
+        if not wanted and not platforms:
+            raise ConfigError(
+                "DISCORD_TOKEN",
+                "imagine-bot worker delivers Discord and Slack jobs: give it the same "
+                "DISCORD_TOKEN / SLACK_BOT_TOKEN as the bot (the console runs in imagine-bot run)",
+            )
+        # Without a gateway (imagine-bot worker) an adapter only registers its delivery port,
+        # which speaks REST: a worker delivers the jobs of every configured platform.
         for name in wanted:
             module: Any = importlib.import_module(f"adapters.{name}")
             adapters.append(module.create_adapter(app, gateway=platforms))
@@ -163,10 +207,19 @@ async def run(settings: Settings, *, workers: bool = True, platforms: bool = Tru
             _console_banner(settings)
         for adapter in adapters:
             adapter.attach()
-        if wanted or "IMAGINE_HTTP_PORT" in os.environ:
+        # A worker serves /healthz and /metrics only when given a port: several run on one host.
+        if (wanted and platforms) or "IMAGINE_HTTP_PORT" in os.environ:
             await app.http_server.start()
         if workers:
-            await app.start_workers()
+            worker = await app.start_workers()
+            log.info(
+                "%s: delivering %s jobs with %d workers",
+                worker.worker_id,
+                ", ".join(sorted(app.deliveries)),
+                worker.config.concurrency,
+            )
+        else:
+            _warn_without_workers(settings)
         tasks: list[asyncio.Task[Any]] = []
         if platforms:
             tasks = [asyncio.create_task(a.run(stop)) for a in adapters]
@@ -190,6 +243,16 @@ async def run(settings: Settings, *, workers: bool = True, platforms: bool = Tru
         if isinstance(result, ConfigError):  # e.g. a platform refused its token: stop, say why
             raise result
     return EXIT_OK
+
+
+def _warn_without_workers(settings: Settings) -> None:
+    if settings.effective_database_url.startswith("sqlite:"):
+        log.warning(
+            "running without workers on SQLite: jobs wait until `imagine-bot worker` runs on this "
+            "machine with the same IMAGINE_DATA_DIR (several machines need PostgreSQL)"
+        )
+    else:
+        log.info("running without workers: `imagine-bot worker` processes run the jobs")
 
 
 def _console_banner(settings: Settings) -> None:

@@ -7,10 +7,12 @@ skipped with the reason; with ``IMAGINE_REQUIRE_POSTGRES=1`` (set by ``.ci/run``
 
 from __future__ import annotations
 
+import asyncio
 import os
 import secrets
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from typing import Any
 
 import pytest
 
@@ -37,6 +39,20 @@ def with_schema(schema: str) -> str:
     return f"{SERVER_URL}{separator}search_path={schema}"
 
 
+async def connect(url: str | None = None) -> Any:
+    """Connect, waiting while the shared server is full (the whole team runs tests on it)."""
+    import asyncpg
+
+    for delay in (0.5, 1, 2, 4, 8, 15, None):
+        try:
+            return await asyncpg.connect(url or SERVER_URL, timeout=3)
+        except (asyncpg.TooManyConnectionsError, asyncpg.CannotConnectNowError):
+            if delay is None:
+                raise
+            await asyncio.sleep(delay)
+    raise AssertionError("unreachable")
+
+
 @asynccontextmanager
 async def private_schema() -> AsyncIterator[str]:
     """Yield the URL of a new, empty schema; drop it (and all it holds) on exit."""
@@ -48,9 +64,9 @@ async def private_schema() -> AsyncIterator[str]:
     if _unavailable:
         _give_up(_unavailable[0])
     try:
-        conn = await asyncpg.connect(SERVER_URL, timeout=3)
+        conn = await connect()
     except (OSError, TimeoutError, asyncpg.PostgresError) as exc:
-        reason = f"no PostgreSQL server at {SERVER_URL} ({type(exc).__name__}: {exc})"
+        reason = f"cannot connect to PostgreSQL at {SERVER_URL} ({type(exc).__name__}: {exc})"
         _unavailable.append(reason)
         _give_up(reason)
         raise  # pragma: no cover - _give_up raises

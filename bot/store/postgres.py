@@ -37,6 +37,11 @@ WORK_CHANNEL = "imagine_work"
 MIGRATION_LOCK = 0x1A61
 CONNECT_TIMEOUT = 10.0
 RECONNECT_DELAYS = (0.5, 1.0, 2.0, 5.0, 10.0)
+# Every statement is short (no transaction spans a provider call), so a few connections serve many
+# concurrent jobs; several processes share the server's max_connections.
+POOL_SIZE = 3
+# A server that is starting up or full may answer in a moment: tried this many times at start.
+BUSY_RETRIES = (0.5, 1.0, 2.0, 4.0, 8.0, 15.0)
 _PARAM = re.compile(r"(?<!:):([A-Za-z_]\w*)")
 
 
@@ -101,15 +106,8 @@ class PostgresStore:
         self._closing = False
 
     @classmethod
-    async def open(cls, url: str, *, min_size: int = 1, max_size: int = 10) -> PostgresStore:
-        try:
-            pool = await asyncpg.create_pool(
-                url, min_size=min_size, max_size=max_size, timeout=CONNECT_TIMEOUT
-            )
-        except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError, TimeoutError) as exc:
-            raise StoreError(
-                f"cannot connect to PostgreSQL at {redact_url(url)}: {type(exc).__name__}: {exc}"
-            ) from None
+    async def open(cls, url: str, *, min_size: int = 1, max_size: int = POOL_SIZE) -> PostgresStore:
+        pool = await _create_pool(url, min_size=min_size, max_size=max_size)
         try:
             schema = await migrate(pool, schema_of(url))
         except BaseException:
@@ -442,6 +440,26 @@ def _audit_values(entry: AuditEntry) -> dict[str, Any]:
         "detail": entry.detail,
         "channel_id": entry.channel_id,
     }
+
+
+async def _create_pool(url: str, *, min_size: int, max_size: int) -> asyncpg.Pool:
+    for delay in (*BUSY_RETRIES, None):
+        try:
+            return await asyncpg.create_pool(
+                url, min_size=min_size, max_size=max_size, timeout=CONNECT_TIMEOUT
+            )
+        except (asyncpg.TooManyConnectionsError, asyncpg.CannotConnectNowError) as exc:
+            if delay is None:
+                raise StoreError(
+                    f"PostgreSQL at {redact_url(url)} refuses connections: {exc}"
+                ) from None
+            log.warning("PostgreSQL is busy (%s); trying again in %.1f s", exc, delay)
+            await asyncio.sleep(delay)
+        except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError, TimeoutError) as exc:
+            raise StoreError(
+                f"cannot connect to PostgreSQL at {redact_url(url)}: {type(exc).__name__}: {exc}"
+            ) from None
+    raise AssertionError("unreachable")  # pragma: no cover
 
 
 async def migrate(pool: asyncpg.Pool, schema: str | None) -> str:

@@ -26,13 +26,14 @@ from bot.store import open_store
 from tests.e2e.conftest import REPO, bot_env
 from tests.e2e.worker_process import RECORDING_TABLES
 from tests.factories import make_job, make_request
-from tests.pg import private_schema
+from tests.pg import connect, private_schema
 
 pytestmark = [pytest.mark.postgres, pytest.mark.slow]
 
 JOBS = 2000
 KILL_AFTER = 500
 LEASE_SECONDS = 3.0
+CONCURRENCY = 8
 
 
 @pytest.fixture
@@ -47,7 +48,7 @@ def start_worker(url: str, data: Path, log: Path) -> subprocess.Popen[bytes]:
         IMAGINE_DATABASE_URL=url,
         IMAGINE_PROVIDERS="offline",
         IMAGINE_OFFLINE_LATENCY="0",
-        IMAGINE_WORKERS="12",
+        IMAGINE_WORKERS=str(CONCURRENCY),
         IMAGINE_LEASE_SECONDS=str(LEASE_SECONDS),
         IMAGINE_LOG_LEVEL="WARNING",
     )
@@ -84,7 +85,7 @@ async def test_three_workers_one_killed_every_job_has_one_outcome(url: str, tmp_
             )
             await store.enqueue_job(make_job(now=now, request=request, width=64, height=64, seed=n))
 
-    probe = await asyncpg.connect(url)
+    probe = await connect(url)
     await probe.execute(RECORDING_TABLES)
     logs = [tmp_path / f"worker{i}.log" for i in range(3)]
     workers = [start_worker(url, data, log) for log in logs]
@@ -138,13 +139,13 @@ async def test_three_workers_one_killed_every_job_has_one_outcome(url: str, tmp_
 
     # No provider task twice. A job whose task the dead worker may have created without storing its
     # id fails with a clear message rather than paying twice; only the dead worker's jobs may.
+    # (It may also have been killed after marking the submit, before creating the task.)
     per_job = Counter(row["job_id"] for row in tasks)
     assert max(per_job.values()) == 1
     failed = [row for row in jobs if row["status"] == "failed"]
     assert all(row["error_code"] == "submit_unknown" for row in failed), failed
     task_pid = {row["job_id"]: row["pid"] for row in tasks}
-    # (No task at all where it died between storing that the submit began and sending it.)
-    assert all(task_pid.get(row["id"]) in (dead, None) for row in failed)
+    assert all(task_pid.get(row["id"], dead) == dead for row in failed)
     images = [row for row in posts if row["kind"] == "image"]
     assert {row["job_id"] for row in images} == {
         row["id"] for row in jobs if row["status"] == "delivered"
@@ -152,7 +153,7 @@ async def test_three_workers_one_killed_every_job_has_one_outcome(url: str, tmp_
     # The dead worker's jobs were taken over: work went on after the kill on the survivors.
     survivors = {w.pid for w in workers[1:]}
     assert sum(1 for row in posts if row["pid"] in survivors) >= JOBS - killed_at
-    assert outcomes["delivered"] >= JOBS - 12  # at most its in-flight jobs could fail
+    assert outcomes["delivered"] >= JOBS - CONCURRENCY  # at most its in-flight jobs could fail
     print(
         f"\n{JOBS} jobs: {outcomes['delivered']} delivered, {len(failed)} failed "
         f"(submit_unknown), {reposted} re-posts after the kill, killed after {killed_at} posts",

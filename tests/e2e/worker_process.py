@@ -93,7 +93,7 @@ async def main() -> int:
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
-    pool = await asyncpg.create_pool(settings.database_url, min_size=1, max_size=4)
+    pool = await asyncpg.create_pool(settings.database_url, min_size=1, max_size=1)
     try:
         await pool.execute(RECORDING_TABLES)
 

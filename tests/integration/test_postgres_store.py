@@ -5,14 +5,13 @@ from __future__ import annotations
 import asyncio
 from collections.abc import AsyncIterator
 
-import asyncpg
 import pytest
 
 from bot.errors import StoreError
 from bot.models import JobStatus
 from bot.store import Store, open_store
 from tests.factories import make_job, make_request
-from tests.pg import private_schema
+from tests.pg import connect, private_schema
 
 pytestmark = pytest.mark.postgres
 
@@ -67,7 +66,7 @@ async def test_processes_starting_together_apply_each_migration_once(url: str) -
             await store.ping()
 
     await asyncio.gather(*(start() for _ in range(5)))
-    conn = await asyncpg.connect(url)
+    conn = await connect(url)
     try:
         versions = [r[0] for r in await conn.fetch("SELECT version FROM schema_migrations")]
     finally:
@@ -98,7 +97,7 @@ async def test_a_lost_listen_connection_comes_back(url: str) -> None:
     woken = asyncio.Event()
     async with open_store(url) as store, open_store(url) as other:
         assert await store.listen_for_work(woken.set)
-        conn = await asyncpg.connect(url)
+        conn = await connect(url)
         try:
             killed = await conn.fetchval(
                 "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity "
