@@ -32,6 +32,7 @@ from bot.providers.transport import (
     SUBMIT_TIMEOUT,
     error_detail,
     fail_for_status,
+    mentions_moderation,
     request_json,
 )
 
@@ -189,7 +190,7 @@ class BflProvider:
                 "bfl: the submit answer holds no task id", provider=self.name, status=status
             )
         detail = error_detail(data)
-        if status in (400, 422) and _mentions_moderation(detail):
+        if status in (400, 422) and mentions_moderation(detail):
             raise ProviderModerated(f"bfl: {detail}", provider=self.name, status=status)
         raise fail_for_status(self.name, status, data)
 
@@ -290,11 +291,6 @@ class BflProvider:
             raise ProviderFailed(f"bfl: credits check answered {status}", status=status)
         credits = data.get("credits") if isinstance(data, Mapping) else None
         return f"key accepted, {credits} credits" if credits is not None else "key accepted"
-
-
-def _mentions_moderation(detail: str) -> bool:
-    lowered = detail.lower()
-    return any(word in lowered for word in ("moderat", "safety", "nsfw", "content policy"))
 
 
 __all__ = ["BflProvider", "HostRule", "webhook_secret_for"]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import random
+from typing import Any
 
 import httpx
 
@@ -23,6 +24,14 @@ def _key(settings: Settings, variable: str) -> str:
     return value
 
 
+# Each keyed provider: its class, key variable, base-URL setting, and whether it takes webhooks.
+_KEYED: dict[str, tuple[Any, str, str, bool]] = {
+    "bfl": (BflProvider, "BFL_API_KEY", "bfl_api_base", True),
+    "fal": (FalProvider, "FAL_KEY", "fal_queue_base", True),
+    "together": (TogetherProvider, "TOGETHER_API_KEY", "together_api_base", False),
+}
+
+
 def build_providers(
     settings: Settings,
     http: httpx.AsyncClient,
@@ -34,39 +43,18 @@ def build_providers(
     for name in settings.effective_providers:
         if name == "offline":
             providers.append(OfflineProvider(latency=settings.offline_latency, clock=clock))
-        elif name == "bfl":
+        elif name in _KEYED:
+            cls, variable, base_field, webhooks = _KEYED[name]
+            options: dict[str, Any] = {"public_url": settings.public_url} if webhooks else {}
             providers.append(
-                BflProvider(
+                cls(
                     http,
-                    api_key=_key(settings, "BFL_API_KEY"),
-                    base_url=settings.bfl_api_base,
+                    api_key=_key(settings, variable),
+                    base_url=getattr(settings, base_field),
                     clock=clock,
                     rng=rng,
                     download_allow=settings.download_allow,
-                    public_url=settings.public_url,
-                )
-            )
-        elif name == "fal":
-            providers.append(
-                FalProvider(
-                    http,
-                    api_key=_key(settings, "FAL_KEY"),
-                    base_url=settings.fal_queue_base,
-                    clock=clock,
-                    rng=rng,
-                    download_allow=settings.download_allow,
-                    public_url=settings.public_url,
-                )
-            )
-        elif name == "together":
-            providers.append(
-                TogetherProvider(
-                    http,
-                    api_key=_key(settings, "TOGETHER_API_KEY"),
-                    base_url=settings.together_api_base,
-                    clock=clock,
-                    rng=rng,
-                    download_allow=settings.download_allow,
+                    **options,
                 )
             )
         else:  # pragma: no cover - the settings validator allows only known names

@@ -28,6 +28,7 @@ from bot.providers.transport import (
     SUBMIT_TIMEOUT,
     error_detail,
     fail_for_status,
+    mentions_moderation,
     request_json,
 )
 
@@ -164,7 +165,7 @@ class FalProvider:
                 "fal: the submit answer holds no request_id", provider=self.name, status=status
             )
         detail = error_detail(data)
-        if status in (400, 422) and _mentions_moderation(detail):
+        if status in (400, 422) and mentions_moderation(detail):
             raise ProviderModerated(f"fal: {detail}", provider=self.name, status=status)
         raise fail_for_status(self.name, status, data)
 
@@ -300,11 +301,6 @@ class FalProvider:
 
 
 def _failure(detail: str) -> PollResult:
-    if _mentions_moderation(detail):
+    if mentions_moderation(detail):
         return PollResult(PollState.MODERATED, message=f"fal: {detail[:200]}")
     return PollResult(PollState.FAILED, message=f"fal: {detail[:200]}")
-
-
-def _mentions_moderation(detail: str) -> bool:
-    lowered = detail.lower()
-    return any(word in lowered for word in ("nsfw", "moderat", "safety", "content policy"))

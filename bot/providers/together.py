@@ -19,6 +19,7 @@ from bot.providers.transport import (
     POLL_TIMEOUT,
     error_detail,
     fail_for_status,
+    mentions_moderation,
     request_json,
 )
 
@@ -105,7 +106,7 @@ class TogetherProvider:
         )
         if not 200 <= status < 300:
             detail = error_detail(data)
-            if status in (400, 422) and _mentions_moderation(detail):
+            if status in (400, 422) and mentions_moderation(detail, ("flagged",)):
                 raise ProviderModerated(f"together: {detail}", provider=self.name, status=status)
             if status == 422 and not detail:
                 raise ProviderModerated("together: refused (422)", provider=self.name, status=422)
@@ -167,13 +168,6 @@ class TogetherProvider:
         if status >= 400:
             raise ProviderFailed(f"together: model list answered {status}", status=status)
         return "key accepted"
-
-
-def _mentions_moderation(detail: str) -> bool:
-    lowered = detail.lower()
-    return any(
-        word in lowered for word in ("nsfw", "safety", "moderat", "content policy", "flagged")
-    )
 
 
 __all__ = ["TogetherProvider"]

@@ -212,3 +212,12 @@ def fail_for_status(provider: str, status: int, data: Any) -> ProviderError:
         provider=provider,
         status=status,
     )
+
+
+MODERATION_WORDS = ("nsfw", "moderat", "safety", "content policy")
+
+
+def mentions_moderation(detail: str, extra: tuple[str, ...] = ()) -> bool:
+    """Whether a provider's error text says its safety system refused the request."""
+    lowered = detail.lower()
+    return any(word in lowered for word in MODERATION_WORDS + extra)
