@@ -53,8 +53,6 @@ NOISY_LOGGERS = {
     "aiohttp.access": logging.WARNING,
     "aiohttp.client": logging.WARNING,
     "asyncpg": logging.INFO,
-    # aiosqlite logs every operation with its parameters (stored reply tokens included).
-    "aiosqlite": logging.INFO,
     "discord.http": logging.WARNING,
     "discord.gateway": logging.INFO,
     "discord.webhook": logging.WARNING,

@@ -1,4 +1,5 @@
-"""The SQLite store: one file, WAL, one writer connection taking ``BEGIN IMMEDIATE`` per step."""
+"""The SQLite store: one file in WAL mode. Each store call is one hop to the thread that owns a
+plain ``sqlite3`` connection, where it runs whole (writes as one ``BEGIN IMMEDIATE`` transaction)."""
 
 from __future__ import annotations
 
@@ -6,12 +7,11 @@ import asyncio
 import json
 import sqlite3
 import time
-from collections.abc import AsyncIterator, Callable, Iterable
-from contextlib import asynccontextmanager
+from collections.abc import Callable, Iterable
+from concurrent.futures import ThreadPoolExecutor
+from functools import partial
 from pathlib import Path
-from typing import Any
-
-import aiosqlite
+from typing import Any, TypeVar
 
 from bot.community import AuditEntry
 from bot.errors import StoreError
@@ -29,6 +29,7 @@ from bot.store.base import (
 
 Q = load_queries("sqlite")
 BUSY_TIMEOUT_MS = 30_000
+T = TypeVar("T")
 
 
 def path_from_url(url: str) -> str:
@@ -38,83 +39,156 @@ def path_from_url(url: str) -> str:
     return url.removeprefix("sqlite:///")
 
 
+def connect(path: str) -> sqlite3.Connection:
+    """A connection set up as every connection of the store is: WAL, and commits that survive a
+    killed process (``synchronous=NORMAL`` loses at most the last commits on power loss)."""
+    db = sqlite3.connect(path, isolation_level=None, timeout=BUSY_TIMEOUT_MS / 1000)
+    try:
+        db.row_factory = sqlite3.Row
+        db.execute("PRAGMA journal_mode=WAL")
+        db.execute("PRAGMA synchronous=NORMAL")
+        db.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}")
+        db.execute("PRAGMA foreign_keys=ON")
+    except BaseException:
+        db.close()
+        raise
+    return db
+
+
+class DatabaseThread:
+    """One ``sqlite3`` connection and the one thread that opens, uses and closes it.
+
+    A connection must stay on the thread that made it, and each hop between the event loop and a
+    thread costs a wake-up on both sides: so a caller hands over a whole unit of work at once."""
+
+    def __init__(self, name: str) -> None:
+        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix=name)
+        self._db: sqlite3.Connection | None = None
+        self._closed = False
+
+    async def open(self, path: str) -> None:
+        await self._hop(self._open, path)
+
+    async def run(self, work: Callable[[sqlite3.Connection], T]) -> T:
+        """Run ``work`` with the connection on its thread; sqlite3 errors become StoreError."""
+        return await self._hop(self._run, work)
+
+    async def close(self) -> None:
+        """Close the connection after the work already handed over, then let the thread end."""
+        if self._closed:
+            return
+        self._closed = True
+        try:
+            await self._hop(self._close, force=True)
+        finally:
+            # The thread is idle (or finishing the close if this was cancelled): it ends at once.
+            self._executor.shutdown(wait=False)
+
+    async def _hop(self, function: Callable[..., T], *args: Any, force: bool = False) -> T:
+        if self._closed and not force:
+            raise StoreError("the SQLite store is closed")
+        loop = asyncio.get_running_loop()
+        try:
+            return await loop.run_in_executor(self._executor, function, *args)
+        except sqlite3.Error as exc:
+            raise StoreError(f"SQLite: {type(exc).__name__}: {exc}") from exc
+
+    def _open(self, path: str) -> None:
+        self._db = connect(path)
+
+    def _run(self, work: Callable[[sqlite3.Connection], T]) -> T:
+        if self._db is None:
+            raise StoreError("the SQLite store is closed")
+        return work(self._db)
+
+    def _close(self) -> None:
+        if self._db is not None:
+            self._db.close()
+            self._db = None
+
+
+def in_transaction(work: Callable[[sqlite3.Connection], T], db: sqlite3.Connection) -> T:
+    """Run ``work`` as one write transaction: all of it is committed, or none of it."""
+    db.execute("BEGIN IMMEDIATE")
+    try:
+        result = work(db)
+        db.execute("COMMIT")
+    except BaseException:
+        if db.in_transaction:  # some errors (disk full, I/O) have already rolled it back
+            db.execute("ROLLBACK")
+        raise
+    return result
+
+
+def in_snapshot(work: Callable[[sqlite3.Connection], T], db: sqlite3.Connection) -> T:
+    """Run several reads of ``work`` against one consistent state of the database."""
+    db.execute("BEGIN")
+    try:
+        return work(db)
+    finally:
+        if db.in_transaction:
+            db.execute("COMMIT")
+
+
 class SqliteStore:
-    def __init__(self, writer: aiosqlite.Connection, reader: aiosqlite.Connection) -> None:
+    """Writes go through one writer connection (SQLite has one writer at a time anyway), reads
+    through a reader connection on its own thread, so reads never wait behind a write."""
+
+    def __init__(self, writer: DatabaseThread, reader: DatabaseThread) -> None:
         self._writer = writer
         self._reader = reader
-        # One connection is shared by every coroutine: a transaction must not interleave with another.
-        self._lock = asyncio.Lock()
 
     @classmethod
     async def open(cls, url: str) -> SqliteStore:
         path = path_from_url(url)
+        writer = DatabaseThread("sqlite-writer")
+        reader = DatabaseThread("sqlite-reader") if path != ":memory:" else writer
+        store = cls(writer, reader)
         try:
             if path != ":memory:":
                 Path(path).parent.mkdir(parents=True, exist_ok=True)
-            writer = await cls._connect(path)
-            reader = await cls._connect(path) if path != ":memory:" else writer
-        except (sqlite3.Error, OSError) as exc:
+            await writer.open(path)
+            if reader is not writer:
+                await reader.open(path)
+        except (StoreError, OSError) as exc:
+            await store.aclose()
+            cause = exc.__cause__ if isinstance(exc, StoreError) and exc.__cause__ else exc
             raise StoreError(
-                f"IMAGINE_DATABASE_URL: cannot open the SQLite database at {path}: {exc}"
+                f"IMAGINE_DATABASE_URL: cannot open the SQLite database at {path}: {cause}"
             ) from None
-        store = cls(writer, reader)
-        await store.migrate()
+        except BaseException:
+            await store.aclose()
+            raise
+        try:
+            await store.migrate()
+        except BaseException:
+            await store.aclose()
+            raise
         return store
 
-    @staticmethod
-    async def _connect(path: str) -> aiosqlite.Connection:
-        conn = await aiosqlite.connect(path, isolation_level=None, timeout=BUSY_TIMEOUT_MS / 1000)
-        conn.row_factory = aiosqlite.Row
-        await conn.execute("PRAGMA journal_mode=WAL")
-        await conn.execute("PRAGMA synchronous=NORMAL")
-        await conn.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}")
-        await conn.execute("PRAGMA foreign_keys=ON")
-        return conn
-
     async def aclose(self) -> None:
-        if self._reader is not self._writer:
-            await self._reader.close()
-        await self._writer.close()
+        try:
+            if self._reader is not self._writer:
+                await self._reader.close()
+        finally:
+            await self._writer.close()
 
-    @asynccontextmanager
-    async def _write(self) -> AsyncIterator[aiosqlite.Connection]:
-        async with self._lock:
-            await self._writer.execute("BEGIN IMMEDIATE")
-            try:
-                yield self._writer
-            except BaseException:
-                await self._writer.execute("ROLLBACK")
-                raise
-            else:
-                await self._writer.execute("COMMIT")
+    async def _write(self, work: Callable[[sqlite3.Connection], T]) -> T:
+        """Run ``work`` as one transaction of the writer connection: one hop to its thread."""
+        return await self._writer.run(partial(in_transaction, work))
 
-    async def _fetchone(self, sql: str, params: dict[str, Any]) -> aiosqlite.Row | None:
-        async with self._reader.execute(sql, params) as cursor:
-            return await cursor.fetchone()
+    async def _read(self, work: Callable[[sqlite3.Connection], T]) -> T:
+        return await self._reader.run(work)
+
+    async def _fetchone(self, sql: str, params: dict[str, Any]) -> sqlite3.Row | None:
+        row: sqlite3.Row | None = await self._read(lambda db: db.execute(sql, params).fetchone())
+        return row
 
     async def migrate(self) -> None:
-        async with self._write() as db:
-            await db.execute(
-                "CREATE TABLE IF NOT EXISTS schema_migrations "
-                "(version INTEGER PRIMARY KEY, applied_at REAL NOT NULL)"
-            )
-            async with db.execute("SELECT version FROM schema_migrations") as cursor:
-                applied = {int(row[0]) for row in await cursor.fetchall()}
-            for version, sql in load_migrations("sqlite"):
-                if version in applied:
-                    continue
-                for statement in _split_statements(sql):
-                    await db.execute(statement)
-                await db.execute(
-                    "INSERT INTO schema_migrations (version, applied_at) VALUES (?, ?)",
-                    (version, time.time()),
-                )
+        await self._write(_migrate)
 
     async def ping(self) -> None:
-        try:
-            await self._fetchone("SELECT 1", {})
-        except sqlite3.Error as exc:
-            raise StoreError(f"SQLite is not answering: {exc}") from exc
+        await self._fetchone("SELECT 1", {})
 
     async def listen_for_work(self, callback: Callable[[], None]) -> bool:
         return False  # one process per file: the in-process events are enough
@@ -122,17 +196,20 @@ class SqliteStore:
     # Jobs ---------------------------------------------------------------------------------------
 
     async def enqueue_job(self, job: Job) -> tuple[Job, bool]:
-        async with self._write() as db:
-            cursor = await db.execute(Q["insert_job"], dict(job_row_values(job)))
-            if cursor.rowcount == 1:
-                return job, True
-            async with db.execute(
+        values = dict(job_row_values(job))
+
+        def enqueue(db: sqlite3.Connection) -> sqlite3.Row | None:
+            if db.execute(Q["insert_job"], values).rowcount == 1:
+                return None
+            found: sqlite3.Row | None = db.execute(
                 Q["get_job_by_dedupe"], {"dedupe_key": job.request.dedupe_key}
-            ) as found:
-                row = await found.fetchone()
-        if row is None:  # pragma: no cover - the conflict was on the dedupe key
-            raise StoreError(f"job {job.id} was neither stored nor found")
-        return job_from_row(dict(row)), False
+            ).fetchone()
+            if found is None:  # pragma: no cover - the conflict was on the dedupe key
+                raise StoreError(f"job {job.id} was neither stored nor found")
+            return found
+
+        earlier = await self._write(enqueue)
+        return (job, True) if earlier is None else (job_from_row(dict(earlier)), False)
 
     async def get_job(self, job_id: str) -> Job | None:
         row = await self._fetchone(Q["get_job"], {"id": job_id})
@@ -142,50 +219,42 @@ class SqliteStore:
         self, worker_id: str, now: float, lease_seconds: float, platforms: Iterable[str]
     ) -> Job | None:
         params = {"now": now, "platforms": json.dumps(sorted(platforms))}
-        async with self._write() as db:
-            async with db.execute(Q["claim_candidate"], params) as cursor:
-                candidate = await cursor.fetchone()
+
+        def claim(db: sqlite3.Connection) -> sqlite3.Row | None:
+            candidate = db.execute(Q["claim_candidate"], params).fetchone()
             if candidate is None:
                 return None
             job_id, community_id, user_id = candidate[0], candidate[1], candidate[2]
-            await db.execute(
-                Q["lease_job"],
-                {
-                    "id": job_id,
-                    "worker_id": worker_id,
-                    "expires_at": now + lease_seconds,
-                    "now": now,
-                },
-            )
-            await db.execute(Q["mark_dispatched"], {"key": f"c:{community_id}"})
-            await db.execute(Q["mark_dispatched"], {"key": f"u:{community_id}:{user_id}"})
-            async with db.execute(Q["get_job"], {"id": job_id}) as cursor:
-                row = await cursor.fetchone()
+            lease = {"id": job_id, "worker_id": worker_id, "expires_at": now + lease_seconds}
+            db.execute(Q["lease_job"], {**lease, "now": now})
+            db.execute(Q["mark_dispatched"], {"key": f"c:{community_id}"})
+            db.execute(Q["mark_dispatched"], {"key": f"u:{community_id}:{user_id}"})
+            row: sqlite3.Row | None = db.execute(Q["get_job"], {"id": job_id}).fetchone()
+            return row
+
+        row = await self._write(claim)
         return job_from_row(dict(row)) if row else None
 
     async def renew_leases(
         self, worker_id: str, job_ids: Iterable[str], now: float, lease_seconds: float
     ) -> set[str]:
-        held: set[str] = set()
         ids = list(job_ids)
         if not ids:
-            return held
-        async with self._write() as db:
+            return set()
+
+        def renew(db: sqlite3.Connection) -> set[str]:
+            held: set[str] = set()
             for job_id in ids:
-                cursor = await db.execute(
-                    Q["renew_lease"],
-                    {"id": job_id, "worker_id": worker_id, "expires_at": now + lease_seconds},
-                )
-                if cursor.rowcount == 1:
+                params = {"id": job_id, "worker_id": worker_id, "expires_at": now + lease_seconds}
+                if db.execute(Q["renew_lease"], params).rowcount == 1:
                     held.add(job_id)
-        return held
+            return held
+
+        return await self._write(renew)
 
     async def release_job(self, job_id: str, worker_id: str, not_before: float) -> None:
-        async with self._write() as db:
-            await db.execute(
-                Q["release_job"],
-                {"id": job_id, "worker_id": worker_id, "not_before": not_before},
-            )
+        params = {"id": job_id, "worker_id": worker_id, "not_before": not_before}
+        await self._write(lambda db: db.execute(Q["release_job"], params))
 
     async def save_job_step(self, job: Job, *, worker_id: str, expected: JobStatus) -> bool:
         values = dict(job_row_values(job))
@@ -194,28 +263,28 @@ class SqliteStore:
             values.pop(unused)
         values.pop("variant")
         values.pop("created_at")
-        async with self._write() as db:
-            cursor = await db.execute(Q["save_job_step"], values)
-            return cursor.rowcount == 1
+        return await self._write(lambda db: db.execute(Q["save_job_step"], values).rowcount == 1)
 
     async def lease_owners(self) -> set[str]:
-        async with self._reader.execute(Q["lease_owners"], {}) as cursor:
-            return {str(row[0]) for row in await cursor.fetchall()}
+        return await self._read(
+            lambda db: {str(row[0]) for row in db.execute(Q["lease_owners"]).fetchall()}
+        )
 
     async def release_leases_of(self, worker_id: str) -> int:
-        async with self._write() as db:
-            cursor = await db.execute(Q["release_leases_of"], {"worker_id": worker_id})
-            return cursor.rowcount
+        params = {"worker_id": worker_id}
+        return await self._write(lambda db: db.execute(Q["release_leases_of"], params).rowcount)
 
     async def count_pending(self, platforms: Iterable[str]) -> int:
         row = await self._fetchone(Q["count_pending"], {"platforms": json.dumps(sorted(platforms))})
         return int(row[0]) if row else 0
 
     async def cancel_job(self, job_id: str, now: float) -> Job | None:
-        async with self._write() as db:
-            await db.execute(Q["cancel_job"], {"id": job_id, "now": now})
-            async with db.execute(Q["get_job"], {"id": job_id}) as cursor:
-                row = await cursor.fetchone()
+        def cancel(db: sqlite3.Connection) -> sqlite3.Row | None:
+            db.execute(Q["cancel_job"], {"id": job_id, "now": now})
+            row: sqlite3.Row | None = db.execute(Q["get_job"], {"id": job_id}).fetchone()
+            return row
+
+        row = await self._write(cancel)
         return job_from_row(dict(row)) if row else None
 
     async def queue_position(self, job: Job) -> int:
@@ -237,15 +306,12 @@ class SqliteStore:
         return CommunitySettings.from_json(json.loads(row[0])) if row else None
 
     async def save_settings(self, settings: CommunitySettings, now: float) -> None:
-        async with self._write() as db:
-            await db.execute(
-                Q["save_settings"],
-                {
-                    "community_id": settings.community_id,
-                    "settings_json": dumps(settings.to_json()),
-                    "now": now,
-                },
-            )
+        params = {
+            "community_id": settings.community_id,
+            "settings_json": dumps(settings.to_json()),
+            "now": now,
+        }
+        await self._write(lambda db: db.execute(Q["save_settings"], params))
 
     async def change_settings(
         self,
@@ -253,21 +319,22 @@ class SqliteStore:
         change: Callable[[CommunitySettings | None], CommunitySettings],
         audit: AuditEntry,
     ) -> CommunitySettings:
-        async with self._write() as db:
-            async with db.execute(Q["get_settings"], {"community_id": community_id}) as cursor:
-                row = await cursor.fetchone()
+        # ``change`` runs on the writer's thread, inside the transaction: it is a pure function
+        # of the stored settings, and an error it raises rolls the transaction back.
+        def read_modify_write(db: sqlite3.Connection) -> CommunitySettings:
+            row = db.execute(Q["get_settings"], {"community_id": community_id}).fetchone()
             current = CommunitySettings.from_json(json.loads(row[0])) if row else None
             new = change(current)
-            await db.execute(
-                Q["save_settings"],
-                {
-                    "community_id": community_id,
-                    "settings_json": dumps(new.to_json()),
-                    "now": audit.at,
-                },
-            )
-            await db.execute(Q["add_audit"], _audit_values(audit))
-        return new
+            params = {
+                "community_id": community_id,
+                "settings_json": dumps(new.to_json()),
+                "now": audit.at,
+            }
+            db.execute(Q["save_settings"], params)
+            db.execute(Q["add_audit"], _audit_values(audit))
+            return new
+
+        return await self._write(read_modify_write)
 
     # Limits, cache and audit --------------------------------------------------------------------
 
@@ -279,64 +346,12 @@ class SqliteStore:
         *,
         share_in_flight: bool = False,
     ) -> Admission:
-        now = job.created_at
-        async with self._write() as db:
-            if job.request.dedupe_key is not None:
-                async with db.execute(
-                    Q["get_job_by_dedupe"], {"dedupe_key": job.request.dedupe_key}
-                ) as cursor:
-                    row = await cursor.fetchone()
-                if row is not None:
-                    return Admission(job_from_row(dict(row)), False, _ADMITTED)
-            usage = await self._usage(db, plan, now)
-            decision = decide(plan, usage, now=now, images=job.request.count, cost_usd=job.cost_usd)
-            if decision.new_tat is not None:
-                await db.execute(Q["set_rate_tat"], {"key": plan.rate_key, "tat": decision.new_tat})
-            if not decision.admitted:
-                return Admission(job, False, decision)
-            if share_in_flight and cache_key is not None:
-                params = {"community_id": job.community_id, "cache_key": cache_key}
-                async with db.execute(Q["find_leader_job"], params) as cursor:
-                    leader = await cursor.fetchone()
-                if leader is not None:
-                    job = as_follower(job, str(leader[0]))
-            await db.execute(Q["insert_job"], dict(job_row_values(job)))
-            if cache_key is not None:
-                await db.execute(
-                    Q["add_cache_key"],
-                    {
-                        "job_id": job.id,
-                        "community_id": job.community_id,
-                        "cache_key": cache_key,
-                        "created_at": now,
-                    },
-                )
-        return Admission(job, True, decision)
+        return await self._write(
+            partial(_admit, job, plan, cache_key=cache_key, share_in_flight=share_in_flight)
+        )
 
     async def read_usage(self, plan: LimitPlan, now: float) -> Usage:
-        return await self._usage(self._reader, plan, now)
-
-    async def _usage(self, db: aiosqlite.Connection, plan: LimitPlan, now: float) -> Usage:
-        params = {
-            "community_id": plan.community_id,
-            "user_id": plan.user_id,
-            "day_start": day_start(now),
-            "key": plan.rate_key,
-        }
-        async with db.execute(Q["get_rate_tat"], params) as cursor:
-            tat_row = await cursor.fetchone()
-        async with db.execute(Q["user_usage"], params) as cursor:
-            user_row = await cursor.fetchone()
-        async with db.execute(Q["community_usage"], params) as cursor:
-            community_row = await cursor.fetchone()
-        assert user_row is not None and community_row is not None
-        return Usage(
-            rate_tat=float(tat_row[0]) if tat_row else None,
-            user_images_today=int(user_row[0]),
-            user_in_flight=int(user_row[1]),
-            community_images_today=int(community_row[0]),
-            community_spent_usd=float(community_row[1]),
-        )
+        return await self._read(partial(in_snapshot, partial(_usage, plan=plan, now=now)))
 
     async def find_cached_job(self, community_id: str, cache_key: str) -> Job | None:
         row = await self._fetchone(
@@ -345,13 +360,12 @@ class SqliteStore:
         return job_from_row(dict(row)) if row else None
 
     async def add_audit(self, entry: AuditEntry) -> None:
-        async with self._write() as db:
-            await db.execute(Q["add_audit"], _audit_values(entry))
+        params = _audit_values(entry)
+        await self._write(lambda db: db.execute(Q["add_audit"], params))
 
     async def list_audit(self, community_id: str, limit: int) -> list[AuditEntry]:
         params = {"community_id": community_id, "limit": limit}
-        async with self._reader.execute(Q["list_audit"], params) as cursor:
-            rows = await cursor.fetchall()
+        rows = await self._read(lambda db: db.execute(Q["list_audit"], params).fetchall())
         return [
             AuditEntry(
                 id=int(row[0]),
@@ -368,6 +382,82 @@ class SqliteStore:
 
 
 _ADMITTED = Decision(True)
+
+
+def _admit(
+    job: Job,
+    plan: LimitPlan,
+    db: sqlite3.Connection,
+    *,
+    cache_key: str | None,
+    share_in_flight: bool,
+) -> Admission:
+    """The body of ``SqliteStore.admit_job``, run inside its write transaction."""
+    now = job.created_at
+    if job.request.dedupe_key is not None:
+        row = db.execute(Q["get_job_by_dedupe"], {"dedupe_key": job.request.dedupe_key}).fetchone()
+        if row is not None:
+            return Admission(job_from_row(dict(row)), False, _ADMITTED)
+    usage = _usage(db, plan=plan, now=now)
+    decision = decide(plan, usage, now=now, images=job.request.count, cost_usd=job.cost_usd)
+    if decision.new_tat is not None:
+        db.execute(Q["set_rate_tat"], {"key": plan.rate_key, "tat": decision.new_tat})
+    if not decision.admitted:
+        return Admission(job, False, decision)
+    if share_in_flight and cache_key is not None:
+        params = {"community_id": job.community_id, "cache_key": cache_key}
+        leader = db.execute(Q["find_leader_job"], params).fetchone()
+        if leader is not None:
+            job = as_follower(job, str(leader[0]))
+    db.execute(Q["insert_job"], dict(job_row_values(job)))
+    if cache_key is not None:
+        db.execute(
+            Q["add_cache_key"],
+            {
+                "job_id": job.id,
+                "community_id": job.community_id,
+                "cache_key": cache_key,
+                "created_at": now,
+            },
+        )
+    return Admission(job, True, decision)
+
+
+def _usage(db: sqlite3.Connection, *, plan: LimitPlan, now: float) -> Usage:
+    params = {
+        "community_id": plan.community_id,
+        "user_id": plan.user_id,
+        "day_start": day_start(now),
+        "key": plan.rate_key,
+    }
+    tat_row = db.execute(Q["get_rate_tat"], params).fetchone()
+    user_row = db.execute(Q["user_usage"], params).fetchone()
+    community_row = db.execute(Q["community_usage"], params).fetchone()
+    return Usage(
+        rate_tat=float(tat_row[0]) if tat_row else None,
+        user_images_today=int(user_row[0]),
+        user_in_flight=int(user_row[1]),
+        community_images_today=int(community_row[0]),
+        community_spent_usd=float(community_row[1]),
+    )
+
+
+def _migrate(db: sqlite3.Connection) -> None:
+    """Apply the migrations not applied yet (run inside the writer's transaction)."""
+    db.execute(
+        "CREATE TABLE IF NOT EXISTS schema_migrations "
+        "(version INTEGER PRIMARY KEY, applied_at REAL NOT NULL)"
+    )
+    applied = {int(row[0]) for row in db.execute("SELECT version FROM schema_migrations")}
+    for version, sql in load_migrations("sqlite"):
+        if version in applied:
+            continue
+        for statement in _split_statements(sql):
+            db.execute(statement)
+        db.execute(
+            "INSERT INTO schema_migrations (version, applied_at) VALUES (?, ?)",
+            (version, time.time()),
+        )
 
 
 def _audit_values(entry: AuditEntry) -> dict[str, Any]:

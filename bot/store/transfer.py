@@ -9,16 +9,16 @@ stopped half-way can simply be run again. Run it with the bot stopped.
 from __future__ import annotations
 
 import logging
+import sqlite3
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-import aiosqlite
 import asyncpg
 
 from bot.errors import StoreError
 from bot.store.postgres import PostgresStore, redact_url
-from bot.store.sqlite import SqliteStore, path_from_url
+from bot.store.sqlite import DatabaseThread, SqliteStore, path_from_url
 
 log = logging.getLogger(__name__)
 
@@ -50,13 +50,16 @@ async def copy_sqlite_to_postgres(
     try:
         target = await PostgresStore.open(postgres_url, max_size=2)
         try:
-            async with aiosqlite.connect(path_from_url(sqlite_url)) as lite:
-                lite.row_factory = aiosqlite.Row
+            lite = DatabaseThread("sqlite-transfer")
+            try:
+                await lite.open(path_from_url(sqlite_url))
                 conn = await asyncpg.connect(postgres_url)
                 try:
                     return await _copy(lite, conn, progress or (lambda _: None))
                 finally:
                     await conn.close()
+            finally:
+                await lite.close()
         finally:
             await target.aclose()
     except (OSError, asyncpg.PostgresError) as exc:
@@ -68,7 +71,7 @@ async def copy_sqlite_to_postgres(
 
 
 async def _copy(
-    lite: aiosqlite.Connection, pg: asyncpg.Connection, progress: Callable[[str], None]
+    lite: DatabaseThread, pg: asyncpg.Connection, progress: Callable[[str], None]
 ) -> TransferReport:
     lite_version = await _sqlite_version(lite)
     pg_version = await pg.fetchval("SELECT max(version) FROM schema_migrations")
@@ -96,7 +99,7 @@ async def _copy(
 
 
 async def _copy_table(
-    lite: aiosqlite.Connection,
+    lite: DatabaseThread,
     pg: asyncpg.Connection,
     table: str,
     columns: list[str],
@@ -108,14 +111,18 @@ async def _copy_table(
     await pg.execute(f'CREATE TEMP TABLE "{scratch}" (LIKE "{table}") ON COMMIT DROP')
     converters = [_converter(types[c]) for c in columns]
     seen = 0
-    async with lite.execute(f'SELECT {names} FROM "{table}"') as cursor:  # noqa: S608
-        while rows := await cursor.fetchmany(BATCH):
+    cursor = await lite.run(lambda db: db.execute(f'SELECT {names} FROM "{table}"'))  # noqa: S608
+    try:
+        # One hop to the SQLite thread per batch; the cursor stays on that thread.
+        while rows := await lite.run(lambda _: cursor.fetchmany(BATCH)):
             records = [
                 tuple(convert(value) for convert, value in zip(converters, row, strict=True))
                 for row in rows
             ]
             await pg.copy_records_to_table(scratch, records=records, columns=columns)
             seen += len(records)
+    finally:
+        await lite.run(lambda _: cursor.close())
     status = await pg.execute(
         f'INSERT INTO "{table}" ({names}) SELECT {names} FROM "{scratch}" '  # noqa: S608
         "ON CONFLICT DO NOTHING"
@@ -153,23 +160,31 @@ async def _advance_sequences(pg: asyncpg.Connection) -> None:
         await pg.execute("SELECT setval('dispatch_order', $1)", int(top_claim))
 
 
-async def _sqlite_version(lite: aiosqlite.Connection) -> int | None:
-    async with lite.execute("SELECT max(version) FROM schema_migrations") as cursor:
-        row = await cursor.fetchone()
+async def _sqlite_version(lite: DatabaseThread) -> int | None:
+    row = await _fetchone(lite, "SELECT max(version) FROM schema_migrations")
     return int(row[0]) if row and row[0] is not None else None
 
 
-async def _sqlite_tables(lite: aiosqlite.Connection) -> list[str]:
-    async with lite.execute(
+async def _sqlite_tables(lite: DatabaseThread) -> list[str]:
+    rows = await _fetchall(
+        lite,
         "SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%' "
-        "ORDER BY rowid"
-    ) as cursor:
-        return [str(row[0]) for row in await cursor.fetchall() if row[0] not in SKIPPED]
+        "ORDER BY rowid",
+    )
+    return [str(row[0]) for row in rows if row[0] not in SKIPPED]
 
 
-async def _sqlite_columns(lite: aiosqlite.Connection, table: str) -> list[str]:
-    async with lite.execute(f'PRAGMA table_info("{table}")') as cursor:
-        return [str(row[1]) for row in await cursor.fetchall()]
+async def _sqlite_columns(lite: DatabaseThread, table: str) -> list[str]:
+    return [str(row[1]) for row in await _fetchall(lite, f'PRAGMA table_info("{table}")')]
+
+
+async def _fetchone(lite: DatabaseThread, sql: str) -> sqlite3.Row | None:
+    row: sqlite3.Row | None = await lite.run(lambda db: db.execute(sql).fetchone())
+    return row
+
+
+async def _fetchall(lite: DatabaseThread, sql: str) -> list[sqlite3.Row]:
+    return await lite.run(lambda db: db.execute(sql).fetchall())
 
 
 async def _postgres_columns(pg: asyncpg.Connection, table: str) -> dict[str, str]:

@@ -8,6 +8,7 @@ from collections.abc import Callable
 import pytest
 
 from bot.community import AuditEntry
+from bot.errors import StoreError
 from bot.limits import LimitPlan
 from bot.models import CommunitySettings, JobStatus
 from bot.store import Store
@@ -292,3 +293,14 @@ async def test_an_identical_request_in_flight_becomes_a_follower(store: Store) -
     await store.cancel_job(leader.id, NOW + 4)
     third = await store.admit_job(make_job(created_at=NOW + 5), plan, "k", share_in_flight=True)
     assert third.job.provider_task == {"follows": alone.job.id}
+
+
+async def test_a_second_job_with_a_stored_id_is_a_store_error(store: Store) -> None:
+    first = make_job()
+    await store.enqueue_job(first)
+    again = make_job(id=first.id, request=make_request(user_id="u2"))
+    with pytest.raises(StoreError):
+        await store.enqueue_job(again)
+    assert await store.get_job(first.id) == first
+    other = make_job()
+    assert await store.enqueue_job(other) == (other, True)

@@ -114,7 +114,7 @@ def test_debug_logging_keeps_the_http_libraries_quiet() -> None:
     try:
         setup_logging("DEBUG", "json")
         assert root.level == logging.DEBUG
-        for name in ("httpx", "httpcore", "discord.http", "discord.gateway", "aiosqlite"):
+        for name in ("httpx", "httpcore", "discord.http", "discord.gateway"):
             assert (
                 logging.getLogger(name).getEffectiveLevel() >= NOISY_LOGGERS[name] > logging.DEBUG
             )
