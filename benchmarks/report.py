@@ -248,9 +248,12 @@ NOTES = [
     "2.5 s instead of 0.2 s alone (GIL hand-offs between the two threads), which is most of "
     "the added latency even with webhooks. Decoding in a process pool, or validating without "
     "a full decode, is the next step.",
-    "- Polling: the first poll comes at 0.85 x the model's usual time, then steps of at least "
-    "0.5 s (bot/providers/polling.py), so a job finishing at its usual time is seen 0.4-0.7 s "
-    "late. Webhooks (IMAGINE_PUBLIC_URL) remove most polls.",
+    "- Polling (bot/providers/polling.py): BFL tasks report progress, so the first poll comes "
+    "at 1/8 of the model's usual time, a second about halfway to the finish it points to (to "
+    "measure the rate), then one just after the finish; rounded progress still leaves about 1 % "
+    "of the generation time of uncertainty (python -m benchmarks.polling_sim: 3.9 polls and "
+    "57 ms past the finish per job on a simulated clock). Providers without progress keep the "
+    "usual-time schedule. Webhooks (IMAGINE_PUBLIC_URL) remove most polls.",
     "- Acknowledgements are fast alone (5 ms) but wait behind the event loop's other work: "
     "hundreds of commands arriving together queue behind each other's enqueueing (policy "
     "checks and a SQLite write each).",

@@ -34,7 +34,7 @@ from bot.models import CACHE_PROVIDER, Job, JobStatus
 from bot.netguard import SafeFetcher
 from bot.policy import Policy
 from bot.providers.base import GenerationSpec, PollResult, PollState, Provider
-from bot.providers.polling import first_poll_delay, next_poll_delay
+from bot.providers.polling import Schedule, next_poll_delay
 from bot.providers.router import Router
 from bot.store import Store
 
@@ -577,14 +577,14 @@ class Worker:
         variant = self._catalog.variants[job.variant]
         started = job.submit_started_at or job.updated_at
         deadline = started + self.config.generation_timeout
-        webhook = bool(task.get("webhook"))
-        eta = task.get("eta")
-        delay = first_poll_delay(
+        schedule = Schedule(
             variant.typical_seconds,
-            eta=float(eta) if isinstance(eta, int | float) else None,
-            webhook=webhook,
+            webhook=bool(task.get("webhook")),
+            reports_progress=bool(task.get("reports_progress")),
         )
-        delay = max(0.0, started + delay - self._clock.now())
+        eta = task.get("eta")
+        # When the next poll is due, in the clock's time.
+        due = started + schedule.first_delay(float(eta) if isinstance(eta, int | float) else None)
         last_progress = self._clock.monotonic()
         wakeups = self._router.wakeups
         wakeups.watch(job.id)
@@ -592,16 +592,16 @@ class Worker:
         polls = 0
         try:
             while True:
+                delay = min(due, deadline) - self._clock.now()
                 if delay > 0:
-                    await wakeups.sleep(
-                        job.id, min(delay, max(0.0, deadline - self._clock.now())), self._clock
-                    )
+                    await wakeups.sleep(job.id, delay, self._clock)
                 if self._clock.now() > deadline:
                     return PollResult(
                         PollState.FAILED, message="timed out waiting for the provider"
                     )
                 if await self._cancelled_at_provider(job, provider):
                     raise LeaseLost(job.id)
+                sent = self._clock.now()
                 try:
                     result = await metrics.provider_call(provider.name, "poll", provider.poll(task))
                     errors = 0
@@ -609,7 +609,9 @@ class Worker:
                     errors += 1
                     hint = getattr(exc, "retry_after", None)
                     log.info("job %s: poll failed (%s), try %d", job.id, exc, errors)
-                    delay = max(hint or 0.0, backoff(errors, self._rng, base=1.0, cap=15.0))
+                    due = self._clock.now() + max(
+                        hint or 0.0, backoff(errors, self._rng, base=1.0, cap=15.0)
+                    )
                     continue
                 except ProviderError as exc:
                     return PollResult(PollState.FAILED, message=str(exc))
@@ -619,7 +621,13 @@ class Worker:
                 if result.state is not PollState.PENDING:
                     log.info("job %s: %s after %d poll(s)", job.id, result.state.value, polls)
                     return result
-                elapsed = self._clock.now() - started
+                # The provider answered about halfway through the call: that is the sample's time.
+                elapsed = (sent + self._clock.now()) / 2 - started
+                due = (
+                    started
+                    + elapsed
+                    + schedule.next_delay(elapsed, result.progress, result.retry_after)
+                )
                 if self._clock.monotonic() - last_progress >= self.config.progress_interval:
                     last_progress = self._clock.monotonic()
                     await self._progress(
@@ -628,9 +636,6 @@ class Worker:
                             "generating", queue_position=result.queue_position, elapsed=elapsed
                         ),
                     )
-                delay = next_poll_delay(
-                    elapsed, variant.typical_seconds, result.retry_after, webhook=webhook
-                )
         except asyncio.CancelledError:
             # The lease was lost: a user's cancel is the usual reason; tell the provider too.
             await asyncio.shield(self._cancelled_at_provider(job, provider))

@@ -56,6 +56,8 @@ class PollResult:
     # Result URLs, or ``data:`` URLs for providers that answer with the bytes.
     outputs: tuple[str, ...] = ()
     queue_position: int | None = None
+    # How far a pending task is, 0..1, where the provider says (BFL does; fal and Together don't).
+    progress: float | None = None
     retry_after: float | None = None
     message: str | None = None
     cost_usd: float | None = None

@@ -9,6 +9,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import logging
+import math
 import random
 from collections.abc import Mapping
 from typing import Any
@@ -172,6 +173,7 @@ class BflProvider:
                 "polling_url": first["polling_url"],
                 "tasks": tasks,
                 "eta": spec.variant.typical_seconds,
+                "reports_progress": True,
                 "webhook": bool(self.webhook_url(spec.job_id) or spec.webhook_url),
                 "size": [width, height],
             },
@@ -225,11 +227,11 @@ class BflProvider:
         outputs: list[str] = []
         cost: float | None = None
         seed: int | None = None
-        pending = False
+        pending: list[float | None] = []
         for one in tasks:
             state, data = await self._poll_one(one)
             if state in PENDING:
-                pending = True
+                pending.append(_progress(data))
                 continue
             if state in MODERATED:
                 return PollResult(PollState.MODERATED, message=f"bfl: {state}")
@@ -250,7 +252,10 @@ class BflProvider:
                 return PollResult(PollState.FAILED, message=f"bfl: error: {error_detail(data)}")
             return PollResult(PollState.FAILED, message=f"bfl: unknown status {state[:40]!r}")
         if pending:
-            return PollResult(PollState.PENDING)
+            # The job is as far as its slowest task; unknown if any task does not say.
+            known = [p for p in pending if p is not None]
+            progress = min(known) if len(known) == len(pending) else None
+            return PollResult(PollState.PENDING, progress=progress)
         return PollResult(PollState.READY, outputs=tuple(outputs), cost_usd=cost, seed=seed)
 
     async def fetch(self, task: Mapping[str, Any], result: PollResult) -> list[bytes]:
@@ -291,6 +296,16 @@ class BflProvider:
             raise ProviderFailed(f"bfl: credits check answered {status}", status=status)
         credits = data.get("credits") if isinstance(data, Mapping) else None
         return f"key accepted, {credits} credits" if credits is not None else "key accepted"
+
+
+def _progress(data: Mapping[str, Any]) -> float | None:
+    """A pending task's ``progress`` as 0..1, or ``None``. BFL's schema says only "a number or
+    null"; it is read as a fraction, and a value above 1 as a percentage, to be safe."""
+    value = data.get("progress")
+    if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
+        return None
+    fraction = value / 100 if value > 1 else value
+    return min(1.0, max(0.0, float(fraction)))
 
 
 __all__ = ["BflProvider", "HostRule", "webhook_secret_for"]

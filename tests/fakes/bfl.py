@@ -162,6 +162,7 @@ class FakeBfl(FakeServer):
                 "id": task.id,
                 "status": "Error",
                 "result": None,
+                "progress": None,
                 "details": {"error": "Generation failed"},
             }
         return {

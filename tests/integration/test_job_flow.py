@@ -14,6 +14,7 @@ from bot.errors import InvalidRequest, PolicyRefusal, ProviderModerated, Provide
 from bot.models import CommunitySettings, Job, JobStatus
 from bot.providers.base import GenerationSpec, PollResult, PollState, Submission
 from bot.providers.offline import OfflineProvider
+from bot.providers.polling import Schedule
 from bot.providers.router import Router
 from tests.factories import make_request
 
@@ -158,3 +159,44 @@ async def test_only_the_requester_or_a_moderator_may_cancel(app: App) -> None:
         await app.service.cancel(accepted.job.id, user_id="mallory")
     cancelled = await app.service.cancel(accepted.job.id, user_id="mallory", is_admin=True)
     assert cancelled.status is JobStatus.CANCELLED
+
+
+class ProgressingProvider(ScriptedProvider):
+    """Pending twice with progress, then ready; its tasks say they report progress."""
+
+    def __init__(self) -> None:
+        super().__init__("offline")
+        self.answers = [0.98, 0.99]
+        self.polls = 0
+
+    async def submit(self, spec: GenerationSpec) -> Submission:
+        submitted = await super().submit(spec)
+        task = {**submitted.task, "eta": 0.8, "reports_progress": True}
+        return Submission(task, submitted.cost_usd)
+
+    async def poll(self, task: Mapping[str, Any]) -> PollResult:
+        self.polls += 1
+        if self.answers:
+            return PollResult(PollState.PENDING, progress=self.answers.pop(0))
+        return await super().poll(task)
+
+
+async def test_the_worker_feeds_each_answer_s_progress_to_its_schedule(
+    app: App, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    seen: list[tuple[bool, float | None]] = []
+
+    class Recording(Schedule):
+        def next_delay(
+            self, elapsed: float, progress: float | None = None, retry_after: float | None = None
+        ) -> float:
+            seen.append((self.reports_progress, progress))
+            return super().next_delay(elapsed, progress, retry_after)
+
+    monkeypatch.setattr("bot.worker.Schedule", Recording)
+    provider = ProgressingProvider()
+    with_providers(app, provider)
+    job = await run_one(app, RecordingPort())
+    assert job.status is JobStatus.DELIVERED
+    assert seen == [(True, 0.98), (True, 0.99)]
+    assert provider.polls == 3

@@ -19,7 +19,7 @@ from bot.errors import (
     ProviderUnavailable,
     SubmitOutcomeUnknown,
 )
-from bot.providers.base import GenerationSpec
+from bot.providers.base import GenerationSpec, PollState
 from bot.providers.bfl import BflProvider
 from bot.providers.circuit import CircuitBreaker
 from bot.providers.download import AllowList, HostRule
@@ -117,6 +117,41 @@ async def test_bfl_never_sends_its_key_to_a_foreign_polling_url() -> None:
         "https://api.bfl.ai/v1/get_result?id=t1",
         "https://api.eu.bfl.ai/v1/get_result?id=t2",
     ]
+
+
+@pytest.mark.parametrize(
+    ("reported", "expected"),
+    [(0.42, 0.42), (0, 0.0), (0.99, 0.99), (42, 0.42), (None, None), ("half", None), (True, None)],
+)
+async def test_bfl_pending_progress_is_read_as_a_fraction(reported: Any, expected: Any) -> None:
+    def handler(request: httpx.Request) -> httpx.Response:
+        return httpx.Response(200, json={"status": "Pending", "result": None, "progress": reported})
+
+    result = await bfl_with(handler).poll({"id": "t1", "polling_url": None})
+    assert result.state is PollState.PENDING
+    assert result.progress == (pytest.approx(expected) if expected is not None else None)
+
+
+async def test_bfl_job_of_several_tasks_is_as_far_as_its_slowest() -> None:
+    progress = {"t1": 0.8, "t2": 0.3, "t3": None}
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        value = progress[request.url.params["id"]]
+        return httpx.Response(200, json={"status": "Pending", "progress": value})
+
+    provider = bfl_with(handler)
+    two = [{"id": "t1", "polling_url": None}, {"id": "t2", "polling_url": None}]
+    assert (await provider.poll({"id": "t1", "tasks": two})).progress == 0.3
+    three = [*two, {"id": "t3", "polling_url": None}]
+    assert (await provider.poll({"id": "t1", "tasks": three})).progress is None
+
+
+async def test_bfl_tasks_say_they_report_progress() -> None:
+    def handler(request: httpx.Request) -> httpx.Response:
+        return httpx.Response(200, json={"id": "t1", "polling_url": None})
+
+    submission = await bfl_with(handler).submit(spec("bfl"))
+    assert submission.task["reports_progress"] is True
 
 
 async def test_bfl_body_maps_safety_and_sizes() -> None:
