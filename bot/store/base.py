@@ -174,6 +174,8 @@ def job_row_values(job: Job) -> Mapping[str, Any]:
         "dedupe_key": job.request.dedupe_key,
         "status": job.status.value,
         "request_json": dumps(job.request.to_json()),
+        # The request's image count again, so usage sums need not parse request_json.
+        "image_count": job.request.count,
         "width": job.width,
         "height": job.height,
         "seed": job.seed,

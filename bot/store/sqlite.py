@@ -259,10 +259,11 @@ class SqliteStore:
     async def save_job_step(self, job: Job, *, worker_id: str, expected: JobStatus) -> bool:
         values = dict(job_row_values(job))
         values.update(worker_id=worker_id, expected=expected.value)
-        for unused in ("community_id", "user_id", "platform", "dedupe_key", "request_json"):
-            values.pop(unused)
-        values.pop("variant")
-        values.pop("created_at")
+        # What the request decided never changes after the job is stored.
+        for fixed in ("community_id", "user_id", "platform", "dedupe_key", "request_json"):
+            values.pop(fixed)
+        for fixed in ("image_count", "variant", "created_at"):
+            values.pop(fixed)
         return await self._write(lambda db: db.execute(Q["save_job_step"], values).rowcount == 1)
 
     async def lease_owners(self) -> set[str]:

@@ -8,8 +8,10 @@ from collections.abc import AsyncIterator
 import pytest
 
 from bot.errors import StoreError
+from bot.limits import LimitPlan
 from bot.models import JobStatus
 from bot.store import Store, open_store
+from bot.store.base import job_row_values, load_migrations
 from tests.factories import make_job, make_request
 from tests.pg import connect, private_schema
 
@@ -120,3 +122,29 @@ async def test_an_unreachable_server_is_a_clear_error_without_the_password() -> 
             pass
     assert "cannot connect to PostgreSQL" in str(caught.value)
     assert "s3cret-pw" not in str(caught.value)
+
+
+async def test_jobs_stored_before_the_image_count_column_are_counted_by_their_request(
+    url: str,
+) -> None:
+    job = make_job(request=make_request(count=3), created_at=NOW)
+    conn = await connect(url)
+    try:
+        await conn.execute(
+            "CREATE TABLE schema_migrations (version INTEGER PRIMARY KEY, applied_at FLOAT8)"
+        )
+        for version, sql in load_migrations("postgres")[:2]:
+            await conn.execute(sql)
+            await conn.execute("INSERT INTO schema_migrations VALUES ($1, 0)", version)
+        values = {k: v for k, v in job_row_values(job).items() if k != "image_count"}
+        values["outcome_sent"] = bool(values["outcome_sent"])
+        names = ", ".join(values)
+        numbers = ", ".join(f"${n}" for n in range(1, len(values) + 1))
+        await conn.execute(f"INSERT INTO jobs ({names}) VALUES ({numbers})", *values.values())
+    finally:
+        await conn.close()
+    async with open_store(url) as store:
+        plan = LimitPlan("c1", "u1", None, None, None, None, None, None, None)
+        usage = await store.read_usage(plan, NOW + 1)
+        assert (usage.user_images_today, usage.community_images_today) == (3, 3)
+        assert await store.get_job(job.id) == job

@@ -304,3 +304,16 @@ async def test_a_second_job_with_a_stored_id_is_a_store_error(store: Store) -> N
     assert await store.get_job(first.id) == first
     other = make_job()
     assert await store.enqueue_job(other) == (other, True)
+
+
+async def test_an_unfinished_job_from_an_earlier_day_is_in_flight_but_not_charged_today(
+    store: Store,
+) -> None:
+    plan = _plan(rate=None, period=None)
+    yesterday = make_job(request=make_request(count=4), created_at=NOW - 86_400)
+    assert (await store.admit_job(yesterday, plan)).decision.admitted
+    today = make_job(request=make_request(count=3), created_at=NOW)
+    assert (await store.admit_job(today, plan)).decision.admitted
+    usage = await store.read_usage(plan, NOW)
+    assert (usage.user_images_today, usage.user_in_flight) == (3, 2)
+    assert usage.community_images_today == 3

@@ -3,12 +3,13 @@ INSERT INTO jobs (
     id, community_id, user_id, platform, dedupe_key, status, request_json, width, height, seed,
     variant, provider, model_id, provider_task_json, submit_started_at, attempts, not_before,
     lease_owner, lease_expires_at, images_json, cost_usd, error_code, error_message, outcome_sent,
-    delivery_json, created_at, updated_at, finished_at
+    delivery_json, created_at, updated_at, finished_at, image_count
 ) VALUES (
     :id, :community_id, :user_id, :platform, :dedupe_key, :status, :request_json, :width, :height,
     :seed, :variant, :provider, :model_id, :provider_task_json, :submit_started_at, :attempts,
     :not_before, :lease_owner, :lease_expires_at, :images_json, :cost_usd, :error_code,
-    :error_message, :outcome_sent, :delivery_json, :created_at, :updated_at, :finished_at
+    :error_message, :outcome_sent, :delivery_json, :created_at, :updated_at, :finished_at,
+    :image_count
 )
 ON CONFLICT (dedupe_key) DO NOTHING
 
@@ -101,21 +102,21 @@ ON CONFLICT (key) DO UPDATE SET tat = excluded.tat
 
 -- name: user_usage
 -- Charged images since the start of the day (jobs stamped later after a clock jump count too)
--- and unfinished jobs. See bot/limits.py for which statuses are charged.
+-- and unfinished jobs, however old. See bot/limits.py for which statuses are charged.
+-- Each part reads one index (jobs_user_usage, jobs_user_unfinished) and no table rows.
 SELECT
-    COALESCE(SUM(CASE
-        WHEN created_at >= :day_start
-         AND (status IN ('queued', 'submitted', 'fetched', 'delivered')
-              OR (status = 'cancelled' AND submit_started_at IS NOT NULL))
-        THEN COALESCE(json_extract(request_json, '$.count'), 1) ELSE 0 END), 0),
-    COALESCE(SUM(CASE WHEN status IN ('queued', 'submitted', 'fetched') THEN 1 ELSE 0 END), 0)
-FROM jobs
-WHERE community_id = :community_id AND user_id = :user_id
-  AND (created_at >= :day_start OR status IN ('queued', 'submitted', 'fetched'))
+    (SELECT COALESCE(SUM(image_count), 0) FROM jobs
+     WHERE community_id = :community_id AND user_id = :user_id AND created_at >= :day_start
+       AND (status IN ('queued', 'submitted', 'fetched', 'delivered')
+            OR (status = 'cancelled' AND submit_started_at IS NOT NULL))),
+    (SELECT COUNT(*) FROM jobs
+     WHERE community_id = :community_id AND user_id = :user_id
+       AND status IN ('queued', 'submitted', 'fetched'))
 
 -- name: community_usage
+-- Reads the index jobs_community_usage only.
 SELECT
-    COALESCE(SUM(COALESCE(json_extract(request_json, '$.count'), 1)), 0),
+    COALESCE(SUM(image_count), 0),
     COALESCE(SUM(cost_usd), 0)
 FROM jobs
 WHERE community_id = :community_id AND created_at >= :day_start
