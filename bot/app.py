@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 import httpx
 
 from bot import metrics
+from bot.aiohttp_transport import AiohttpTransport
 from bot.blobs import BlobStore, open_blobs
 from bot.catalog import Catalog, load_catalog
 from bot.clock import Clock, SystemClock
@@ -97,7 +98,11 @@ async def open_app(settings: Settings, *, clock: Clock | None = None) -> AsyncIt
     async with AsyncExitStack() as stack:
         settings.data_dir.mkdir(parents=True, exist_ok=True)
         http = await stack.enter_async_context(
-            httpx.AsyncClient(timeout=HTTP_TIMEOUT, limits=HTTP_LIMITS, follow_redirects=False)
+            httpx.AsyncClient(
+                timeout=HTTP_TIMEOUT,
+                follow_redirects=False,
+                transport=AiohttpTransport(HTTP_LIMITS),
+            )
         )
         store = await stack.enter_async_context(open_store(settings.effective_database_url))
         blobs = await stack.enter_async_context(open_blobs(settings.effective_blob_url))

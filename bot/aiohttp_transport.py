@@ -1,0 +1,125 @@
+"""An httpx transport on aiohttp's client: the bot keeps httpx's API everywhere, and each request
+costs a fraction of the CPU of httpx's own transport (measured on this project's machine: about
+0.3 ms against 3 ms for a small JSON request with 50 in flight, 2 ms against 7 ms for a 1.4 MB
+download), because aiohttp parses HTTP in C and reads large bodies in large pieces.
+
+Errors keep httpx's meaning, which the providers rely on to decide whether a submit may be
+resent: only a failure to connect (``ConnectError``, ``ConnectTimeout``) says the request was
+certainly never sent; a connection that broke or timed out later is a ``ReadError``,
+``RemoteProtocolError`` or ``ReadTimeout``, whose outcome is unknown.
+"""
+
+from __future__ import annotations
+
+import ssl
+from collections.abc import AsyncIterator, Iterator
+from contextlib import contextmanager
+
+import aiohttp
+import httpx
+from yarl import URL
+
+
+@contextmanager
+def _as_httpx_errors(request: httpx.Request) -> Iterator[None]:
+    """aiohttp's exceptions as the httpx exception of the same meaning (the message is the type
+    only: aiohttp's texts can carry the URL, with its signed query)."""
+    try:
+        yield
+    except aiohttp.ClientConnectorError as exc:  # before ClientOSError, its base class
+        raise httpx.ConnectError(type(exc).__name__, request=request) from None
+    except aiohttp.ConnectionTimeoutError as exc:  # waiting for a pooled connection or connecting
+        raise httpx.ConnectTimeout(type(exc).__name__, request=request) from None
+    except aiohttp.SocketTimeoutError as exc:
+        raise httpx.ReadTimeout(type(exc).__name__, request=request) from None
+    except TimeoutError as exc:  # the overall bound below
+        raise httpx.ReadTimeout(type(exc).__name__, request=request) from None
+    except (aiohttp.ServerDisconnectedError, aiohttp.ClientResponseError) as exc:
+        raise httpx.RemoteProtocolError(type(exc).__name__, request=request) from None
+    except (aiohttp.ClientPayloadError, aiohttp.ClientOSError) as exc:
+        raise httpx.ReadError(type(exc).__name__, request=request) from None
+    except aiohttp.InvalidURL as exc:
+        raise httpx.UnsupportedProtocol(type(exc).__name__, request=request) from None
+    except aiohttp.ClientError as exc:
+        raise httpx.RemoteProtocolError(type(exc).__name__, request=request) from None
+
+
+class _Body(httpx.AsyncByteStream):
+    """A response body read as aiohttp receives it; closing it frees the connection."""
+
+    def __init__(self, response: aiohttp.ClientResponse, request: httpx.Request) -> None:
+        self._response = response
+        self._request = request
+
+    async def __aiter__(self) -> AsyncIterator[bytes]:
+        with _as_httpx_errors(self._request):
+            async for chunk in self._response.content.iter_any():
+                yield chunk
+
+    async def aclose(self) -> None:
+        # Back to the pool when the body was read to its end, else the connection is closed.
+        self._response.release()
+
+
+class AiohttpTransport(httpx.AsyncBaseTransport):
+    """One aiohttp session, made on first use inside the running event loop."""
+
+    def __init__(self, limits: httpx.Limits, ssl_context: ssl.SSLContext | None = None) -> None:
+        self._limits = limits
+        self._ssl = ssl_context or httpx.create_ssl_context()
+        self._session: aiohttp.ClientSession | None = None
+
+    def _client(self) -> aiohttp.ClientSession:
+        if self._session is None:
+            connector = aiohttp.TCPConnector(
+                limit=self._limits.max_connections or 0,
+                keepalive_timeout=self._limits.keepalive_expiry or 5.0,
+                ssl=self._ssl,
+            )
+            # trust_env: HTTP(S)_PROXY and NO_PROXY apply, as they did with httpx's transport.
+            self._session = aiohttp.ClientSession(
+                connector=connector, trust_env=True, auto_decompress=False
+            )
+        return self._session
+
+    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        timeout = request.extensions.get("timeout", {})
+        connect, read = timeout.get("connect"), timeout.get("read")
+        pool, write = timeout.get("pool"), timeout.get("write")
+        parts = (connect, read, pool, write)
+        # aiohttp has no write timeout: an overall bound stands in for it.
+        total = None if None in parts else sum(p for p in parts if p is not None)
+        # Chunked bodies are aiohttp's to frame; the body itself is in memory already.
+        headers = [(k, v) for k, v in request.headers.multi_items() if k != "transfer-encoding"]
+        body = await request.aread()
+        with _as_httpx_errors(request):
+            response = await self._client().request(
+                request.method,
+                # As sent: a signed URL's escapes must reach the server unchanged.
+                URL(str(request.url), encoded=True),
+                headers=headers,
+                data=body or None,
+                allow_redirects=False,
+                compress=None,
+                timeout=aiohttp.ClientTimeout(
+                    total=total,
+                    connect=None if pool is None or connect is None else pool + connect,
+                    sock_connect=connect,
+                    sock_read=read,
+                ),
+            )
+        return httpx.Response(
+            status_code=response.status,
+            headers=response.raw_headers,
+            stream=_Body(response, request),
+            request=request,
+            extensions={
+                "http_version": b"HTTP/1.1",
+                "reason_phrase": (response.reason or "").encode("latin-1", "replace"),
+            },
+        )
+
+    async def aclose(self) -> None:
+        if self._session is not None:
+            await self._session.close()
+            self._session = None

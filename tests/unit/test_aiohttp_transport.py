@@ -1,0 +1,138 @@
+"""The shared HTTP client's transport: httpx's API and error meanings over aiohttp's client.
+
+The error meanings matter: a provider submit is resent only after a failure that proves the
+request never left (ConnectError, ConnectTimeout)."""
+
+from __future__ import annotations
+
+import asyncio
+import gzip
+import socket
+from collections.abc import AsyncIterator, Awaitable, Callable
+
+import httpx
+import pytest
+from aiohttp import web
+
+from bot.aiohttp_transport import AiohttpTransport
+
+LIMITS = httpx.Limits(max_connections=10, max_keepalive_connections=5)
+
+
+def client(timeout: float = 5.0) -> httpx.AsyncClient:
+    return httpx.AsyncClient(transport=AiohttpTransport(LIMITS), timeout=timeout)
+
+
+async def raw_server(
+    handle: Callable[[asyncio.StreamReader, asyncio.StreamWriter], Awaitable[None]],
+) -> tuple[asyncio.Server, str]:
+    server = await asyncio.start_server(handle, "127.0.0.1", 0)
+    port = server.sockets[0].getsockname()[1]
+    return server, f"http://127.0.0.1:{port}"
+
+
+@pytest.fixture
+async def web_server() -> AsyncIterator[tuple[str, list[web.Request], list[bytes]]]:
+    seen: list[web.Request] = []
+    bodies: list[bytes] = []
+
+    async def echo(request: web.Request) -> web.StreamResponse:
+        seen.append(request)
+        bodies.append(await request.read())
+        if request.path == "/gzip":
+            return web.Response(
+                body=gzip.compress(b'{"ok": true}'),
+                headers={"Content-Encoding": "gzip", "Content-Type": "application/json"},
+            )
+        if request.path == "/big":
+            return web.Response(body=b"x" * 3_000_000)
+        return web.json_response({"path": request.raw_path, "method": request.method})
+
+    app = web.Application(client_max_size=64 * 1024 * 1024)
+    app.router.add_route("*", "/{tail:.*}", echo)
+    runner = web.AppRunner(app, access_log=None)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+    yield f"http://127.0.0.1:{port}", seen, bodies
+    await runner.cleanup()
+
+
+async def test_a_refused_connection_is_a_connect_error() -> None:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]  # bound, never listening: nothing answers there
+        async with client() as http:
+            with pytest.raises(httpx.ConnectError):
+                await http.get(f"http://127.0.0.1:{port}/")
+
+
+async def test_a_connection_closed_after_the_request_is_not_a_connect_error() -> None:
+    """The server read the request, then hung up: it may have acted on it (unknown outcome)."""
+    got: list[bytes] = []
+
+    async def hang_up(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        got.append(await reader.readuntil(b"\r\n\r\n"))
+        writer.close()
+        await writer.wait_closed()
+
+    server, url = await raw_server(hang_up)
+    async with server, client() as http:
+        with pytest.raises(httpx.TransportError) as caught:
+            await http.post(f"{url}/v1/flux-2-pro", json={"prompt": "a fox"})
+    assert got, "the request reached the server"
+    assert not isinstance(caught.value, httpx.ConnectError | httpx.ConnectTimeout)
+    assert isinstance(caught.value, httpx.RemoteProtocolError | httpx.ReadError)
+
+
+async def test_a_server_that_stalls_is_a_read_timeout() -> None:
+    closed = asyncio.Event()
+
+    async def stall(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await reader.readuntil(b"\r\n\r\n")
+        writer.write(b"HTTP/1.1 200 OK\r\nContent-Length: 10\r\n\r\nabc")
+        await writer.drain()
+        await reader.read()  # until the client gives up and closes
+        writer.close()
+        await writer.wait_closed()
+        closed.set()
+
+    server, url = await raw_server(stall)
+    async with server, client(timeout=0.3) as http:
+        with pytest.raises(httpx.ReadTimeout):
+            await http.get(f"{url}/slow")
+        await asyncio.wait_for(closed.wait(), 5)
+
+
+async def test_signed_urls_reach_the_server_exactly_as_written(
+    web_server: tuple[str, list[web.Request], list[bytes]],
+) -> None:
+    url, seen, _ = web_server
+    path = "/bucket/a%2Fb%20c.png?X-Amz-Signature=ab%2Bcd%3D&X-Amz-Expires=60"
+    async with client() as http:
+        response = await http.get(url + path)
+    assert response.status_code == 200
+    assert seen[0].raw_path == path
+
+
+async def test_bodies_headers_and_compression_behave_as_with_httpx(
+    web_server: tuple[str, list[web.Request], list[bytes]],
+) -> None:
+    url, seen, bodies = web_server
+    async with client() as http:
+        posted = await http.post(
+            f"{url}/upload",
+            files=[("file", ("a.png", b"\x89PNG" + b"0" * 5000, "image/png"))],
+            data={"channel": "C1"},
+            headers={"Authorization": "Bearer token-1"},
+        )
+        unzipped = await http.get(f"{url}/gzip")
+        async with http.stream("GET", f"{url}/big") as streamed:
+            size = sum([len(chunk) async for chunk in streamed.aiter_bytes()])
+    assert posted.json() == {"path": "/upload", "method": "POST"}
+    assert seen[0].headers["Authorization"] == "Bearer token-1"
+    assert seen[0].content_type == "multipart/form-data"
+    assert b"\x89PNG" + b"0" * 5000 in bodies[0] and b'name="channel"' in bodies[0]
+    assert unzipped.json() == {"ok": True}
+    assert size == 3_000_000
