@@ -251,8 +251,8 @@ NOTES = [
     "- Polling (bot/providers/polling.py): BFL tasks report progress, so the first poll comes "
     "at 1/8 of the model's usual time, a second about halfway to the finish it points to (to "
     "measure the rate), then one just after the finish; rounded progress still leaves about 1 % "
-    "of the generation time of uncertainty (python -m benchmarks.polling_sim: 3.9 polls and "
-    "57 ms past the finish per job on a simulated clock). Providers without progress keep the "
+    "of the generation time of uncertainty (python -m benchmarks.polling_sim: 3.8 polls and "
+    "45 ms past the finish per job on a simulated clock). Providers without progress keep the "
     "usual-time schedule. Webhooks (IMAGINE_PUBLIC_URL) remove most polls.",
     "- Acknowledgements are fast alone (5 ms) but wait behind the event loop's other work: "
     "hundreds of commands arriving together queue behind each other's enqueueing (policy "

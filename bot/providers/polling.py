@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from itertools import combinations
 
 # A poll never comes sooner than this after the previous one.
 FLOOR = 0.15
@@ -140,21 +141,26 @@ def finish_window(samples: Sequence[tuple[float, float]]) -> Window | None:
     """Where the finish lies, from (elapsed, progress) samples of a pending task; ``None`` while
     no sample shows progress (no progress reported, or 0: still queued).
 
-    With two samples the rate comes from the first and the last (the longest span, so rounding
-    matters least), which also holds when progress started after a queue wait; with one, progress
-    is taken to grow evenly from the submit."""
+    With one sample, progress is taken to grow evenly from the submit. With more, each pair gives
+    a rate and so a window, which holds even when progress started after a queue wait; the finish
+    lies in all of them (rounding puts each a little apart, so together they are narrower)."""
     moving = [(e, p) for e, p in samples if p > 0]
     if not moving:
         return None
     last = moving[-1]
     queued = [e for e, p in samples if p <= 0 and e < moving[0][0]]
-    even = _from_start(queued[-1] if queued else 0.0, *last)
-    rate = _from_rate(moving[0], last) if len(moving) > 1 else None
-    if rate is not None:
-        # Progress that started late only makes ``even`` later, so its latest finish holds too.
-        even = Window(rate.earliest, min(rate.latest, even.latest), measured=True)
+    evenly = [_from_start(queued[-1] if queued else 0.0, *sample) for sample in moving]
+    # Progress that started late only makes these later, so their latest finish holds anyway.
+    latest = min(w.latest for w in evenly)
+    rates = [w for a, b in combinations(moving, 2) if (w := _from_rate(a, b)) is not None]
+    if not rates:
+        return Window(max(evenly[-1].earliest, last[0]), max(latest, last[0]))
+    earliest = max(w.earliest for w in rates)
+    latest = min(latest, *(w.latest for w in rates))
+    if earliest > latest:
+        earliest = last[0]  # progress that does not grow evenly: no lower bound then
     # Still pending at the last sample: it cannot have finished before.
-    return Window(max(even.earliest, last[0]), max(even.latest, last[0]), even.measured)
+    return Window(max(earliest, last[0]), max(latest, last[0]), measured=True)
 
 
 def _bounds(progress: float) -> tuple[float, float]:

@@ -79,6 +79,16 @@ def test_two_samples_measure_the_rate_so_a_late_start_does_not_mislead() -> None
     assert window.latest < 14.0
 
 
+def test_every_sample_narrows_the_window() -> None:
+    # A task finishing at 9.144 s, seen at 1, 5 and 9 s.
+    samples = [(1.0, 0.11), (5.0, 0.55), (9.0, 0.98)]
+    every = finish_window(samples)
+    ends = finish_window([samples[0], samples[-1]])
+    assert every is not None and ends is not None
+    assert every.earliest <= 9.144 <= every.latest
+    assert every.latest - every.earliest < (ends.latest - ends.earliest) / 2
+
+
 def test_progress_zero_means_queued_and_moves_the_start() -> None:
     assert finish_window([(1.0, 0.0)]) is None
     window = finish_window([(1.0, 0.0), (3.0, 0.2)])
