@@ -257,10 +257,10 @@ NOTES = [
     "- Acknowledgements are fast alone (5 ms) but wait behind the event loop's other work: "
     "hundreds of commands arriving together queue behind each other's enqueueing (policy "
     "checks and a SQLite write each).",
-    "- SQLite: every job costs about 100 round trips to aiosqlite's thread (three per query: "
-    "execute, fetch, close; BEGIN and COMMIT per step), and the fair claim query sorts every "
-    "pending job (about 5 ms per claim with 100 queued, 50 ms with 10,000): throughput falls "
-    "as the queue grows.",
+    "- SQLite: each store call is one hop to the thread that owns its connection (about "
+    "0.1-0.2 ms of hand-off; six per job: admit, claim, four steps), and the claim seeks "
+    "community, user and job through an index (about 0.3 ms with 10,000 queued, no sort). "
+    "Pure store work measured 400-550 jobs/s on this machine; the rest is the event loop.",
 ]
 
 

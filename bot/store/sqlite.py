@@ -221,7 +221,7 @@ class SqliteStore:
         params = {"now": now, "platforms": json.dumps(sorted(platforms))}
 
         def claim(db: sqlite3.Connection) -> sqlite3.Row | None:
-            candidate = db.execute(Q["claim_candidate"], params).fetchone()
+            candidate = _claim_candidate(db, params)
             if candidate is None:
                 return None
             job_id, community_id, user_id = candidate[0], candidate[1], candidate[2]
@@ -422,6 +422,31 @@ def _admit(
             },
         )
     return Admission(job, True, decision)
+
+
+def _claim_candidate(db: sqlite3.Connection, params: dict[str, Any]) -> sqlite3.Row | None:
+    """The next job in fair order: the community served longest ago, then within it the user
+    served longest ago, then that user's oldest job (``never served`` counts as first).
+
+    Communities are taken in their order and only the first one with a claimable job is asked
+    about its users; communities never served tie (order 0), and between those the user order
+    and the job's age decide, exactly as one sort of all pending jobs would."""
+    best: sqlite3.Row | None = None
+    best_order = 0
+    for community_id, community_order in db.execute(Q["claim_communities"]).fetchall():
+        if best is not None and community_order != best_order:
+            break
+        found = db.execute(Q["claim_in_community"], {**params, "community_id": community_id})
+        candidate: sqlite3.Row | None = found.fetchone()
+        if candidate is None:
+            continue
+        if best is None or _user_rank(candidate) < _user_rank(best):
+            best, best_order = candidate, community_order
+    return best
+
+
+def _user_rank(candidate: sqlite3.Row) -> tuple[int, float]:
+    return int(candidate["user_order"]), float(candidate["created_at"])
 
 
 def _usage(db: sqlite3.Connection, *, plan: LimitPlan, now: float) -> Usage:

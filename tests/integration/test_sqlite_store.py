@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import contextlib
+import json
+import random
 import sqlite3
 import threading
 from pathlib import Path
@@ -11,6 +13,7 @@ import pytest
 
 from bot.errors import StoreError
 from bot.limits import LimitPlan
+from bot.models import JobStatus
 from bot.store.base import job_row_values, load_migrations
 from bot.store.sqlite import SqliteStore
 from tests.factories import make_job, make_request
@@ -85,4 +88,65 @@ async def test_jobs_stored_before_the_image_count_column_are_counted_by_their_re
         assert (usage.user_images_today, usage.community_images_today) == (3, 3)
         assert await store.get_job(job.id) == job
     finally:
+        await store.aclose()
+
+
+# The claim order as one sort of every claimable job (the query the store used before it learnt
+# to pick the community, then the user, then the job through jobs_claim).
+FAIR_ORDER_BY_ONE_SORT = """
+SELECT j.id FROM jobs AS j
+LEFT JOIN dispatch AS dc ON dc.key = 'c:' || j.community_id
+LEFT JOIN dispatch AS du ON du.key = 'u:' || j.community_id || ':' || j.user_id
+WHERE j.outcome_sent = 0
+  AND j.platform IN (SELECT value FROM json_each(:platforms))
+  AND j.not_before <= :now
+  AND (j.lease_expires_at IS NULL OR j.lease_expires_at < :now)
+ORDER BY COALESCE(dc.last_claim, 0), COALESCE(du.last_claim, 0), j.created_at
+LIMIT 1
+"""
+
+
+@pytest.mark.parametrize("seed", range(4))
+async def test_claims_follow_the_fair_order_of_one_sort_of_all_pending_jobs(
+    tmp_path: Path, seed: int
+) -> None:
+    rng = random.Random(seed)
+    path = tmp_path / "imagine.db"
+    store = await SqliteStore.open(f"sqlite:///{path}")
+    reference = sqlite3.connect(path)
+    try:
+        ages = list(range(160))
+        rng.shuffle(ages)
+        for age in ages:
+            request = make_request(
+                community_id=rng.choice(["c1", "c2", "c10", "b", "z:9"]),
+                user_id=rng.choice([f"u{n}" for n in range(7)]),
+                platform=rng.choice(["console", "console", "discord"]),
+            )
+            job = make_job(
+                request=request, created_at=NOW - 1000 + age, not_before=NOW + rng.randint(-5, 40)
+            )
+            await store.enqueue_job(job)
+        now, held = NOW, []
+        for step in range(220):
+            now += rng.choice([0, 0, 1, 5, 20])
+            platforms = rng.choice([{"console"}, {"discord"}, {"console", "discord"}])
+            params = {"now": now, "platforms": json.dumps(sorted(platforms))}
+            expected = reference.execute(FAIR_ORDER_BY_ONE_SORT, params).fetchone()
+            claimed = await store.claim_next_job(f"w{step}", now, 30, platforms)
+            assert (claimed.id if claimed else None) == (expected[0] if expected else None)
+            if claimed is not None:
+                held.append(claimed)
+            if held and rng.random() < 0.5:
+                job = held.pop(rng.randrange(len(held)))
+                if rng.random() < 0.5:
+                    await store.release_job(job.id, job.lease_owner or "", now + rng.randint(0, 10))
+                else:
+                    done = job.evolve(status=JobStatus.DELIVERED, outcome_sent=True)
+                    await store.save_job_step(
+                        done, worker_id=job.lease_owner or "", expected=job.status
+                    )
+        assert await store.count_pending({"console", "discord"}) < 160
+    finally:
+        reference.close()
         await store.aclose()

@@ -130,6 +130,18 @@ async def test_claims_alternate_between_communities(store: Store) -> None:
     assert order.count("quiet") == 2
 
 
+async def test_claims_alternate_between_users_of_a_community(store: Store) -> None:
+    for _ in range(4):
+        await store.enqueue_job(make_job(request=make_request(user_id="heavy")))
+    await store.enqueue_job(make_job(request=make_request(user_id="light")))
+    order = []
+    for i in range(5):
+        claimed = await store.claim_next_job(f"w{i}", NOW, 30, CONSOLE)
+        assert claimed is not None
+        order.append(claimed.request.user_id)
+    assert order == ["heavy", "light", "heavy", "heavy", "heavy"]
+
+
 async def test_queue_position_counts_the_jobs_ahead(store: Store) -> None:
     jobs = [make_job() for _ in range(3)]
     for job in jobs:

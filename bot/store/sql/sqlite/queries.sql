@@ -19,15 +19,53 @@ SELECT * FROM jobs WHERE id = :id
 -- name: get_job_by_dedupe
 SELECT * FROM jobs WHERE dedupe_key = :dedupe_key
 
--- name: claim_candidate
-SELECT j.id, j.community_id, j.user_id FROM jobs AS j
-LEFT JOIN dispatch AS dc ON dc.key = 'c:' || j.community_id
+-- name: claim_communities
+-- Fair dispatch, first level: every community with unfinished jobs, the one served longest ago
+-- (never: 0) first. Found by skipping from one community to the next in jobs_claim (named, so
+-- the planner never sorts all pending jobs instead), so the cost grows with the number of
+-- communities, not of jobs.
+WITH RECURSIVE pending (community_id) AS (
+    SELECT MIN(community_id) FROM jobs INDEXED BY jobs_claim WHERE outcome_sent = 0
+    UNION ALL
+    SELECT (
+        SELECT MIN(community_id) FROM jobs INDEXED BY jobs_claim
+        WHERE outcome_sent = 0 AND community_id > pending.community_id
+    ) FROM pending WHERE pending.community_id IS NOT NULL
+)
+SELECT pending.community_id, COALESCE(dc.last_claim, 0) AS community_order
+FROM pending
+LEFT JOIN dispatch AS dc ON dc.key = 'c:' || pending.community_id
+WHERE pending.community_id IS NOT NULL
+ORDER BY community_order
+
+-- name: claim_in_community
+-- Fair dispatch, second level: within one community, the oldest claimable job of each user with
+-- unfinished jobs (one seek per user in jobs_claim), then the user served longest ago (never: 0)
+-- and, between users never served, the oldest job.
+WITH RECURSIVE users (user_id) AS (
+    SELECT MIN(user_id) FROM jobs INDEXED BY jobs_claim
+    WHERE outcome_sent = 0 AND community_id = :community_id
+    UNION ALL
+    SELECT (
+        SELECT MIN(user_id) FROM jobs INDEXED BY jobs_claim
+        WHERE outcome_sent = 0 AND community_id = :community_id AND user_id > users.user_id
+    ) FROM users WHERE users.user_id IS NOT NULL
+), heads (job_id) AS (
+    SELECT (
+        SELECT j.id FROM jobs AS j INDEXED BY jobs_claim
+        WHERE j.outcome_sent = 0 AND j.community_id = :community_id AND j.user_id = users.user_id
+          AND j.platform IN (SELECT value FROM json_each(:platforms))
+          AND j.not_before <= :now
+          AND (j.lease_expires_at IS NULL OR j.lease_expires_at < :now)
+        ORDER BY j.created_at
+        LIMIT 1
+    ) FROM users WHERE users.user_id IS NOT NULL
+)
+SELECT j.id, j.community_id, j.user_id, COALESCE(du.last_claim, 0) AS user_order, j.created_at
+FROM heads
+JOIN jobs AS j ON j.id = heads.job_id
 LEFT JOIN dispatch AS du ON du.key = 'u:' || j.community_id || ':' || j.user_id
-WHERE j.outcome_sent = 0
-  AND j.platform IN (SELECT value FROM json_each(:platforms))
-  AND j.not_before <= :now
-  AND (j.lease_expires_at IS NULL OR j.lease_expires_at < :now)
-ORDER BY COALESCE(dc.last_claim, 0), COALESCE(du.last_claim, 0), j.created_at
+ORDER BY user_order, j.created_at
 LIMIT 1
 
 -- name: lease_job
