@@ -144,6 +144,15 @@ class Bench:
                     attach_provider_times(results, fake)
                     ours = summarize(results)
                     ours["peak_rss_mb"] = round(bot.peak_rss_mb(), 1)
+                async with bot_process({}, module="benchmarks.floor") as floor:
+                    floor_acks = await send_commands(
+                        floor.url, platform, [f"f{n}-{i}" for i in range(n)], str, wait=False
+                    )
+                acks = [r.ack_ms / 1000 for r in floor_acks]
+                floor_summary = {
+                    "ack_p50_ms": ms(percentile(acks, 50)),
+                    "ack_p99_ms": ms(percentile(acks, 99)),
+                }
                 base_refs = [f"b{n}-{i}" for i in range(n)]
                 baseline = summarize_baseline(
                     await run_baseline(
@@ -153,8 +162,12 @@ class Bench:
             finally:
                 await fake.aclose()
                 await platform.aclose()
-            out["levels"][str(n)] = {"bot": ours, "baseline": baseline}
-            print(f"  inflight {n}: bot {ours}\n               baseline {baseline}", flush=True)
+            out["levels"][str(n)] = {"bot": ours, "baseline": baseline, "floor": floor_summary}
+            print(
+                f"  inflight {n}: bot {ours}\n               baseline {baseline}"
+                f"\n               floor {floor_summary}",
+                flush=True,
+            )
         return out
 
     async def polling(self) -> dict[str, Any]:

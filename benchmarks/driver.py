@@ -168,13 +168,19 @@ def _status_kb(pid: int, field_name: str) -> float:
 
 
 @asynccontextmanager
-async def bot_process(env: dict[str, str], *args: str, ready_timeout: float = 60.0) -> Any:
-    """Start ``python -m benchmarks.botproc`` with ``env`` (over a clean environment)."""
+async def bot_process(
+    env: dict[str, str],
+    *args: str,
+    ready_timeout: float = 60.0,
+    module: str = "benchmarks.botproc",
+) -> Any:
+    """Start ``python -m benchmarks.botproc`` (or ``module``) with ``env`` (over a clean
+    environment)."""
     full = {k: v for k, v in os.environ.items() if not k.startswith(("IMAGINE_", "BFL_", "FAL_"))}
     full.update(env)
     full["PYTHONPATH"] = str(ROOT)
     proc = subprocess.Popen(
-        [sys.executable, "-m", "benchmarks.botproc", *args],
+        [sys.executable, "-m", module, *args],
         cwd=ROOT,
         env=full,
         stdout=subprocess.PIPE,

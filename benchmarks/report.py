@@ -191,7 +191,9 @@ def render(doc: dict[str, Any]) -> str:
             f"Fake BFL on 127.0.0.1, every generation {inflight['generation_s']} s, result image "
             f"{inflight['image_bytes'] / 1e6:.2f} MB PNG, delivered as a multipart upload to a fake "
             "platform; the bot polls (no webhooks). Baseline: the seed's loop, one thread per "
-            'command (its "ack" is its blocking submit).',
+            'command (its "ack" is its blocking submit). Floor: the same sender against a '
+            "server that only reads each command and answers it (benchmarks/floor.py): no "
+            "acknowledgement measured this way can be faster on this machine.",
             "",
             "| in flight | who | ack p50 ms | ack p99 ms | added p50 ms | added p99 ms | e2e / provider | polls/job | not delivered |",
             "|---|---|---|---|---|---|---|---|---|",
@@ -203,6 +205,11 @@ def render(doc: dict[str, Any]) -> str:
                     f"| {n} | {who} | {s['ack_p50_ms']} | {s['ack_p99_ms']} | {s['added_p50_ms']} | "
                     f"{s['added_p99_ms']} | {s['e2e_over_provider']} | {s['polls_per_job']} | "
                     f"{s.get('not_delivered', 0)} |"
+                )
+            floor = both.get("floor")
+            if floor:
+                lines.append(
+                    f"| {n} | floor | {floor['ack_p50_ms']} | {floor['ack_p99_ms']} | | | | | |"
                 )
     elif inflight:
         lines.append(f"Failed: {inflight.get('error')}")
