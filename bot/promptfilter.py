@@ -171,12 +171,24 @@ def _contains(words: Sequence[str], term: Sequence[str]) -> bool:
     return False
 
 
+def _single_words(sequences: list[list[str]]) -> tuple[set[str], set[str]]:
+    """Every word of the prompt, and every stem its plural endings leave: a one-word term then
+    needs one set look-up instead of a walk through the words (``_word_matches`` in short)."""
+    words = {w for sequence in sequences for w in sequence}
+    stems = {w[: -len(end)] for w in words for end in ("s", "es", "z") if w.endswith(end)}
+    return words, stems
+
+
 def matches(prompt: str, terms: Iterable[str]) -> bool:
     """True when any term occurs in the prompt (after normalization, on word boundaries)."""
     sequences, runs = word_sequences(prompt)
+    words, stems = _single_words(sequences)
     for term in terms:
         for form in _term_forms(term):
-            if any(_contains(words, form) for words in sequences):
+            if len(form) == 1:
+                if form[0] in words or (len(form[0]) > 2 and form[0] in stems):
+                    return True
+            elif any(_contains(sequence, form) for sequence in sequences):
                 return True
             joined = "".join(form)
             if len(joined) > 1 and any(joined in run for run in runs):

@@ -2,9 +2,18 @@
 
 from __future__ import annotations
 
+import random
+
 import pytest
 
-from bot.promptfilter import PromptFilter, matches, normalize
+from bot.promptfilter import (
+    PromptFilter,
+    _contains,
+    _term_forms,
+    matches,
+    normalize,
+    word_sequences,
+)
 
 TERMS = ("nude", "gore", "rape", "blood bath", "ass")
 
@@ -80,3 +89,19 @@ def test_the_built_in_list_and_the_bot_wide_terms_always_apply() -> None:
     assert flt.blocks("a fox", ["fox"])
     assert not flt.blocks("a fox")
     assert not flt.blocks("a lollipop")
+
+
+def test_one_word_terms_found_by_look_up_agree_with_the_word_walk() -> None:
+    """``matches`` looks one-word terms up in a set; the walk through the words (``_contains``)
+    is the definition it must agree with, plurals included."""
+    rng = random.Random(7)
+    vocabulary = ["gore", "gores", "goreses", "go", "gos", "cat", "cats", "catz", "kiss", "kis"]
+    vocabulary += ["bus", "buses", "bu", "ass", "as", "a", "es", "s", "z", "gorez"]
+    for _ in range(400):
+        prompt = " ".join(rng.choice(vocabulary) for _ in range(rng.randint(1, 6)))
+        term = rng.choice(vocabulary)
+        sequences, runs = word_sequences(prompt)
+        walked = any(_contains(words, form) for form in _term_forms(term) for words in sequences)
+        joined = "".join(_term_forms(term)[0]) if _term_forms(term) else ""
+        in_runs = len(joined) > 1 and any(joined in run for run in runs)
+        assert matches(prompt, [term]) == (walked or in_runs), (prompt, term)
