@@ -173,7 +173,7 @@ def job_row_values(job: Job) -> Mapping[str, Any]:
         "platform": job.request.platform,
         "dedupe_key": job.request.dedupe_key,
         "status": job.status.value,
-        "request_json": dumps(job.request.to_json()),
+        "request_json": job.request.json_text,
         # The request's image count again, so usage sums need not parse request_json.
         "image_count": job.request.count,
         "width": job.width,
