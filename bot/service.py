@@ -14,7 +14,9 @@ import random
 import re
 import secrets
 import unicodedata
+from collections.abc import Mapping
 from dataclasses import dataclass
+from typing import Any
 
 from bot import metrics
 from bot.catalog import Catalog, Variant, resolve_size
@@ -379,6 +381,11 @@ class ImagineService:
         if job is None:
             raise JobNotFound(f"No job {job_id}.")
         return job
+
+    async def note_delivery(self, job_id: str, values: Mapping[str, Any]) -> bool:
+        """Record with the job what its adapter must find again from any process (such as the
+        message that shows its progress); None removes a key. False when there is no such job."""
+        return await self._store.merge_job_delivery(job_id, values)
 
     async def wait(self, job_id: str, *, timeout: float | None = None) -> Job:
         """Wait until the job's outcome has been sent (or its final status reached)."""

@@ -77,7 +77,9 @@ class SlackAdapter:
         )
         self.client.retry_handlers.append(AsyncRateLimitErrorRetryHandler(max_retry_count=2))
         self.board = ProgressBoard()
-        self.delivery = SlackDelivery(self.client, app.catalog, self.board, app.clock.now)
+        self.delivery = SlackDelivery(
+            self.client, app.catalog, self.board, app.service, app.clock.now
+        )
         self.admins = AdminGate(self.client, app.service, app.clock.monotonic)
         self.admin_commands = AdminCommands(app.service, self.admins)
         self._checker = (

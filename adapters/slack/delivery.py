@@ -6,8 +6,8 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections import OrderedDict
-from collections.abc import Callable, Mapping, Sequence
-from typing import Any
+from collections.abc import Awaitable, Callable, Mapping, Sequence
+from typing import Any, Protocol
 
 import aiohttp
 from slack_sdk.errors import SlackApiError, SlackClientError
@@ -17,7 +17,7 @@ from adapters.slack import messages
 from bot import metrics
 from bot.catalog import Catalog
 from bot.delivery import OutImage, Progress
-from bot.errors import DeliveryError
+from bot.errors import DeliveryError, JobNotFound
 from bot.models import Job
 
 log = logging.getLogger(__name__)
@@ -42,6 +42,11 @@ CANNOT_POST = frozenset(
 PROGRESS_EVERY_SECONDS = 15.0
 # How long a worker waits for the command handler to post the "queued" message of a new job.
 BOARD_WAIT_SECONDS = 10.0
+# How often a worker in another process than the command handler looks for that message.
+RECORD_POLL_SECONDS = 0.2
+# The key of a job's delivery data holding its progress message's ts, so that any process
+# updates that message; "" when the command handler could not post one.
+PROGRESS_TS = "progress_ts"
 
 
 class SlackDeliveryError(DeliveryError):
@@ -74,7 +79,8 @@ class ProgressBoard:
 
     The command handler posts a job's "queued" message once the job is stored; a worker in the same
     process that reaches the job first waits for that message instead of posting a second one.
-    Keys are the job's dedupe key (the Slack trigger id), known before the job exists."""
+    (Workers in other processes find it recorded with the job.) Keys are the job's dedupe key
+    (the Slack trigger id), known before the job exists."""
 
     def __init__(self, limit: int = 10_000) -> None:
         self._limit = limit
@@ -100,6 +106,10 @@ class ProgressBoard:
         else:
             future.set_result(ts)
 
+    def expects(self, key: str) -> bool:
+        """Whether this process posts, or has posted, the key's progress message."""
+        return key in self._entries
+
     async def ts_for(self, key: str, timeout: float = BOARD_WAIT_SECONDS) -> str | None:
         future = self._entries.get(key)
         if future is None:
@@ -119,18 +129,30 @@ def board_key(job: Job) -> str:
     return job.request.dedupe_key or job.id
 
 
+class JobNotes(Protocol):
+    """Where delivery reads a job as stored and records its progress message (the core service)."""
+
+    async def job(self, job_id: str) -> Job: ...
+
+    async def note_delivery(self, job_id: str, values: Mapping[str, Any]) -> bool: ...
+
+
 class SlackDelivery:
     def __init__(
         self,
         client: AsyncWebClient,
         catalog: Catalog,
         board: ProgressBoard,
+        notes: JobNotes,
         now: Callable[[], float],
+        sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
     ) -> None:
         self._client = client
         self._catalog = catalog
         self._board = board
+        self._notes = notes
         self._now = now
+        self._sleep = sleep
         self._last_progress: dict[str, tuple[str, float]] = {}
 
     def _label(self, job: Job) -> str:
@@ -150,6 +172,7 @@ class SlackDelivery:
             log.warning("job %s: could not post the queued message: %s", job.id, exc)
             problem = exc.code or "unreachable"
         self._board.settle(key, ts)
+        await self._record(job, ts or "")
         return problem
 
     async def progress(self, job: Job, progress: Progress) -> None:
@@ -187,7 +210,7 @@ class SlackDelivery:
         # The image is posted: from here on nothing may raise, or a retry would post it twice.
         blocks = messages.result_blocks(job, label, took)
         fallback = f"{messages.escape(messages.short(job.request.prompt))} ({label})"
-        ts = await self._board.ts_for(board_key(job))
+        ts, _ = await self._progress_ts(job, final=True)
         try:
             if ts is not None:
                 await self._client.chat_update(
@@ -212,9 +235,8 @@ class SlackDelivery:
         self._last_progress.pop(job.id, None)
 
     async def _show(self, job: Job, text: str, *, final: bool = False) -> None:
-        """Update the job's progress message, or post one when this process has none."""
-        key = board_key(job)
-        ts = await self._board.ts_for(key)
+        """Update the job's progress message, or post one when the job has none."""
+        ts, settled = await self._progress_ts(job, final=final)
         if ts is not None:
             try:
                 await self._client.chat_update(
@@ -226,9 +248,55 @@ class SlackDelivery:
                     raise delivery_error(exc, "the progress update") from None
             except SLACK_ERRORS as exc:
                 raise delivery_error(exc, "the progress update") from None
+        elif not settled:
+            return  # the command handler, in another process, is still posting it
         ts = await self._post(job, text)
         if not final:
-            self._board.settle(key, ts)
+            self._board.settle(board_key(job), ts)
+            await self._record(job, ts or "")
+
+    async def _progress_ts(self, job: Job, *, final: bool) -> tuple[str | None, bool]:
+        """The ts of the job's progress message, and whether that is settled: False while the
+        command handler may still post it. The last update of a job waits for it a while."""
+        key = board_key(job)
+        if self._board.expects(key):
+            ts = await self._board.ts_for(key)
+            if ts is not None:
+                return ts, True
+        for _ in range(int(BOARD_WAIT_SECONDS / RECORD_POLL_SECONDS) + 1):
+            recorded = await self._recorded_ts(job)
+            if recorded is not None:
+                if recorded:
+                    self._board.settle(key, recorded)
+                return recorded or None, True
+            if self._now() - job.created_at > BOARD_WAIT_SECONDS:
+                return None, True  # long enough: the command handler is not going to post it
+            if not final:
+                return None, False
+            await self._sleep(RECORD_POLL_SECONDS)
+        return None, True
+
+    async def _recorded_ts(self, job: Job) -> str | None:
+        """The progress message's ts recorded with the job ("" for none); None if not yet."""
+        ts = job.delivery.get(PROGRESS_TS)
+        if isinstance(ts, str):
+            return ts
+        try:
+            stored = await self._notes.job(job.id)
+        except JobNotFound:
+            return ""
+        except Exception as exc:  # after an upload nothing may raise: post a message of our own
+            log.warning("job %s: could not read its progress message: %s", job.id, exc)
+            return ""
+        ts = stored.delivery.get(PROGRESS_TS)
+        return ts if isinstance(ts, str) else None
+
+    async def _record(self, job: Job, ts: str) -> None:
+        """Record the progress message with the job, for workers in other processes."""
+        try:
+            await self._notes.note_delivery(job.id, {PROGRESS_TS: ts})
+        except Exception as exc:  # the message still works in this process; others post anew
+            log.warning("job %s: could not record its progress message: %s", job.id, exc)
 
     async def _post(
         self, job: Job, text: str, *, blocks: list[dict[str, Any]] | None = None

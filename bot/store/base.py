@@ -67,7 +67,14 @@ class Store(Protocol):
 
     async def save_job_step(self, job: Job, *, worker_id: str, expected: JobStatus) -> bool:
         """Write the job's mutable fields if this worker holds its lease and its status is still
-        ``expected``. False means someone else changed it (a cancel, a lease take-over)."""
+        ``expected``. False means someone else changed it (a cancel, a lease take-over). The
+        delivery data is merged like ``merge_job_delivery`` does, so keys stored there meanwhile
+        survive a save of an older copy of the job."""
+
+    async def merge_job_delivery(self, job_id: str, values: Mapping[str, Any]) -> bool:
+        """Merge ``values`` into the job's delivery data (the other keys stay; a key given as None
+        is removed), whoever holds the job. For what an adapter must find again from any process,
+        such as the message that shows the job's progress. False when there is no such job."""
 
     async def lease_owners(self) -> set[str]:
         """Workers holding leases on unfinished jobs."""

@@ -248,6 +248,10 @@ class PostgresStore:
         values.update(worker_id=worker_id, expected=expected.value)
         return await self._execute("save_job_step", values) == 1
 
+    async def merge_job_delivery(self, job_id: str, values: Mapping[str, Any]) -> bool:
+        patch = {"id": job_id, "patch": dumps(dict(values))}
+        return await self._execute("merge_job_delivery", patch) == 1
+
     async def lease_owners(self) -> set[str]:
         rows = await self._fetch("lease_owners", {})
         return {str(row[0]) for row in rows}

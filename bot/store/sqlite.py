@@ -7,7 +7,7 @@ import asyncio
 import json
 import sqlite3
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from functools import partial
 from pathlib import Path
@@ -265,6 +265,12 @@ class SqliteStore:
         for fixed in ("image_count", "variant", "created_at"):
             values.pop(fixed)
         return await self._write(lambda db: db.execute(Q["save_job_step"], values).rowcount == 1)
+
+    async def merge_job_delivery(self, job_id: str, values: Mapping[str, Any]) -> bool:
+        params = {"id": job_id, "patch": dumps(dict(values))}
+        return await self._write(
+            lambda db: db.execute(Q["merge_job_delivery"], params).rowcount == 1
+        )
 
     async def lease_owners(self) -> set[str]:
         return await self._read(

@@ -95,6 +95,34 @@ async def test_a_cancelled_job_cannot_be_saved_by_its_worker(store: Store) -> No
     assert await store.claim_next_job("w1", NOW + 100, 30, CONSOLE) is None
 
 
+async def test_delivery_keys_merge_into_the_job_and_none_removes_one(store: Store) -> None:
+    job = make_job()
+    await store.enqueue_job(job)
+    assert await store.merge_job_delivery(job.id, {"progress_ts": "1.5", "note": "x"})
+    assert await store.merge_job_delivery(job.id, {"note": None, "files": ["F1", "F2"]})
+    stored = await store.get_job(job.id)
+    assert stored is not None
+    assert stored.delivery == {"progress_ts": "1.5", "files": ["F1", "F2"]}
+    assert not await store.merge_job_delivery("no-such-job", {"progress_ts": "2.5"})
+
+
+async def test_a_merged_delivery_key_survives_a_save_of_an_older_copy(store: Store) -> None:
+    job = make_job()
+    await store.enqueue_job(job)
+    claimed = await store.claim_next_job("w1", NOW, 30, CONSOLE)
+    assert claimed is not None and claimed.delivery == {}
+    # Another process records the progress message after the worker read the job.
+    assert await store.merge_job_delivery(job.id, {"progress_ts": "1.5"})
+    submitted = claimed.evolve(status=JobStatus.SUBMITTED, provider_task={"id": "t1"})
+    assert await store.save_job_step(submitted, worker_id="w1", expected=JobStatus.QUEUED)
+    delivered = submitted.evolve(
+        status=JobStatus.DELIVERED, delivery={"ts": "2.5", "thread_ts": None}, outcome_sent=True
+    )
+    assert await store.save_job_step(delivered, worker_id="w1", expected=JobStatus.SUBMITTED)
+    stored = await store.get_job(job.id)
+    assert stored is not None and stored.delivery == {"progress_ts": "1.5", "ts": "2.5"}
+
+
 async def test_released_job_waits_for_not_before(store: Store) -> None:
     job = make_job()
     await store.enqueue_job(job)

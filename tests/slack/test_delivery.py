@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
+from pathlib import Path
 
 import aiohttp
 import pytest
@@ -11,20 +12,58 @@ from slack_sdk.web.async_client import AsyncWebClient
 
 from adapters.slack.delivery import ProgressBoard, SlackDelivery
 from bot.catalog import load_catalog
+from bot.clock import ManualClock
 from bot.delivery import OutImage, Progress
 from bot.errors import DeliveryError
+from bot.events import JobEvents
 from bot.models import JobStatus, ReplyTarget
 from bot.providers.offline import render_preview
+from bot.service import ImagineService
+from bot.store import Store, open_store
 from tests.factories import make_job, make_request
 from tests.fakes.slack import FakeSlack
 from tests.slack.conftest import BOT_TOKEN
 
 
 @pytest.fixture
-async def delivery(fake_slack: FakeSlack) -> AsyncIterator[SlackDelivery]:
-    async with aiohttp.ClientSession() as session:
-        client = AsyncWebClient(token=BOT_TOKEN, base_url=fake_slack.api_url, session=session)
-        yield SlackDelivery(client, load_catalog(), ProgressBoard(), lambda: 1_790_000_010.0)
+async def store(tmp_path: Path) -> AsyncIterator[Store]:
+    async with open_store(f"sqlite:///{tmp_path / 'jobs.db'}") as opened:
+        yield opened
+
+
+@pytest.fixture
+def service(store: Store) -> ImagineService:
+    return ImagineService(
+        store=store,
+        catalog=load_catalog(),
+        clock=ManualClock(start=1_790_000_010.0),
+        events=JobEvents(),
+        providers=("offline",),
+    )
+
+
+@pytest.fixture
+async def session() -> AsyncIterator[aiohttp.ClientSession]:
+    async with aiohttp.ClientSession() as opened:
+        yield opened
+
+
+def _delivery(
+    fake_slack: FakeSlack,
+    session: aiohttp.ClientSession,
+    service: ImagineService,
+    now: Callable[[], float] = lambda: 1_790_000_010.0,
+) -> SlackDelivery:
+    """The delivery port of one process: its own board, the shared job store."""
+    client = AsyncWebClient(token=BOT_TOKEN, base_url=fake_slack.api_url, session=session)
+    return SlackDelivery(client, load_catalog(), ProgressBoard(), service, now)
+
+
+@pytest.fixture
+def delivery(
+    fake_slack: FakeSlack, session: aiohttp.ClientSession, service: ImagineService
+) -> SlackDelivery:
+    return _delivery(fake_slack, session, service)
 
 
 def _slack_job(**overrides: object):  # type: ignore[no-untyped-def]
@@ -118,16 +157,76 @@ async def test_several_images_are_uploaded_in_one_share(
     assert fake_slack.violations == []
 
 
-async def test_progress_is_refreshed_at_most_every_fifteen_seconds(fake_slack: FakeSlack) -> None:
+async def test_progress_is_refreshed_at_most_every_fifteen_seconds(
+    fake_slack: FakeSlack, session: aiohttp.ClientSession, service: ImagineService
+) -> None:
     now = [1_790_000_000.0]
-    async with aiohttp.ClientSession() as session:
-        client = AsyncWebClient(token=BOT_TOKEN, base_url=fake_slack.api_url, session=session)
-        delivery = SlackDelivery(client, load_catalog(), ProgressBoard(), lambda: now[0])
-        job = _slack_job()
-        await delivery.post_queued(job, position=0)
-        for elapsed in (0.0, 5.0, 10.0, 15.0, 20.0):
-            now[0] = 1_790_000_000.0 + elapsed
-            await delivery.progress(job, Progress("generating", elapsed=elapsed))
+    delivery = _delivery(fake_slack, session, service, lambda: now[0])
+    job = _slack_job()
+    await delivery.post_queued(job, position=0)
+    for elapsed in (0.0, 5.0, 10.0, 15.0, 20.0):
+        now[0] = 1_790_000_000.0 + elapsed
+        await delivery.progress(job, Progress("generating", elapsed=elapsed))
     updates = [c.args["text"] for c in fake_slack.calls_to("chat.update")]
     assert len(updates) == 2
     assert "(0 s)" in updates[0] and "(15 s)" in updates[1]
+
+
+async def test_a_worker_in_another_process_updates_the_recorded_message(
+    fake_slack: FakeSlack, session: aiohttp.ClientSession, service: ImagineService, store: Store
+) -> None:
+    handler, worker = (
+        _delivery(fake_slack, session, service),
+        _delivery(fake_slack, session, service),
+    )
+    job = _slack_job()
+    await store.enqueue_job(job)
+    await handler.post_queued(job, position=0)
+    [queued] = fake_slack.posted("C7")
+    # The worker's copy of the job was read before the message was recorded.
+    await worker.progress(job, Progress("generating", elapsed=2.0))
+    assert fake_slack.posted("C7") == [queued] and "Generating" in queued.text
+    receipt = await worker.deliver(job, [_png()])
+    assert fake_slack.posted("C7") == [queued]
+    assert receipt["ts"] == queued.ts and queued.blocks and queued.blocks[1]["type"] == "actions"
+    stored = await service.job(job.id)
+    assert stored.delivery["progress_ts"] == queued.ts
+    assert fake_slack.violations == []
+
+
+async def test_a_worker_elsewhere_waits_for_the_handler_to_post_the_queued_message(
+    fake_slack: FakeSlack, session: aiohttp.ClientSession, service: ImagineService, store: Store
+) -> None:
+    handler, worker = (
+        _delivery(fake_slack, session, service),
+        _delivery(fake_slack, session, service),
+    )
+    job = _slack_job()
+    await store.enqueue_job(job)
+    # Nothing recorded yet: progress is skipped rather than posted twice ...
+    await worker.progress(job, Progress("generating", elapsed=1.0))
+    assert fake_slack.posted("C7") == []
+    # ... and the final card waits for the handler's message and replaces it.
+    delivered = asyncio.create_task(worker.deliver(job, [_png()]))
+    await fake_slack.wait_for(lambda: fake_slack.calls_to("files.completeUploadExternal"))
+    await handler.post_queued(job, position=0)
+    receipt = await delivered
+    [message] = fake_slack.posted("C7")
+    assert receipt["ts"] == message.ts and message.blocks
+
+
+async def test_a_worker_elsewhere_posts_its_own_message_when_the_handler_could_not(
+    fake_slack: FakeSlack, session: aiohttp.ClientSession, service: ImagineService, store: Store
+) -> None:
+    handler, worker = (
+        _delivery(fake_slack, session, service),
+        _delivery(fake_slack, session, service),
+    )
+    job = _slack_job()
+    await store.enqueue_job(job)
+    fake_slack.fail["chat.postMessage"] = "internal_error"
+    await handler.post_queued(job, position=0)
+    await worker.progress(job, Progress("generating", elapsed=1.0))
+    [message] = fake_slack.posted("C7")
+    assert "Generating" in message.text
+    assert (await service.job(job.id)).delivery["progress_ts"] == message.ts

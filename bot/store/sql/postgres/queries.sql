@@ -80,9 +80,14 @@ UPDATE jobs SET
     attempts = :attempts, not_before = :not_before, lease_owner = :lease_owner,
     lease_expires_at = :lease_expires_at, images_json = :images_json, cost_usd = :cost_usd,
     error_code = :error_code, error_message = :error_message, outcome_sent = :outcome_sent,
-    delivery_json = :delivery_json, updated_at = :updated_at, finished_at = :finished_at,
+    delivery_json = jsonb_strip_nulls(jobs.delivery_json::jsonb || :delivery_json::jsonb)::text,
+    updated_at = :updated_at, finished_at = :finished_at,
     width = :width, height = :height, seed = :seed
 WHERE id = :id AND lease_owner = :worker_id AND status = :expected
+
+-- name: merge_job_delivery
+UPDATE jobs SET delivery_json = jsonb_strip_nulls(delivery_json::jsonb || :patch::jsonb)::text
+WHERE id = :id
 
 -- name: cancel_job
 UPDATE jobs SET status = 'cancelled', outcome_sent = TRUE, updated_at = :now, finished_at = :now,
