@@ -64,6 +64,8 @@ class Settings(BaseModel):
     slack_signing_secret: SecretStr | None = Field(None, alias="SLACK_SIGNING_SECRET")
     slack_app_token: SecretStr | None = Field(None, alias="SLACK_APP_TOKEN")
     slack_api_url: str = Field("https://slack.com/api/", alias="SLACK_API_URL")
+    # Where Slack-hosted input images (url_private) live; only there does the bot send its token.
+    slack_files_url: str = Field("https://files.slack.com/", alias="SLACK_FILES_URL")
 
     # Policy defaults; each community may change its own (see docs/settings.md).
     user_rate: str = Field("5/minute", alias="IMAGINE_USER_RATE")
@@ -170,6 +172,7 @@ class Settings(BaseModel):
         "together_api_base",
         "discord_api_base",
         "slack_api_url",
+        "slack_files_url",
         "public_url",
     )
     @classmethod

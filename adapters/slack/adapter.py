@@ -34,11 +34,18 @@ from adapters.slack.delivery import (
     ProgressBoard,
     SlackDelivery,
 )
+from adapters.slack.files import SlackFiles
 from adapters.slack.verify import SignatureChecker
 from bot.app import App
 from bot.catalog import parse_size
 from bot.commands import ImagineArgs, parse_imagine
-from bot.errors import InvalidRequest, JobNotFound, RequestRejected
+from bot.errors import (
+    DownloadRefused,
+    InvalidImage,
+    InvalidRequest,
+    JobNotFound,
+    RequestRejected,
+)
 from bot.models import ImagineRequest, Job, ReplyTarget
 
 log = logging.getLogger(__name__)
@@ -80,6 +87,7 @@ class SlackAdapter:
         self.delivery = SlackDelivery(
             self.client, app.catalog, self.board, app.service, app.clock.now
         )
+        self.files = SlackFiles(self._session, token, app.blobs, settings.slack_files_url)
         self.admins = AdminGate(self.client, app.service, app.clock.monotonic)
         self.admin_commands = AdminCommands(app.service, self.admins)
         self._checker = (
@@ -238,6 +246,15 @@ class SlackAdapter:
         width = height = None
         if args.size:
             width, height = parse_size(args.size)
+        try:
+            inputs = await self.files.store_inputs(args.images)
+        except DownloadRefused as exc:
+            await self.tell(response_url, channel, user, messages.refusal(str(exc)))
+            return
+        except InvalidImage as exc:
+            message = f"That Slack file is not a usable image: {exc}."
+            await self.tell(response_url, channel, user, messages.refusal(message))
+            return
         reply = ReplyTarget(
             platform=PLATFORM,
             channel_id=channel,
@@ -257,7 +274,7 @@ class SlackAdapter:
             height=height,
             seed=args.seed,
             count=args.count,
-            input_images=args.images,
+            input_images=inputs,
             dedupe_key=trigger,
             user_is_admin=await self._is_admin(team, user),
             use_cache=args.use_cache,

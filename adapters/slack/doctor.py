@@ -9,7 +9,7 @@ from slack_sdk.web.async_client import AsyncWebClient
 from bot.config import Settings
 
 # What slack-manifest.yml asks for; see docs/slack.md for what each is used for.
-REQUIRED_SCOPES = frozenset({"commands", "chat:write", "files:write", "users:read"})
+REQUIRED_SCOPES = frozenset({"commands", "chat:write", "files:read", "files:write", "users:read"})
 
 
 async def check_slack(settings: Settings) -> str:

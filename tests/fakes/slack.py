@@ -244,7 +244,11 @@ class FakeSlack:
         self.fail: dict[str, str] = {}  # method -> error to answer once
         self.fail_always: dict[str, str] = {}  # method -> error to answer every time
         # Slack names the token's scopes in this header of every answer.
-        self.scopes = "commands,chat:write,files:write,users:read"
+        self.scopes = "commands,chat:write,files:read,files:write,users:read"
+        # Files users shared in Slack, served at their url_private (path -> bytes), and every
+        # request made for one (with its headers).
+        self.private_files: dict[str, bytes] = {}
+        self.file_requests: list[Call] = []
         self.changed = asyncio.Event()
         self._ts = itertools.count(1)
         self._file_ids = itertools.count(1)
@@ -253,6 +257,8 @@ class FakeSlack:
         self._app.router.add_post("/upload/{file_id}", self._upload)
         self._app.router.add_post("/respond/{key}", self._respond)
         self._app.router.add_get("/link", self._socket)
+        self._app.router.add_get("/files-pri/{path:.+}", self._private_file)
+        self._app.router.add_get("/signin", self._signin)
         self._runner: web.AppRunner | None = None
         self.port = 0
 
@@ -262,6 +268,18 @@ class FakeSlack:
 
     def response_url(self, key: str) -> str:
         return f"http://127.0.0.1:{self.port}/respond/{key}"
+
+    @property
+    def files_url(self) -> str:
+        """The origin of Slack-hosted files (files.slack.com in Slack)."""
+        return f"http://127.0.0.1:{self.port}/"
+
+    def add_private_file(self, name: str, data: bytes, *, team: str = "T1") -> str:
+        """A file as if a user had uploaded it; returns its ``url_private_download``."""
+        file_id = f"F{next(self._file_ids):08d}"
+        path = f"{team}-{file_id}/download/{name}"
+        self.private_files[path] = data
+        return f"{self.files_url}files-pri/{path}"
 
     async def start(self) -> FakeSlack:
         self._runner = web.AppRunner(self._app, access_log=None)
@@ -447,6 +465,24 @@ class FakeSlack:
         upload.upload_headers = dict(request.headers)
         self._touch()
         return web.Response(text=f"OK - {len(upload.data)}")
+
+    async def _private_file(self, request: web.Request) -> web.StreamResponse:
+        """Like files.slack.com: the file only for ``Authorization: Bearer`` with the bot token
+        and the files:read scope; anyone else is redirected to the sign-in page."""
+        path = request.match_info["path"]
+        self.file_requests.append(Call("files-pri", {"path": path}, dict(request.headers)))
+        self._touch()
+        token = request.headers.get("Authorization", "").removeprefix("Bearer ")
+        if token != self.token or "files:read" not in self.scopes.split(","):
+            raise web.HTTPFound(f"/signin?redir=%2Ffiles-pri%2F{urllib.parse.quote(path)}")
+        if path not in self.private_files:
+            raise web.HTTPNotFound()
+        return web.Response(body=self.private_files[path], content_type="image/png")
+
+    async def _signin(self, request: web.Request) -> web.Response:
+        return web.Response(
+            text="<html><body>Sign in to Slack</body></html>", content_type="text/html"
+        )
 
     async def _socket(self, request: web.Request) -> web.WebSocketResponse:
         """Socket Mode (https://docs.slack.dev/apis/events-api/using-socket-mode): ``hello``,

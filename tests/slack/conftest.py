@@ -171,6 +171,7 @@ async def slack_bot(data_dir: Path, fake_slack: FakeSlack) -> AsyncIterator[Slac
             "SLACK_BOT_TOKEN": BOT_TOKEN,
             "SLACK_SIGNING_SECRET": SIGNING_SECRET,
             "SLACK_API_URL": fake_slack.api_url,
+            "SLACK_FILES_URL": fake_slack.files_url,
             "IMAGINE_HTTP_PORT": "0",
         },
         env_file=None,

@@ -39,7 +39,7 @@ async def test_doctor_names_missing_scopes(
 ) -> None:
     fake_slack.scopes = "commands,chat:write"
     assert await doctor(_settings(data_dir, fake_slack)) == 1
-    assert "FAIL  slack: the bot token lacks the scopes files:write, users:read" in (
+    assert "FAIL  slack: the bot token lacks the scopes files:read, files:write, users:read" in (
         capsys.readouterr().out
     )
 

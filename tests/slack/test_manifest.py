@@ -28,6 +28,7 @@ def test_the_manifest_routes_everything_to_the_events_path_with_minimum_scopes()
     assert sorted(manifest["oauth_config"]["scopes"]["bot"]) == [
         "chat:write",
         "commands",
+        "files:read",
         "files:write",
         "users:read",
     ]
