@@ -1,14 +1,13 @@
 """The SQLite store: one file in WAL mode. Each store call is one hop to the thread that owns a
-plain ``sqlite3`` connection, where it runs whole (writes as one ``BEGIN IMMEDIATE`` transaction)."""
+plain ``sqlite3`` connection, where it runs whole (writes as one ``BEGIN IMMEDIATE`` transaction,
+possibly sharing its commit with the writes queued beside it: see ``sqlite_thread``)."""
 
 from __future__ import annotations
 
-import asyncio
 import json
 import sqlite3
 import time
 from collections.abc import Callable, Iterable, Mapping
-from concurrent.futures import ThreadPoolExecutor
 from functools import partial
 from pathlib import Path
 from typing import Any, TypeVar
@@ -26,9 +25,9 @@ from bot.store.base import (
     load_migrations,
     load_queries,
 )
+from bot.store.sqlite_thread import DatabaseThread, in_snapshot
 
 Q = load_queries("sqlite")
-BUSY_TIMEOUT_MS = 30_000
 T = TypeVar("T")
 
 
@@ -37,97 +36,6 @@ def path_from_url(url: str) -> str:
     if not url.startswith("sqlite:///"):
         raise StoreError("IMAGINE_DATABASE_URL: a SQLite URL looks like sqlite:///data/imagine.db")
     return url.removeprefix("sqlite:///")
-
-
-def connect(path: str) -> sqlite3.Connection:
-    """A connection set up as every connection of the store is: WAL, and commits that survive a
-    killed process (``synchronous=NORMAL`` loses at most the last commits on power loss)."""
-    db = sqlite3.connect(path, isolation_level=None, timeout=BUSY_TIMEOUT_MS / 1000)
-    try:
-        db.row_factory = sqlite3.Row
-        db.execute("PRAGMA journal_mode=WAL")
-        db.execute("PRAGMA synchronous=NORMAL")
-        db.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}")
-        db.execute("PRAGMA foreign_keys=ON")
-    except BaseException:
-        db.close()
-        raise
-    return db
-
-
-class DatabaseThread:
-    """One ``sqlite3`` connection and the one thread that opens, uses and closes it.
-
-    A connection must stay on the thread that made it, and each hop between the event loop and a
-    thread costs a wake-up on both sides: so a caller hands over a whole unit of work at once."""
-
-    def __init__(self, name: str) -> None:
-        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix=name)
-        self._db: sqlite3.Connection | None = None
-        self._closed = False
-
-    async def open(self, path: str) -> None:
-        await self._hop(self._open, path)
-
-    async def run(self, work: Callable[[sqlite3.Connection], T]) -> T:
-        """Run ``work`` with the connection on its thread; sqlite3 errors become StoreError."""
-        return await self._hop(self._run, work)
-
-    async def close(self) -> None:
-        """Close the connection after the work already handed over, then let the thread end."""
-        if self._closed:
-            return
-        self._closed = True
-        try:
-            await self._hop(self._close, force=True)
-        finally:
-            # The thread is idle (or finishing the close if this was cancelled): it ends at once.
-            self._executor.shutdown(wait=False)
-
-    async def _hop(self, function: Callable[..., T], *args: Any, force: bool = False) -> T:
-        if self._closed and not force:
-            raise StoreError("the SQLite store is closed")
-        loop = asyncio.get_running_loop()
-        try:
-            return await loop.run_in_executor(self._executor, function, *args)
-        except sqlite3.Error as exc:
-            raise StoreError(f"SQLite: {type(exc).__name__}: {exc}") from exc
-
-    def _open(self, path: str) -> None:
-        self._db = connect(path)
-
-    def _run(self, work: Callable[[sqlite3.Connection], T]) -> T:
-        if self._db is None:
-            raise StoreError("the SQLite store is closed")
-        return work(self._db)
-
-    def _close(self) -> None:
-        if self._db is not None:
-            self._db.close()
-            self._db = None
-
-
-def in_transaction(work: Callable[[sqlite3.Connection], T], db: sqlite3.Connection) -> T:
-    """Run ``work`` as one write transaction: all of it is committed, or none of it."""
-    db.execute("BEGIN IMMEDIATE")
-    try:
-        result = work(db)
-        db.execute("COMMIT")
-    except BaseException:
-        if db.in_transaction:  # some errors (disk full, I/O) have already rolled it back
-            db.execute("ROLLBACK")
-        raise
-    return result
-
-
-def in_snapshot(work: Callable[[sqlite3.Connection], T], db: sqlite3.Connection) -> T:
-    """Run several reads of ``work`` against one consistent state of the database."""
-    db.execute("BEGIN")
-    try:
-        return work(db)
-    finally:
-        if db.in_transaction:
-            db.execute("COMMIT")
 
 
 class SqliteStore:
@@ -175,7 +83,7 @@ class SqliteStore:
 
     async def _write(self, work: Callable[[sqlite3.Connection], T]) -> T:
         """Run ``work`` as one transaction of the writer connection: one hop to its thread."""
-        return await self._writer.run(partial(in_transaction, work))
+        return await self._writer.transact(work)
 
     async def _read(self, work: Callable[[sqlite3.Connection], T]) -> T:
         return await self._reader.run(work)

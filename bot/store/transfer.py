@@ -18,7 +18,8 @@ import asyncpg
 
 from bot.errors import StoreError
 from bot.store.postgres import PostgresStore, redact_url
-from bot.store.sqlite import DatabaseThread, SqliteStore, path_from_url
+from bot.store.sqlite import SqliteStore, path_from_url
+from bot.store.sqlite_thread import DatabaseThread
 
 log = logging.getLogger(__name__)
 

@@ -2,20 +2,24 @@
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import json
 import random
 import sqlite3
 import threading
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 
+from bot.community import AuditEntry
 from bot.errors import StoreError
 from bot.limits import LimitPlan
-from bot.models import JobStatus
+from bot.models import CommunitySettings, JobStatus
 from bot.store.base import job_row_values, load_migrations
 from bot.store.sqlite import SqliteStore
+from bot.store.sqlite_thread import commit_group
 from tests.factories import make_job, make_request
 
 NOW = 1_700_000_000.0
@@ -149,4 +153,84 @@ async def test_claims_follow_the_fair_order_of_one_sort_of_all_pending_jobs(
         assert await store.count_pending({"console", "discord"}) < 160
     finally:
         reference.close()
+        await store.aclose()
+
+
+def _table(path: Path) -> sqlite3.Connection:
+    db = sqlite3.connect(path, isolation_level=None)
+    db.execute("CREATE TABLE t (name TEXT PRIMARY KEY)")
+    return db
+
+
+def _insert(name: str, calls: list[str] | None = None) -> Callable[[sqlite3.Connection], str]:
+    def work(db: sqlite3.Connection) -> str:
+        if calls is not None:
+            calls.append(name)
+        db.execute("INSERT INTO t VALUES (?)", (name,))
+        return name
+
+    return work
+
+
+def test_a_failing_write_in_a_shared_commit_undoes_only_its_own_part(tmp_path: Path) -> None:
+    def insert_then_fail(db: sqlite3.Connection) -> str:
+        db.execute("INSERT INTO t VALUES ('b')")
+        raise ValueError("refused")
+
+    with contextlib.closing(_table(tmp_path / "t.db")) as db:
+        outcomes = commit_group(db, [_insert("a"), insert_then_fail, _insert("a"), _insert("c")])
+        assert [o.result for o in outcomes] == ["a", None, None, "c"]
+        assert isinstance(outcomes[1].error, ValueError)
+        assert isinstance(outcomes[2].error, sqlite3.IntegrityError)  # "a" was already there
+        assert sorted(r[0] for r in db.execute("SELECT name FROM t")) == ["a", "c"]
+        assert not db.in_transaction
+
+
+def test_writes_of_a_lost_shared_transaction_are_run_again(tmp_path: Path) -> None:
+    def lose_the_transaction(db: sqlite3.Connection) -> str:
+        db.execute("ROLLBACK")  # as SQLite does itself on a full disk or an I/O error
+        raise sqlite3.OperationalError("database or disk is full")
+
+    calls: list[str] = []
+    with contextlib.closing(_table(tmp_path / "t.db")) as db:
+        works = [_insert("a", calls), lose_the_transaction, _insert("c", calls)]
+        outcomes = commit_group(db, works)
+        assert [o.result for o in outcomes] == ["a", None, "c"]
+        assert isinstance(outcomes[1].error, sqlite3.OperationalError)
+        assert calls == ["a", "a", "c"]
+        assert sorted(r[0] for r in db.execute("SELECT name FROM t")) == ["a", "c"]
+
+
+async def test_concurrent_changes_that_fail_leave_the_others_committed(tmp_path: Path) -> None:
+    def add_term(term: str) -> Callable[[CommunitySettings | None], CommunitySettings]:
+        def change(current: CommunitySettings | None) -> CommunitySettings:
+            if term.endswith("!"):
+                raise ValueError(term)
+            base = current or CommunitySettings("c1")
+            return base.evolve(blocked_terms=(*base.blocked_terms, term))
+
+        return change
+
+    terms = [f"t{i}!" if i % 3 == 0 else f"t{i}" for i in range(30)]
+    store = await SqliteStore.open(f"sqlite:///{tmp_path / 'imagine.db'}")
+    try:
+        results = await asyncio.gather(
+            *(
+                store.change_settings(
+                    "c1", add_term(term), AuditEntry("c1", NOW, "admin", "change", "block", term)
+                )
+                for term in terms
+            ),
+            *(store.enqueue_job(make_job()) for _ in range(10)),
+            return_exceptions=True,
+        )
+        assert [isinstance(r, ValueError) for r in results[:30]] == [t.endswith("!") for t in terms]
+        assert all(isinstance(r, tuple) and r[1] for r in results[30:])
+        stored = await store.get_settings("c1")
+        kept = sorted(t for t in terms if not t.endswith("!"))
+        assert stored is not None and sorted(stored.blocked_terms) == kept
+        audit = await store.list_audit("c1", 100)
+        assert sorted(entry.detail for entry in audit) == kept
+        assert (await store.job_counts()).queued == 10
+    finally:
         await store.aclose()
