@@ -75,9 +75,12 @@ async def test_an_image_is_not_posted_when_the_channel_lost_its_age_restriction(
 async def test_a_moderated_job_gives_its_quota_back(app: App) -> None:
     provider = ScriptedProvider("offline", moderate=True)
     port = RecordingPort()
-    await _start(app, port, provider)
+    with_providers(app, provider)
+    app.add_delivery("console", port)
     accepted = await app.service.imagine(make_request(count=2))
+    # Read while the job is surely still queued: no worker runs yet to finish it first.
     assert (await app.service.quota("c1", "u1")).used_today == 2
+    await app.start_workers()
     done = await app.service.wait(accepted.job.id, timeout=20)
     assert done.status is JobStatus.MODERATED
     report = await app.service.quota("c1", "u1")
