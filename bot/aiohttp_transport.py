@@ -7,17 +7,25 @@ Errors keep httpx's meaning, which the providers rely on to decide whether a sub
 resent: only a failure to connect (``ConnectError``, ``ConnectTimeout``) says the request was
 certainly never sent; a connection that broke or timed out later is a ``ReadError``,
 ``RemoteProtocolError`` or ``ReadTimeout``, whose outcome is unknown.
+
+Proxies come from ``HTTP(S)_PROXY`` / ``ALL_PROXY`` and ``NO_PROXY`` as with httpx, read once
+when the transport is made. aiohttp's own ``trust_env`` is off: it would also look for a
+``.netrc`` on every request, in a thread, which httpx never did.
 """
 
 from __future__ import annotations
 
 import ssl
-from collections.abc import AsyncIterator, Iterator
+import urllib.request
+from collections.abc import AsyncIterator, Callable, Iterator
 from contextlib import contextmanager
 
 import aiohttp
 import httpx
 from yarl import URL
+
+# NO_PROXY's rules as urllib (and httpx) read them; the stubs omit this public function.
+_bypass: Callable[[str, dict[str, str]], bool] = urllib.request.proxy_bypass_environment  # type: ignore[attr-defined]
 
 
 @contextmanager
@@ -68,6 +76,17 @@ class AiohttpTransport(httpx.AsyncBaseTransport):
         self._limits = limits
         self._ssl = ssl_context or httpx.create_ssl_context()
         self._session: aiohttp.ClientSession | None = None
+        self._proxies = {
+            scheme: url
+            for scheme, url in urllib.request.getproxies_environment().items()
+            if scheme in ("http", "https", "all", "no")
+        }
+
+    def _proxy_for(self, url: httpx.URL) -> str | None:
+        proxy = self._proxies.get(url.scheme) or self._proxies.get("all")
+        if proxy is None or _bypass(url.host, self._proxies):
+            return None
+        return proxy
 
     def _client(self) -> aiohttp.ClientSession:
         if self._session is None:
@@ -76,9 +95,8 @@ class AiohttpTransport(httpx.AsyncBaseTransport):
                 keepalive_timeout=self._limits.keepalive_expiry or 5.0,
                 ssl=self._ssl,
             )
-            # trust_env: HTTP(S)_PROXY and NO_PROXY apply, as they did with httpx's transport.
             self._session = aiohttp.ClientSession(
-                connector=connector, trust_env=True, auto_decompress=False
+                connector=connector, trust_env=False, auto_decompress=False
             )
         return self._session
 
@@ -101,6 +119,7 @@ class AiohttpTransport(httpx.AsyncBaseTransport):
                 data=body or None,
                 allow_redirects=False,
                 compress=None,
+                proxy=self._proxy_for(request.url),
                 timeout=aiohttp.ClientTimeout(
                     total=total,
                     connect=None if pool is None or connect is None else pool + connect,

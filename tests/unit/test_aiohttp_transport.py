@@ -136,3 +136,34 @@ async def test_bodies_headers_and_compression_behave_as_with_httpx(
     assert b"\x89PNG" + b"0" * 5000 in bodies[0] and b'name="channel"' in bodies[0]
     assert unzipped.json() == {"ok": True}
     assert size == 3_000_000
+
+
+async def test_the_proxy_in_the_environment_is_used_unless_no_proxy_names_the_host(
+    web_server: tuple[str, list[web.Request], list[bytes]], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """As with httpx: HTTP_PROXY carries plain http requests, NO_PROXY exempts hosts."""
+    url, seen, _ = web_server
+    proxied: list[str] = []
+
+    async def proxy(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        head = await reader.readuntil(b"\r\n\r\n")
+        proxied.append(head.split(b" ")[1].decode())  # a proxy gets the absolute URL
+        writer.write(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\nConnection: close\r\n\r\nok")
+        await writer.drain()
+        writer.close()
+
+    server, proxy_url = await raw_server(proxy)
+    monkeypatch.delenv("ALL_PROXY", raising=False)
+    monkeypatch.delenv("all_proxy", raising=False)
+    monkeypatch.setenv("HTTP_PROXY", proxy_url)
+    monkeypatch.setenv("NO_PROXY", "localhost")
+    try:
+        async with client() as http:
+            via_proxy = await http.get("http://images.example.test/a.png")
+            port = url.rsplit(":", 1)[1]
+            direct = await http.get(f"http://localhost:{port}/direct")
+    finally:
+        server.close()
+    assert via_proxy.text == "ok"
+    assert proxied == ["http://images.example.test/a.png"]
+    assert direct.json()["path"] == "/direct" and seen[0].path == "/direct"
