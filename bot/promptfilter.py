@@ -111,6 +111,13 @@ def _ignorable(ch: str) -> bool:
 
 def normalize(text: str) -> str:
     """The comparable form of a prompt or a term (see the module docstring); spaces kept."""
+    if text.isascii():
+        # Every step but the case and the leetspeak leaves plain ASCII as it is.
+        return text.lower().translate(_LEET)
+    return _normalize_unicode(text)
+
+
+def _normalize_unicode(text: str) -> str:
     text = "".join(ch for ch in text if not _ignorable(ch))
     text = text.translate(_CONFUSABLE_TABLE)
     text = unicodedata.normalize("NFKC", text).translate(_CONFUSABLE_TABLE)
@@ -183,12 +190,19 @@ def matches(prompt: str, terms: Iterable[str]) -> bool:
     """True when any term occurs in the prompt (after normalization, on word boundaries)."""
     sequences, runs = word_sequences(prompt)
     words, stems = _single_words(sequences)
+
+    def present(word: str) -> bool:
+        return word in words or (len(word) > 2 and word in stems)
+
     for term in terms:
         for form in _term_forms(term):
             if len(form) == 1:
-                if form[0] in words or (len(form[0]) > 2 and form[0] in stems):
+                if present(form[0]):
                     return True
-            elif any(_contains(sequence, form) for sequence in sequences):
+            # The words in order only when each is there at all (most prompts stop here).
+            elif all(present(w) for w in form) and any(
+                _contains(sequence, form) for sequence in sequences
+            ):
                 return True
             joined = "".join(form)
             if len(joined) > 1 and any(joined in run for run in runs):

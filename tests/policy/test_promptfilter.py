@@ -105,3 +105,15 @@ def test_one_word_terms_found_by_look_up_agree_with_the_word_walk() -> None:
         joined = "".join(_term_forms(term)[0]) if _term_forms(term) else ""
         in_runs = len(joined) > 1 and any(joined in run for run in runs)
         assert matches(prompt, [term]) == (walked or in_runs), (prompt, term)
+
+
+def test_plain_ascii_takes_a_short_path_to_the_same_form() -> None:
+    from bot.promptfilter import _normalize_unicode
+
+    samples = [
+        "".join(chr(c) for c in range(128)),
+        "A Majestic CASTLE at sunset, 8k | by GREG 1337 $@!+",
+        "n.u.d.e  L0L1 sh0ta\tC$AM",
+    ]
+    for text in samples:
+        assert normalize(text) == _normalize_unicode(text)
