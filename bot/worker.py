@@ -75,6 +75,10 @@ class Released(Exception):
 class WorkerConfig:
     platforms: frozenset[str]
     concurrency: int = 32
+    # Claim loops run side by side: a claim is a round trip to the store, so one loop alone
+    # caps how fast an emptying queue is picked up (SQLite commits the claims of several loops
+    # together). Never more loops than job slots.
+    claimers: int = 4
     lease_seconds: float = 60.0
     # A queued job not started within this many seconds tells its user instead of running late.
     queue_deadline: float = 600.0
@@ -130,7 +134,7 @@ class Worker:
         self._running: dict[str, asyncio.Task[None]] = {}
         self._slots_held: dict[str, str] = {}
         self._stopping = asyncio.Event()
-        self._loop_task: asyncio.Task[None] | None = None
+        self._claim_tasks: list[asyncio.Task[None]] = []
         self._heartbeat_task: asyncio.Task[None] | None = None
         self._capacity = asyncio.Semaphore(config.concurrency)
         # A cancel in this process wakes the job's wait at once (other processes see it at the
@@ -149,17 +153,21 @@ class Worker:
 
     async def start(self) -> None:
         await self.take_over_dead_leases()
-        self._loop_task = asyncio.create_task(self._claim_loop(), name="worker-claim")
+        loops = max(1, min(self.config.claimers, self.config.concurrency))
+        self._claim_tasks = [
+            asyncio.create_task(self._claim_loop(), name=f"worker-claim-{i}") for i in range(loops)
+        ]
         self._heartbeat_task = asyncio.create_task(self._heartbeat_loop(), name="worker-heartbeat")
 
     async def stop(self, grace: float = 10.0) -> None:
         """Stop claiming; let running jobs finish within ``grace``, then hand back their leases."""
         self._stopping.set()
         self._events.work_available()
-        # With every slot busy the claim loop waits for a free one: this wakes it to see the stop.
+        # With every slot busy the claim loops wait for a free one: this wakes one to see the
+        # stop, and each loop that stops hands the slot on to wake the next.
         self._capacity.release()
-        if self._loop_task:
-            await self._loop_task
+        if self._claim_tasks:
+            await asyncio.gather(*self._claim_tasks)
         running = list(self._running.values())
         if running:
             _, pending = await asyncio.wait(running, timeout=grace)
@@ -205,6 +213,8 @@ class Worker:
                 continue
             if job is None:
                 self._capacity.release()
+                if self._stopping.is_set():
+                    break
                 await self._events.wait_for_work(self.config.idle_poll)
                 continue
             if job.id in self._running:
