@@ -286,15 +286,26 @@ class Bench:
                     await send_commands(
                         bot.url,
                         platform,
-                        [f"q-{i}" for i in range(batch, min(queued, batch + 500))],
+                        # "q{i}", not "q-{i}": a lone number such as 1011 reads as a
+                        # blocked word in leetspeak and the command would be refused.
+                        [f"q{i}" for i in range(batch, min(queued, batch + 500))],
                         lambda ref: f"a queue ref={ref} gen=600",
-                        community=lambda ref: f"c{int(ref.split('-')[1]) % 50}",
+                        community=lambda ref: f"c{int(ref[1:]) % 50}",
                         wait=False,
                     )
-                stored = await wait_for_queue(bot.url, queued - 32, timeout=300)
+
+                def refused_count() -> int:
+                    return sum(1 for a in platform.arrivals.values() if a.kind == "refused")
+
+                waiting, running = await wait_for_queue(
+                    bot.url, lambda: queued - refused_count(), timeout=300
+                )
+                refused = refused_count()
                 out["queued_jobs"] = {
                     "sent": queued,
-                    "stored_queued": stored,
+                    "refused": refused,
+                    "stored_queued": waiting,
+                    "running": running,
                     "enqueue_seconds": round(time.monotonic() - started, 1),
                     "idle_rss_mb": round(idle, 1),
                     "peak_rss_mb": round(bot.peak_rss_mb(), 1),
@@ -363,11 +374,14 @@ class _all:
             await manager.__aexit__(None, None, None)
 
 
-async def wait_for_queue(bot_url: str, at_least: int, timeout: float) -> int:
+async def wait_for_queue(
+    bot_url: str, at_least: Callable[[], int], timeout: float
+) -> tuple[int, int]:
+    """Wait until the bot holds ``at_least()`` jobs, queued plus running; (queued, running)."""
     import httpx
 
     deadline = time.monotonic() + timeout
-    depth = 0
+    queued = running = 0
     async with httpx.AsyncClient(base_url=bot_url, timeout=60.0) as client:
         while time.monotonic() < deadline:
             try:
@@ -376,11 +390,13 @@ async def wait_for_queue(bot_url: str, at_least: int, timeout: float) -> int:
                 continue
             for line in text.splitlines():
                 if line.startswith("imagine_queue_depth "):
-                    depth = int(float(line.split()[1]))
-            if depth >= at_least:
-                return depth
+                    queued = int(float(line.split()[1]))
+                elif line.startswith("imagine_jobs_running "):
+                    running = int(float(line.split()[1]))
+            if queued + running >= at_least():
+                break
             await asyncio.sleep(0.5)
-    return depth
+    return queued, running
 
 
 async def postgres_database(fresh: str | None = None) -> str | None:
