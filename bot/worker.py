@@ -79,6 +79,8 @@ class WorkerConfig:
     # caps how fast an emptying queue is picked up (SQLite commits the claims of several loops
     # together). Never more loops than job slots.
     claimers: int = 4
+    # Each claim takes up to this many jobs when as many slots are free.
+    claim_batch: int = 8
     lease_seconds: float = 60.0
     # A queued job not started within this many seconds tells its user instead of running late.
     queue_deadline: float = 600.0
@@ -199,31 +201,41 @@ class Worker:
             if self._stopping.is_set():
                 self._capacity.release()
                 break
+            # The free slots, up to a batch, are taken in one claim.
+            slots = 1
+            while slots < self.config.claim_batch and not self._capacity.locked():
+                await self._capacity.acquire()  # free: returns at once
+                slots += 1
             try:
-                job = await self._store.claim_next_job(
+                jobs = await self._store.claim_jobs(
                     self.worker_id,
                     self._clock.now(),
                     self.config.lease_seconds,
                     self.config.platforms,
+                    slots,
                 )
             except Exception:
-                self._capacity.release()
+                self._release_capacity(slots)
                 log.exception("claiming a job failed; trying again shortly")
                 await self._events.wait_for_work(self.config.idle_poll)
                 continue
-            if job is None:
-                self._capacity.release()
+            self._release_capacity(slots - len(jobs))
+            for job in jobs:
+                if job.id in self._running:
+                    # Our own lease ran out while we still work on it (a stalled heartbeat); the
+                    # claim renewed it. A second task on the same job would post its outcome twice.
+                    self._capacity.release()
+                    continue
+                task = asyncio.create_task(self._process(job), name=f"job-{job.id}")
+                self._running[job.id] = task
+            if len(jobs) < slots:  # nothing more to claim for now
                 if self._stopping.is_set():
                     break
                 await self._events.wait_for_work(self.config.idle_poll)
-                continue
-            if job.id in self._running:
-                # Our own lease ran out while we still work on it (a stalled heartbeat); the claim
-                # renewed it. A second task on the same job would post its outcome twice.
-                self._capacity.release()
-                continue
-            task = asyncio.create_task(self._process(job), name=f"job-{job.id}")
-            self._running[job.id] = task
+
+    def _release_capacity(self, slots: int) -> None:
+        for _ in range(slots):
+            self._capacity.release()
 
     async def _heartbeat_loop(self) -> None:
         interval = self.config.lease_seconds / 3

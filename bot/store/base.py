@@ -57,6 +57,18 @@ class Store(Protocol):
         """Lease the next job needing work on one of ``platforms``, fairly across communities
         and users. A job needs work until its outcome (image or failure) has been sent."""
 
+    async def claim_jobs(
+        self,
+        worker_id: str,
+        now: float,
+        lease_seconds: float,
+        platforms: Iterable[str],
+        limit: int,
+    ) -> list[Job]:
+        """Up to ``limit`` jobs, each leased as ``claim_next_job`` would in turn (the same fair
+        order), in one trip to the store where the backend allows: a deep queue is taken in
+        batches instead of a round trip per job."""
+
     async def renew_leases(
         self, worker_id: str, job_ids: Iterable[str], now: float, lease_seconds: float
     ) -> set[str]:

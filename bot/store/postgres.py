@@ -226,6 +226,25 @@ class PostgresStore:
         )
         return job_from_row(dict(row)) if row else None
 
+    async def claim_jobs(
+        self,
+        worker_id: str,
+        now: float,
+        lease_seconds: float,
+        platforms: Iterable[str],
+        limit: int,
+    ) -> list[Job]:
+        # One statement per job, each its own short transaction: a lock held for the whole
+        # batch would make other processes skip rows this one may not get to.
+        wanted = sorted(platforms)
+        jobs: list[Job] = []
+        while len(jobs) < limit:
+            job = await self.claim_next_job(worker_id, now, lease_seconds, wanted)
+            if job is None:
+                break
+            jobs.append(job)
+        return jobs
+
     async def renew_leases(
         self, worker_id: str, job_ids: Iterable[str], now: float, lease_seconds: float
     ) -> set[str]:

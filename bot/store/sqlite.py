@@ -126,22 +126,36 @@ class SqliteStore:
     async def claim_next_job(
         self, worker_id: str, now: float, lease_seconds: float, platforms: Iterable[str]
     ) -> Job | None:
+        jobs = await self.claim_jobs(worker_id, now, lease_seconds, platforms, 1)
+        return jobs[0] if jobs else None
+
+    async def claim_jobs(
+        self,
+        worker_id: str,
+        now: float,
+        lease_seconds: float,
+        platforms: Iterable[str],
+        limit: int,
+    ) -> list[Job]:
         params = {"now": now, "platforms": json.dumps(sorted(platforms))}
+        lease = {"worker_id": worker_id, "expires_at": now + lease_seconds, "now": now}
 
-        def claim(db: sqlite3.Connection) -> sqlite3.Row | None:
-            candidate = _claim_candidate(db, params)
-            if candidate is None:
-                return None
-            job_id, community_id, user_id = candidate[0], candidate[1], candidate[2]
-            lease = {"id": job_id, "worker_id": worker_id, "expires_at": now + lease_seconds}
-            db.execute(Q["lease_job"], {**lease, "now": now})
-            db.execute(Q["mark_dispatched"], {"key": f"c:{community_id}"})
-            db.execute(Q["mark_dispatched"], {"key": f"u:{community_id}:{user_id}"})
-            row: sqlite3.Row | None = db.execute(Q["get_job"], {"id": job_id}).fetchone()
-            return row
+        def claim(db: sqlite3.Connection) -> list[sqlite3.Row]:
+            rows: list[sqlite3.Row] = []
+            for _ in range(limit):
+                candidate = _claim_candidate(db, params)
+                if candidate is None:
+                    break
+                job_id, community_id, user_id = candidate[0], candidate[1], candidate[2]
+                db.execute(Q["lease_job"], {**lease, "id": job_id})
+                db.execute(Q["mark_dispatched"], {"key": f"c:{community_id}"})
+                db.execute(Q["mark_dispatched"], {"key": f"u:{community_id}:{user_id}"})
+                rows.append(db.execute(Q["get_job"], {"id": job_id}).fetchone())
+            return rows
 
-        row = await self._write(claim)
-        return job_from_row(dict(row)) if row else None
+        if limit < 1:
+            return []
+        return [job_from_row(dict(row)) for row in await self._write(claim)]
 
     async def renew_leases(
         self, worker_id: str, job_ids: Iterable[str], now: float, lease_seconds: float

@@ -68,6 +68,37 @@ async def test_concurrent_claims_never_share_a_job(store: Store) -> None:
     assert len(ids) == 30 == len(set(ids))
 
 
+async def test_a_batch_claim_takes_jobs_in_the_order_single_claims_would(
+    store: Store, tmp_path_factory: pytest.TempPathFactory
+) -> None:
+    """Three communities, two users in one of them, several jobs each: a batch of 5 leases the
+    same jobs, in the same order, as 5 claims one after the other on a copy of the queue."""
+    layout = [("c1", "alice"), ("c1", "alice"), ("c1", "bob"), ("c2", "carol"), ("c3", "dan")]
+    layout += [("c2", "carol"), ("c1", "bob"), ("c3", "dan")]
+
+    async def fill(target: Store) -> None:
+        for n, (community, user) in enumerate(layout):
+            request = make_request(community_id=community, user_id=user)
+            await target.enqueue_job(make_job(id=f"j{n}", request=request, created_at=NOW + n))
+
+    await fill(store)
+    batch = await store.claim_jobs("w1", NOW + 100, 30, CONSOLE, 5)
+    assert len(batch) == 5 and all(job.lease_owner == "w1" for job in batch)
+
+    from bot.store import open_store
+
+    path = tmp_path_factory.mktemp("single") / "single.db"
+    async with open_store(f"sqlite:///{path}") as single:
+        await fill(single)
+        one_by_one = [await single.claim_next_job("w1", NOW + 100, 30, CONSOLE) for _ in range(5)]
+    assert [job.id for job in batch] == [job.id for job in one_by_one if job is not None]
+    rest = await store.claim_jobs("w2", NOW + 101, 30, CONSOLE, 10)
+    assert sorted(job.id for job in rest) == sorted(
+        {f"j{n}" for n in range(len(layout))} - {job.id for job in batch}
+    )
+    assert await store.claim_jobs("w3", NOW + 102, 30, CONSOLE, 10) == []
+
+
 async def test_save_job_step_needs_the_lease_and_the_expected_status(store: Store) -> None:
     job = make_job()
     await store.enqueue_job(job)
