@@ -10,14 +10,10 @@ import hashlib
 import hmac
 import logging
 import math
-import random
 from collections.abc import Mapping
 from typing import Any
 from urllib.parse import quote
 
-import httpx
-
-from bot.clock import Clock
 from bot.errors import (
     ProviderError,
     ProviderFailed,
@@ -26,11 +22,10 @@ from bot.errors import (
     SubmitOutcomeUnknown,
 )
 from bot.providers.base import GenerationSpec, PollResult, PollState, Submission
-from bot.providers.download import AllowList, Downloader, HostRule, ResultExpired
+from bot.providers.download import AllowList, HostRule, ResultExpired
+from bot.providers.keyed import KeyedProvider
 from bot.providers.sizes import catalog_cost, provider_size
 from bot.providers.transport import (
-    POLL_TIMEOUT,
-    SUBMIT_TIMEOUT,
     error_detail,
     fail_for_status,
     mentions_moderation,
@@ -56,31 +51,14 @@ def webhook_secret_for(key: str, job_id: str) -> str:
     return hmac.new(root, job_id.encode(), hashlib.sha256).hexdigest()
 
 
-class BflProvider:
+class BflProvider(KeyedProvider):
     name = "bfl"
-    submit_is_idempotent = False
+    key_variable = "BFL_API_KEY"
+    default_base = DEFAULT_BASE
+    default_concurrency = 24
+    result_hosts = RESULT_HOSTS
 
-    def __init__(
-        self,
-        http: httpx.AsyncClient,
-        *,
-        api_key: str,
-        base_url: str = DEFAULT_BASE,
-        clock: Clock,
-        rng: random.Random | None = None,
-        download_allow: tuple[str, ...] = (),
-        public_url: str | None = None,
-        concurrency: int = 24,
-    ) -> None:
-        self._http = http
-        self._key = api_key
-        self.base_url = base_url.rstrip("/")
-        self._clock = clock
-        self._rng = rng or random.Random()
-        self.concurrency = concurrency
-        self.submit_timeout = SUBMIT_TIMEOUT
-        self.poll_timeout = POLL_TIMEOUT
-        self.public_url = public_url.rstrip("/") if public_url else None
+    def _configure(self) -> None:
         # The key goes along with every poll, so polling URLs stay on the API's own host or
         # BFL's own domain over HTTPS (regional clusters).
         base = HostRule.for_base(self.base_url)
@@ -90,16 +68,6 @@ class BflProvider:
                 *AllowList.build(self.base_url, POLL_HOSTS).rules,
             )
         )
-        self.downloader = Downloader(
-            http,
-            provider=self.name,
-            allow=AllowList.build(self.base_url, RESULT_HOSTS, download_allow),
-            clock=clock,
-            rng=self._rng,
-        )
-
-    def __repr__(self) -> str:
-        return f"BflProvider(base_url={self.base_url!r})"
 
     @property
     def _headers(self) -> dict[str, str]:
@@ -281,19 +249,7 @@ class BflProvider:
 
     async def check_key(self) -> str:
         """A cheap authenticated call: the credits balance."""
-        status, data, _ = await request_json(
-            self._http,
-            "GET",
-            f"{self.base_url}/v1/credits",
-            provider=self.name,
-            kind="poll",
-            headers=self._headers,
-            timeout=self.poll_timeout,
-        )
-        if status in (401, 403):
-            raise ProviderFailed("bfl: BFL_API_KEY was refused", status=status)
-        if status >= 400:
-            raise ProviderFailed(f"bfl: credits check answered {status}", status=status)
+        data = await self._key_call(f"{self.base_url}/v1/credits", "credits check")
         credits = data.get("credits") if isinstance(data, Mapping) else None
         return f"key accepted, {credits} credits" if credits is not None else "key accepted"
 

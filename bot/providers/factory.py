@@ -24,11 +24,11 @@ def _key(settings: Settings, variable: str) -> str:
     return value
 
 
-# Each keyed provider: its class, key variable, base-URL setting, and whether it takes webhooks.
-_KEYED: dict[str, tuple[Any, str, str, bool]] = {
-    "bfl": (BflProvider, "BFL_API_KEY", "bfl_api_base", True),
-    "fal": (FalProvider, "FAL_KEY", "fal_queue_base", True),
-    "together": (TogetherProvider, "TOGETHER_API_KEY", "together_api_base", False),
+# Each keyed provider: its class, base-URL setting, and whether it takes webhooks.
+_KEYED: dict[str, tuple[type[BflProvider | FalProvider | TogetherProvider], str, bool]] = {
+    "bfl": (BflProvider, "bfl_api_base", True),
+    "fal": (FalProvider, "fal_queue_base", True),
+    "together": (TogetherProvider, "together_api_base", False),
 }
 
 
@@ -44,12 +44,12 @@ def build_providers(
         if name == "offline":
             providers.append(OfflineProvider(latency=settings.offline_latency, clock=clock))
         elif name in _KEYED:
-            cls, variable, base_field, webhooks = _KEYED[name]
+            cls, base_field, webhooks = _KEYED[name]
             options: dict[str, Any] = {"public_url": settings.public_url} if webhooks else {}
             providers.append(
                 cls(
                     http,
-                    api_key=_key(settings, variable),
+                    api_key=_key(settings, cls.key_variable),
                     base_url=getattr(settings, base_field),
                     clock=clock,
                     rng=rng,

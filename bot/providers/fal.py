@@ -5,27 +5,21 @@
 from __future__ import annotations
 
 import logging
-import random
 from collections.abc import Mapping
 from typing import Any
 from urllib.parse import quote, urlencode
 
-import httpx
-
-from bot.clock import Clock
 from bot.errors import (
     ProviderError,
-    ProviderFailed,
     ProviderModerated,
     ProviderUnavailable,
     SubmitOutcomeUnknown,
 )
 from bot.providers.base import GenerationSpec, PollResult, PollState, Submission
-from bot.providers.download import AllowList, Downloader, ResultExpired
+from bot.providers.download import AllowList
+from bot.providers.keyed import KeyedProvider
 from bot.providers.sizes import catalog_cost, fal_image_size, provider_size
 from bot.providers.transport import (
-    POLL_TIMEOUT,
-    SUBMIT_TIMEOUT,
     error_detail,
     fail_for_status,
     mentions_moderation,
@@ -45,42 +39,15 @@ def _app_root(app_id: str) -> str:
     return "/".join(app_id.split("/")[:2])
 
 
-class FalProvider:
+class FalProvider(KeyedProvider):
     name = "fal"
-    submit_is_idempotent = False
+    key_variable = "FAL_KEY"
+    default_base = DEFAULT_BASE
+    default_concurrency = 16
+    result_hosts = RESULT_HOSTS
 
-    def __init__(
-        self,
-        http: httpx.AsyncClient,
-        *,
-        api_key: str,
-        base_url: str = DEFAULT_BASE,
-        clock: Clock,
-        rng: random.Random | None = None,
-        download_allow: tuple[str, ...] = (),
-        public_url: str | None = None,
-        concurrency: int = 16,
-    ) -> None:
-        self._http = http
-        self._key = api_key
-        self.base_url = base_url.rstrip("/")
-        self._clock = clock
-        self._rng = rng or random.Random()
-        self.concurrency = concurrency
-        self.submit_timeout = SUBMIT_TIMEOUT
-        self.poll_timeout = POLL_TIMEOUT
-        self.public_url = public_url.rstrip("/") if public_url else None
+    def _configure(self) -> None:
         self._queue_allow = AllowList.build(self.base_url, QUEUE_HOSTS)
-        self.downloader = Downloader(
-            http,
-            provider=self.name,
-            allow=AllowList.build(self.base_url, RESULT_HOSTS, download_allow),
-            clock=clock,
-            rng=self._rng,
-        )
-
-    def __repr__(self) -> str:
-        return f"FalProvider(base_url={self.base_url!r})"
 
     @property
     def _headers(self) -> dict[str, str]:
@@ -261,15 +228,6 @@ class FalProvider:
             extra={"flagged": flagged},
         )
 
-    async def fetch(self, task: Mapping[str, Any], result: PollResult) -> list[bytes]:
-        out: list[bytes] = []
-        for url in result.outputs:
-            try:
-                out.append(await self.downloader.fetch(url))
-            except ResultExpired:
-                out.append(await self.downloader.fetch(url))  # the one re-fetch
-        return out
-
     async def cancel(self, task: Mapping[str, Any]) -> None:
         for one in task.get("tasks") or [task]:
             url = one.get("cancel_url")
@@ -292,11 +250,7 @@ class FalProvider:
         """A cheap authenticated call: the status of a request id that cannot exist. fal answers
         401/403 for a refused key and 404 (or 400) for an unknown request with a good key."""
         url = f"{self.base_url}/fal-ai/flux-2-pro/requests/00000000-0000-0000-0000-000000000000/status"
-        status, _, _ = await request_json(
-            self._http, "GET", url, provider=self.name, kind="poll", headers=self._headers
-        )
-        if status in (401, 403):
-            raise ProviderFailed("fal: FAL_KEY was refused", status=status)
+        await self._key_call(url, "status check", strict=False)
         return "key accepted"
 
 

@@ -4,19 +4,16 @@
 from __future__ import annotations
 
 import logging
-import random
 from collections.abc import Mapping
 from typing import Any
 
 import httpx
 
-from bot.clock import Clock
-from bot.errors import ProviderFailed, ProviderModerated, SubmitOutcomeUnknown
+from bot.errors import ProviderModerated, SubmitOutcomeUnknown
 from bot.providers.base import GenerationSpec, PollResult, PollState, Submission
-from bot.providers.download import AllowList, Downloader, ResultExpired
+from bot.providers.keyed import KeyedProvider
 from bot.providers.sizes import catalog_cost, provider_size
 from bot.providers.transport import (
-    POLL_TIMEOUT,
     error_detail,
     fail_for_status,
     mentions_moderation,
@@ -31,39 +28,14 @@ RESULT_HOSTS = ("api.together.ai", "api.together.xyz")
 GENERATE_TIMEOUT = httpx.Timeout(connect=5.0, read=120.0, write=30.0, pool=10.0)
 
 
-class TogetherProvider:
+class TogetherProvider(KeyedProvider):
     name = "together"
-    submit_is_idempotent = False
-
-    def __init__(
-        self,
-        http: httpx.AsyncClient,
-        *,
-        api_key: str,
-        base_url: str = DEFAULT_BASE,
-        clock: Clock,
-        rng: random.Random | None = None,
-        download_allow: tuple[str, ...] = (),
-        concurrency: int = 8,
-    ) -> None:
-        self._http = http
-        self._key = api_key
-        self.base_url = base_url.rstrip("/")
-        self._clock = clock
-        self._rng = rng or random.Random()
-        self.concurrency = concurrency
-        self.submit_timeout = GENERATE_TIMEOUT
-        self.poll_timeout = POLL_TIMEOUT
-        self.downloader = Downloader(
-            http,
-            provider=self.name,
-            allow=AllowList.build(self.base_url, RESULT_HOSTS, download_allow),
-            clock=clock,
-            rng=self._rng,
-        )
-
-    def __repr__(self) -> str:
-        return f"TogetherProvider(base_url={self.base_url!r})"
+    key_variable = "TOGETHER_API_KEY"
+    default_base = DEFAULT_BASE
+    default_concurrency = 8
+    result_hosts = RESULT_HOSTS
+    # The generation happens inside the submit call.
+    submit_timeout = GENERATE_TIMEOUT
 
     @property
     def _headers(self) -> dict[str, str]:
@@ -140,33 +112,12 @@ class TogetherProvider:
             return PollResult(PollState.FAILED, message="together: the answer held no image")
         return PollResult(PollState.READY, outputs=tuple(str(o) for o in outputs))
 
-    async def fetch(self, task: Mapping[str, Any], result: PollResult) -> list[bytes]:
-        out: list[bytes] = []
-        for url in result.outputs:
-            try:
-                out.append(await self.downloader.fetch(url))
-            except ResultExpired:
-                out.append(await self.downloader.fetch(url))  # the one re-fetch
-        return out
-
     async def cancel(self, task: Mapping[str, Any]) -> None:
         return None
 
     async def check_key(self) -> str:
         """A cheap authenticated call: the model list."""
-        status, _, _ = await request_json(
-            self._http,
-            "GET",
-            f"{self.base_url}/models",
-            provider=self.name,
-            kind="poll",
-            headers=self._headers,
-            timeout=self.poll_timeout,
-        )
-        if status in (401, 403):
-            raise ProviderFailed("together: TOGETHER_API_KEY was refused", status=status)
-        if status >= 400:
-            raise ProviderFailed(f"together: model list answered {status}", status=status)
+        await self._key_call(f"{self.base_url}/models", "model list")
         return "key accepted"
 
 
