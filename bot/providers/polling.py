@@ -1,7 +1,8 @@
 """When to ask a provider again. A task that reports progress is polled early once, for a first
-sample, then again just after the finish its samples point to; one without progress is polled
-near the variant's usual time, then in steps that grow with the time spent. ``Retry-After``
-always wins. With a webhook on the way, only a slow safety poll remains (webhooks get lost)."""
+sample, then at the middle and the end of the short window where its samples put the finish; one
+without progress is polled near the variant's usual time, then in steps that grow with the time
+spent. ``Retry-After`` always wins. With a webhook on the way, only a slow safety poll remains
+(webhooks get lost)."""
 
 from __future__ import annotations
 
@@ -16,6 +17,9 @@ MIN_STEP = 0.5
 MAX_STEP = 5.0
 # Without progress, past the usual time, each step is this share of the time spent so far.
 GROWTH = 0.15
+# The step from a poll at the middle of the finish window to its end may be this short: the
+# finish is near, and it is one poll.
+MIDDLE_STEP = 0.05
 # With progress, a sample still comes at least this often (a wrong estimate cannot hide a task).
 MAX_SAMPLE_GAP = 10.0
 # With a webhook expected, the safety poll's period.
@@ -59,7 +63,13 @@ class Schedule:
     reports_progress: bool = False
     samples: list[tuple[float, float]] = field(default_factory=list)
     misses: int = 0
-    aimed_at_finish: bool = False
+    # What the coming poll aims at: "sample" (the task surely still runs), "middle" (of the
+    # finish window, cutting it in two), "end" (the latest finish).
+    aim: str = "sample"
+
+    @property
+    def aimed_at_finish(self) -> bool:
+        return self.aim != "sample"
 
     def first_delay(self, eta: float | None = None) -> float:
         """Seconds from the submit to the first poll."""
@@ -74,18 +84,19 @@ class Schedule:
         which carried ``progress`` (0..1) if the provider reports it."""
         if progress is not None or self.reports_progress:
             self.samples.append((elapsed, progress or 0.0))
-        if self.aimed_at_finish:
+        after_middle = self.aim == "middle"
+        if self.aim == "end":  # the latest finish passed and the task still runs: a wrong guess
             self.misses += 1
         window = None if self.webhook else finish_window(self.samples)
         if window is not None:
-            delay, self.aimed_at_finish = progress_delay(elapsed, window, self.misses)
+            delay, self.aim = progress_delay(elapsed, window, self.misses, after_middle)
         elif self.reports_progress and not self.webhook:
             # No progress yet (queued, or not said): the wait so far is the best guess of the
             # wait to come.
-            delay, self.aimed_at_finish = min(MAX_STEP, max(MIN_STEP, elapsed)), False
+            delay, self.aim = min(MAX_STEP, max(MIN_STEP, elapsed)), "sample"
         else:
             delay = next_poll_delay(elapsed, self.typical, None, webhook=self.webhook)
-            self.aimed_at_finish = False
+            self.aim = "sample"
         return max(delay, retry_after or 0.0)
 
 
@@ -117,12 +128,17 @@ def next_poll_delay(
     return max(delay, retry_after or 0.0)
 
 
-def progress_delay(elapsed: float, window: Window, misses: int) -> tuple[float, bool]:
-    """Seconds to the next poll from the finish window, and whether that poll aims at the finish.
+def progress_delay(
+    elapsed: float, window: Window, misses: int, after_middle: bool = False
+) -> tuple[float, str]:
+    """Seconds to the next poll from the finish window, and what that poll aims at.
 
     Far from the finish and with a wide window, the next sample comes while the task surely still
-    runs, to narrow the window; otherwise the poll comes just after the latest finish. Each poll
-    that aimed at the finish and came too soon doubles the shortest step."""
+    runs, to narrow the window ("sample"). Near it, the first poll aimed at the finish comes at
+    the middle of the window ("middle"): half the tasks are done by then, and the others get one
+    more poll at the window's end, a short step later, which halves the mean wait after the
+    finish for about half a poll more. Otherwise the poll comes just after the latest finish
+    ("end"); each such poll that came too soon doubles the shortest step."""
     shortest = min(MAX_STEP, FLOOR * 2**misses)
     narrowest = SHARPEN_RATIO * 2 * ROUNDING * window.latest
     # Towards the earliest finish; with none ahead (progress only just started), halfway to the
@@ -133,8 +149,15 @@ def progress_delay(elapsed: float, window: Window, misses: int) -> tuple[float, 
     else:
         approach = min(elapsed, (window.latest - elapsed) / 2)
     if window.latest - window.earliest > narrowest and approach >= shortest:
-        return min(MAX_SAMPLE_GAP, approach), False
-    return min(MAX_SAMPLE_GAP, max(shortest, window.latest - elapsed)), True
+        return min(MAX_SAMPLE_GAP, approach), "sample"
+    start = max(window.earliest, elapsed)
+    half = (window.latest - start) / 2
+    to_middle = start + half - elapsed
+    if misses == 0 and not after_middle and half >= MIDDLE_STEP and to_middle >= FLOOR:
+        return min(MAX_SAMPLE_GAP, to_middle), "middle"
+    # Right after a poll at the middle the end may come sooner than the usual shortest step.
+    step = MIDDLE_STEP if after_middle and misses == 0 else shortest
+    return min(MAX_SAMPLE_GAP, max(step, window.latest - elapsed)), "end"
 
 
 def finish_window(samples: Sequence[tuple[float, float]]) -> Window | None:
