@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 import httpx
 
 from bot import metrics
-from bot.aiohttp_transport import AiohttpTransport
+from bot.aiohttp_transport import AiohttpTransport, CookielessClient
 from bot.blobs import BlobStore, open_blobs
 from bot.catalog import Catalog, load_catalog
 from bot.clock import Clock, SystemClock
@@ -98,7 +98,7 @@ async def open_app(settings: Settings, *, clock: Clock | None = None) -> AsyncIt
     async with AsyncExitStack() as stack:
         settings.data_dir.mkdir(parents=True, exist_ok=True)
         http = await stack.enter_async_context(
-            httpx.AsyncClient(
+            CookielessClient(
                 timeout=HTTP_TIMEOUT,
                 follow_redirects=False,
                 transport=AiohttpTransport(HTTP_LIMITS),

@@ -167,3 +167,34 @@ async def test_the_proxy_in_the_environment_is_used_unless_no_proxy_names_the_ho
     assert via_proxy.text == "ok"
     assert proxied == ["http://images.example.test/a.png"]
     assert direct.json()["path"] == "/direct" and seen[0].path == "/direct"
+
+
+async def test_the_shared_client_keeps_no_cookie_a_server_sets() -> None:
+    from bot.aiohttp_transport import CookielessClient
+
+    seen: list[str | None] = []
+
+    async def handle(request: web.Request) -> web.Response:
+        seen.append(request.headers.get("Cookie"))
+        response = web.json_response({"ok": True})
+        response.set_cookie("session", "secret-from-host", path="/")
+        return response
+
+    app = web.Application()
+    app.router.add_get("/{tail:.*}", handle)
+    runner = web.AppRunner(app, access_log=None)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+    try:
+        async with CookielessClient(transport=AiohttpTransport(LIMITS), timeout=5) as http:
+            first = await http.get(f"http://127.0.0.1:{port}/a")
+            await http.get(f"http://127.0.0.1:{port}/b")
+            assert "session" in first.headers["set-cookie"]
+            assert len(http.cookies) == 0
+            with pytest.raises(TypeError):
+                http.cookies = {"a": "b"}  # type: ignore[assignment]
+    finally:
+        await runner.cleanup()
+    assert seen == [None, None]
