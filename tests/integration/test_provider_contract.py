@@ -13,6 +13,8 @@ import httpx
 import pytest
 from PIL import Image
 
+from bot.aiohttp_transport import AiohttpTransport, CookielessClient
+from bot.app import HTTP_LIMITS, HTTP_TIMEOUT
 from bot.catalog import load_catalog
 from bot.clock import ManualClock
 from bot.errors import (
@@ -78,13 +80,28 @@ def new_fake(name: str) -> FakeServer:
     return {"bfl": FakeBfl, "fal": FakeFal, "together": FakeTogether}[name]()
 
 
+def client(kind: str) -> httpx.AsyncClient:
+    """httpx's own transport, or the bot's shared client as bot/app.py builds it (aiohttp under
+    httpx): the contract holds on both."""
+    if kind == "httpx":
+        return httpx.AsyncClient(follow_redirects=False)
+    return CookielessClient(
+        timeout=HTTP_TIMEOUT, follow_redirects=False, transport=AiohttpTransport(HTTP_LIMITS)
+    )
+
+
+@pytest.fixture(params=["httpx", "shared"])
+def transport_kind(request: pytest.FixtureRequest) -> str:
+    return str(request.param)
+
+
 @pytest.fixture(params=NAMES)
-async def rig(request: pytest.FixtureRequest) -> AsyncIterator[Rig]:
+async def rig(request: pytest.FixtureRequest, transport_kind: str) -> AsyncIterator[Rig]:
     name = request.param
     fake: Any = new_fake(name)
     await fake.start()
     clock = ManualClock()
-    async with httpx.AsyncClient(follow_redirects=False) as http:
+    async with client(transport_kind) as http:
         provider = build(name, fake, http, clock)
         try:
             yield Rig(name, fake, provider, http, clock)
