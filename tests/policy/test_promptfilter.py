@@ -117,3 +117,24 @@ def test_plain_ascii_takes_a_short_path_to_the_same_form() -> None:
     ]
     for text in samples:
         assert normalize(text) == _normalize_unicode(text)
+
+
+@pytest.mark.parametrize(
+    "prompt",
+    [
+        "room 1011, third floor",
+        "the year 1011.",
+        "a poster reading (1011)",
+        "ratio 16:9 in 2026",
+        "model T-1011",
+        "ref=q-1011",
+    ],
+)
+def test_a_number_standing_alone_is_not_a_word_in_disguise(prompt: str) -> None:
+    # 1011 folds to the same letters as a blocked term; as a number it is left as it is.
+    assert not PromptFilter().blocks(prompt)
+
+
+@pytest.mark.parametrize("prompt", ["l0l1 art", "a 1o1i figure", "sh0ta", "1 0 1 1", "10li"])
+def test_digits_mixed_with_letters_or_spaced_out_are_still_folded(prompt: str) -> None:
+    assert PromptFilter().blocks(prompt)
