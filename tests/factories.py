@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import io
 import itertools
 from typing import Any
+
+from PIL import Image
 
 from bot.models import ImagineRequest, Job, JobStatus, ReplyTarget
 
@@ -40,3 +43,14 @@ def make_job(now: float = 1_700_000_000.0, **overrides: Any) -> Job:
     }
     values.update(overrides)
     return Job(**values)
+
+
+def photo_with_gps() -> bytes:
+    """A small JPEG carrying a camera make and a GPS position (both must be stripped)."""
+    image = Image.new("RGB", (120, 80), (10, 200, 90))
+    exif = Image.Exif()
+    exif[0x010F] = "PhoneMaker"  # Make
+    exif[0x8825] = {1: "N", 2: (48.0, 51.0, 29.0), 3: "E", 4: (2.0, 17.0, 40.0)}  # GPS
+    out = io.BytesIO()
+    image.save(out, format="JPEG", exif=exif, quality=90)
+    return out.getvalue()

@@ -18,6 +18,7 @@ from bot.providers.base import GenerationSpec, Submission
 from bot.providers.offline import OfflineProvider
 from bot.providers.router import Router
 from bot.worker import Worker, WorkerConfig
+from tests.factories import photo_with_gps
 from tests.fakes.rawhttp import RawServer, respond
 
 
@@ -33,19 +34,9 @@ class RecordingOffline(OfflineProvider):
         return await super().submit(spec)
 
 
-def _photo_with_gps() -> bytes:
-    image = Image.new("RGB", (120, 80), (10, 200, 90))
-    exif = Image.Exif()
-    exif[0x010F] = "PhoneMaker"  # Make
-    exif[0x8825] = {1: "N", 2: (48.0, 51.0, 29.0), 3: "E", 4: (2.0, 17.0, 40.0)}  # GPS
-    out = io.BytesIO()
-    image.save(out, format="JPEG", exif=exif, quality=90)
-    return out.getvalue()
-
-
 @pytest.fixture
 async def photo_server() -> AsyncIterator[RawServer]:
-    photo = respond("200 OK", _photo_with_gps(), {"Content-Type": "image/jpeg"})
+    photo = respond("200 OK", photo_with_gps(), {"Content-Type": "image/jpeg"})
     server = await RawServer(photo).start()
     yield server
     await server.aclose()
@@ -97,7 +88,7 @@ async def test_a_linked_input_reaches_the_provider_cleaned(
 
 
 async def test_a_refused_link_fails_the_job_and_reaches_nothing(app: App) -> None:
-    sink = await RawServer(respond("200 OK", _photo_with_gps())).start()
+    sink = await RawServer(respond("200 OK", photo_with_gps())).start()
     lines: list[str] = []
     console = ConsoleAdapter(app, write=lines.append)
     console.attach()

@@ -16,19 +16,10 @@ from adapters.slack.files import SlackFiles
 from bot.blobs import open_blobs
 from bot.errors import DownloadRefused
 from bot.models import JobStatus
+from tests.factories import photo_with_gps
 from tests.fakes.rawhttp import RawServer
 from tests.fakes.slack import FakeSlack
 from tests.slack.conftest import BOT_TOKEN, SlackBot
-
-
-def _photo_with_gps() -> bytes:
-    image = Image.new("RGB", (120, 80), (10, 200, 90))
-    exif = Image.Exif()
-    exif[0x010F] = "PhoneMaker"  # Make
-    exif[0x8825] = {1: "N", 2: (48.0, 51.0, 29.0), 3: "E", 4: (2.0, 17.0, 40.0)}  # GPS
-    out = io.BytesIO()
-    image.save(out, format="JPEG", exif=exif, quality=90)
-    return out.getvalue()
 
 
 @pytest.fixture
@@ -43,7 +34,7 @@ async def test_a_slack_file_is_fetched_with_the_token_and_reaches_the_provider_c
 ) -> None:
     caplog.set_level(logging.DEBUG)
     fake = slack_bot.fake
-    url = fake.add_private_file("photo.jpg", _photo_with_gps())
+    url = fake.add_private_file("photo.jpg", photo_with_gps())
     await slack_bot.command(f"make it blue --image {url}")
     await slack_bot.settle()
 
@@ -65,7 +56,7 @@ async def test_without_files_read_slack_refuses_and_the_user_is_told(
     caplog.set_level(logging.DEBUG)
     fake = slack_bot.fake
     fake.scopes = "commands,chat:write,files:write,users:read"
-    url = fake.add_private_file("photo.jpg", _photo_with_gps())
+    url = fake.add_private_file("photo.jpg", photo_with_gps())
     await slack_bot.command(f"make it blue --image {url}", response_key="no-scope")
     await slack_bot.settle()
 
@@ -79,7 +70,7 @@ async def test_without_files_read_slack_refuses_and_the_user_is_told(
 async def test_the_fake_like_slack_serves_a_private_file_only_with_the_token(
     fake_slack: FakeSlack,
 ) -> None:
-    url = fake_slack.add_private_file("photo.jpg", _photo_with_gps())
+    url = fake_slack.add_private_file("photo.jpg", photo_with_gps())
     async with aiohttp.ClientSession() as http:
         for headers in ({}, {"Authorization": "Bearer xoxb-someone-else"}):
             async with http.get(url, headers=headers, allow_redirects=False) as response:
@@ -87,7 +78,7 @@ async def test_the_fake_like_slack_serves_a_private_file_only_with_the_token(
                 assert response.headers["Location"].startswith("/signin")
         bearer = {"Authorization": f"Bearer {BOT_TOKEN}"}
         async with http.get(url, headers=bearer, allow_redirects=False) as response:
-            assert response.status == 200 and await response.read() == _photo_with_gps()
+            assert response.status == 200 and await response.read() == photo_with_gps()
 
 
 async def test_a_link_elsewhere_gets_no_token_and_goes_to_the_guarded_fetcher(
