@@ -75,9 +75,10 @@ class Released(Exception):
 class WorkerConfig:
     platforms: frozenset[str]
     concurrency: int = 32
-    # Claim loops run side by side: a claim is a round trip to the store, so one loop alone
-    # caps how fast an emptying queue is picked up (SQLite commits the claims of several loops
-    # together). Never more loops than job slots.
+    # Claim loops run side by side while the queue is deep: a claim is a round trip to the
+    # store, so one loop alone caps how fast a deep queue is picked up (SQLite commits the claims
+    # of several loops together). An idle worker claims with one loop only. Never more loops
+    # than job slots.
     claimers: int = 4
     # Each claim takes up to this many jobs when as many slots are free.
     claim_batch: int = 8
@@ -137,6 +138,8 @@ class Worker:
         self._slots_held: dict[str, str] = {}
         self._stopping = asyncio.Event()
         self._claim_tasks: list[asyncio.Task[None]] = []
+        # Set while claims come back full: the claim loops besides the lead one work then.
+        self._deep_queue = asyncio.Event()
         self._heartbeat_task: asyncio.Task[None] | None = None
         self._capacity = asyncio.Semaphore(config.concurrency)
         # A cancel in this process wakes the job's wait at once (other processes see it at the
@@ -157,7 +160,8 @@ class Worker:
         await self.take_over_dead_leases()
         loops = max(1, min(self.config.claimers, self.config.concurrency))
         self._claim_tasks = [
-            asyncio.create_task(self._claim_loop(), name=f"worker-claim-{i}") for i in range(loops)
+            asyncio.create_task(self._claim_loop(lead=i == 0), name=f"worker-claim-{i}")
+            for i in range(loops)
         ]
         self._heartbeat_task = asyncio.create_task(self._heartbeat_loop(), name="worker-heartbeat")
 
@@ -165,6 +169,7 @@ class Worker:
         """Stop claiming; let running jobs finish within ``grace``, then hand back their leases."""
         self._stopping.set()
         self._events.work_available()
+        self._deep_queue.set()
         # With every slot busy the claim loops wait for a free one: this wakes one to see the
         # stop, and each loop that stops hands the slot on to wake the next.
         self._capacity.release()
@@ -195,8 +200,14 @@ class Worker:
 
     # The loops ----------------------------------------------------------------------------------
 
-    async def _claim_loop(self) -> None:
+    async def _claim_loop(self, *, lead: bool) -> None:
+        """The lead loop claims whenever work may be there; the others join only while claims
+        come back full (a deep queue), so an idle worker asks the store once per wake-up."""
         while not self._stopping.is_set():
+            if not lead:
+                await self._deep_queue.wait()
+                if self._stopping.is_set():
+                    break
             await self._capacity.acquire()
             if self._stopping.is_set():
                 self._capacity.release()
@@ -228,9 +239,14 @@ class Worker:
                     continue
                 task = asyncio.create_task(self._process(job), name=f"job-{job.id}")
                 self._running[job.id] = task
-            if len(jobs) < slots:  # nothing more to claim for now
-                if self._stopping.is_set():
-                    break
+            if len(jobs) == slots:
+                self._deep_queue.set()
+                continue
+            # Nothing more to claim for now.
+            self._deep_queue.clear()
+            if self._stopping.is_set():
+                break
+            if lead:
                 await self._events.wait_for_work(self.config.idle_poll)
 
     def _release_capacity(self, slots: int) -> None:

@@ -61,3 +61,30 @@ async def test_stop_ends_every_claim_loop_promptly(app: App) -> None:
     await asyncio.wait_for(worker.stop(grace=1.0), 5)
     assert time.monotonic() - started < 2
     assert all(task.done() for task in worker._claim_tasks)
+
+
+async def test_an_idle_worker_asks_the_store_once_per_new_job(app: App) -> None:
+    """The extra claim loops join only while claims come back full: one new job costs one
+    claim, not one per loop (with PostgreSQL, every process wakes for every job)."""
+    app.add_delivery("console", CountingDelivery())
+    calls: list[int] = []
+    claim_jobs = app.store.claim_jobs
+
+    async def counted(*args: Any, **kwargs: Any) -> Any:
+        jobs = await claim_jobs(*args, **kwargs)
+        calls.append(len(jobs))
+        return jobs
+
+    app.store.claim_jobs = counted  # type: ignore[method-assign]
+    await app.start_workers(concurrency=16, claimers=4)
+    await asyncio.sleep(0.1)
+    before = len(calls)
+    for i in range(3):
+        accepted = await app.service.imagine(
+            make_request(user_id=f"u{i}", prompt=f"a quiet harbour {i}", width=512, height=512)
+        )
+        job = await app.service.wait(accepted.job.id, timeout=30)
+        assert job.status is JobStatus.DELIVERED
+    claims = calls[before:]
+    assert claims.count(1) == 3
+    assert len(claims) <= 4  # one per job, and perhaps one idle look
