@@ -244,7 +244,7 @@ def render(doc: dict[str, Any]) -> str:
 
 
 # From profiling the bot process (py-spy, per-thread CPU from /proc) on 2026-11-28, at commit
-# 7d35024; the figures quoted are from that day's run. Re-read them when the code changes.
+# 4e50ef9; the figures quoted are from that day's runs. Re-read them when the code changes.
 NOTES = [
     "- The machine is shared: the load average above is the number of runnable processes on "
     "its 2 cores, and every figure scales with it. Loopback traffic is costly in this VM: each "
@@ -255,8 +255,8 @@ NOTES = [
     "answered one after another by one event loop, so the p99 grows with their number. The "
     "floor row is a server that only reads each command and answers it, driven by the same "
     "sender: it already needs about 300 ms at 500, so 50 ms for 500 simultaneous commands is "
-    "below what this harness can measure on this machine. The bot stays within about 15 % of "
-    "that floor at 500 and within 10 ms of it at 100.",
+    "below what this harness can measure on this machine. The bot stays about 100 ms above that "
+    "floor at 500 (15-40 % between runs) and level with it at 100.",
     "- End-to-end / provider at 500: every job's generation takes the same 8 s, so 500 images "
     "of 1.5 MB finish in the same instant and must each be downloaded, checked, stored and "
     "uploaded again (about 1.5 GB through loopback, and 500 PNG checks, on 2 cores). 1.02 would "
@@ -265,10 +265,10 @@ NOTES = [
     "- Polling (bot/providers/polling.py): BFL reports progress, so the first poll comes at 1/8 "
     "of the model's usual time, one more narrows the finish, then one at the middle of the short "
     "window where the finish lies and, if needed, one at its end (about 4 polls per job, under "
-    "two fifths of the seed's). Of the added latency, about 140 ms is shared "
+    "two fifths of the seed's). Of the added latency, about 140-150 ms is shared "
     "with webhooks (30 commands arriving together: acknowledgement, admission, claim, the two "
     "stored steps around the submit; after the finish: download, check, store, upload); about "
-    "35 ms is the wait for the poll after the finish, because rounded progress leaves a window "
+    "30-50 ms is the wait for the poll after the finish, because rounded progress leaves a window "
     "of 1-2 % of the generation time (python -m benchmarks.polling_sim: 29 ms). The shared part "
     "is CPU on one event loop while 30 commands start together: about 4-5 ms per command of "
     "acknowledgement, admission, claim and submit, a fifth of it in httpx's request handling. "
@@ -281,10 +281,10 @@ NOTES = [
     "about 2 ms, and file writes and image checks the rest. Claims are not the limit (four "
     "claim loops, each taking up to 8 jobs per transaction). 200 jobs/s would need half that "
     "CPU per job, or more processes: the PostgreSQL rows show a second worker process adding "
-    "a quarter to a third on these 2 shared cores.",
+    "about a third on these 2 shared cores.",
     "- Memory: queued jobs live in the database, not in the process, so 10,000 queued cost "
     "about 55 MB over the idle process. Images are bounded by the worker's image_concurrency (8 at once): 50 "
-    "concurrent 4-megapixel images peak at about 300 MB.",
+    "concurrent 4-megapixel images peak at 260-310 MB.",
 ]
 
 
