@@ -11,7 +11,7 @@ import os
 import signal
 import sys
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -328,6 +328,9 @@ async def imagine_once(settings: Settings, args: argparse.Namespace) -> int:
                 input_images=tuple(inputs),
                 user_is_admin=True,
             )
+            # Listening before the job exists: a worker may take it up before imagine returns.
+            printer = ProgressPrinter()
+            app.events.add_listener(printer)
             accepted = await app.service.imagine(request)
         except RequestRejected as exc:
             print(f"refused: {exc.user_message}", file=sys.stderr)
@@ -337,21 +340,35 @@ async def imagine_once(settings: Settings, args: argparse.Namespace) -> int:
             f"job {job.id}: queued ({job.variant}, {job.width}x{job.height}, seed {job.seed})",
             file=sys.stderr,
         )
-        app.events.add_listener(_progress_printer(job.id))
+        printer.follow(job.id)
         job = await app.service.wait(job.id, timeout=args.timeout)
         return _report(job, delivery)
 
 
-def _progress_printer(job_id: str) -> Callable[[Job], None]:
-    """Prints each new status of one job, so long work shows how far it has come."""
-    shown: set[JobStatus] = {JobStatus.QUEUED}
-    started = time.monotonic()
+class ProgressPrinter:
+    """Prints each new status of one job, so long work shows how far it has come. Changes seen
+    before ``follow`` names the job are kept and printed then, in order."""
 
-    def show(job: Job) -> None:
-        if job.id != job_id or job.status in shown:
+    def __init__(self) -> None:
+        self._job_id: str | None = None
+        self._early: list[Job] = []
+        self._shown: set[JobStatus] = {JobStatus.QUEUED}
+        self._started = time.monotonic()
+
+    def follow(self, job_id: str) -> None:
+        self._job_id = job_id
+        early, self._early = self._early, []
+        for job in early:
+            self(job)
+
+    def __call__(self, job: Job) -> None:
+        if self._job_id is None:
+            self._early.append(job)
             return
-        shown.add(job.status)
-        took = f"{time.monotonic() - started:.1f} s"
+        if job.id != self._job_id or job.status in self._shown:
+            return
+        self._shown.add(job.status)
+        took = f"{time.monotonic() - self._started:.1f} s"
         if job.status is JobStatus.SUBMITTED:
             print(f"job {job.id}: submitted to {job.provider} ({took})", file=sys.stderr)
         elif job.status is JobStatus.FETCHED:
@@ -362,8 +379,6 @@ def _progress_printer(job_id: str) -> Callable[[Job], None]:
             )
         elif job.status is JobStatus.DELIVERED:
             print(f"job {job.id}: done ({took})", file=sys.stderr)
-
-    return show
 
 
 def _report(job: Job, delivery: FileDelivery) -> int:
