@@ -145,10 +145,13 @@ class AiohttpTransport(httpx.AsyncBaseTransport):
 
 
 class _NoCookies(httpx.Cookies):
-    """A jar that keeps nothing."""
+    """A jar that keeps nothing (one is shared by every client: it must stay empty)."""
 
     def extract_cookies(self, response: httpx.Response) -> None:
         return None
+
+    def set(self, name: str, value: str, domain: str = "", path: str = "/") -> None:
+        raise TypeError("the shared HTTP client keeps no cookies")
 
 
 class CookielessClient(httpx.AsyncClient):

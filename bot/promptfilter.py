@@ -128,24 +128,17 @@ def _normalize_unicode(text: str) -> str:
     return _fold_leet(text)
 
 
-# Two digits or more with no letter, digit or leetspeak symbol either side: a number.
-_NUMBER = re.compile(r"(?<![\w!|@$+€¡])[0-9]{2,}(?![\w!|@$+€¡])")
+# Two digits or more with no letter, digit or leetspeak symbol either side: a number. Captured,
+# so that splitting on it keeps the numbers at the odd places.
+_NUMBER = re.compile(r"((?<![\w!|@$+€¡])[0-9]{2,}(?![\w!|@$+€¡]))")
 
 
 def _fold_leet(text: str) -> str:
     """Leetspeak folded, except in numbers of two digits or more standing alone (``1011``,
     ``2026``, ``room-1011``): a number is not a word in disguise. Digits mixed with letters,
     and single digits (spaced-out letters), are still folded."""
-    if not _NUMBER.search(text):
-        return text.translate(_LEET)
-    out: list[str] = []
-    last = 0
-    for match in _NUMBER.finditer(text):
-        out.append(text[last : match.start()].translate(_LEET))
-        out.append(match.group(0))
-        last = match.end()
-    out.append(text[last:].translate(_LEET))
-    return "".join(out)
+    parts = _NUMBER.split(text)
+    return "".join(part if i % 2 else part.translate(_LEET) for i, part in enumerate(parts))
 
 
 _STROKES = str.maketrans({"ø": "o", "ł": "l", "đ": "d", "ħ": "h", "ŧ": "t", "ƀ": "b", "ɨ": "i"})

@@ -226,10 +226,8 @@ class Worker:
                     slots,
                 )
             except Exception:
-                self._release_capacity(slots)
                 log.exception("claiming a job failed; trying again shortly")
-                await self._events.wait_for_work(self.config.idle_poll)
-                continue
+                jobs = []
             self._release_capacity(slots - len(jobs))
             for job in jobs:
                 if job.id in self._running:

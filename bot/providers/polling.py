@@ -9,6 +9,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from itertools import combinations
+from typing import Literal
 
 # A poll never comes sooner than this after the previous one.
 FLOOR = 0.15
@@ -43,6 +44,9 @@ GUESS_SHARE = 0.5
 SHARPEN_RATIO = 2.0
 
 
+Aim = Literal["sample", "middle", "end"]
+
+
 @dataclass(frozen=True)
 class Window:
     """Seconds after the submit between which the task finishes; ``measured`` when the rate comes
@@ -65,7 +69,7 @@ class Schedule:
     misses: int = 0
     # What the coming poll aims at: "sample" (the task surely still runs), "middle" (of the
     # finish window, cutting it in two), "end" (the latest finish).
-    aim: str = "sample"
+    aim: Aim = "sample"
 
     @property
     def aimed_at_finish(self) -> bool:
@@ -130,7 +134,7 @@ def next_poll_delay(
 
 def progress_delay(
     elapsed: float, window: Window, misses: int, after_middle: bool = False
-) -> tuple[float, str]:
+) -> tuple[float, Aim]:
     """Seconds to the next poll from the finish window, and what that poll aims at.
 
     Far from the finish and with a wide window, the next sample comes while the task surely still

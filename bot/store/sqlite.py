@@ -137,6 +137,8 @@ class SqliteStore:
         platforms: Iterable[str],
         limit: int,
     ) -> list[Job]:
+        if limit < 1:
+            return []
         params = {"now": now, "platforms": json.dumps(sorted(platforms))}
         lease = {"worker_id": worker_id, "expires_at": now + lease_seconds, "now": now}
 
@@ -153,8 +155,6 @@ class SqliteStore:
                 rows.append(db.execute(Q["get_job"], {"id": job_id}).fetchone())
             return rows
 
-        if limit < 1:
-            return []
         return [job_from_row(dict(row)) for row in await self._write(claim)]
 
     async def renew_leases(
