@@ -18,6 +18,7 @@ from urllib.parse import urlsplit
 
 import httpx
 
+from bot.aiohttp_transport import Answer, CookielessClient
 from bot.errors import (
     ProviderError,
     ProviderFailed,
@@ -66,14 +67,36 @@ def host_of(url: str) -> str:
         return "?"
 
 
-def _snippet(response: httpx.Response) -> str:
+def _snippet(content: bytes) -> str:
     """A short, printable hint of an error body (JSON detail or the first words of HTML)."""
-    try:
-        text = response.content[:300].decode("utf-8", "replace")
-    except Exception:  # pragma: no cover - content already read
-        return ""
-    text = " ".join(text.split())
+    text = " ".join(content[:300].decode("utf-8", "replace").split())
     return text[:160]
+
+
+async def _send(
+    http: httpx.AsyncClient,
+    method: str,
+    url: str,
+    *,
+    headers: Mapping[str, str],
+    body: Mapping[str, Any] | None,
+    params: Mapping[str, str] | None,
+    timeout: httpx.Timeout,
+) -> Answer:
+    if isinstance(http, CookielessClient):  # the bot's shared client: its direct path
+        return await http.fetch(
+            method,
+            url,
+            headers=headers,
+            json=body,
+            params=params,
+            timeout=timeout,
+            max_bytes=MAX_JSON_BYTES,
+        )
+    response = await http.request(
+        method, url, headers=dict(headers), json=body, params=params, timeout=timeout
+    )
+    return Answer(response.status_code, response.headers, response.content)
 
 
 async def request_json(
@@ -87,7 +110,7 @@ async def request_json(
     body: Mapping[str, Any] | None = None,
     params: Mapping[str, str] | None = None,
     timeout: httpx.Timeout | None = None,
-) -> tuple[int, Any, httpx.Headers]:
+) -> tuple[int, Any, Mapping[str, str]]:
     """Send one request and return ``(status, parsed JSON or None, headers)`` for 2xx and 4xx
     answers the caller interprets. Raises the project's errors for everything else."""
     timeout = timeout or (SUBMIT_TIMEOUT if kind == "submit" else POLL_TIMEOUT)
@@ -96,8 +119,8 @@ async def request_json(
     total = (timeout.connect or 5.0) + (timeout.read or 60.0)
     try:
         async with asyncio.timeout(total):
-            response = await http.request(
-                method, url, headers=dict(headers), json=body, params=params, timeout=timeout
+            response = await _send(
+                http, method, url, headers=headers, body=body, params=params, timeout=timeout
             )
     except TimeoutError:
         if kind == "submit":
@@ -134,7 +157,7 @@ async def request_json(
         raise ProviderUnavailable(
             f"{provider}: connection to {where} broke ({type(exc).__name__})", provider=provider
         ) from None
-    status = response.status_code
+    status = response.status
     retry_after = retry_after_seconds(response.headers.get("retry-after"))
     if status == 429:
         raise ProviderUnavailable(
@@ -165,14 +188,16 @@ async def request_json(
         )
     if status >= 500 or status == 408:
         raise ProviderUnavailable(
-            f"{provider}: server error {status}: {_snippet(response)}",
+            f"{provider}: server error {status}: {_snippet(response.content)}",
             provider=provider,
             status=status,
             retry_after=retry_after,
         )
-    data = parse_json(response)
+    data = parse_json(response.content)
     if 200 <= status < 300 and data is None:
-        message = f"{provider}: malformed answer ({status}) from {where}: {_snippet(response)}"
+        message = (
+            f"{provider}: malformed answer ({status}) from {where}: {_snippet(response.content)}"
+        )
         if kind == "submit":
             raise SubmitOutcomeUnknown(message, provider=provider, status=status)
         raise ProviderUnavailable(message, provider=provider, status=status)
@@ -184,11 +209,11 @@ async def request_json(
     return status, data, response.headers
 
 
-def parse_json(response: httpx.Response) -> Any:
-    if len(response.content) > MAX_JSON_BYTES:
+def parse_json(content: bytes) -> Any:
+    if len(content) > MAX_JSON_BYTES:
         return None
     try:
-        return json.loads(response.content)
+        return json.loads(content)
     except (ValueError, UnicodeDecodeError):
         return None
 

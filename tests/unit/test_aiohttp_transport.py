@@ -7,14 +7,16 @@ from __future__ import annotations
 
 import asyncio
 import gzip
+import json
 import socket
 from collections.abc import AsyncIterator, Awaitable, Callable
+from typing import Any
 
 import httpx
 import pytest
 from aiohttp import web
 
-from bot.aiohttp_transport import AiohttpTransport
+from bot.aiohttp_transport import AiohttpTransport, Answer, CookielessClient
 
 LIMITS = httpx.Limits(max_connections=10, max_keepalive_connections=5)
 
@@ -170,8 +172,6 @@ async def test_the_proxy_in_the_environment_is_used_unless_no_proxy_names_the_ho
 
 
 async def test_the_shared_client_keeps_no_cookie_a_server_sets() -> None:
-    from bot.aiohttp_transport import CookielessClient
-
     seen: list[str | None] = []
 
     async def handle(request: web.Request) -> web.Response:
@@ -198,3 +198,133 @@ async def test_the_shared_client_keeps_no_cookie_a_server_sets() -> None:
     finally:
         await runner.cleanup()
     assert seen == [None, None]
+
+
+# The direct path (``CookielessClient.fetch``): the provider calls' requests and answers, the
+# same on the wire and in their errors as through httpx.
+
+
+def shared(timeout: float = 5.0) -> CookielessClient:
+    return CookielessClient(transport=AiohttpTransport(LIMITS), timeout=timeout)
+
+
+async def fetch(
+    http: CookielessClient,
+    url: str,
+    *,
+    method: str = "GET",
+    seconds: float = 5.0,
+    max_bytes: int = 4096,
+    **kw: Any,
+) -> Answer:
+    return await http.fetch(
+        method,
+        url,
+        headers={"x-key": "k"},
+        timeout=httpx.Timeout(seconds),
+        max_bytes=max_bytes,
+        **kw,
+    )
+
+
+async def test_fetch_sends_what_httpx_sends_and_decodes_the_answer(
+    web_server: tuple[str, list[web.Request], list[bytes]],
+) -> None:
+    url, seen, bodies = web_server
+    body = {"prompt": "un renard roux ☀", "width": 1024, "seed": 7}
+    signed = "/v1/get_result?id=a%2Fb&sig=ab%2Bcd%3D"
+    async with shared() as http:
+        through_httpx = await http.post(f"{url}/v1/flux-2-pro", json=body, headers={"x-key": "k"})
+        direct = await http.fetch(
+            "POST",
+            f"{url}/v1/flux-2-pro",
+            headers={"x-key": "k"},
+            json=body,
+            timeout=httpx.Timeout(5.0),
+            max_bytes=4096,
+        )
+        unzipped = await fetch(http, f"{url}/gzip")
+        exact = await fetch(http, url + signed)
+        with_params = await fetch(http, f"{url}/status", params={"fal_webhook": "https://x/y?z=1"})
+    assert through_httpx.json() == json.loads(direct.content)
+    assert direct.status == 200 and direct.headers["content-type"].startswith("application/json")
+    assert bodies[0] == bodies[1]  # byte for byte
+    for header in ("Content-Type", "User-Agent", "x-key"):
+        assert seen[0].headers[header] == seen[1].headers[header]
+    assert json.loads(unzipped.content) == {"ok": True}
+    assert seen[3].raw_path == signed
+    assert seen[4].query["fal_webhook"] == "https://x/y?z=1"
+    assert json.loads(with_params.content)["path"] == seen[4].raw_path
+    assert exact.status == 200
+
+
+async def test_fetch_cuts_an_answer_over_its_cap_and_stays_usable(
+    web_server: tuple[str, list[web.Request], list[bytes]],
+) -> None:
+    url, _, _ = web_server
+    async with shared() as http:
+        big = await fetch(http, f"{url}/big", max_bytes=10_000)
+        after = await fetch(http, f"{url}/after")
+    assert len(big.content) == 10_001  # enough to tell it is too long
+    assert json.loads(after.content)["path"] == "/after"
+
+
+async def test_fetch_a_refused_connection_is_a_connect_error() -> None:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+        async with shared() as http:
+            with pytest.raises(httpx.ConnectError):
+                await fetch(http, f"http://127.0.0.1:{port}/")
+
+
+async def test_fetch_a_connection_closed_after_the_request_is_not_a_connect_error() -> None:
+    got: list[bytes] = []
+
+    async def hang_up(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        got.append(await reader.readuntil(b"\r\n\r\n"))
+        writer.close()
+        await writer.wait_closed()
+
+    server, url = await raw_server(hang_up)
+    async with server, shared() as http:
+        with pytest.raises(httpx.TransportError) as caught:
+            await fetch(http, f"{url}/v1/flux-2-pro", method="POST", json={"prompt": "a fox"})
+    assert got, "the request reached the server"
+    assert not isinstance(caught.value, httpx.ConnectError | httpx.ConnectTimeout)
+    assert isinstance(caught.value, httpx.RemoteProtocolError | httpx.ReadError)
+
+
+async def test_fetch_a_server_that_stalls_is_a_read_timeout() -> None:
+    closed = asyncio.Event()
+
+    async def stall(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await reader.readuntil(b"\r\n\r\n")
+        writer.write(b"HTTP/1.1 200 OK\r\nContent-Length: 10\r\n\r\nabc")
+        await writer.drain()
+        await reader.read()  # until the client gives up and closes the connection
+        writer.close()
+        await writer.wait_closed()
+        closed.set()
+
+    server, url = await raw_server(stall)
+    async with server, shared() as http:
+        with pytest.raises(httpx.ReadTimeout):
+            await fetch(http, f"{url}/slow", seconds=0.3)
+        await asyncio.wait_for(closed.wait(), 5)
+
+
+async def test_fetch_on_another_transport_goes_through_httpx() -> None:
+    def answer(request: httpx.Request) -> httpx.Response:
+        return httpx.Response(201, json={"via": "mock", "body": json.loads(request.content)})
+
+    async with CookielessClient(transport=httpx.MockTransport(answer)) as http:
+        got = await http.fetch(
+            "POST",
+            "http://provider.test/v1/x",
+            headers={},
+            json={"a": 1},
+            timeout=httpx.Timeout(1.0),
+            max_bytes=100,
+        )
+    assert got.status == 201 and json.loads(got.content) == {"via": "mock", "body": {"a": 1}}
