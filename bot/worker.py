@@ -635,8 +635,6 @@ class Worker:
                     return PollResult(
                         PollState.FAILED, message="timed out waiting for the provider"
                     )
-                if await self._cancelled_at_provider(job, provider):
-                    raise LeaseLost(job.id)
                 sent = self._clock.now()
                 try:
                     result = await metrics.provider_call(provider.name, "poll", provider.poll(task))
@@ -648,30 +646,39 @@ class Worker:
                     due = self._clock.now() + max(
                         hint or 0.0, backoff(errors, self._rng, base=1.0, cap=15.0)
                     )
-                    continue
+                    result = None
                 except ProviderError as exc:
                     return PollResult(PollState.FAILED, message=str(exc))
-                polls += 1
-                if polls == 1:
-                    crashpoint("while_polling", self.config.crash_at)
-                if result.state is not PollState.PENDING:
-                    log.info("job %s: %s after %d poll(s)", job.id, result.state.value, polls)
-                    return result
-                # The provider answered about halfway through the call: that is the sample's time.
-                elapsed = (sent + self._clock.now()) / 2 - started
-                due = (
-                    started
-                    + elapsed
-                    + schedule.next_delay(elapsed, result.progress, result.retry_after)
-                )
-                if self._clock.monotonic() - last_progress >= self.config.progress_interval:
-                    last_progress = self._clock.monotonic()
-                    await self._progress(
-                        job,
-                        Progress(
-                            "generating", queue_position=result.queue_position, elapsed=elapsed
-                        ),
+                if result is not None:
+                    polls += 1
+                    if polls == 1:
+                        crashpoint("while_polling", self.config.crash_at)
+                    if result.state is not PollState.PENDING:
+                        log.info("job %s: %s after %d poll(s)", job.id, result.state.value, polls)
+                        return result
+                    # The provider answered about halfway through the call: the sample's time.
+                    elapsed = (sent + self._clock.now()) / 2 - started
+                    due = (
+                        started
+                        + elapsed
+                        + schedule.next_delay(elapsed, result.progress, result.retry_after)
                     )
+                    if self._clock.monotonic() - last_progress >= self.config.progress_interval:
+                        last_progress = self._clock.monotonic()
+                        await self._progress(
+                            job,
+                            Progress(
+                                "generating",
+                                queue_position=result.queue_position,
+                                elapsed=elapsed,
+                            ),
+                        )
+                # Still waiting: a cancel made in any process ends the wait, and the task at the
+                # provider. Asked after the poll, so that the poll that finds the image waits
+                # for no store read (a finished task's job that was cancelled meanwhile stops at
+                # its next stored step, which expects the job still submitted).
+                if await self._cancelled_at_provider(job, provider):
+                    raise LeaseLost(job.id)
         except asyncio.CancelledError:
             # The lease was lost: a user's cancel is the usual reason; tell the provider too.
             await asyncio.shield(self._cancelled_at_provider(job, provider))

@@ -52,7 +52,10 @@ async def test_a_trickling_answer_is_cut_at_its_time_cap() -> None:
         await fake.aclose()
 
 
-async def test_cancelling_a_queued_fal_job_cancels_it_at_fal(data_dir: Path) -> None:
+@pytest.mark.parametrize("where", ["this process", "another process"])
+async def test_cancelling_a_queued_fal_job_cancels_it_at_fal(data_dir: Path, where: str) -> None:
+    """A cancel in this process wakes the waiting job at once; one made by another process (only
+    the store knows of it) is seen after the job's next poll."""
     fake = await FakeFal().start()
     fake.queue_seconds = 120
     try:
@@ -73,13 +76,19 @@ async def test_cancelling_a_queued_fal_job_cancels_it_at_fal(data_dir: Path) -> 
                 if job.status is JobStatus.SUBMITTED:
                     break
                 await asyncio.sleep(0.02)
-            await app.service.cancel(job.id, user_id=job.user_id)
-            for _ in range(500):
+            polls = len(fake.recorded("GET"))
+            if where == "this process":
+                await app.service.cancel(job.id, user_id=job.user_id)
+            else:
+                await app.store.cancel_job(job.id, time.time())
+            for _ in range(1000):
                 if fake.recorded("PUT"):
                     break
                 await asyncio.sleep(0.02)
             [request] = fake.requests_by_id.values()
             assert request.cancelled
+            if where == "another process":
+                assert len(fake.recorded("GET")) > polls  # seen at a poll, not by an event
             final = await app.store.get_job(job.id)
             assert final is not None and final.status is JobStatus.CANCELLED
     finally:
