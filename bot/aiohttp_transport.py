@@ -72,11 +72,88 @@ def _client_timeout(timeout: Mapping[str, float | None]) -> aiohttp.ClientTimeou
 
 @dataclass(frozen=True, slots=True)
 class Answer:
-    """A whole, small answer: status, headers (case-insensitive) and the body, decoded."""
+    """A whole answer: status, headers (case-insensitive) and the body, decoded. ``truncated``:
+    the body was longer than the cap asked for (by its Content-Length, then unread, or as read,
+    then cut just past the cap)."""
 
     status: int
     headers: Mapping[str, str]
     content: bytes
+    truncated: bool = False
+
+
+def _declared_over(headers: Mapping[str, str], max_bytes: int) -> bool:
+    declared = headers.get("content-length", "")
+    return declared.isdigit() and int(declared) > max_bytes
+
+
+async def fetch(
+    http: httpx.AsyncClient,
+    method: str,
+    url: str,
+    *,
+    headers: Mapping[str, str],
+    json: Any = None,
+    params: Mapping[str, str] | None = None,
+    timeout: httpx.Timeout,
+    max_bytes: int,
+) -> Answer:
+    """Send one request (never following a redirect) and read its answer, at most ``max_bytes``
+    of body. On the bot's shared client this skips httpx's models (``CookielessClient.fetch``);
+    any other client streams it through httpx. Errors are httpx's."""
+    if isinstance(http, CookielessClient):
+        return await http.fetch(
+            method,
+            url,
+            headers=headers,
+            json=json,
+            params=params,
+            timeout=timeout,
+            max_bytes=max_bytes,
+        )
+    return await _fetch_through_httpx(
+        http,
+        method,
+        url,
+        headers=headers,
+        json=json,
+        params=params,
+        timeout=timeout,
+        max_bytes=max_bytes,
+    )
+
+
+async def _fetch_through_httpx(
+    http: httpx.AsyncClient,
+    method: str,
+    url: str,
+    *,
+    headers: Mapping[str, str],
+    json: Any,
+    params: Mapping[str, str] | None,
+    timeout: httpx.Timeout,
+    max_bytes: int,
+) -> Answer:
+    async with http.stream(
+        method,
+        url,
+        headers=dict(headers),
+        json=json,
+        params=params,
+        timeout=timeout,
+        follow_redirects=False,
+    ) as response:
+        if _declared_over(response.headers, max_bytes):
+            return Answer(response.status_code, response.headers, b"", truncated=True)
+        chunks: list[bytes] = []
+        size = 0
+        async for chunk in response.aiter_bytes():
+            chunks.append(chunk)
+            size += len(chunk)
+            if size > max_bytes:
+                content = b"".join(chunks)[: max_bytes + 1]
+                return Answer(response.status_code, response.headers, content, truncated=True)
+        return Answer(response.status_code, response.headers, b"".join(chunks))
 
 
 def json_body(value: Any) -> bytes:
@@ -169,10 +246,11 @@ class AiohttpTransport(httpx.AsyncBaseTransport):
         timeout: httpx.Timeout,
         max_bytes: int,
     ) -> Answer:
-        """One request with its whole answer, straight on aiohttp: the provider APIs' small JSON
-        calls, at about half the CPU of the same call through httpx. The body is decoded as
-        httpx would (gzip, deflate) and read to at most ``max_bytes + 1`` bytes; a longer one
-        is cut there and its connection closed. Errors are httpx's, with the same meanings as
+        """One request with its whole answer, straight on aiohttp: the provider calls (JSON and
+        result downloads) at about half the CPU of the same call through httpx. The body is
+        decoded as httpx would (gzip, deflate); one whose Content-Length is over ``max_bytes``
+        is not read, one that runs over is cut just past it, and either way its connection is
+        closed (``truncated``). Errors are httpx's, with the same meanings as
         ``handle_async_request``'s."""
         with _as_httpx_errors(None):
             async with self._client().request(
@@ -186,6 +264,9 @@ class AiohttpTransport(httpx.AsyncBaseTransport):
                 proxy=self._proxy_for(url.scheme, url.host),
                 timeout=_client_timeout(timeout.as_dict()),
             ) as response:
+                if _declared_over(response.headers, max_bytes):
+                    response.close()  # never read: the connection cannot be reused
+                    return Answer(response.status, response.headers, b"", truncated=True)
                 chunks: list[bytes] = []
                 size = 0
                 while size <= max_bytes:
@@ -197,7 +278,7 @@ class AiohttpTransport(httpx.AsyncBaseTransport):
                 content = b"".join(chunks)
                 if size > max_bytes:
                     response.close()  # the rest is never read: the connection cannot be reused
-                    content = content[: max_bytes + 1]
+                    return Answer(response.status, response.headers, content[: max_bytes + 1], True)
                 return Answer(response.status, response.headers, content)
 
     async def aclose(self) -> None:
@@ -246,14 +327,21 @@ class CookielessClient(httpx.AsyncClient):
         timeout: httpx.Timeout,
         max_bytes: int,
     ) -> Answer:
-        """Send one request; the answer whole, its body at most ``max_bytes + 1`` bytes long.
-        The client's own headers (its User-Agent) go along; its base URL and auth are not used
-        (the provider calls have neither)."""
+        """Send one request (never following a redirect) and read its answer, at most
+        ``max_bytes`` of body (``Answer.truncated`` past it). The client's own headers (its
+        User-Agent) go along; its base URL and auth are not used (the provider calls have
+        neither)."""
         if self._direct is None:
-            response = await self.request(
-                method, url, headers=dict(headers), json=json, params=params, timeout=timeout
+            return await _fetch_through_httpx(
+                self,
+                method,
+                url,
+                headers=headers,
+                json=json,
+                params=params,
+                timeout=timeout,
+                max_bytes=max_bytes,
             )
-            return Answer(response.status_code, response.headers, response.content)
         target = httpx.URL(url, params=params) if params else httpx.URL(url)
         sent = {**self._fetch_headers, **headers}
         content = None

@@ -18,6 +18,7 @@ from urllib.parse import urljoin, urlsplit
 
 import httpx
 
+from bot.aiohttp_transport import fetch
 from bot.clock import Clock
 from bot.errors import DownloadRefused, ProviderFailed, ProviderTimeout, ProviderUnavailable
 from bot.providers.retry import RetryPolicy
@@ -28,6 +29,8 @@ log = logging.getLogger(__name__)
 MAX_RESULT_BYTES = 40 * 1024 * 1024
 DOWNLOAD_SECONDS = 60.0
 MAX_REDIRECTS = 3
+# What httpx calls a redirect (with a Location header).
+REDIRECTS = frozenset({301, 302, 303, 307, 308})
 
 
 class ResultExpired(ProviderFailed):
@@ -179,48 +182,14 @@ class Downloader:
         for _ in range(MAX_REDIRECTS + 1):
             self.check(url)
             try:
-                async with self._http.stream(
-                    "GET", url, follow_redirects=False, timeout=httpx.Timeout(10.0, read=30.0)
-                ) as response:
-                    if response.is_redirect:
-                        location = response.headers.get("location", "")
-                        url = urljoin(url, location)
-                        continue
-                    status = response.status_code
-                    if status in (403, 404, 410):
-                        raise ResultExpired(
-                            f"{self._provider}: result URL answered {status} (expired?)",
-                            provider=self._provider,
-                            status=status,
-                        )
-                    if status == 429 or status >= 500:
-                        raise ProviderUnavailable(
-                            f"{self._provider}: result host {host_of(url)} answered {status}",
-                            provider=self._provider,
-                            status=status,
-                            retry_after=retry_after_seconds(response.headers.get("retry-after")),
-                        )
-                    if status != 200:
-                        raise ProviderFailed(
-                            f"{self._provider}: result download answered {status}",
-                            provider=self._provider,
-                            status=status,
-                        )
-                    declared = response.headers.get("content-length")
-                    if declared and declared.isdigit() and int(declared) > self.max_bytes:
-                        raise DownloadRefused(
-                            f"{self._provider}: result of {int(declared)} bytes is over the cap"
-                        )
-                    chunks: list[bytes] = []
-                    total = 0
-                    async for chunk in response.aiter_bytes():
-                        total += len(chunk)
-                        if total > self.max_bytes:
-                            raise DownloadRefused(
-                                f"{self._provider}: result is over {self.max_bytes} bytes"
-                            )
-                        chunks.append(chunk)
-                    return b"".join(chunks)
+                answer = await fetch(
+                    self._http,
+                    "GET",
+                    url,
+                    headers={},
+                    timeout=httpx.Timeout(10.0, read=30.0),
+                    max_bytes=self.max_bytes,
+                )
             except (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout) as exc:
                 raise ProviderUnavailable(
                     f"{self._provider}: could not connect to {host_of(url)} ({type(exc).__name__})",
@@ -231,6 +200,32 @@ class Downloader:
                     f"{self._provider}: download from {host_of(url)} broke ({type(exc).__name__})",
                     provider=self._provider,
                 ) from None
+            status = answer.status
+            if status in REDIRECTS and answer.headers.get("location"):
+                url = urljoin(url, answer.headers["location"])
+                continue
+            if status in (403, 404, 410):
+                raise ResultExpired(
+                    f"{self._provider}: result URL answered {status} (expired?)",
+                    provider=self._provider,
+                    status=status,
+                )
+            if status == 429 or status >= 500:
+                raise ProviderUnavailable(
+                    f"{self._provider}: result host {host_of(url)} answered {status}",
+                    provider=self._provider,
+                    status=status,
+                    retry_after=retry_after_seconds(answer.headers.get("retry-after")),
+                )
+            if status != 200:
+                raise ProviderFailed(
+                    f"{self._provider}: result download answered {status}",
+                    provider=self._provider,
+                    status=status,
+                )
+            if answer.truncated:
+                raise DownloadRefused(f"{self._provider}: result is over {self.max_bytes} bytes")
+            return answer.content
         raise DownloadRefused(f"{self._provider}: too many redirects")
 
 

@@ -18,7 +18,7 @@ from urllib.parse import urlsplit
 
 import httpx
 
-from bot.aiohttp_transport import Answer, CookielessClient
+from bot.aiohttp_transport import fetch
 from bot.errors import (
     ProviderError,
     ProviderFailed,
@@ -73,32 +73,6 @@ def _snippet(content: bytes) -> str:
     return text[:160]
 
 
-async def _send(
-    http: httpx.AsyncClient,
-    method: str,
-    url: str,
-    *,
-    headers: Mapping[str, str],
-    body: Mapping[str, Any] | None,
-    params: Mapping[str, str] | None,
-    timeout: httpx.Timeout,
-) -> Answer:
-    if isinstance(http, CookielessClient):  # the bot's shared client: its direct path
-        return await http.fetch(
-            method,
-            url,
-            headers=headers,
-            json=body,
-            params=params,
-            timeout=timeout,
-            max_bytes=MAX_JSON_BYTES,
-        )
-    response = await http.request(
-        method, url, headers=dict(headers), json=body, params=params, timeout=timeout
-    )
-    return Answer(response.status_code, response.headers, response.content)
-
-
 async def request_json(
     http: httpx.AsyncClient,
     method: str,
@@ -119,8 +93,15 @@ async def request_json(
     total = (timeout.connect or 5.0) + (timeout.read or 60.0)
     try:
         async with asyncio.timeout(total):
-            response = await _send(
-                http, method, url, headers=headers, body=body, params=params, timeout=timeout
+            response = await fetch(
+                http,
+                method,
+                url,
+                headers=headers,
+                json=body,
+                params=params,
+                timeout=timeout,
+                max_bytes=MAX_JSON_BYTES,
             )
     except TimeoutError:
         if kind == "submit":
@@ -193,7 +174,7 @@ async def request_json(
             status=status,
             retry_after=retry_after,
         )
-    data = parse_json(response.content)
+    data = None if response.truncated else parse_json(response.content)
     if 200 <= status < 300 and data is None:
         message = (
             f"{provider}: malformed answer ({status}) from {where}: {_snippet(response.content)}"

@@ -37,7 +37,8 @@ class Fault:
     ``hang``: wait this long first (a timeout); ``drop``: close the connection without answering;
     ``malformed``: answer 200 with broken JSON; ``trickle``: send a 200 JSON answer one byte
     every ``trickle`` seconds; ``after_accept``: for a submit, create the task
-    first (it is paid for), then misbehave.
+    first (it is paid for), then misbehave; ``location``: send it as the Location header (with
+    a 3xx ``status``, a redirect; ``{path}`` in it stands for the request's path).
     """
 
     status: int | None = None
@@ -49,6 +50,7 @@ class Fault:
     malformed: bool = False
     after_accept: bool = False
     trickle: float = 0.0
+    location: str | None = None
     times: int = 1
 
 
@@ -164,6 +166,8 @@ class FakeServer:
         headers: dict[str, str] = {}
         if fault.retry_after is not None:
             headers["Retry-After"] = f"{fault.retry_after:g}"
+        if fault.location is not None:
+            headers["Location"] = fault.location.replace("{path}", request.path)
         status = fault.status or 500
         if fault.html:
             return web.Response(

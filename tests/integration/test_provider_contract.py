@@ -254,6 +254,27 @@ async def test_a_result_on_a_foreign_host_is_never_fetched(
         await sink.aclose()
 
 
+async def test_a_result_redirected_to_a_foreign_host_is_never_fetched(rig: Rig) -> None:
+    sink = await Sink().start()
+    try:
+        foreign = sink.origin.replace("127.0.0.1", "localhost") + "/steal.png"
+        rig.fake.fail("result", Fault(status=302, location=foreign))
+        with pytest.raises(DownloadRefused):
+            await run(rig.provider, rig.spec())
+        assert sink.connections == 0
+    finally:
+        await sink.aclose()
+
+
+async def test_a_result_redirected_on_its_own_host_is_followed(rig: Rig) -> None:
+    # To the same path on the same host (the fault is spent: the second request gets the image).
+    rig.fake.fail("result", Fault(status=307, location="{path}?moved=1"))
+    _result, images = await run(rig.provider, rig.spec())
+    assert len(images) == 1 and images[0].startswith(b"\x89PNG")
+    [first, second] = rig.fake.recorded("GET", "/results/")
+    assert first.path == second.path and second.query == {"moved": "1"}
+
+
 async def test_download_allow_adds_a_result_host(rig: Rig) -> None:
     other: Any = new_fake(rig.name)
     await other.start()

@@ -17,6 +17,7 @@ import pytest
 from aiohttp import web
 
 from bot.aiohttp_transport import AiohttpTransport, Answer, CookielessClient
+from bot.aiohttp_transport import fetch as fetch_any
 
 LIMITS = httpx.Limits(max_connections=10, max_keepalive_connections=5)
 
@@ -48,6 +49,14 @@ async def web_server() -> AsyncIterator[tuple[str, list[web.Request], list[bytes
             )
         if request.path == "/big":
             return web.Response(body=b"x" * 3_000_000)
+        if request.path == "/chunked":  # no Content-Length: the cap is met while reading
+            streamed = web.StreamResponse()
+            streamed.enable_chunked_encoding()
+            await streamed.prepare(request)
+            for _ in range(30):
+                await streamed.write(b"y" * 100_000)
+            await streamed.write_eof()
+            return streamed
         return web.json_response({"path": request.raw_path, "method": request.method})
 
     app = web.Application(client_max_size=64 * 1024 * 1024)
@@ -258,15 +267,24 @@ async def test_fetch_sends_what_httpx_sends_and_decodes_the_answer(
     assert exact.status == 200
 
 
+@pytest.mark.parametrize("kind", ["shared", "httpx"])
 async def test_fetch_cuts_an_answer_over_its_cap_and_stays_usable(
-    web_server: tuple[str, list[web.Request], list[bytes]],
+    web_server: tuple[str, list[web.Request], list[bytes]], kind: str
 ) -> None:
+    """Declared too long: not read at all; too long as it comes: cut just past the cap. On the
+    shared client (aiohttp) and on any other httpx client alike."""
     url, _, _ = web_server
-    async with shared() as http:
-        big = await fetch(http, f"{url}/big", max_bytes=10_000)
-        after = await fetch(http, f"{url}/after")
-    assert len(big.content) == 10_001  # enough to tell it is too long
-    assert json.loads(after.content)["path"] == "/after"
+    http = shared() if kind == "shared" else httpx.AsyncClient()
+    async with http:
+        options: dict[str, Any] = {"headers": {}, "timeout": httpx.Timeout(5.0)}
+        declared = await fetch_any(http, "GET", f"{url}/big", max_bytes=10_000, **options)
+        streamed = await fetch_any(http, "GET", f"{url}/chunked", max_bytes=10_000, **options)
+        whole = await fetch_any(http, "GET", f"{url}/chunked", max_bytes=3_000_000, **options)
+        after = await fetch_any(http, "GET", f"{url}/after", max_bytes=10_000, **options)
+    assert declared.truncated and declared.content == b""
+    assert streamed.truncated and len(streamed.content) == 10_001
+    assert not whole.truncated and whole.content == b"y" * 3_000_000
+    assert not after.truncated and json.loads(after.content)["path"] == "/after"
 
 
 async def test_fetch_a_refused_connection_is_a_connect_error() -> None:
