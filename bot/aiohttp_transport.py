@@ -16,6 +16,7 @@ when the transport is made. aiohttp's own ``trust_env`` is off: it would also lo
 from __future__ import annotations
 
 import json
+import re
 import ssl
 import urllib.request
 from collections.abc import AsyncIterator, Callable, Iterator, Mapping
@@ -80,6 +81,20 @@ class Answer:
     headers: Mapping[str, str]
     content: bytes
     truncated: bool = False
+
+
+# A URL with only these characters is sent exactly as written (a signed URL's escapes intact);
+# any other is normalised as httpx would (a space becomes %20).
+_PLAIN_URL = re.compile(r"[!-~]+")
+
+
+def _target(url: str, params: Mapping[str, str] | None) -> URL:
+    """The URL to send, with ``params`` merged into its query as httpx's client merges them."""
+    if params:
+        url = str(httpx.URL(url).copy_merge_params(params))
+    elif not _PLAIN_URL.fullmatch(url):
+        url = str(httpx.URL(url))
+    return URL(url, encoded=True)
 
 
 def _declared_over(headers: Mapping[str, str], max_bytes: int) -> bool:
@@ -239,7 +254,7 @@ class AiohttpTransport(httpx.AsyncBaseTransport):
     async def fetch(
         self,
         method: str,
-        url: httpx.URL,
+        url: URL,
         *,
         headers: Mapping[str, str],
         content: bytes | None,
@@ -255,13 +270,13 @@ class AiohttpTransport(httpx.AsyncBaseTransport):
         with _as_httpx_errors(None):
             async with self._client().request(
                 method,
-                URL(str(url), encoded=True),
+                url,
                 headers=headers,
                 data=content,
                 allow_redirects=False,
                 compress=None,
                 auto_decompress=True,
-                proxy=self._proxy_for(url.scheme, url.host),
+                proxy=self._proxy_for(url.scheme, url.host or ""),
                 timeout=_client_timeout(timeout.as_dict()),
             ) as response:
                 if _declared_over(response.headers, max_bytes):
@@ -342,14 +357,18 @@ class CookielessClient(httpx.AsyncClient):
                 timeout=timeout,
                 max_bytes=max_bytes,
             )
-        target = httpx.URL(url, params=params) if params else httpx.URL(url)
         sent = {**self._fetch_headers, **headers}
         content = None
         if json is not None:
             content = json_body(json)
             sent["Content-Type"] = "application/json"
         return await self._direct.fetch(
-            method, target, headers=sent, content=content, timeout=timeout, max_bytes=max_bytes
+            method,
+            _target(url, params),
+            headers=sent,
+            content=content,
+            timeout=timeout,
+            max_bytes=max_bytes,
         )
 
     @property

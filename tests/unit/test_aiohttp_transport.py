@@ -254,7 +254,9 @@ async def test_fetch_sends_what_httpx_sends_and_decodes_the_answer(
         )
         unzipped = await fetch(http, f"{url}/gzip")
         exact = await fetch(http, url + signed)
-        with_params = await fetch(http, f"{url}/status", params={"fal_webhook": "https://x/y?z=1"})
+        with_params = await fetch(
+            http, f"{url}/status?a=1", params={"fal_webhook": "https://x/y?z=1"}
+        )
     assert through_httpx.json() == json.loads(direct.content)
     assert direct.status == 200 and direct.headers["content-type"].startswith("application/json")
     assert bodies[0] == bodies[1]  # byte for byte
@@ -262,7 +264,7 @@ async def test_fetch_sends_what_httpx_sends_and_decodes_the_answer(
         assert seen[0].headers[header] == seen[1].headers[header]
     assert json.loads(unzipped.content) == {"ok": True}
     assert seen[3].raw_path == signed
-    assert seen[4].query["fal_webhook"] == "https://x/y?z=1"
+    assert seen[4].query["fal_webhook"] == "https://x/y?z=1" and seen[4].query["a"] == "1"
     assert json.loads(with_params.content)["path"] == seen[4].raw_path
     assert exact.status == 200
 
@@ -346,3 +348,16 @@ async def test_fetch_on_another_transport_goes_through_httpx() -> None:
             max_bytes=100,
         )
     assert got.status == 201 and json.loads(got.content) == {"via": "mock", "body": {"a": 1}}
+
+
+async def test_fetch_writes_urls_as_httpx_does(
+    web_server: tuple[str, list[web.Request], list[bytes]],
+) -> None:
+    """A plain URL goes out exactly as written; one with a space is escaped as httpx escapes it."""
+    url, seen, _ = web_server
+    async with shared() as http:
+        for path in ("/r/a%2Fb.png?sig=ab%2B%3D", "/r/a b.png?q=x y"):
+            await http.get(url + path)  # through httpx
+            await fetch(http, url + path)  # the direct path
+    assert [r.raw_path for r in seen[0:2]] == ["/r/a%2Fb.png?sig=ab%2B%3D"] * 2
+    assert seen[2].raw_path == seen[3].raw_path == "/r/a%20b.png?q=x%20y"
