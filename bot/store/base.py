@@ -183,22 +183,32 @@ def load_migrations(backend: str) -> list[tuple[int, str]]:
 
 def job_row_values(job: Job) -> Mapping[str, Any]:
     """The columns a job is stored in, shared by every backend."""
-    from bot.models import dumps
-
-    return {
-        "id": job.id,
+    values: dict[str, Any] = {
         "community_id": job.request.community_id,
         "user_id": job.request.user_id,
         "platform": job.request.platform,
         "dedupe_key": job.request.dedupe_key,
-        "status": job.status.value,
         "request_json": job.request.json_text,
         # The request's image count again, so usage sums need not parse request_json.
         "image_count": job.request.count,
+        "variant": job.variant,
+        "created_at": job.created_at,
+    }
+    values.update(job_step_values(job))
+    return values
+
+
+def job_step_values(job: Job) -> dict[str, Any]:
+    """The columns a stored step may change (``save_job_step``): all but those the request fixed
+    when the job was made, which are never serialized again."""
+    from bot.models import dumps
+
+    return {
+        "id": job.id,
+        "status": job.status.value,
         "width": job.width,
         "height": job.height,
         "seed": job.seed,
-        "variant": job.variant,
         "provider": job.provider,
         "model_id": job.model_id,
         "provider_task_json": dumps(dict(job.provider_task)) if job.provider_task else None,
@@ -207,13 +217,12 @@ def job_row_values(job: Job) -> Mapping[str, Any]:
         "not_before": job.not_before,
         "lease_owner": job.lease_owner,
         "lease_expires_at": job.lease_expires_at,
-        "images_json": dumps(list(job.images)),
+        "images_json": dumps(list(job.images)) if job.images else "[]",
         "cost_usd": job.cost_usd,
         "error_code": job.error_code,
         "error_message": job.error_message,
         "outcome_sent": 1 if job.outcome_sent else 0,
-        "delivery_json": dumps(dict(job.delivery)),
-        "created_at": job.created_at,
+        "delivery_json": dumps(dict(job.delivery)) if job.delivery else "{}",
         "updated_at": job.updated_at,
         "finished_at": job.finished_at,
     }

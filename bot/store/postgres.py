@@ -26,6 +26,7 @@ from bot.store.base import (
     as_follower,
     job_from_row,
     job_row_values,
+    job_step_values,
     load_migrations,
     load_queries,
 )
@@ -263,7 +264,8 @@ class PostgresStore:
         )
 
     async def save_job_step(self, job: Job, *, worker_id: str, expected: JobStatus) -> bool:
-        values = _job_values(job)
+        values = job_step_values(job)
+        values["outcome_sent"] = bool(values["outcome_sent"])
         values.update(worker_id=worker_id, expected=expected.value)
         return await self._execute("save_job_step", values) == 1
 

@@ -22,6 +22,7 @@ from bot.store.base import (
     as_follower,
     job_from_row,
     job_row_values,
+    job_step_values,
     load_migrations,
     load_queries,
 )
@@ -179,13 +180,9 @@ class SqliteStore:
         await self._write(lambda db: db.execute(Q["release_job"], params))
 
     async def save_job_step(self, job: Job, *, worker_id: str, expected: JobStatus) -> bool:
-        values = dict(job_row_values(job))
+        # What the request decided never changes after the job is stored: not written again.
+        values = job_step_values(job)
         values.update(worker_id=worker_id, expected=expected.value)
-        # What the request decided never changes after the job is stored.
-        for fixed in ("community_id", "user_id", "platform", "dedupe_key", "request_json"):
-            values.pop(fixed)
-        for fixed in ("image_count", "variant", "created_at"):
-            values.pop(fixed)
         return await self._write(lambda db: db.execute(Q["save_job_step"], values).rowcount == 1)
 
     async def merge_job_delivery(self, job_id: str, values: Mapping[str, Any]) -> bool:
