@@ -243,48 +243,57 @@ def render(doc: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
-# From profiling the bot process (py-spy, per-thread CPU from /proc) on 2026-11-28, at commit
-# 4e50ef9; the figures quoted are from that day's runs. Re-read them when the code changes.
+# From profiling the bot process (py-spy, per-job timestamps of each stored step and HTTP call) on
+# 2026-11-28, at commits 3b56a04-95d37b8; the figures quoted are from that day's runs. Re-read
+# them when the code changes.
 NOTES = [
     "- The machine is shared: the load average above is the number of runnable processes on "
     "its 2 cores, and every figure scales with it. Loopback traffic is costly in this VM: each "
     "send() of a few kilobytes takes 0.2-0.5 ms of kernel time, and the driver, the fakes and "
-    "the bot share the same 2 cores.",
+    "the bot share the same 2 cores. Between runs the spread is about 15 % in throughput and "
+    "20-30 ms in the polling scenario's added latency.",
     "- Acknowledgement: the bot answers a command before doing any work for it (Discord's "
     "deferred reply); alone that takes about 3 ms. Commands that arrive in the same instant are "
     "answered one after another by one event loop, so the p99 grows with their number. The "
     "floor row is a server that only reads each command and answers it, driven by the same "
-    "sender: it already needs about 300 ms at 500, so 50 ms for 500 simultaneous commands is "
-    "below what this harness can measure on this machine. The bot stays about 100 ms above that "
-    "floor at 500 (15-40 % between runs) and level with it at 100.",
+    "sender: it already needs about 200-300 ms at 500, so 50 ms for 500 simultaneous commands "
+    "is below what this harness can measure on this machine. The bot is within about 10 % of "
+    "that floor at 500 and under it at 100.",
     "- End-to-end / provider at 500: every job's generation takes the same 8 s, so 500 images "
     "of 1.5 MB finish in the same instant and must each be downloaded, checked, stored and "
     "uploaded again (about 1.5 GB through loopback, and 500 PNG checks, on 2 cores). 1.02 would "
-    "mean all of that within 160 ms. The seed's loop, on the same fake, takes about 3 times the "
-    "generation time; the bot about 2.",
+    "mean all of that within 160 ms. The seed's loop, on the same fake, takes 2.2-3 times the "
+    "generation time; the bot about 1.6.",
     "- Polling (bot/providers/polling.py): BFL reports progress, so the first poll comes at 1/8 "
     "of the model's usual time, one more narrows the finish, then one at the middle of the short "
     "window where the finish lies and, if needed, one at its end (about 4 polls per job, under "
-    "two fifths of the seed's). Of the added latency, about 140-150 ms is shared "
-    "with webhooks (30 commands arriving together: acknowledgement, admission, claim, the two "
-    "stored steps around the submit; after the finish: download, check, store, upload); about "
-    "30-50 ms is the wait for the poll after the finish, because rounded progress leaves a window "
-    "of 1-2 % of the generation time (python -m benchmarks.polling_sim: 29 ms). The shared part "
-    "is CPU on one event loop while 30 commands start together: about 4-5 ms per command of "
-    "acknowledgement, admission, claim and submit, a fifth of it in httpx's request handling. "
-    "Polling stays above a quarter of the seed's added latency; with webhooks "
-    "(IMAGINE_PUBLIC_URL) the bot is under it.",
+    "two fifths of the seed's). The added latency (about 120-150 ms against the seed's "
+    "520-650 ms) has three parts. About 50-60 ms before the task exists: the 30 commands arrive "
+    "together, and each one's settings read, admission, claim and 'submit started' mark are "
+    "store calls that queue on the SQLite writer thread, which shares the interpreter lock with "
+    "the busy event loop. About 20-40 ms waiting for the poll after the finish: rounded progress "
+    "leaves a window of 1-2 % of the generation time (python -m benchmarks.polling_sim: 29 ms, "
+    "37 ms when the bot's clock starts 30 ms before the provider's, as it does here). About "
+    "30 ms after it: the 1.5 MB download, the PNG check (11 ms of inflating), the store and the "
+    "upload. Webhooks (IMAGINE_PUBLIC_URL) remove the second part. Leaving out the 'submit "
+    "started' mark would save about 30 ms in this scenario (measured), but it is what keeps a "
+    "bot killed during a submit from paying twice, so it stays; folding it into the claim would "
+    "fail jobs killed after their claim instead of resubmitting them.",
     "- Throughput: the bot process is bound by one core of Python (one interpreter lock for "
-    "all its threads): about 11 ms of CPU per job, of which the event loop takes about 7.7 ms "
-    "(five HTTP exchanges per job: the command, the submit, the poll, the download and the "
-    "upload, through httpx on aiohttp, with the kernel sends above), the SQLite writer thread "
-    "about 2 ms, and file writes and image checks the rest. Claims are not the limit (four "
-    "claim loops, each taking up to 8 jobs per transaction). 200 jobs/s would need half that "
-    "CPU per job, or more processes: the PostgreSQL rows show a second worker process adding "
-    "about a third on these 2 shared cores.",
+    "all its threads). Provider calls and result downloads go straight to aiohttp (about half "
+    "the CPU of the same call through httpx), and a stored step no longer re-encodes the "
+    "request. Of the event loop's samples, the provider calls take about a fifth, the upload to "
+    "the platform (the bench's stand-in adapter, a multipart post through httpx) about an "
+    "eighth, admission and stored steps about a tenth, and asyncio and aiohttp plumbing with the "
+    "kernel sends most of the rest; the SQLite writer thread adds about half as much again. "
+    "Claims are not the limit (four claim loops, each taking up to 8 jobs per transaction). "
+    "Runs today gave 150-190 jobs/s: 200 is within reach of the next cut of CPU per job. The "
+    "PostgreSQL rows show a second worker process adding about a fifth on these 2 shared cores.",
     "- Memory: queued jobs live in the database, not in the process, so 10,000 queued cost "
-    "about 55 MB over the idle process. Images are bounded by the worker's image_concurrency (8 at once): 50 "
-    "concurrent 4-megapixel images peak at 260-310 MB.",
+    "about 55 MB over the idle process. Images are bounded by the worker's image_concurrency "
+    "(8 downloads and 8 uploads at once): 50 concurrent 4-megapixel images peak at 270-340 MB "
+    "(the faster pipeline keeps both bounds full more often; a download alone holds no more "
+    "memory than before).",
 ]
 
 
