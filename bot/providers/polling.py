@@ -18,9 +18,11 @@ MIN_STEP = 0.5
 MAX_STEP = 5.0
 # Without progress, past the usual time, each step is this share of the time spent so far.
 GROWTH = 0.15
-# The step from a poll at the middle of the finish window to its end may be this short: the
-# finish is near, and it is one poll.
-MIDDLE_STEP = 0.05
+# The step from a poll at the middle of the finish window to its end may be this short, and a
+# window whose half is this long is still cut at its middle: the finish is near, and it is one
+# poll (the simulator: 25 ms after the finish on average at 4.2 polls, against 29 ms at 4.1
+# with 0.05).
+MIDDLE_STEP = 0.02
 # With progress, a sample still comes at least this often (a wrong estimate cannot hide a task).
 MAX_SAMPLE_GAP = 10.0
 # With a webhook expected, the safety poll's period.
