@@ -114,15 +114,21 @@ async def fetch(
     max_bytes: int,
 ) -> Answer:
     """Send one request (never following a redirect) and read its answer, at most ``max_bytes``
-    of body. On the bot's shared client this skips httpx's models (``CookielessClient.fetch``);
-    any other client streams it through httpx. Errors are httpx's."""
-    if isinstance(http, CookielessClient):
-        return await http.fetch(
+    of body (``Answer.truncated`` past it). On the bot's shared client it goes straight to
+    aiohttp, skipping httpx's models, with the client's own headers (its User-Agent; its base
+    URL and auth are not used, the provider calls have neither); any other client streams it
+    through httpx. Errors are httpx's either way."""
+    if isinstance(http, CookielessClient) and http.direct is not None:
+        sent = {**http.fetch_headers, **headers}
+        content = None
+        if json is not None:
+            content = json_body(json)
+            sent["Content-Type"] = "application/json"
+        return await http.direct.fetch(
             method,
-            url,
-            headers=headers,
-            json=json,
-            params=params,
+            _target(url, params),
+            headers=sent,
+            content=content,
             timeout=timeout,
             max_bytes=max_bytes,
         )
@@ -317,59 +323,19 @@ class CookielessClient(httpx.AsyncClient):
     cookie one host sets must never ride along to another, and reading each answer's cookies
     costs about a tenth of a request's CPU.
 
-    ``fetch`` sends a small request and reads its whole answer; on the aiohttp transport it
-    skips httpx's request and response models (the provider calls' hot path)."""
+    On the aiohttp transport, ``fetch`` (this module's) sends its requests straight to
+    aiohttp, skipping httpx's request and response models (the provider calls' hot path)."""
 
     def __init__(self, *, transport: httpx.AsyncBaseTransport | None = None, **kwargs: Any) -> None:
         super().__init__(transport=transport, **kwargs)
-        self._direct = transport if isinstance(transport, AiohttpTransport) else None
-        # The client's headers that also go with ``fetch``'s requests (Accept-Encoding and
+        # ``fetch``'s direct path, and the client's headers that go along (Accept-Encoding and
         # Connection are aiohttp's own).
-        self._fetch_headers = {
+        self.direct = transport if isinstance(transport, AiohttpTransport) else None
+        self.fetch_headers = {
             k: v
             for k, v in self.headers.items()
             if k.lower() not in ("accept-encoding", "connection")
         }
-
-    async def fetch(
-        self,
-        method: str,
-        url: str,
-        *,
-        headers: Mapping[str, str],
-        json: Any = None,
-        params: Mapping[str, str] | None = None,
-        timeout: httpx.Timeout,
-        max_bytes: int,
-    ) -> Answer:
-        """Send one request (never following a redirect) and read its answer, at most
-        ``max_bytes`` of body (``Answer.truncated`` past it). The client's own headers (its
-        User-Agent) go along; its base URL and auth are not used (the provider calls have
-        neither)."""
-        if self._direct is None:
-            return await _fetch_through_httpx(
-                self,
-                method,
-                url,
-                headers=headers,
-                json=json,
-                params=params,
-                timeout=timeout,
-                max_bytes=max_bytes,
-            )
-        sent = {**self._fetch_headers, **headers}
-        content = None
-        if json is not None:
-            content = json_body(json)
-            sent["Content-Type"] = "application/json"
-        return await self._direct.fetch(
-            method,
-            _target(url, params),
-            headers=sent,
-            content=content,
-            timeout=timeout,
-            max_bytes=max_bytes,
-        )
 
     @property
     def cookies(self) -> httpx.Cookies:

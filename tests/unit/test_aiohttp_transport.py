@@ -26,6 +26,30 @@ def client(timeout: float = 5.0) -> httpx.AsyncClient:
     return httpx.AsyncClient(transport=AiohttpTransport(LIMITS), timeout=timeout)
 
 
+def shared(timeout: float = 5.0) -> CookielessClient:
+    return CookielessClient(transport=AiohttpTransport(LIMITS), timeout=timeout)
+
+
+async def fetch(
+    http: CookielessClient,
+    url: str,
+    *,
+    method: str = "GET",
+    seconds: float = 5.0,
+    max_bytes: int = 4096,
+    **kw: Any,
+) -> Answer:
+    return await fetch_any(
+        http,
+        method,
+        url,
+        headers={"x-key": "k"},
+        timeout=httpx.Timeout(seconds),
+        max_bytes=max_bytes,
+        **kw,
+    )
+
+
 async def raw_server(
     handle: Callable[[asyncio.StreamReader, asyncio.StreamWriter], Awaitable[None]],
 ) -> tuple[asyncio.Server, str]:
@@ -70,16 +94,33 @@ async def web_server() -> AsyncIterator[tuple[str, list[web.Request], list[bytes
     await runner.cleanup()
 
 
-async def test_a_refused_connection_is_a_connect_error() -> None:
+# Each error test runs on both paths: a request through httpx's API on the aiohttp transport,
+# and ``fetch``'s direct path on the shared client.
+PATHS = ["httpx", "fetch"]
+
+
+async def send(
+    path: str, url: str, *, method: str = "GET", seconds: float = 5.0, **json: Any
+) -> None:
+    if path == "httpx":
+        async with client(timeout=seconds) as http:
+            await http.request(method, url, json=json or None)
+    else:
+        async with shared() as http:
+            await fetch(http, url, method=method, seconds=seconds, json=json or None)
+
+
+@pytest.mark.parametrize("path", PATHS)
+async def test_a_refused_connection_is_a_connect_error(path: str) -> None:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         port = sock.getsockname()[1]  # bound, never listening: nothing answers there
-        async with client() as http:
-            with pytest.raises(httpx.ConnectError):
-                await http.get(f"http://127.0.0.1:{port}/")
+        with pytest.raises(httpx.ConnectError):
+            await send(path, f"http://127.0.0.1:{port}/")
 
 
-async def test_a_connection_closed_after_the_request_is_not_a_connect_error() -> None:
+@pytest.mark.parametrize("path", PATHS)
+async def test_a_connection_closed_after_the_request_is_not_a_connect_error(path: str) -> None:
     """The server read the request, then hung up: it may have acted on it (unknown outcome)."""
     got: list[bytes] = []
 
@@ -89,30 +130,31 @@ async def test_a_connection_closed_after_the_request_is_not_a_connect_error() ->
         await writer.wait_closed()
 
     server, url = await raw_server(hang_up)
-    async with server, client() as http:
+    async with server:
         with pytest.raises(httpx.TransportError) as caught:
-            await http.post(f"{url}/v1/flux-2-pro", json={"prompt": "a fox"})
+            await send(path, f"{url}/v1/flux-2-pro", method="POST", prompt="a fox")
     assert got, "the request reached the server"
     assert not isinstance(caught.value, httpx.ConnectError | httpx.ConnectTimeout)
     assert isinstance(caught.value, httpx.RemoteProtocolError | httpx.ReadError)
 
 
-async def test_a_server_that_stalls_is_a_read_timeout() -> None:
+@pytest.mark.parametrize("path", PATHS)
+async def test_a_server_that_stalls_is_a_read_timeout(path: str) -> None:
     closed = asyncio.Event()
 
     async def stall(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         await reader.readuntil(b"\r\n\r\n")
         writer.write(b"HTTP/1.1 200 OK\r\nContent-Length: 10\r\n\r\nabc")
         await writer.drain()
-        await reader.read()  # until the client gives up and closes
+        await reader.read()  # until the client gives up and closes the connection
         writer.close()
         await writer.wait_closed()
         closed.set()
 
     server, url = await raw_server(stall)
-    async with server, client(timeout=0.3) as http:
+    async with server:
         with pytest.raises(httpx.ReadTimeout):
-            await http.get(f"{url}/slow")
+            await send(path, f"{url}/slow", seconds=0.3)
         await asyncio.wait_for(closed.wait(), 5)
 
 
@@ -209,31 +251,8 @@ async def test_the_shared_client_keeps_no_cookie_a_server_sets() -> None:
     assert seen == [None, None]
 
 
-# The direct path (``CookielessClient.fetch``): the provider calls' requests and answers, the
+# The direct path (``fetch`` on the shared client): the provider calls' requests and answers, the
 # same on the wire and in their errors as through httpx.
-
-
-def shared(timeout: float = 5.0) -> CookielessClient:
-    return CookielessClient(transport=AiohttpTransport(LIMITS), timeout=timeout)
-
-
-async def fetch(
-    http: CookielessClient,
-    url: str,
-    *,
-    method: str = "GET",
-    seconds: float = 5.0,
-    max_bytes: int = 4096,
-    **kw: Any,
-) -> Answer:
-    return await http.fetch(
-        method,
-        url,
-        headers={"x-key": "k"},
-        timeout=httpx.Timeout(seconds),
-        max_bytes=max_bytes,
-        **kw,
-    )
 
 
 async def test_fetch_sends_what_httpx_sends_and_decodes_the_answer(
@@ -244,7 +263,8 @@ async def test_fetch_sends_what_httpx_sends_and_decodes_the_answer(
     signed = "/v1/get_result?id=a%2Fb&sig=ab%2Bcd%3D"
     async with shared() as http:
         through_httpx = await http.post(f"{url}/v1/flux-2-pro", json=body, headers={"x-key": "k"})
-        direct = await http.fetch(
+        direct = await fetch_any(
+            http,
             "POST",
             f"{url}/v1/flux-2-pro",
             headers={"x-key": "k"},
@@ -289,57 +309,13 @@ async def test_fetch_cuts_an_answer_over_its_cap_and_stays_usable(
     assert not after.truncated and json.loads(after.content)["path"] == "/after"
 
 
-async def test_fetch_a_refused_connection_is_a_connect_error() -> None:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port = sock.getsockname()[1]
-        async with shared() as http:
-            with pytest.raises(httpx.ConnectError):
-                await fetch(http, f"http://127.0.0.1:{port}/")
-
-
-async def test_fetch_a_connection_closed_after_the_request_is_not_a_connect_error() -> None:
-    got: list[bytes] = []
-
-    async def hang_up(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        got.append(await reader.readuntil(b"\r\n\r\n"))
-        writer.close()
-        await writer.wait_closed()
-
-    server, url = await raw_server(hang_up)
-    async with server, shared() as http:
-        with pytest.raises(httpx.TransportError) as caught:
-            await fetch(http, f"{url}/v1/flux-2-pro", method="POST", json={"prompt": "a fox"})
-    assert got, "the request reached the server"
-    assert not isinstance(caught.value, httpx.ConnectError | httpx.ConnectTimeout)
-    assert isinstance(caught.value, httpx.RemoteProtocolError | httpx.ReadError)
-
-
-async def test_fetch_a_server_that_stalls_is_a_read_timeout() -> None:
-    closed = asyncio.Event()
-
-    async def stall(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        await reader.readuntil(b"\r\n\r\n")
-        writer.write(b"HTTP/1.1 200 OK\r\nContent-Length: 10\r\n\r\nabc")
-        await writer.drain()
-        await reader.read()  # until the client gives up and closes the connection
-        writer.close()
-        await writer.wait_closed()
-        closed.set()
-
-    server, url = await raw_server(stall)
-    async with server, shared() as http:
-        with pytest.raises(httpx.ReadTimeout):
-            await fetch(http, f"{url}/slow", seconds=0.3)
-        await asyncio.wait_for(closed.wait(), 5)
-
-
 async def test_fetch_on_another_transport_goes_through_httpx() -> None:
     def answer(request: httpx.Request) -> httpx.Response:
         return httpx.Response(201, json={"via": "mock", "body": json.loads(request.content)})
 
     async with CookielessClient(transport=httpx.MockTransport(answer)) as http:
-        got = await http.fetch(
+        got = await fetch_any(
+            http,
             "POST",
             "http://provider.test/v1/x",
             headers={},
