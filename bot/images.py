@@ -269,18 +269,23 @@ def _checked_png(data: bytes) -> bytes | None:
     if depth != 8 or colour not in (2, 6) or interlace != 0:
         return None
     stride = 1 + width * (3 if colour == 2 else 4)
+    # Views, not slices: a large image's data is never copied to be checked or kept.
+    view = memoryview(data)
     if not _rows_complete(
-        (data[s + 8 : e - 4] for k, s, e in chunks if k == b"IDAT"), stride, height
+        (view[s + 8 : e - 4] for k, s, e in chunks if k == b"IDAT"), stride, height
     ):
         return None
-    return _PNG_SIGNATURE + b"".join(data[s:e] for k, s, e in chunks if k in _PNG_KEEP)
+    kept = [(s, e) for k, s, e in chunks if k in _PNG_KEEP]
+    if len(kept) == len(chunks) and kept[-1][1] == len(data):
+        return data  # nothing to drop (no metadata, nothing after IEND): the file as it came
+    return b"".join([_PNG_SIGNATURE, *(view[s:e] for s, e in kept)])
 
 
 # Enough output per step to keep memory small and the Python-level loop short.
 _INFLATE_STEP = 1 << 20
 
 
-def _rows_complete(parts: Iterable[bytes], stride: int, rows: int) -> bool:
+def _rows_complete(parts: Iterable[bytes | memoryview], stride: int, rows: int) -> bool:
     """Whether the zlib stream split over ``parts`` inflates to exactly ``rows`` rows of
     ``stride`` bytes, each starting with a filter type from 0 to 4."""
     inflater = zlib.decompressobj()

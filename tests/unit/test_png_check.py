@@ -64,6 +64,22 @@ def test_a_sound_png_passes_without_a_decode_and_keeps_its_pixels() -> None:
     assert pillow_pixels(cleaned.data) == pillow_pixels(data)
 
 
+def test_a_png_with_nothing_to_drop_is_kept_as_it_came_without_a_copy() -> None:
+    data = png(40, 30, rows(40, 30))
+    assert images._checked_png(data) is data
+
+
+def test_metadata_and_bytes_after_the_end_are_dropped_and_the_pixels_kept() -> None:
+    plain = png(40, 30, rows(40, 30))
+    end = len(plain) - 12  # the IEND chunk
+    text = chunk(b"tEXt", b"Comment\x00taken at 48.85N 2.29E")
+    data = plain[:33] + text + plain[33:end] + chunk(b"IEND", b"") + b"trailing bytes"
+    kept = images._checked_png(data)
+    assert kept is not None and kept == plain
+    assert b"tEXt" not in kept and b"trailing" not in kept
+    assert pillow_pixels(kept) == pillow_pixels(plain)
+
+
 def test_an_rgba_png_passes_too() -> None:
     data = png(16, 9, rows(16, 9, channels=4), colour=6)
     assert images._checked_png(data) is not None
