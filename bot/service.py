@@ -130,18 +130,13 @@ class ImagineService:
 
     async def imagine(self, request: ImagineRequest) -> Accepted:
         """Check a request and store it as a queued job. Raises RequestRejected with the reason."""
-        started = self._clock.monotonic()
         try:
-            accepted = await self._admit_and_store(request)
+            return await self._admit_and_store(request, started=self._clock.monotonic())
         except RequestRejected as exc:
             metrics.refused(exc.code)
             raise
-        if not accepted.duplicate:
-            metrics.accepted(accepted.job)
-            log_job_step(log, accepted.job, "queue", self._clock.monotonic() - started)
-        return accepted
 
-    async def _admit_and_store(self, request: ImagineRequest) -> Accepted:
+    async def _admit_and_store(self, request: ImagineRequest, *, started: float) -> Accepted:
         """The checks and the storing of ``imagine``.
 
         Checks, in order: banned user, channel allowed, prompt filter, then the request itself
@@ -223,6 +218,9 @@ class ImagineService:
             await self._audit_refusal(request, refusal)
             raise refusal
         if admission.created:
+            # Counted and logged before any worker hears of it: its "queue" step comes first.
+            metrics.accepted(admission.job)
+            log_job_step(log, admission.job, "queue", self._clock.monotonic() - started)
             self._events.work_available()
         position = await self._store.queue_position(admission.job)
         return Accepted(job=admission.job, position=position, duplicate=not admission.created)
