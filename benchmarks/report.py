@@ -256,19 +256,19 @@ NOTES = [
     "deferred reply); alone that takes about 3 ms. Commands that arrive in the same instant are "
     "answered one after another by one event loop, so the p99 grows with their number. The "
     "floor row is a server that only reads each command and answers it, driven by the same "
-    "sender: it already needs 150-300 ms at 500 (150-210 ms in today's runs), so 50 ms for 500 "
+    "sender: it already needs 150-300 ms at 500 (about 150-210 ms in today's runs), so 50 ms for 500 "
     "simultaneous commands is below what this harness can measure on this machine. The bot "
     "stays 10-80 ms above it at 500 and within a few milliseconds of it at 100.",
     "- End-to-end / provider at 500: every job's generation takes the same 8 s, so 500 images "
     "of 1.5 MB finish in the same instant and must each be downloaded, checked, stored and "
     "uploaded again (about 1.5 GB through loopback, and 500 PNG checks, on 2 cores). 1.02 would "
     "mean all of that within 160 ms. The seed's loop, on the same fake, takes 2.2-3 times the "
-    "generation time; the bot 1.6-1.7.",
+    "generation time; the bot about 1.6 (1.58-1.72).",
     "- Polling (bot/providers/polling.py): BFL reports progress, so the first poll comes at 1/8 "
     "of the model's usual time, one more narrows the finish, then one at the middle of the short "
     "window where the finish lies and, if needed, one at its end (about 4 polls per job, under "
-    "two fifths of the seed's). The added latency (100-140 ms against the seed's 530-610 ms "
-    "in today's runs since the direct HTTP path: 0.185-0.257 of it, median about 0.22) has three "
+    "two fifths of the seed's). The added latency (95-140 ms against the seed's 530-615 ms "
+    "in today's runs since the direct HTTP path: 0.154-0.257 of it, median about 0.22) has three "
     "parts. About 50-60 ms before the task exists: the 30 commands arrive "
     "together, and each one's settings read, admission, claim and 'submit started' mark are "
     "store calls that queue on the SQLite writer thread, which shares the interpreter lock with "
@@ -293,9 +293,8 @@ NOTES = [
     "10-40 % on these 2 shared cores.",
     "- Memory: queued jobs live in the database, not in the process, so 10,000 queued cost "
     "about 55 MB over the idle process. Images are bounded by the worker's image_concurrency "
-    "(8 downloads and 8 uploads at once): 50 concurrent 4-megapixel images peak at 270-340 MB "
-    "(the faster pipeline keeps both bounds full more often; a download alone holds no more "
-    "memory than before).",
+    "(8 downloads and 8 uploads at once): 50 concurrent 4-megapixel images peak at 270-310 MB "
+    "since the PNG check works on views of the file instead of copies (327-341 MB before it).",
 ]
 
 
