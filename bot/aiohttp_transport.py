@@ -170,15 +170,21 @@ async def _fetch_through_httpx(
     ) as response:
         if _declared_over(response.headers, max_bytes):
             return Answer(response.status_code, response.headers, b"", truncated=True)
-        chunks: list[bytes] = []
-        size = 0
-        async for chunk in response.aiter_bytes():
-            chunks.append(chunk)
-            size += len(chunk)
-            if size > max_bytes:
-                content = b"".join(chunks)[: max_bytes + 1]
-                return Answer(response.status_code, response.headers, content, truncated=True)
-        return Answer(response.status_code, response.headers, b"".join(chunks))
+        content, truncated = await _read_capped(response.aiter_bytes(), max_bytes)
+        return Answer(response.status_code, response.headers, content, truncated)
+
+
+async def _read_capped(chunks: AsyncIterator[bytes], max_bytes: int) -> tuple[bytes, bool]:
+    """The body from ``chunks``, and whether it ran over ``max_bytes`` (then it is cut just past
+    the cap and the rest is never read)."""
+    parts: list[bytes] = []
+    size = 0
+    async for chunk in chunks:
+        parts.append(chunk)
+        size += len(chunk)
+        if size > max_bytes:
+            return b"".join(parts)[: max_bytes + 1], True
+    return b"".join(parts), False
 
 
 def json_body(value: Any) -> bytes:
@@ -292,19 +298,10 @@ class AiohttpTransport(httpx.AsyncBaseTransport):
                 if _declared_over(response.headers, max_bytes):
                     response.close()  # never read: the connection cannot be reused
                     return Answer(response.status, response.headers, b"", truncated=True)
-                chunks: list[bytes] = []
-                size = 0
-                while size <= max_bytes:
-                    chunk = await response.content.readany()
-                    if not chunk:
-                        break
-                    chunks.append(chunk)
-                    size += len(chunk)
-                content = b"".join(chunks)
-                if size > max_bytes:
+                content, truncated = await _read_capped(response.content.iter_any(), max_bytes)
+                if truncated:
                     response.close()  # the rest is never read: the connection cannot be reused
-                    return Answer(response.status, response.headers, content[: max_bytes + 1], True)
-                return Answer(response.status, response.headers, content)
+                return Answer(response.status, response.headers, content, truncated)
 
     async def aclose(self) -> None:
         if self._session is not None:

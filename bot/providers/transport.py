@@ -191,8 +191,6 @@ async def request_json(
 
 
 def parse_json(content: bytes) -> Any:
-    if len(content) > MAX_JSON_BYTES:
-        return None
     try:
         return json.loads(content)
     except (ValueError, UnicodeDecodeError):

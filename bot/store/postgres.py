@@ -264,8 +264,7 @@ class PostgresStore:
         )
 
     async def save_job_step(self, job: Job, *, worker_id: str, expected: JobStatus) -> bool:
-        values = job_step_values(job)
-        values["outcome_sent"] = bool(values["outcome_sent"])
+        values = _for_postgres(job_step_values(job))
         values.update(worker_id=worker_id, expected=expected.value)
         return await self._execute("save_job_step", values) == 1
 
@@ -537,7 +536,11 @@ def _identifier(name: str) -> str:
 
 
 def _job_values(job: Job) -> dict[str, Any]:
-    values = dict(job_row_values(job))
+    return _for_postgres(dict(job_row_values(job)))
+
+
+def _for_postgres(values: dict[str, Any]) -> dict[str, Any]:
+    """A job's column values as PostgreSQL takes them (``outcome_sent`` is a boolean there)."""
     values["outcome_sent"] = bool(values["outcome_sent"])
     return values
 
