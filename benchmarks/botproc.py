@@ -21,12 +21,12 @@ from typing import Any
 import httpx
 from aiohttp import web
 
-from bot.app import App, open_app
-from bot.config import load_settings
-from bot.delivery import OutImage, Progress
-from bot.errors import DeliveryError, RequestRejected
-from bot.logs import setup_logging
-from bot.models import ImagineRequest, Job, ReplyTarget
+from bot.domain.errors import DeliveryError, RequestRejected
+from bot.domain.models import ImagineRequest, Job, ReplyTarget
+from bot.ops.logs import setup_logging
+from bot.ports import OutImage, Progress
+from bot.runtime.app import App, open_app
+from bot.runtime.config import load_settings
 
 PLATFORM = "bench"
 

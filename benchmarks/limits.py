@@ -8,8 +8,8 @@ import asyncio
 import time
 from typing import Any
 
-from bot.limits import LimitDefaults, resolve_plan
-from bot.models import CommunitySettings
+from bot.domain.limits import LimitDefaults, resolve_plan
+from bot.domain.models import CommunitySettings
 from bot.store import open_store
 from tests.factories import make_job, make_request
 

@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from bot.app import App, open_app
-from bot.config import Settings, load_settings
+from bot.runtime.app import App, open_app
+from bot.runtime.config import Settings, load_settings
 
 ENV_PREFIXES = ("IMAGINE_", "BFL_", "FAL_", "TOGETHER_", "DISCORD_", "SLACK_", "AWS_", "S3_")
 
@@ -27,7 +27,7 @@ def clean_environment(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Iterat
 
 @pytest.fixture(autouse=True)
 def restore_logging() -> Iterator[None]:
-    """Tests that call ``bot.cli.main`` set up the process's logging (a handler on the captured
+    """Tests that call ``bot.runtime.cli.main`` set up the process's logging (a handler on the captured
     stderr of that test); put the root logger back so later tests do not log into a closed stream."""
     root = logging.getLogger()
     handlers, level = list(root.handlers), root.level

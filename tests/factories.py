@@ -8,7 +8,7 @@ from typing import Any
 
 from PIL import Image
 
-from bot.models import ImagineRequest, Job, JobStatus, ReplyTarget
+from bot.domain.models import ImagineRequest, Job, JobStatus, ReplyTarget
 
 _ids = itertools.count(1)
 

@@ -10,14 +10,14 @@ from collections.abc import Awaitable, Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from bot import images
-from bot.app import App
-from bot.commands import ImagineArgs, flags_help, parse_imagine
-from bot.community import Actor, describe_settings
-from bot.delivery import OutImage, Progress
-from bot.errors import ImagineError, InvalidImage, RequestRejected
-from bot.models import ImagineRequest, Job, ReplyTarget
-from bot.settings_commands import (
+from bot.domain.community import Actor, describe_settings
+from bot.domain.errors import ImagineError, InvalidImage, RequestRejected
+from bot.domain.models import ImagineRequest, Job, ReplyTarget
+from bot.media import images
+from bot.ports import OutImage, Progress
+from bot.runtime.app import App
+from bot.text.flags import ImagineArgs, flags_help, parse_imagine
+from bot.text.settings import (
     SETTINGS_HELP,
     ListBlockedTerms,
     ShowAudit,
@@ -210,7 +210,7 @@ class ConsoleAdapter:
     async def _imagine(self, args: ImagineArgs) -> None:
         width = height = None
         if args.size:
-            from bot.catalog import parse_size
+            from bot.domain.catalog import parse_size
 
             width, height = parse_size(args.size)
         inputs = tuple([await self._store_input(ref) for ref in args.images])

@@ -29,11 +29,11 @@ from adapters.discord.delivery import (
     DiscordDelivery,
 )
 from adapters.discord.rest import DiscordRest
-from bot.app import App
-from bot.config import Settings
-from bot.errors import ConfigError, ImagineError, JobNotFound, RequestRejected
-from bot.models import ImagineRequest, ReplyTarget
-from bot.service import Accepted
+from bot.domain.errors import ConfigError, ImagineError, JobNotFound, RequestRejected
+from bot.domain.models import ImagineRequest, ReplyTarget
+from bot.jobs.service import Accepted
+from bot.runtime.app import App
+from bot.runtime.config import Settings
 
 log = logging.getLogger(__name__)
 
@@ -346,7 +346,7 @@ def create_adapter(app: App, *, gateway: bool = True) -> DiscordAdapter:
 
 async def sync_commands(settings: Settings, guild: str | None) -> int:
     """Register the commands globally (up to an hour to appear) or in one guild (at once)."""
-    from bot.catalog import load_catalog
+    from bot.domain.catalog import load_catalog
 
     token = settings.secret("DISCORD_TOKEN")
     if not token:

@@ -13,9 +13,8 @@ import discord
 from discord import app_commands
 
 from adapters.discord.ack import acknowledge
-from bot.app import App
-from bot.catalog import Catalog
-from bot.community import (
+from bot.domain.catalog import Catalog
+from bot.domain.community import (
     Actor,
     AllowAllChannels,
     AllowChannel,
@@ -34,10 +33,11 @@ from bot.community import (
     UnblockTerm,
     describe_settings,
 )
-from bot.errors import ImagineError, InvalidRequest, RequestRejected
-from bot.limits import UNLIMITED, parse_rate
-from bot.models import Limits
-from bot.safety import NAMED_LEVELS
+from bot.domain.errors import ImagineError, InvalidRequest, RequestRejected
+from bot.domain.limits import UNLIMITED, parse_rate
+from bot.domain.models import Limits
+from bot.domain.safety import NAMED_LEVELS
+from bot.runtime.app import App
 
 log = logging.getLogger(__name__)
 

@@ -8,7 +8,7 @@ import discord
 from discord import app_commands
 
 from adapters.discord.admin import build_admin_group
-from bot.catalog import Catalog
+from bot.domain.catalog import Catalog
 
 if TYPE_CHECKING:
     from adapters.discord.adapter import InteractionHandler

@@ -15,12 +15,12 @@ from PIL import Image
 
 from adapters.discord import messages
 from adapters.discord.rest import DiscordHTTPError, DiscordRest, DiscordUnreachable, FilePart
-from bot import images
-from bot.catalog import Catalog
-from bot.clock import Clock
-from bot.delivery import OutImage, Progress
-from bot.errors import DeliveryError, InvalidImage
-from bot.models import Job, JobStatus
+from bot.domain.catalog import Catalog
+from bot.domain.clock import Clock
+from bot.domain.errors import DeliveryError, InvalidImage
+from bot.domain.models import Job, JobStatus
+from bot.media import images
+from bot.ports import OutImage, Progress
 
 log = logging.getLogger(__name__)
 

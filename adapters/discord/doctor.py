@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import httpx
 
-from bot.config import Settings
-from bot.doctor import register_check
+from bot.ops.doctor import register_check
+from bot.runtime.config import Settings
 
 
 async def check_discord(settings: Settings) -> str:

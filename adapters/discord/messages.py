@@ -9,8 +9,8 @@ import re
 from collections.abc import Mapping
 from typing import Any
 
-from bot.catalog import Catalog
-from bot.models import Job
+from bot.domain.catalog import Catalog
+from bot.domain.models import Job
 
 # Button custom ids: ``imagine:<action>:<job id>``. The state lives in the id, so a button
 # works in any process and after any restart.

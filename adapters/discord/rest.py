@@ -14,8 +14,8 @@ from typing import Any
 
 import httpx
 
-from bot import metrics
-from bot.clock import Clock
+from bot.domain.clock import Clock
+from bot.ops import metrics
 
 log = logging.getLogger(__name__)
 

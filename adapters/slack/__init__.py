@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from bot.app import App
+from bot.runtime.app import App
 
 from .adapter import SlackAdapter
 from .doctor import check_slack as doctor_check

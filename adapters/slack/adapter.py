@@ -36,17 +36,17 @@ from adapters.slack.delivery import (
 )
 from adapters.slack.files import SlackFiles
 from adapters.slack.verify import SignatureChecker
-from bot.app import App
-from bot.catalog import parse_size
-from bot.commands import ImagineArgs, parse_imagine
-from bot.errors import (
+from bot.domain.catalog import parse_size
+from bot.domain.errors import (
     DownloadRefused,
     InvalidImage,
     InvalidRequest,
     JobNotFound,
     RequestRejected,
 )
-from bot.models import ImagineRequest, Job, ReplyTarget
+from bot.domain.models import ImagineRequest, Job, ReplyTarget
+from bot.runtime.app import App
+from bot.text.flags import ImagineArgs, parse_imagine
 
 log = logging.getLogger(__name__)
 

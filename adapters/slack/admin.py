@@ -17,12 +17,12 @@ from slack_sdk.web.async_client import AsyncWebClient
 
 from adapters.slack import messages
 from adapters.slack.delivery import SLACK_ERRORS
-from bot import community as c
-from bot.catalog import Catalog
-from bot.errors import InvalidRequest, RequestRejected
-from bot.limits import UNLIMITED, parse_rate
-from bot.models import Limits
-from bot.service import ImagineService
+from bot.domain import community as c
+from bot.domain.catalog import Catalog
+from bot.domain.errors import InvalidRequest, RequestRejected
+from bot.domain.limits import UNLIMITED, parse_rate
+from bot.domain.models import Limits
+from bot.jobs.service import ImagineService
 
 log = logging.getLogger(__name__)
 

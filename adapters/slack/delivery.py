@@ -14,11 +14,11 @@ from slack_sdk.errors import SlackApiError, SlackClientError
 from slack_sdk.web.async_client import AsyncWebClient
 
 from adapters.slack import messages
-from bot import metrics
-from bot.catalog import Catalog
-from bot.delivery import OutImage, Progress
-from bot.errors import DeliveryError, JobNotFound
-from bot.models import Job
+from bot.domain.catalog import Catalog
+from bot.domain.errors import DeliveryError, JobNotFound
+from bot.domain.models import Job
+from bot.ops import metrics
+from bot.ports import OutImage, Progress
 
 log = logging.getLogger(__name__)
 

@@ -6,7 +6,7 @@ import aiohttp
 from slack_sdk.errors import SlackApiError
 from slack_sdk.web.async_client import AsyncWebClient
 
-from bot.config import Settings
+from bot.runtime.config import Settings
 
 # What slack-manifest.yml asks for; see docs/slack.md for what each is used for.
 REQUIRED_SCOPES = frozenset({"commands", "chat:write", "files:read", "files:write", "users:read"})

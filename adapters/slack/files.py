@@ -10,10 +10,10 @@ from urllib.parse import urlsplit
 
 import aiohttp
 
-from bot import images
-from bot.blobs import BlobStore
-from bot.errors import DownloadRefused
-from bot.netguard import MAX_BYTES, TIMEOUT
+from bot.domain.errors import DownloadRefused
+from bot.media import images
+from bot.net.guard import MAX_BYTES, TIMEOUT
+from bot.ports import BlobStore
 
 log = logging.getLogger(__name__)
 

@@ -11,10 +11,10 @@ import json
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from bot.catalog import Catalog
-from bot.commands import flags_help
-from bot.community import describe_settings
-from bot.models import CommunitySettings, Job
+from bot.domain.catalog import Catalog
+from bot.domain.community import describe_settings
+from bot.domain.models import CommunitySettings, Job
+from bot.text.flags import flags_help
 
 Block = dict[str, Any]
 

@@ -7,7 +7,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-from bot.catalog import ProviderModel, Variant
+from bot.domain.catalog import ProviderModel, Variant
 
 
 @dataclass(frozen=True)

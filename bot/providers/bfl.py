@@ -14,7 +14,7 @@ from collections.abc import Mapping
 from typing import Any
 from urllib.parse import quote
 
-from bot.errors import (
+from bot.domain.errors import (
     ProviderError,
     ProviderFailed,
     ProviderModerated,

@@ -7,9 +7,9 @@ from collections.abc import Awaitable, Callable
 
 import httpx
 
-from bot.clock import SystemClock
-from bot.config import Settings
+from bot.domain.clock import SystemClock
 from bot.providers.factory import build_providers
+from bot.runtime.config import Settings
 
 Check = Callable[[Settings], Awaitable[str]]
 

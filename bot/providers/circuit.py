@@ -6,7 +6,7 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass
 
-from bot.clock import Clock
+from bot.domain.clock import Clock
 
 log = logging.getLogger(__name__)
 

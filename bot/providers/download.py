@@ -19,8 +19,8 @@ from urllib.parse import urljoin, urlsplit
 import httpx
 
 from bot.aiohttp_transport import fetch
-from bot.clock import Clock
-from bot.errors import DownloadRefused, ProviderFailed, ProviderTimeout, ProviderUnavailable
+from bot.domain.clock import Clock
+from bot.domain.errors import DownloadRefused, ProviderFailed, ProviderTimeout, ProviderUnavailable
 from bot.providers.retry import RetryPolicy
 from bot.providers.transport import host_of, retry_after_seconds
 

@@ -7,14 +7,14 @@ from typing import Any
 
 import httpx
 
-from bot.clock import Clock
-from bot.config import Settings
-from bot.errors import ConfigError
+from bot.domain.clock import Clock
+from bot.domain.errors import ConfigError
 from bot.providers.base import Provider
 from bot.providers.bfl import BflProvider
 from bot.providers.fal import FalProvider
 from bot.providers.offline import OfflineProvider
 from bot.providers.together import TogetherProvider
+from bot.runtime.config import Settings
 
 
 def _key(settings: Settings, variable: str) -> str:

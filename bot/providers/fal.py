@@ -9,7 +9,7 @@ from collections.abc import Mapping
 from typing import Any
 from urllib.parse import quote, urlencode
 
-from bot.errors import (
+from bot.domain.errors import (
     ProviderError,
     ProviderModerated,
     ProviderUnavailable,

@@ -9,8 +9,8 @@ from typing import Any, ClassVar
 
 import httpx
 
-from bot.clock import Clock
-from bot.errors import ProviderFailed
+from bot.domain.clock import Clock
+from bot.domain.errors import ProviderFailed
 from bot.providers.base import PollResult
 from bot.providers.download import AllowList, Downloader, ResultExpired
 from bot.providers.transport import POLL_TIMEOUT, SUBMIT_TIMEOUT, request_json

@@ -11,7 +11,7 @@ from typing import Any
 
 from PIL import Image, ImageDraw, ImageFont
 
-from bot.clock import Clock, SystemClock
+from bot.domain.clock import Clock, SystemClock
 from bot.providers.base import GenerationSpec, PollResult, PollState, Submission
 
 

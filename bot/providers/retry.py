@@ -11,8 +11,8 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import TypeVar
 
-from bot.clock import Clock
-from bot.errors import ProviderTimeout, ProviderUnavailable
+from bot.domain.clock import Clock
+from bot.domain.errors import ProviderTimeout, ProviderUnavailable
 
 log = logging.getLogger(__name__)
 

@@ -8,9 +8,9 @@ import contextlib
 from collections.abc import Sequence
 from typing import Any
 
-from bot.catalog import ProviderModel, Variant
-from bot.clock import Clock, SystemClock
-from bot.errors import ProviderFailed
+from bot.domain.catalog import ProviderModel, Variant
+from bot.domain.clock import Clock, SystemClock
+from bot.domain.errors import ProviderFailed
 from bot.providers.base import Provider
 from bot.providers.circuit import CircuitBreaker
 

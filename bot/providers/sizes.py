@@ -5,7 +5,7 @@ from __future__ import annotations
 import math
 from typing import Any
 
-from bot.catalog import ProviderModel, SizeRules, Variant, fit_size
+from bot.domain.catalog import ProviderModel, SizeRules, Variant, fit_size
 
 # fal's named sizes (its ``image_size`` enum) and the pixels each stands for.
 FAL_PRESETS: dict[str, tuple[int, int]] = {

@@ -9,7 +9,7 @@ from typing import Any
 
 import httpx
 
-from bot.errors import ProviderModerated, SubmitOutcomeUnknown
+from bot.domain.errors import ProviderModerated, SubmitOutcomeUnknown
 from bot.providers.base import GenerationSpec, PollResult, PollState, Submission
 from bot.providers.keyed import KeyedProvider
 from bot.providers.sizes import catalog_cost, provider_size

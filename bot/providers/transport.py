@@ -19,7 +19,7 @@ from urllib.parse import urlsplit
 import httpx
 
 from bot.aiohttp_transport import fetch
-from bot.errors import (
+from bot.domain.errors import (
     ProviderError,
     ProviderFailed,
     ProviderUnavailable,

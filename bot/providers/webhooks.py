@@ -22,8 +22,8 @@ from typing import Any, Protocol
 import httpx
 from aiohttp import web
 
-from bot.clock import Clock
-from bot.models import JobStatus
+from bot.domain.clock import Clock
+from bot.domain.models import JobStatus
 from bot.providers.bfl import webhook_secret_for
 from bot.providers.router import Wakeups
 from bot.providers.transport import host_of

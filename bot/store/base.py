@@ -9,9 +9,9 @@ from dataclasses import dataclass
 from importlib import resources
 from typing import Any, Protocol
 
-from bot.community import AuditEntry
-from bot.limits import Decision, LimitPlan, Usage
-from bot.models import CACHE_PROVIDER, CommunitySettings, Job, JobStatus
+from bot.domain.community import AuditEntry
+from bot.domain.limits import Decision, LimitPlan, Usage
+from bot.domain.models import CACHE_PROVIDER, CommunitySettings, Job, JobStatus
 
 ClaimedJob = Job
 
@@ -134,7 +134,7 @@ class Store(Protocol):
         """Decide the limits and store the job, atomically: in one transaction (serialized per
         user and per community against every other process), return at once the earlier job when
         the dedupe key is already stored (never charged twice); else read the ``Usage`` of
-        ``plan``'s user and community, call ``bot.limits.decide(plan, usage, now=job.created_at,
+        ``plan``'s user and community, call ``bot.domain.limits.decide(plan, usage, now=job.created_at,
         images=job.request.count, cost_usd=job.cost_usd)``, store ``decision.new_tat`` under
         ``plan.rate_key`` when it is not None (also on some refusals), and only when admitted
         insert the job and, with a ``cache_key``, remember it for ``find_cached_job``. With
@@ -145,7 +145,7 @@ class Store(Protocol):
 
     async def read_usage(self, plan: LimitPlan, now: float) -> Usage:
         """What ``plan``'s user and community have used today (for ``/quota``); see the charged
-        statuses in ``bot.limits``. Days start at 00:00 UTC; later-stamped jobs count too."""
+        statuses in ``bot.domain.limits``. Days start at 00:00 UTC; later-stamped jobs count too."""
 
     async def find_cached_job(self, community_id: str, cache_key: str) -> Job | None:
         """The newest delivered job of this community made for ``cache_key``, if any."""
@@ -201,7 +201,7 @@ def job_row_values(job: Job) -> Mapping[str, Any]:
 def job_step_values(job: Job) -> dict[str, Any]:
     """The columns a stored step may change (``save_job_step``): all but those the request fixed
     when the job was made, which are never serialized again."""
-    from bot.models import dumps
+    from bot.domain.models import dumps
 
     return {
         "id": job.id,
@@ -231,7 +231,7 @@ def job_step_values(job: Job) -> dict[str, Any]:
 def job_from_row(row: Mapping[str, Any]) -> Job:
     import json
 
-    from bot.models import ImagineRequest
+    from bot.domain.models import ImagineRequest
 
     task = row["provider_task_json"]
     return Job(
@@ -274,7 +274,7 @@ async def open_store(url: str) -> AsyncIterator[Store]:
         try:
             from bot.store.postgres import PostgresStore  # type: ignore[import-not-found,unused-ignore]
         except ImportError as exc:  # pragma: no cover - depends on the install
-            from bot.errors import ConfigError
+            from bot.domain.errors import ConfigError
 
             raise ConfigError(
                 "IMAGINE_DATABASE_URL",
@@ -282,7 +282,7 @@ async def open_store(url: str) -> AsyncIterator[Store]:
             ) from exc
         store = await PostgresStore.open(url)
     else:
-        from bot.errors import ConfigError
+        from bot.domain.errors import ConfigError
 
         raise ConfigError("IMAGINE_DATABASE_URL", "must start with sqlite:/// or postgresql://")
     try:

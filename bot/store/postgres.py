@@ -16,10 +16,10 @@ from urllib.parse import parse_qsl, urlsplit
 
 import asyncpg
 
-from bot.community import AuditEntry
-from bot.errors import StoreError
-from bot.limits import Decision, LimitPlan, Usage, day_start, decide
-from bot.models import CommunitySettings, Job, JobStatus, dumps
+from bot.domain.community import AuditEntry
+from bot.domain.errors import StoreError
+from bot.domain.limits import Decision, LimitPlan, Usage, day_start, decide
+from bot.domain.models import CommunitySettings, Job, JobStatus, dumps
 from bot.store.base import (
     Admission,
     JobCounts,

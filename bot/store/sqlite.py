@@ -12,10 +12,10 @@ from functools import partial
 from pathlib import Path
 from typing import Any, TypeVar
 
-from bot.community import AuditEntry
-from bot.errors import StoreError
-from bot.limits import Decision, LimitPlan, Usage, day_start, decide
-from bot.models import CommunitySettings, Job, JobStatus, dumps
+from bot.domain.community import AuditEntry
+from bot.domain.errors import StoreError
+from bot.domain.limits import Decision, LimitPlan, Usage, day_start, decide
+from bot.domain.models import CommunitySettings, Job, JobStatus, dumps
 from bot.store.base import (
     Admission,
     JobCounts,

@@ -12,7 +12,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
-from bot.errors import StoreError
+from bot.domain.errors import StoreError
 
 BUSY_TIMEOUT_MS = 30_000
 # Writes sharing one commit at most, so a long queue still commits (and answers) every so often.

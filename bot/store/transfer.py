@@ -16,7 +16,7 @@ from typing import Any
 
 import asyncpg
 
-from bot.errors import StoreError
+from bot.domain.errors import StoreError
 from bot.store.postgres import PostgresStore, redact_url
 from bot.store.sqlite import SqliteStore, path_from_url
 from bot.store.sqlite_thread import DatabaseThread

@@ -11,8 +11,8 @@ import discord
 import pytest
 
 from adapters.discord import DiscordAdapter, create_adapter
-from bot.app import App, open_app
-from bot.config import load_settings
+from bot.runtime.app import App, open_app
+from bot.runtime.config import load_settings
 from tests.fakes.discord import BOT_TOKEN, FakeDiscord
 
 

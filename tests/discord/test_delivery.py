@@ -20,11 +20,11 @@ from adapters.discord.delivery import (
     snowflake_time,
 )
 from adapters.discord.rest import DiscordRest
-from bot.catalog import load_catalog
-from bot.clock import ManualClock
-from bot.delivery import OutImage, Progress
-from bot.errors import DeliveryError
-from bot.models import Job, JobStatus, ReplyTarget
+from bot.domain.catalog import load_catalog
+from bot.domain.clock import ManualClock
+from bot.domain.errors import DeliveryError
+from bot.domain.models import Job, JobStatus, ReplyTarget
+from bot.ports import OutImage, Progress
 from tests.factories import make_job, make_request
 from tests.fakes.discord import BOT_TOKEN, CHANNEL_ID, FakeDiscord
 

@@ -8,8 +8,8 @@ from pathlib import Path
 import discord
 
 from adapters.discord import create_adapter
-from bot.app import open_app
-from bot.config import load_settings
+from bot.runtime.app import open_app
+from bot.runtime.config import load_settings
 from tests.discord.conftest import discord_env
 from tests.fakes.discord import FakeDiscord
 

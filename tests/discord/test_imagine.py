@@ -6,7 +6,7 @@ import io
 
 from PIL import Image
 
-from bot.models import CommunitySettings
+from bot.domain.models import CommunitySettings
 from tests.discord.conftest import Bot
 from tests.fakes.discord import GUILD_ID, Recorded
 

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from bot.cli import main
+from bot.runtime.cli import main
 from tests.discord.conftest import discord_env
 from tests.fakes.discord import GUILD_ID, FakeDiscord
 
@@ -79,7 +79,7 @@ async def test_a_refused_sync_says_why(fake_discord: FakeDiscord) -> None:
 async def test_doctor_checks_the_token_and_the_registration(
     fake_discord: FakeDiscord, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from bot import doctor
+    from bot.ops import doctor
 
     monkeypatch.setattr(doctor, "CHECKS", dict(doctor.CHECKS))
     assert await _main("doctor") == 0

@@ -129,7 +129,7 @@ async def test_doctor_checks_each_configured_key(tmp_path: Path) -> None:
 
 
 async def test_models_prints_every_pinned_id_with_its_price_and_rules(tmp_path: Path) -> None:
-    from bot.catalog import load_catalog
+    from bot.domain.catalog import load_catalog
 
     code, out, _ = await run_bot(["models"], tmp_path / "data")
     assert code == 0

@@ -21,7 +21,7 @@ from pathlib import Path
 import asyncpg
 import pytest
 
-from bot.models import ReplyTarget
+from bot.domain.models import ReplyTarget
 from bot.store import open_store
 from tests.e2e.conftest import REPO, bot_env
 from tests.e2e.worker_process import RECORDING_TABLES

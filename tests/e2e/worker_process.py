@@ -24,15 +24,15 @@ from typing import Any
 
 import asyncpg
 
-from bot import app as app_module
-from bot.app import open_app
-from bot.clock import Clock
-from bot.config import Settings, load_settings
-from bot.delivery import OutImage, Progress
-from bot.logs import setup_logging
-from bot.models import Job
+from bot.domain.clock import Clock
+from bot.domain.models import Job
+from bot.ops.logs import setup_logging
+from bot.ports import OutImage, Progress
 from bot.providers.base import GenerationSpec, Submission
 from bot.providers.offline import OfflineProvider
+from bot.runtime import app as app_module
+from bot.runtime.app import open_app
+from bot.runtime.config import Settings, load_settings
 
 PLATFORM = "recorder"
 RECORDING_TABLES = """

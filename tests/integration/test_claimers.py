@@ -8,11 +8,11 @@ import time
 from collections.abc import Mapping
 from typing import Any
 
-from bot.app import App
-from bot.models import JobStatus
+from bot.domain.models import JobStatus
 from bot.providers.base import PollResult
 from bot.providers.offline import OfflineProvider
 from bot.providers.router import Router
+from bot.runtime.app import App
 from tests.factories import make_request
 from tests.integration.test_image_concurrency import CountingDelivery
 

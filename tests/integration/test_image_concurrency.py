@@ -7,12 +7,12 @@ import asyncio
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from bot.app import App
-from bot.delivery import OutImage, Progress
-from bot.models import Job, JobStatus
+from bot.domain.models import Job, JobStatus
+from bot.ports import OutImage, Progress
 from bot.providers.base import PollResult
 from bot.providers.offline import OfflineProvider
 from bot.providers.router import Router
+from bot.runtime.app import App
 from tests.factories import make_request
 
 

@@ -12,12 +12,12 @@ import pytest
 from PIL import Image
 
 from adapters.console import ConsoleAdapter
-from bot.app import App
-from bot.netguard import SafeFetcher
+from bot.jobs.worker import Worker, WorkerConfig
+from bot.net.guard import SafeFetcher
 from bot.providers.base import GenerationSpec, Submission
 from bot.providers.offline import OfflineProvider
 from bot.providers.router import Router
-from bot.worker import Worker, WorkerConfig
+from bot.runtime.app import App
 from tests.factories import photo_with_gps
 from tests.fakes.rawhttp import RawServer, respond
 

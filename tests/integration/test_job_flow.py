@@ -8,14 +8,14 @@ from typing import Any
 
 import pytest
 
-from bot.app import App
-from bot.delivery import OutImage, Progress
-from bot.errors import InvalidRequest, PolicyRefusal, ProviderModerated, ProviderUnavailable
-from bot.models import CommunitySettings, Job, JobStatus
+from bot.domain.errors import InvalidRequest, PolicyRefusal, ProviderModerated, ProviderUnavailable
+from bot.domain.models import CommunitySettings, Job, JobStatus
+from bot.ports import OutImage, Progress
 from bot.providers.base import GenerationSpec, PollResult, PollState, Submission
 from bot.providers.offline import OfflineProvider
 from bot.providers.polling import Schedule
 from bot.providers.router import Router
+from bot.runtime.app import App
 from tests.factories import make_request
 
 
@@ -193,7 +193,7 @@ async def test_the_worker_feeds_each_answer_s_progress_to_its_schedule(
             seen.append((self.reports_progress, progress))
             return super().next_delay(elapsed, progress, retry_after)
 
-    monkeypatch.setattr("bot.worker.Schedule", Recording)
+    monkeypatch.setattr("bot.jobs.worker.Schedule", Recording)
     provider = ProgressingProvider()
     with_providers(app, provider)
     job = await run_one(app, RecordingPort())

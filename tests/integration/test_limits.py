@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import asyncio
 
-from bot.limits import DAY, LimitPlan, day_start
-from bot.models import JobStatus
+from bot.domain.limits import DAY, LimitPlan, day_start
+from bot.domain.models import JobStatus
 from bot.store import Store
 from tests.factories import make_job, make_request
 

@@ -9,10 +9,10 @@ from pathlib import Path
 
 import pytest
 
-from bot.cli import main
-from bot.community import AuditEntry
-from bot.limits import LimitPlan
-from bot.models import CommunitySettings, JobStatus
+from bot.domain.community import AuditEntry
+from bot.domain.limits import LimitPlan
+from bot.domain.models import CommunitySettings, JobStatus
+from bot.runtime.cli import main
 from bot.store import open_store
 from tests.factories import make_job, make_request
 from tests.pg import private_schema

@@ -12,15 +12,15 @@ import httpx
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from bot.app import App, open_app
-from bot.config import load_settings
-from bot.delivery import OutImage, Progress
-from bot.errors import DeliveryError, PolicyRefusal, ProviderUnavailable
-from bot.logs import JsonFormatter, redaction_filter
-from bot.models import CommunitySettings, Job, JobStatus
+from bot.domain.errors import DeliveryError, PolicyRefusal, ProviderUnavailable
+from bot.domain.models import CommunitySettings, Job, JobStatus
+from bot.ops.logs import JsonFormatter, redaction_filter
+from bot.ports import OutImage, Progress
 from bot.providers.base import GenerationSpec, Submission
 from bot.providers.offline import OfflineProvider
 from bot.providers.router import Router
+from bot.runtime.app import App, open_app
+from bot.runtime.config import load_settings
 from tests.factories import make_request
 
 

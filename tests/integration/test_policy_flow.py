@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from bot.app import App
-from bot.community import Actor, SetCache, SetChannelSafety, SetSafetyLevel
-from bot.models import Job, JobStatus
+from bot.domain.community import Actor, SetCache, SetChannelSafety, SetSafetyLevel
+from bot.domain.models import Job, JobStatus
+from bot.runtime.app import App
 from tests.factories import make_request
 from tests.integration.test_job_flow import RecordingPort, ScriptedProvider, with_providers
 

@@ -7,9 +7,9 @@ from collections.abc import AsyncIterator
 
 import pytest
 
-from bot.errors import StoreError
-from bot.limits import LimitPlan
-from bot.models import JobStatus
+from bot.domain.errors import StoreError
+from bot.domain.limits import LimitPlan
+from bot.domain.models import JobStatus
 from bot.store import Store, open_store
 from bot.store.base import job_row_values, load_migrations
 from tests.factories import make_job, make_request

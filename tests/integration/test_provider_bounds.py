@@ -11,12 +11,12 @@ from pathlib import Path
 import httpx
 import pytest
 
-from bot.app import open_app
-from bot.clock import ManualClock, SystemClock
-from bot.config import load_settings
-from bot.errors import ProviderUnavailable, SubmitOutcomeUnknown
-from bot.models import JobStatus
+from bot.domain.clock import ManualClock, SystemClock
+from bot.domain.errors import ProviderUnavailable, SubmitOutcomeUnknown
+from bot.domain.models import JobStatus
 from bot.providers.bfl import BflProvider
+from bot.runtime.app import open_app
+from bot.runtime.config import load_settings
 from tests.factories import make_request
 from tests.fakes.bfl import FakeBfl
 from tests.fakes.fal import FakeFal

@@ -14,10 +14,9 @@ import pytest
 from PIL import Image
 
 from bot.aiohttp_transport import AiohttpTransport, CookielessClient
-from bot.app import HTTP_LIMITS, HTTP_TIMEOUT
-from bot.catalog import load_catalog
-from bot.clock import ManualClock
-from bot.errors import (
+from bot.domain.catalog import load_catalog
+from bot.domain.clock import ManualClock
+from bot.domain.errors import (
     DownloadRefused,
     ProviderError,
     ProviderModerated,
@@ -28,6 +27,7 @@ from bot.providers.base import GenerationSpec, PollResult, PollState, Provider
 from bot.providers.bfl import BflProvider
 from bot.providers.fal import FalProvider
 from bot.providers.together import TogetherProvider
+from bot.runtime.app import HTTP_LIMITS, HTTP_TIMEOUT
 from tests.fakes.bfl import FakeBfl
 from tests.fakes.fal import FakeFal
 from tests.fakes.provider_common import FakeServer, Fault, Sink
@@ -81,7 +81,7 @@ def new_fake(name: str) -> FakeServer:
 
 
 def client(kind: str) -> httpx.AsyncClient:
-    """httpx's own transport, or the bot's shared client as bot/app.py builds it (aiohttp under
+    """httpx's own transport, or the bot's shared client as bot/runtime/app.py builds it (aiohttp under
     httpx): the contract holds on both."""
     if kind == "httpx":
         return httpx.AsyncClient(follow_redirects=False)

@@ -15,10 +15,10 @@ from typing import Any
 import httpx
 import pytest
 
-from bot.app import App, open_app
-from bot.clock import Clock, ManualClock, SystemClock
-from bot.config import load_settings
-from bot.models import Job, JobStatus
+from bot.domain.clock import Clock, ManualClock, SystemClock
+from bot.domain.models import Job, JobStatus
+from bot.runtime.app import App, open_app
+from bot.runtime.config import load_settings
 from tests.factories import make_request
 from tests.fakes.bfl import FakeBfl
 from tests.fakes.fal import FakeFal

@@ -14,12 +14,12 @@ from moto.server import ThreadedMotoServer
 from PIL import Image
 
 from adapters.console import ConsoleAdapter
-from bot.app import open_app
 from bot.blobs import open_blobs
-from bot.config import load_settings
-from bot.doctor import doctor
-from bot.errors import ConfigError, StoreError
-from bot.s3 import S3BlobStore
+from bot.blobs.s3 import S3BlobStore
+from bot.domain.errors import ConfigError, StoreError
+from bot.ops.doctor import doctor
+from bot.runtime.app import open_app
+from bot.runtime.config import load_settings
 
 SECRET = "s3-secret-never-shown-7f3a"
 

@@ -13,12 +13,12 @@ import httpx
 import pytest
 from aiohttp import web
 
-from bot.app import open_app
-from bot.config import load_settings
-from bot.delivery import OutImage, Progress
-from bot.errors import DeliveryError
-from bot.logs import NOISY_LOGGERS, setup_logging
-from bot.models import Job, JobStatus, ReplyTarget
+from bot.domain.errors import DeliveryError
+from bot.domain.models import Job, JobStatus, ReplyTarget
+from bot.ops.logs import NOISY_LOGGERS, setup_logging
+from bot.ports import OutImage, Progress
+from bot.runtime.app import open_app
+from bot.runtime.config import load_settings
 from tests.factories import make_request
 
 log = logging.getLogger("tests.careless_adapter")

@@ -13,10 +13,10 @@ from pathlib import Path
 
 import pytest
 
-from bot.community import AuditEntry
-from bot.errors import StoreError
-from bot.limits import LimitPlan
-from bot.models import CommunitySettings, JobStatus
+from bot.domain.community import AuditEntry
+from bot.domain.errors import StoreError
+from bot.domain.limits import LimitPlan
+from bot.domain.models import CommunitySettings, JobStatus
 from bot.store.base import job_row_values, load_migrations
 from bot.store.sqlite import SqliteStore
 from bot.store.sqlite_thread import commit_group

@@ -7,10 +7,10 @@ from collections.abc import Callable
 
 import pytest
 
-from bot.community import AuditEntry
-from bot.errors import StoreError
-from bot.limits import LimitPlan
-from bot.models import CommunitySettings, JobStatus
+from bot.domain.community import AuditEntry
+from bot.domain.errors import StoreError
+from bot.domain.limits import LimitPlan
+from bot.domain.models import CommunitySettings, JobStatus
 from bot.store import Store
 from tests.factories import make_job, make_request
 

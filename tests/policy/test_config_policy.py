@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from bot.config import load_settings
-from bot.errors import ConfigError
-from bot.promptfilter import PromptFilter
+from bot.domain.errors import ConfigError
+from bot.domain.promptfilter import PromptFilter
+from bot.runtime.config import load_settings
 
 
 def test_defaults_follow_the_documented_values() -> None:

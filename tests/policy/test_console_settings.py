@@ -5,12 +5,12 @@ from __future__ import annotations
 import pytest
 
 from adapters.console.adapter import ConsoleAdapter
-from bot.app import App
-from bot.community import BanUser, SetBudget, SetUserLimits
-from bot.errors import InvalidRequest
-from bot.limits import UNLIMITED
-from bot.models import Limits
-from bot.settings_commands import ListBlockedTerms, ShowAudit, ShowSettings, parse_settings_command
+from bot.domain.community import BanUser, SetBudget, SetUserLimits
+from bot.domain.errors import InvalidRequest
+from bot.domain.limits import UNLIMITED
+from bot.domain.models import Limits
+from bot.runtime.app import App
+from bot.text.settings import ListBlockedTerms, ShowAudit, ShowSettings, parse_settings_command
 
 
 def console(app: App) -> tuple[ConsoleAdapter, list[str]]:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from bot.limits import (
+from bot.domain.limits import (
     UNLIMITED,
     Decision,
     LimitDefaults,
@@ -16,7 +16,7 @@ from bot.limits import (
     refusal_message,
     resolve_plan,
 )
-from bot.models import CommunitySettings, Limits
+from bot.domain.models import CommunitySettings, Limits
 
 NOW = 1_790_000_000.0
 DEFAULTS = LimitDefaults(user=Limits(rate=5, period=60.0, daily=100, max_in_flight=5))

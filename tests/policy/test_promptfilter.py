@@ -6,7 +6,7 @@ import random
 
 import pytest
 
-from bot.promptfilter import (
+from bot.domain.promptfilter import (
     PromptFilter,
     _contains,
     _term_forms,
@@ -108,7 +108,7 @@ def test_one_word_terms_found_by_look_up_agree_with_the_word_walk() -> None:
 
 
 def test_plain_ascii_takes_a_short_path_to_the_same_form() -> None:
-    from bot.promptfilter import _normalize_unicode
+    from bot.domain.promptfilter import _normalize_unicode
 
     samples = [
         "".join(chr(c) for c in range(128)),

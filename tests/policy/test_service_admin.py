@@ -6,9 +6,8 @@ from collections.abc import AsyncIterator
 
 import pytest
 
-from bot.app import App, open_app
-from bot.clock import ManualClock
-from bot.community import (
+from bot.domain.clock import ManualClock
+from bot.domain.community import (
     Actor,
     AddAdminRole,
     AllowChannel,
@@ -19,11 +18,12 @@ from bot.community import (
     SetSafetyLevel,
     SetUserLimits,
 )
-from bot.config import Settings
-from bot.errors import InvalidRequest, PolicyRefusal
-from bot.limits import parse_rate
-from bot.models import Limits
-from bot.service import ImagineService
+from bot.domain.errors import InvalidRequest, PolicyRefusal
+from bot.domain.limits import parse_rate
+from bot.domain.models import Limits
+from bot.jobs.service import ImagineService
+from bot.runtime.app import App, open_app
+from bot.runtime.config import Settings
 from tests.factories import make_request
 
 START = 1_790_000_000.0  # 2026-09-21 14:13:20 UTC

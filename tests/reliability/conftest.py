@@ -13,11 +13,11 @@ from typing import Any
 
 import pytest
 
-from bot.app import App, open_app
-from bot.clock import Clock
-from bot.config import load_settings
-from bot.delivery import OutImage, Progress
-from bot.models import Job
+from bot.domain.clock import Clock
+from bot.domain.models import Job
+from bot.ports import OutImage, Progress
+from bot.runtime.app import App, open_app
+from bot.runtime.config import load_settings
 
 # The platform suites' fixtures, reused here: the bot on its real HTTP server with fake platforms.
 from tests.discord.conftest import bot, fake_discord  # noqa: F401

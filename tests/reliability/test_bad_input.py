@@ -13,11 +13,11 @@ from pathlib import Path
 import pytest
 from PIL import Image
 
-from bot import images
-from bot.clock import ManualClock
-from bot.errors import InvalidImage, InvalidRequest, PolicyRefusal
-from bot.models import CommunitySettings, JobStatus
-from bot.service import MAX_PROMPT_CHARS
+from bot.domain.clock import ManualClock
+from bot.domain.errors import InvalidImage, InvalidRequest, PolicyRefusal
+from bot.domain.models import CommunitySettings, JobStatus
+from bot.jobs.service import MAX_PROMPT_CHARS
+from bot.media import images
 from tests.discord.conftest import Bot
 from tests.factories import make_request
 from tests.fakes.discord import GUILD_ID, Recorded
@@ -140,7 +140,7 @@ class HostileResultProvider:
 async def test_s28_s29_a_hostile_result_is_never_posted(data_dir: Path, name: str) -> None:
     """Whatever a provider sends back goes through the same checks: the user gets a clear failure,
     nothing is posted or stored."""
-    from bot.catalog import load_catalog
+    from bot.domain.catalog import load_catalog
     from bot.providers.router import Router
 
     async with opened_app(data_dir, clock=ManualClock()) as app:

@@ -12,8 +12,8 @@ from pathlib import Path
 import aiohttp
 
 from adapters.slack import create_adapter
-from bot.clock import ManualClock
-from bot.models import JobStatus, ReplyTarget, dumps
+from bot.domain.clock import ManualClock
+from bot.domain.models import JobStatus, ReplyTarget, dumps
 from bot.providers.offline import OfflineProvider
 from bot.providers.router import Router
 from bot.store.base import job_row_values, load_queries

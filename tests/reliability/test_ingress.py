@@ -15,9 +15,9 @@ import pytest
 
 from adapters.discord import create_adapter as create_discord
 from adapters.slack import create_adapter as create_slack
-from bot.app import App
-from bot.clock import ManualClock
-from bot.models import JobStatus
+from bot.domain.clock import ManualClock
+from bot.domain.models import JobStatus
+from bot.runtime.app import App
 from tests.discord.conftest import Bot, discord_env
 from tests.fakes.discord import BOT_TOKEN as DISCORD_TOKEN
 from tests.fakes.discord import GUILD_ID, MANAGE_GUILD, MEMBER_PERMISSIONS, FakeDiscord

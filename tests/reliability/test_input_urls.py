@@ -9,8 +9,8 @@ from collections.abc import AsyncIterator
 import pytest
 from PIL import Image
 
-from bot.errors import DownloadRefused
-from bot.netguard import SafeFetcher
+from bot.domain.errors import DownloadRefused
+from bot.net.guard import SafeFetcher
 from tests.fakes.rawhttp import RawServer, endless, huge_length, respond, trickle
 
 PRIVATE = "That image link points to a private or local address, which is not allowed."

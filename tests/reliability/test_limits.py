@@ -11,13 +11,13 @@ from typing import Any
 
 import pytest
 
-from bot.app import App
-from bot.clock import ManualClock
-from bot.errors import PolicyRefusal
-from bot.models import JobStatus
+from bot.domain.clock import ManualClock
+from bot.domain.errors import PolicyRefusal
+from bot.domain.models import JobStatus
 from bot.providers.base import GenerationSpec, PollResult, Submission
 from bot.providers.offline import OfflineProvider
 from bot.providers.router import Router
+from bot.runtime.app import App
 from tests.factories import make_request
 from tests.pg import private_schema
 from tests.reliability.conftest import RecordingPort, opened_app, settle
@@ -148,11 +148,11 @@ async def test_s08_moderated_jobs_refund_and_a_retried_job_is_charged_once(
             async def submit(self, spec: GenerationSpec) -> Submission:
                 Flaky.calls += 1
                 if spec.prompt == "moderate me":
-                    from bot.errors import ProviderModerated
+                    from bot.domain.errors import ProviderModerated
 
                     raise ProviderModerated("Request Moderated", provider="offline")
                 if Flaky.calls <= 3:
-                    from bot.errors import ProviderUnavailable
+                    from bot.domain.errors import ProviderUnavailable
 
                     raise ProviderUnavailable("busy", provider="offline", status=503)
                 return await super().submit(spec)

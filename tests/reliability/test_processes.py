@@ -350,7 +350,7 @@ async def test_s23_two_workers_on_postgresql_one_dies_its_jobs_are_taken_over(
     three workers and 2,000 jobs: ``tests/e2e/test_workers_on_postgres.py``.)"""
     import asyncpg
 
-    from bot.models import ReplyTarget
+    from bot.domain.models import ReplyTarget
     from bot.store import open_store
     from tests.e2e.test_workers_on_postgres import start_worker, wait_until
     from tests.e2e.worker_process import RECORDING_TABLES

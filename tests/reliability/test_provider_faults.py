@@ -15,13 +15,13 @@ import httpx
 import pytest
 from PIL import Image
 
-from bot.app import App
-from bot.clock import ManualClock
-from bot.models import Job, JobStatus
+from bot.domain.clock import ManualClock
+from bot.domain.models import Job, JobStatus
 from bot.providers.base import PollResult
 from bot.providers.download import AllowList, HostRule
 from bot.providers.offline import OfflineProvider
 from bot.providers.router import Router
+from bot.runtime.app import App
 from tests.discord.conftest import Bot
 from tests.factories import make_request
 from tests.fakes.bfl import FakeBfl

@@ -15,10 +15,10 @@ import aiohttp
 import pytest
 
 from adapters.slack import SlackAdapter, create_adapter
-from bot.app import App, open_app
-from bot.clock import ManualClock
-from bot.config import load_settings
-from bot.models import Job
+from bot.domain.clock import ManualClock
+from bot.domain.models import Job
+from bot.runtime.app import App, open_app
+from bot.runtime.config import load_settings
 from tests.fakes.slack import FakeSlack, form_body, interaction_body, signed_headers
 
 SIGNING_SECRET = "test-signing-secret-5f2a9c"

@@ -7,10 +7,10 @@ import json
 import pytest
 
 from adapters.slack.admin import parse_change
-from bot import community as c
-from bot.catalog import load_catalog
-from bot.errors import InvalidRequest
-from bot.limits import UNLIMITED
+from bot.domain import community as c
+from bot.domain.catalog import load_catalog
+from bot.domain.errors import InvalidRequest
+from bot.domain.limits import UNLIMITED
 from tests.slack.conftest import TEAM, SlackBot
 
 

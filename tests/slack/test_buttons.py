@@ -6,8 +6,8 @@ import json
 
 import pytest
 
-from bot.errors import StoreError
-from bot.models import CommunitySettings, Job, JobStatus
+from bot.domain.errors import StoreError
+from bot.domain.models import CommunitySettings, Job, JobStatus
 from tests.fakes.slack import interaction_body
 from tests.slack.conftest import TEAM, SlackBot, new_trigger
 

@@ -11,14 +11,14 @@ import pytest
 from slack_sdk.web.async_client import AsyncWebClient
 
 from adapters.slack.delivery import ProgressBoard, SlackDelivery
-from bot.catalog import load_catalog
-from bot.clock import ManualClock
-from bot.delivery import OutImage, Progress
-from bot.errors import DeliveryError
-from bot.events import JobEvents
-from bot.models import JobStatus, ReplyTarget
+from bot.domain.catalog import load_catalog
+from bot.domain.clock import ManualClock
+from bot.domain.errors import DeliveryError
+from bot.domain.models import JobStatus, ReplyTarget
+from bot.jobs.events import JobEvents
+from bot.jobs.service import ImagineService
+from bot.ports import OutImage, Progress
 from bot.providers.offline import render_preview
-from bot.service import ImagineService
 from bot.store import Store, open_store
 from tests.factories import make_job, make_request
 from tests.fakes.slack import FakeSlack

@@ -6,8 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from bot.config import load_settings
-from bot.doctor import doctor
+from bot.ops.doctor import doctor
+from bot.runtime.config import load_settings
 from tests.fakes.slack import FakeSlack
 from tests.slack.conftest import BOT_TOKEN, SIGNING_SECRET
 

@@ -6,7 +6,7 @@ import json
 
 from PIL import Image
 
-from bot.models import JobStatus
+from bot.domain.models import JobStatus
 from tests.slack.conftest import BOT_TOKEN, SlackBot
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"

@@ -14,8 +14,8 @@ from PIL import Image
 
 from adapters.slack.files import SlackFiles
 from bot.blobs import open_blobs
-from bot.errors import DownloadRefused
-from bot.models import JobStatus
+from bot.domain.errors import DownloadRefused
+from bot.domain.models import JobStatus
 from tests.factories import photo_with_gps
 from tests.fakes.rawhttp import RawServer
 from tests.fakes.slack import FakeSlack

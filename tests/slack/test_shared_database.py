@@ -11,10 +11,10 @@ import aiohttp
 import pytest
 
 from adapters.slack import create_adapter
-from bot.app import App, open_app
-from bot.clock import ManualClock
-from bot.config import load_settings
-from bot.models import Job
+from bot.domain.clock import ManualClock
+from bot.domain.models import Job
+from bot.runtime.app import App, open_app
+from bot.runtime.config import load_settings
 from tests.fakes.slack import FakeSlack
 from tests.pg import connect, private_schema
 from tests.slack.conftest import BOT_TOKEN, SIGNING_SECRET, SlackBot

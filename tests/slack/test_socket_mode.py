@@ -9,10 +9,10 @@ from pathlib import Path
 import pytest
 
 from adapters.slack import SlackAdapter, create_adapter
-from bot.app import App, open_app
-from bot.clock import ManualClock
-from bot.config import load_settings
-from bot.models import JobStatus
+from bot.domain.clock import ManualClock
+from bot.domain.models import JobStatus
+from bot.runtime.app import App, open_app
+from bot.runtime.config import load_settings
 from tests.fakes.slack import FakeSlack
 from tests.slack.conftest import BOT_TOKEN, TEAM
 

@@ -2,8 +2,8 @@ from __future__ import annotations
 
 import pytest
 
-from bot.catalog import load_catalog, resolve_size
-from bot.errors import InvalidRequest
+from bot.domain.catalog import load_catalog, resolve_size
+from bot.domain.errors import InvalidRequest
 
 CATALOG = load_catalog()
 

@@ -2,8 +2,8 @@ from __future__ import annotations
 
 import pytest
 
-from bot.commands import parse_imagine
-from bot.errors import InvalidRequest
+from bot.domain.errors import InvalidRequest
+from bot.text.flags import parse_imagine
 
 
 def test_prompt_and_flags_are_split() -> None:

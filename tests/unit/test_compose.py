@@ -9,8 +9,8 @@ from urllib.parse import urlsplit
 
 import yaml
 
-from bot.cli import _parser
-from bot.config import load_settings
+from bot.runtime.cli import _parser
+from bot.runtime.config import load_settings
 
 COMPOSE = Path(__file__).resolve().parents[2] / "docker-compose.yml"
 

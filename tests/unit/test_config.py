@@ -4,8 +4,8 @@ from pathlib import Path
 
 import pytest
 
-from bot.config import load_settings
-from bot.errors import ConfigError
+from bot.domain.errors import ConfigError
+from bot.runtime.config import load_settings
 
 
 def test_defaults_run_offline_on_sqlite_under_the_data_dir() -> None:

@@ -7,7 +7,7 @@ import io
 
 from PIL import Image, PngImagePlugin
 
-from bot import images
+from bot.media import images
 
 GPS = "48.8584 N, 2.2945 E (home of the requester)"
 

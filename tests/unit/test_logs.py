@@ -8,7 +8,8 @@ import logging
 
 import pytest
 
-from bot.logs import (
+from bot.domain.models import ReplyTarget
+from bot.ops.logs import (
     NOISY_LOGGERS,
     JsonFormatter,
     RedactingFilter,
@@ -18,7 +19,6 @@ from bot.logs import (
     reply_secrets,
     setup_logging,
 )
-from bot.models import ReplyTarget
 
 
 @pytest.mark.parametrize(
@@ -98,7 +98,7 @@ def test_a_jobs_reply_secrets_are_redacted_only_while_held() -> None:
 
 def test_json_lines_carry_the_job_fields() -> None:
     record = logging.LogRecord(
-        "bot.worker", logging.INFO, __file__, 1, "job %s: submit", ("j1",), None
+        "bot.jobs.worker", logging.INFO, __file__, 1, "job %s: submit", ("j1",), None
     )
     record.job_id, record.community, record.provider = "j1", "c1", "bfl"  # type: ignore[attr-defined]
     record.step, record.duration_ms = "submit", 12.5  # type: ignore[attr-defined]

@@ -10,8 +10,8 @@ import zlib
 import pytest
 from PIL import Image
 
-from bot import images
-from bot.errors import InvalidImage
+from bot.domain.errors import InvalidImage
+from bot.media import images
 
 SIGNATURE = b"\x89PNG\r\n\x1a\n"
 

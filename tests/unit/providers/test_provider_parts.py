@@ -10,9 +10,9 @@ from typing import Any
 import httpx
 import pytest
 
-from bot.catalog import load_catalog
-from bot.clock import ManualClock
-from bot.errors import (
+from bot.domain.catalog import load_catalog
+from bot.domain.clock import ManualClock
+from bot.domain.errors import (
     DownloadRefused,
     ProviderFailed,
     ProviderModerated,

@@ -10,10 +10,10 @@ from typing import TYPE_CHECKING, Any, Literal
 from dotenv import dotenv_values
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator
 
-from bot.errors import ConfigError
+from bot.domain.errors import ConfigError
 
 if TYPE_CHECKING:
-    from bot.policy import PolicyDefaults
+    from bot.domain.policy import PolicyDefaults
 
 KNOWN_PROVIDERS = ("bfl", "fal", "together", "offline")
 PROVIDER_KEYS = {"bfl": "BFL_API_KEY", "fal": "FAL_KEY", "together": "TOGETHER_API_KEY"}
@@ -87,7 +87,7 @@ class Settings(BaseModel):
     @field_validator("user_rate")
     @classmethod
     def _rate(cls, value: str) -> str:
-        from bot.limits import parse_rate
+        from bot.domain.limits import parse_rate
 
         parse_rate(value)
         return value.strip()
@@ -109,8 +109,8 @@ class Settings(BaseModel):
     @field_validator("safety_level")
     @classmethod
     def _safety_level(cls, value: str) -> str:
-        from bot.errors import InvalidRequest
-        from bot.safety import parse_level
+        from bot.domain.errors import InvalidRequest
+        from bot.domain.safety import parse_level
 
         try:
             return parse_level(value).name
@@ -200,9 +200,9 @@ class Settings(BaseModel):
 
     def policy_defaults(self) -> PolicyDefaults:
         """The limits, word list and safety level every community starts from."""
-        from bot.limits import LimitDefaults, parse_rate
-        from bot.models import Limits
-        from bot.policy import PolicyDefaults
+        from bot.domain.limits import LimitDefaults, parse_rate
+        from bot.domain.models import Limits
+        from bot.domain.policy import PolicyDefaults
 
         rate = parse_rate(self.user_rate)
         return PolicyDefaults(

@@ -35,7 +35,7 @@ import math
 import re
 from dataclasses import dataclass, field
 
-from bot.models import CommunitySettings, Limits
+from bot.domain.models import CommunitySettings, Limits
 
 DAY = 86_400.0
 # Stored in settings (and accepted from the environment as "off") for "no limit at all".

@@ -17,7 +17,7 @@ from collections.abc import Iterable, Mapping
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from bot.models import Job, ReplyTarget
+    from bot.domain.models import Job, ReplyTarget
 
 # Shapes of secrets we may not know by value: tokens in URLs and headers, Slack and Discord tokens.
 # The part of a match in the group ``keep`` stays; the rest becomes REDACTED.

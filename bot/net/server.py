@@ -9,7 +9,7 @@ from collections.abc import Awaitable, Callable
 from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
-from bot.metrics import REGISTRY
+from bot.ops.metrics import REGISTRY
 
 log = logging.getLogger(__name__)
 

@@ -6,7 +6,7 @@ import uuid
 from collections.abc import Awaitable, Callable
 
 from bot.blobs import open_blobs
-from bot.config import Settings
+from bot.runtime.config import Settings
 from bot.store import open_store
 
 Check = Callable[[Settings], Awaitable[str]]

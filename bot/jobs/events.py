@@ -6,7 +6,7 @@ import asyncio
 import contextlib
 from collections.abc import Callable
 
-from bot.models import Job
+from bot.domain.models import Job
 
 
 class JobEvents:

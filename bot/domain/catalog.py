@@ -11,7 +11,7 @@ from functools import cache
 from importlib import resources
 from typing import Any
 
-from bot.errors import InvalidRequest
+from bot.domain.errors import InvalidRequest
 
 ASPECT_RE = re.compile(r"^\s*(\d{1,3})\s*[:x/]\s*(\d{1,3})\s*$")
 SIZE_RE = re.compile(r"^\s*(\d{2,5})\s*[xX×]\s*(\d{2,5})\s*$")
@@ -108,7 +108,7 @@ def _load(raw: Mapping[str, Any]) -> Catalog:
 
 @cache
 def load_catalog() -> Catalog:
-    text = resources.files("bot").joinpath("catalog.json").read_text(encoding="utf-8")
+    text = resources.files("bot.domain").joinpath("catalog.json").read_text(encoding="utf-8")
     return _load(json.loads(text))
 
 

@@ -13,12 +13,9 @@ import socket
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
-from bot import images, metrics
-from bot.blobs import BlobStore
-from bot.catalog import Catalog
-from bot.clock import Clock
-from bot.delivery import ChannelCheck, DeliveryPort, OutImage, Progress
-from bot.errors import (
+from bot.domain.catalog import Catalog
+from bot.domain.clock import Clock
+from bot.domain.errors import (
     DeliveryError,
     DownloadRefused,
     InvalidImage,
@@ -28,11 +25,14 @@ from bot.errors import (
     ProviderUnavailable,
     SubmitOutcomeUnknown,
 )
-from bot.events import JobEvents
-from bot.logs import hold_job_secrets, log_job_step, release_job_secrets, step_fields
-from bot.models import CACHE_PROVIDER, Job, JobStatus
-from bot.netguard import SafeFetcher
-from bot.policy import Policy
+from bot.domain.models import CACHE_PROVIDER, Job, JobStatus
+from bot.domain.policy import Policy
+from bot.jobs.events import JobEvents
+from bot.media import images
+from bot.net.guard import SafeFetcher
+from bot.ops import metrics
+from bot.ops.logs import hold_job_secrets, log_job_step, release_job_secrets, step_fields
+from bot.ports import BlobStore, ChannelCheck, DeliveryPort, OutImage, Progress
 from bot.providers.base import GenerationSpec, PollResult, PollState, Provider
 from bot.providers.polling import Schedule, next_poll_delay
 from bot.providers.router import Router

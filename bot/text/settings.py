@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from bot.community import (
+from bot.domain.community import (
     AllowAllChannels,
     AllowChannel,
     BanUser,
@@ -28,9 +28,9 @@ from bot.community import (
     UnbanUser,
     UnblockTerm,
 )
-from bot.errors import InvalidRequest
-from bot.limits import UNLIMITED, parse_rate
-from bot.models import Limits
+from bot.domain.errors import InvalidRequest
+from bot.domain.limits import UNLIMITED, parse_rate
+from bot.domain.models import Limits
 
 SETTINGS_HELP = """/settings                          show this community's settings
 /settings safety <strict|standard|relaxed|adult|0-6>

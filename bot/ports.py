@@ -1,4 +1,5 @@
-"""The delivery port each adapter implements: progress, the finished images, or the failure."""
+"""The protocols the core needs from the world around it: delivery, blob storage, the store, providers
+and the clock. Adapters and backends implement them; the use cases depend only on these."""
 
 from __future__ import annotations
 
@@ -7,7 +8,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol, runtime_checkable
 
-from bot.models import Job
+from bot.domain.models import Job
 
 
 @dataclass(frozen=True)
@@ -48,3 +49,34 @@ class ChannelCheck(Protocol):
     async def channel_age_restricted(self, job: Job) -> bool | None:
         """Whether the job's channel (for a thread: its parent) is age-restricted now; None when
         unknown (the flag stored with the request is used). May raise DeliveryError."""
+
+
+class BlobStore(Protocol):
+    async def put(self, key: str, data: bytes, content_type: str) -> None: ...
+
+    async def get(self, key: str) -> bytes: ...
+
+    async def delete(self, key: str) -> None: ...
+
+    def local_path(self, key: str) -> Path | None:
+        """The file behind a key where the store is a local folder, else None."""
+
+    async def aclose(self) -> None: ...
+
+
+# The store, the providers and the clock are defined beside their implementations; named here so a
+# use case can find every protocol it depends on in one module.
+from bot.domain.clock import Clock  # noqa: E402
+from bot.providers.base import Provider  # noqa: E402
+from bot.store import Store  # noqa: E402
+
+__all__ = [
+    "BlobStore",
+    "ChannelCheck",
+    "Clock",
+    "DeliveryPort",
+    "OutImage",
+    "Progress",
+    "Provider",
+    "Store",
+]

@@ -8,12 +8,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from bot.catalog import Variant
-from bot.errors import PolicyRefusal
-from bot.limits import LimitDefaults, LimitPlan, resolve_plan
-from bot.models import CommunitySettings, ImagineRequest, Job
-from bot.promptfilter import PromptFilter
-from bot.safety import MAX_TOLERANCE, MIN_TOLERANCE, effective_tolerance
+from bot.domain.catalog import Variant
+from bot.domain.errors import PolicyRefusal
+from bot.domain.limits import LimitDefaults, LimitPlan, resolve_plan
+from bot.domain.models import CommunitySettings, ImagineRequest, Job
+from bot.domain.promptfilter import PromptFilter
+from bot.domain.safety import MAX_TOLERANCE, MIN_TOLERANCE, effective_tolerance
 
 
 @dataclass(frozen=True)
@@ -38,7 +38,7 @@ class Policy:
     async def admit(self, request: ImagineRequest, settings: CommunitySettings) -> None:
         """Raise PolicyRefusal with a message for the user when the request may not run.
 
-        ``request.prompt`` should already be cleaned (``bot.service.clean_prompt``).
+        ``request.prompt`` should already be cleaned (``bot.jobs.service.clean_prompt``).
         """
         if request.user_id in settings.banned_users:
             raise PolicyRefusal(
@@ -78,7 +78,7 @@ class Policy:
         settings: CommunitySettings | None,
         variant: Variant | None = None,
     ) -> int:
-        """BFL's 0-6 scale for this request (see ``bot.safety``); ``standard`` is 2."""
+        """BFL's 0-6 scale for this request (see ``bot.domain.safety``); ``standard`` is 2."""
         endpoint = (
             (variant.safety_min, variant.safety_max)
             if variant is not None

@@ -19,7 +19,7 @@ from typing import Any
 import httpcore
 import httpx
 
-from bot.errors import DownloadRefused
+from bot.domain.errors import DownloadRefused
 
 log = logging.getLogger(__name__)
 

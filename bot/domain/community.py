@@ -10,11 +10,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from bot.catalog import Catalog
-from bot.errors import InvalidRequest
-from bot.limits import UNLIMITED, format_rate
-from bot.models import CommunitySettings, Limits
-from bot.safety import parse_level
+from bot.domain.catalog import Catalog
+from bot.domain.errors import InvalidRequest
+from bot.domain.limits import UNLIMITED, format_rate
+from bot.domain.models import CommunitySettings, Limits
+from bot.domain.safety import parse_level
 
 MAX_BLOCKED_TERMS = 500
 MAX_TERM_CHARS = 100
@@ -265,7 +265,7 @@ class SetUserLimits:
     """Per-user limits for everyone (``role_id`` None) or for one role's members (an override).
 
     Fields left ``None`` keep their current value; ``UNLIMITED`` (-1) lifts a limit. The rate is
-    ``rate`` images per ``period`` seconds (``bot.limits.parse_rate("5/minute")`` gives both).
+    ``rate`` images per ``period`` seconds (``bot.domain.limits.parse_rate("5/minute")`` gives both).
     """
 
     limits: Limits

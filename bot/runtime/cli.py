@@ -16,13 +16,13 @@ from pathlib import Path
 from typing import Any
 
 from bot import __version__
-from bot.app import open_app
-from bot.catalog import load_catalog, parse_size
-from bot.config import Settings, load_settings
-from bot.delivery import OutImage, Progress
-from bot.errors import ConfigError, RequestRejected, StoreError
-from bot.logs import setup_logging
-from bot.models import ImagineRequest, Job, JobStatus, ReplyTarget
+from bot.domain.catalog import load_catalog, parse_size
+from bot.domain.errors import ConfigError, RequestRejected, StoreError
+from bot.domain.models import ImagineRequest, Job, JobStatus, ReplyTarget
+from bot.ops.logs import setup_logging
+from bot.ports import OutImage, Progress
+from bot.runtime.app import open_app
+from bot.runtime.config import Settings, load_settings
 
 log = logging.getLogger("imagine-bot")
 
@@ -94,7 +94,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.command == "migrate-sqlite-to-postgres":
             return asyncio.run(_migrate_sqlite_to_postgres(settings, args.sqlite, args.to))
         if args.command == "doctor":
-            from bot.doctor import doctor
+            from bot.ops.doctor import doctor
 
             if settings.discord_enabled:
                 import importlib

@@ -10,21 +10,21 @@ from dataclasses import dataclass, field
 
 import httpx
 
-from bot import metrics
 from bot.aiohttp_transport import AiohttpTransport, CookielessClient
-from bot.blobs import BlobStore, open_blobs
-from bot.catalog import Catalog, load_catalog
-from bot.clock import Clock, SystemClock
-from bot.config import Settings
-from bot.delivery import DeliveryPort
-from bot.events import JobEvents
-from bot.http import HttpServer
-from bot.policy import Policy
+from bot.blobs import open_blobs
+from bot.domain.catalog import Catalog, load_catalog
+from bot.domain.clock import Clock, SystemClock
+from bot.domain.policy import Policy
+from bot.jobs.events import JobEvents
+from bot.jobs.service import ImagineService
+from bot.jobs.worker import Worker, WorkerConfig
+from bot.net.server import HttpServer
+from bot.ops import metrics
+from bot.ports import BlobStore, DeliveryPort
 from bot.providers.factory import build_providers
 from bot.providers.router import Router
-from bot.service import ImagineService
+from bot.runtime.config import Settings
 from bot.store import Store, open_store
-from bot.worker import Worker, WorkerConfig
 
 log = logging.getLogger(__name__)
 

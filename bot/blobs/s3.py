@@ -25,8 +25,8 @@ from botocore.exceptions import (
 )
 from dotenv import dotenv_values
 
-from bot.blobs import check_key
-from bot.errors import ConfigError, StoreError
+from bot.blobs.keys import check_key
+from bot.domain.errors import ConfigError, StoreError
 
 if TYPE_CHECKING:
     from types_aiobotocore_s3 import S3Client

@@ -17,8 +17,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from bot.errors import InvalidRequest
-from bot.models import CommunitySettings
+from bot.domain.errors import InvalidRequest
+from bot.domain.models import CommunitySettings
 
 MIN_TOLERANCE = 0
 MAX_TOLERANCE = 6

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from bot.errors import InvalidRequest
+from bot.domain.errors import InvalidRequest
 
 MAX_SEED = 2**32 - 1
 MAX_COUNT = 4

@@ -12,7 +12,7 @@ from typing import TypeVar
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
-from bot.errors import (
+from bot.domain.errors import (
     DownloadRefused,
     InvalidImage,
     ProviderError,
@@ -22,7 +22,7 @@ from bot.errors import (
     ProviderUnavailable,
     SubmitOutcomeUnknown,
 )
-from bot.models import Job, JobStatus
+from bot.domain.models import Job, JobStatus
 
 T = TypeVar("T")
 

@@ -1,7 +1,7 @@
 """``ImagineService``: the one entry the adapters call.
 
 Users: ``imagine`` (and ``follow_up``, ``cancel``, ``job``, ``wait``), ``quota``.
-Admins: ``get_settings``, ``update_settings`` with a typed change from ``bot.community``,
+Admins: ``get_settings``, ``update_settings`` with a typed change from ``bot.domain.community``,
 ``blocked_terms``, ``audit_log``, ``is_admin``. The service re-checks every admin permission itself
 and writes every settings change, every refused change and every policy refusal to the audit log.
 """
@@ -18,15 +18,12 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from bot import metrics
-from bot.catalog import Catalog, Variant, resolve_size
-from bot.clock import Clock
-from bot.community import Actor, AuditEntry, SettingsChange, SettingsChanged, is_admin
-from bot.errors import InvalidRequest, JobNotFound, PolicyRefusal, RequestRejected
-from bot.events import JobEvents
-from bot.limits import QuotaReport, quota_report, refusal_message, resolve_plan
-from bot.logs import log_job_step
-from bot.models import (
+from bot.domain.catalog import Catalog, Variant, resolve_size
+from bot.domain.clock import Clock
+from bot.domain.community import Actor, AuditEntry, SettingsChange, SettingsChanged, is_admin
+from bot.domain.errors import InvalidRequest, JobNotFound, PolicyRefusal, RequestRejected
+from bot.domain.limits import QuotaReport, quota_report, refusal_message, resolve_plan
+from bot.domain.models import (
     CACHE_PROVIDER,
     CommunitySettings,
     ImagineRequest,
@@ -34,7 +31,10 @@ from bot.models import (
     JobStatus,
     dumps,
 )
-from bot.policy import Policy
+from bot.domain.policy import Policy
+from bot.jobs.events import JobEvents
+from bot.ops import metrics
+from bot.ops.logs import log_job_step
 from bot.store import Store
 
 log = logging.getLogger(__name__)
@@ -125,7 +125,7 @@ class ImagineService:
         """The community's settings (the defaults when it never changed any).
 
         Blocked terms and banned users are in there: show them to admins only (``describe_settings``
-        in ``bot.community`` counts them without listing them)."""
+        in ``bot.domain.community`` counts them without listing them)."""
         return await self.settings_for(community_id)
 
     async def imagine(self, request: ImagineRequest) -> Accepted:
@@ -295,7 +295,7 @@ class ImagineService:
     async def update_settings(
         self, community_id: str, actor: Actor, change: SettingsChange
     ) -> SettingsChanged:
-        """Apply one typed change (``bot.community``) for ``actor`` and audit it.
+        """Apply one typed change (``bot.domain.community``) for ``actor`` and audit it.
 
         The permission is checked here, in the same transaction as the change, whatever the
         platform's own command permissions say: a non-admin gets PolicyRefusal(code="not_admin")

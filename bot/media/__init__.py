@@ -1,0 +1,1 @@
+"""Image checks and re-encoding before anything is stored or posted."""

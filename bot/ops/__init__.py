@@ -1,0 +1,1 @@
+"""Operations: logs, metrics and doctor, used by every layer above the domain."""

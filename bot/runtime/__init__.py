@@ -1,0 +1,1 @@
+"""Start-up: configuration, the composition root and the command line; the only layer that reads the environment."""

@@ -1,0 +1,1 @@
+"""What users type and read: the one parser of /imagine flags, the one settings grammar, reply texts."""
