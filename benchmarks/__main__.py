@@ -1,13 +1,15 @@
 """``python -m benchmarks`` (``make bench``): run every benchmark once and write the report.
 
 Options: ``--only NAME`` (repeatable) runs some scenarios; ``--quick`` runs smaller loads (for
-trying the harness; the report says so). Scenarios: inflight, polling, throughput, memory, limits.
+trying the harness; the report says so). Scenarios: inflight, polling, throughput, scaling, memory, limits. ``--before FILE`` puts an
+earlier run's figures (its JSON report) beside this run's.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import json
 import os
 import random
 import shutil
@@ -270,6 +272,53 @@ class Bench:
             print(f"  throughput {name}: {out[name]}", flush=True)
         return out
 
+    async def scaling(self) -> dict[str, Any]:
+        """PostgreSQL, provider-bound: jobs/s with one worker process and with two, each with the
+        same fixed number of job slots, every generation taking 1 s at the provider."""
+        n = 80 if self.quick else 160
+        slots = 8
+        out: dict[str, Any] = {"jobs": n, "slots_per_process": slots, "generation_s": 1.0}
+        if await postgres_database() is None:
+            return {"error": "not measured: no PostgreSQL at 127.0.0.1:5432 or no postgres store"}
+        image = make_image(256, 256)
+        for name, processes in (("postgresql_1_process", 1), ("postgresql_2_processes", 2)):
+            fake, platform = BenchBfl(image), FakePlatform()
+            await fake.start()
+            await platform.start()
+            database = await postgres_database(fresh=f"bench_scale{processes}_{int(time.time())}")
+            try:
+                env = self.bot_env(
+                    fake, platform, database=database, typical_seconds=1.0, concurrency=slots
+                )
+                async with bot_process(env) as bot:
+                    extra = []
+                    if processes == 2:
+                        second = dict(env, IMAGINE_HTTP_PORT=str(free_port()))
+                        extra.append(bot_process(second, "--no-adapter"))
+                    async with _all(extra):
+                        started = time.monotonic()
+                        results = await send_commands(
+                            bot.url,
+                            platform,
+                            [f"s{processes}-{i}" for i in range(n)],
+                            lambda ref: f"a harbour ref={ref} gen=1",
+                            community=lambda ref: f"c{int(ref.rsplit('-', 1)[1]) % 20}",
+                        )
+                        last = max(r.arrival.at for r in results if r.arrival is not None)
+                        delivered = sum(
+                            1 for r in results if r.arrival and r.arrival.kind == "deliver"
+                        )
+                out[name] = {
+                    "delivered": delivered,
+                    "seconds": round(last - started, 2),
+                    "jobs_per_s": round(delivered / (last - started), 2),
+                }
+            finally:
+                await fake.aclose()
+                await platform.aclose()
+            print(f"  scaling {name}: {out[name]}", flush=True)
+        return out
+
     async def memory(self) -> dict[str, Any]:
         """Peak RSS of the bot with 10,000 queued jobs, and with 50 concurrent 4-megapixel images."""
         queued = 2000 if self.quick else 10_000
@@ -424,6 +473,7 @@ SCENARIOS: dict[str, Callable[[Bench], Awaitable[dict[str, Any]]]] = {
     "inflight": Bench.inflight,
     "polling": Bench.polling,
     "throughput": Bench.throughput,
+    "scaling": Bench.scaling,
     "memory": Bench.memory,
     "limits": Bench.limits,
 }
@@ -433,7 +483,9 @@ async def main(argv: list[str]) -> int:
     parser = argparse.ArgumentParser(prog="python -m benchmarks")
     parser.add_argument("--only", action="append", choices=sorted(SCENARIOS))
     parser.add_argument("--quick", action="store_true")
+    parser.add_argument("--before", type=Path, help="an earlier run's JSON report, shown beside")
     args = parser.parse_args(argv)
+    before = json.loads(args.before.read_text(encoding="utf-8")) if args.before else None
     workdir = Path(tempfile.mkdtemp(prefix="imagine-bench-"))
     bench = Bench(args.quick, workdir)
     results: dict[str, Any] = {}
@@ -450,7 +502,9 @@ async def main(argv: list[str]) -> int:
             results[name]["wall_seconds"] = round(time.monotonic() - t, 1)
     finally:
         shutil.rmtree(workdir, ignore_errors=True)
-    paths = report.write(results, quick=args.quick, seconds=time.monotonic() - started)
+    paths = report.write(
+        results, quick=args.quick, seconds=time.monotonic() - started, before=before
+    )
     print(f"report: {', '.join(str(p) for p in paths)}")
     return 0
 
