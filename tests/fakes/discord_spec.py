@@ -72,7 +72,14 @@ def _validator(operation_id: str, content_type: str) -> Draft202012Validator:
     op = next(o for o in operations() if o.operation_id == operation_id)
     assert op.body is not None
     schema = op.body["content"][content_type]["schema"]
-    root = {**schema, "components": load_spec()["components"]}
+    components = dict(load_spec()["components"])
+    schemas = dict(components["schemas"])
+    # Discord sends snowflakes as strings; discord.py sends some as JSON integers (the ids in
+    # ``allowed_mentions.users``, discord/mentions.py ``AllowedMentions.to_dict``), which Discord
+    # takes. The checker accepts both, and still only digits or a non-negative integer.
+    snowflake = dict(schemas["SnowflakeType"])
+    schemas["SnowflakeType"] = {**snowflake, "type": ["string", "integer"], "minimum": 0}
+    root = {**schema, "components": {**components, "schemas": schemas}}
     return Draft202012Validator(root)
 
 
