@@ -11,25 +11,22 @@ import asyncio
 import logging
 
 import discord
-import yarl
 
 from adapters.discord.commands import build_tree
 from adapters.discord.components import ResultButton
 from adapters.discord.delivery import PLATFORM, DiscordDelivery
 from adapters.discord.interactions import InteractionHandler
-from adapters.discord.login import DiscordLogin, client_options, rest_only_client
+from adapters.discord.login import (
+    DiscordLogin,
+    client_options,
+    configure_endpoints,
+    rest_only_client,
+)
 from bot.app import App
 from bot.config import Settings
 from bot.errors import ConfigError
 
 log = logging.getLogger(__name__)
-
-
-def configure_endpoints(settings: Settings) -> None:
-    """Point discord.py at DISCORD_API_BASE / DISCORD_GATEWAY_URL (regional proxies, tests)."""
-    discord.http.Route.BASE = settings.discord_api_base.rstrip("/")
-    if settings.discord_gateway_url:
-        discord.gateway.DiscordWebSocket.DEFAULT_GATEWAY = yarl.URL(settings.discord_gateway_url)
 
 
 def make_client(settings: Settings) -> discord.Client:

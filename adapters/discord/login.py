@@ -9,12 +9,21 @@ from typing import Any
 
 import aiohttp
 import discord
+import yarl
 
 from bot import metrics
+from bot.config import Settings
 from bot.errors import ConfigError
 
 # A longer rate limit on a route fails the call (discord.RateLimited) instead of holding a worker.
 MAX_RATE_LIMIT_WAIT = 30.0
+
+
+def configure_endpoints(settings: Settings) -> None:
+    """Point discord.py at DISCORD_API_BASE / DISCORD_GATEWAY_URL (regional proxies, tests)."""
+    discord.http.Route.BASE = settings.discord_api_base.rstrip("/")
+    if settings.discord_gateway_url:
+        discord.gateway.DiscordWebSocket.DEFAULT_GATEWAY = yarl.URL(settings.discord_gateway_url)
 
 
 def client_options() -> dict[str, Any]:
