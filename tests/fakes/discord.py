@@ -353,7 +353,9 @@ class FakeDiscord:
             except ValueError:
                 return _json({"message": "400: Bad Request", "code": 50109}, 400)
         try:
-            operation = check_request(request.method, path, query, content_type, body)
+            operation = check_request(
+                request.method, path, query, content_type, body, request.headers
+            )
         except SpecViolation as exc:
             self.violations.append(str(exc))
             operation = "violation"
