@@ -36,7 +36,7 @@ USER = "1400000000000000004"
 
 @pytest.fixture
 async def http() -> AsyncIterator[httpx.AsyncClient]:
-    """The test's own client, for what Discord's users do (here: acknowledge interactions)."""
+    """Stands in for the gateway process, which acknowledged each interaction before delivery."""
     async with httpx.AsyncClient() as client:
         yield client
 
