@@ -11,7 +11,7 @@ from adapters.discord.admin import build_admin_group
 from bot.domain.catalog import Catalog
 
 if TYPE_CHECKING:
-    from adapters.discord.adapter import InteractionHandler
+    from adapters.discord.interactions import InteractionHandler
 
 ASPECTS = ("1:1", "16:9", "9:16", "4:3", "3:4", "3:2", "2:3", "21:9")
 MAX_SEED = 2**32 - 1

@@ -1,6 +1,7 @@
-"""Discord's DeliveryPort: edits the deferred interaction response over REST, or, once the
-15-minute interaction token is gone, posts in the channel with the bot token and mentions the
-requester. Works in any worker process; needs no gateway connection."""
+"""Discord's DeliveryPort: edits the deferred interaction response through the interaction's
+webhook, or, once the 15-minute interaction token is gone, posts in the channel with the bot token
+and mentions the requester. All through discord.py, logged in without the gateway, so any worker
+process delivers."""
 
 from __future__ import annotations
 
@@ -9,15 +10,19 @@ import io
 import logging
 from collections import OrderedDict
 from collections.abc import Mapping, Sequence
-from typing import Any
+from dataclasses import dataclass
+from typing import Any, Final, cast
 
+import aiohttp
+import discord
 from PIL import Image
 
 from adapters.discord import messages
-from adapters.discord.rest import DiscordHTTPError, DiscordRest, DiscordUnreachable, FilePart
+from adapters.discord.components import result_view
+from adapters.discord.login import DiscordLogin
 from bot.domain.catalog import Catalog
 from bot.domain.clock import Clock
-from bot.domain.errors import DeliveryError, InvalidImage
+from bot.domain.errors import ConfigError, DeliveryError, InvalidImage
 from bot.domain.models import Job, JobStatus
 from bot.media import images
 from bot.ports import OutImage, Progress
@@ -42,15 +47,40 @@ INTERACTION_ID = "interaction_id"
 INTERACTION_TOKEN = "interaction_token"  # noqa: S105 - a key name, not a secret
 SIZE_LIMIT = "size_limit"
 
+# Discord's id of an interaction's original response in webhook message routes; discord.py puts
+# the id into the route as given (typed ``int`` there, as ordinary message ids are).
+ORIGINAL: Final = cast(int, "@original")
+# Discord answers 401 "Invalid Webhook Token" (50027) once an interaction token has expired,
+# and 404 "Unknown Webhook" / "Unknown Message" when the original response is gone.
+INVALID_WEBHOOK_TOKEN = 50027
+UNKNOWN_WEBHOOK = 10015
+UNKNOWN_MESSAGE = 10008
+NO_MENTIONS = discord.AllowedMentions.none()
+# What discord.py raises when Discord cannot be reached: aiohttp's errors, sockets, timeouts.
+UNREACHABLE = (aiohttp.ClientError, OSError, TimeoutError)
+# Failures without an HTTP answer of Discord's: no login, a rate limit too long to wait out.
+NOT_ANSWERED = (discord.RateLimited, discord.LoginFailure, ConfigError, *UNREACHABLE)
+
 
 def snowflake_time(snowflake: str | int) -> float:
     """Seconds since the epoch at which a Discord id was made."""
     return ((int(snowflake) >> 22) + DISCORD_EPOCH_MS) / 1000.0
 
 
+@dataclass(frozen=True)
+class Upload:
+    """An image as it will be uploaded; a new ``discord.File`` is made of it for every request."""
+
+    filename: str
+    data: bytes
+
+    def file(self) -> discord.File:
+        return discord.File(io.BytesIO(self.data), filename=self.filename)
+
+
 class DiscordDelivery:
-    def __init__(self, rest: DiscordRest, *, catalog: Catalog, clock: Clock) -> None:
-        self._rest = rest
+    def __init__(self, login: DiscordLogin, *, catalog: Catalog, clock: Clock) -> None:
+        self._login = login
         self._catalog = catalog
         self._clock = clock
         # Jobs whose outcome this process has posted: a late "queued" edit must not cover it.
@@ -77,22 +107,23 @@ class DiscordDelivery:
         token = self._live_token(job)
         if token is None:
             return
-        if progress.stage == "queued":
-            payload = messages.queued_payload(job, progress.queue_position or 0)
+        if self._token_left(job) < LATE_NOTICE:
+            # The last edit this token allows: say where the image will appear instead.
+            content = messages.late_text(job)
+        elif progress.stage == "queued":
+            content = messages.queued_text(job, progress.queue_position or 0)
         else:
             variant = self._catalog.variants.get(job.variant)
             label = variant.label if variant else job.variant
-            payload = messages.generating_payload(job, progress.elapsed, label)
-        if self._token_left(job) < LATE_NOTICE:
-            # The last edit this token allows: say where the image will appear instead.
-            payload = messages.late_payload(job)
+            content = messages.generating_text(job, progress.elapsed, label)
         try:
-            await self._rest.edit_original(_app_id(job), token, payload)
-        except DiscordHTTPError as exc:
-            if not exc.token_gone:
-                raise _delivery_error(exc) from None
-        except DiscordUnreachable as exc:
-            raise DeliveryError(str(exc)) from None
+            webhook = await self._interaction(job, token)
+            await webhook.edit_message(ORIGINAL, content=content, allowed_mentions=NO_MENTIONS)
+        except discord.HTTPException as exc:
+            if not _token_gone(exc):
+                raise _delivery_error("edit_original_response", exc) from None
+        except NOT_ANSWERED as exc:
+            raise _other_error("edit_original_response", exc) from None
 
     async def deliver(self, job: Job, images_out: Sequence[OutImage]) -> Mapping[str, Any]:
         async with self._lock(job.id):
@@ -102,46 +133,52 @@ class DiscordDelivery:
 
     async def _deliver(self, job: Job, images_out: Sequence[OutImage]) -> Mapping[str, Any]:
         limit = _upload_limit(job)
-        files = [await _fit(image, limit) for image in images_out[:10]]
+        uploads = [await _fit(image, limit) for image in images_out[:10]]
         token = self._live_token(job)
+        operation = "edit_original_response"
         try:
             if token is not None:
                 try:
-                    message = await self._rest.edit_original(
-                        _app_id(job), token, self._result_payload(job, files), files
+                    webhook = await self._interaction(job, token)
+                    message: discord.Message = await webhook.edit_message(
+                        ORIGINAL,
+                        content=None,
+                        embed=self._result_embed(job, uploads),
+                        attachments=[upload.file() for upload in uploads],
+                        view=result_view(job),
+                        allowed_mentions=NO_MENTIONS,
                     )
                     return _receipt(message, "interaction")
-                except DiscordHTTPError as exc:
-                    if not exc.token_gone:
+                except discord.HTTPException as exc:
+                    if not _token_gone(exc):
                         raise
                     log.info("job %s: interaction token gone; posting in the channel", job.id)
-            files = await asyncio.to_thread(_refit, files, min(limit, DEFAULT_UPLOAD_LIMIT))
-            payload = self._result_payload(job, files)
-            payload["content"] = f"<@{job.user_id}> your image is ready."
-            payload["allowed_mentions"] = {"parse": [], "users": [job.user_id]}
-            message = await self._rest.create_message(_channel(job), payload, files)
+            operation = "create_message"
+            uploads = await asyncio.to_thread(_refit, uploads, min(limit, DEFAULT_UPLOAD_LIMIT))
+            channel = await self._channel(job)
+            message = await channel.send(
+                content=f"<@{job.user_id}> your image is ready.",
+                embed=self._result_embed(job, uploads),
+                files=[upload.file() for upload in uploads],
+                view=result_view(job),
+                allowed_mentions=messages.mention_only(job.user_id),
+            )
             return _receipt(message, "channel")
-        except DiscordHTTPError as exc:
-            raise _delivery_error(exc) from None
-        except DiscordUnreachable as exc:
-            raise DeliveryError(str(exc)) from None
+        except discord.HTTPException as exc:
+            raise _delivery_error(operation, exc) from None
+        except NOT_ANSWERED as exc:
+            raise _other_error(operation, exc) from None
 
-    def _result_payload(self, job: Job, files: Sequence[FilePart]) -> dict[str, Any]:
-        first = files[0]
+    def _result_embed(self, job: Job, uploads: Sequence[Upload]) -> discord.Embed:
+        first = uploads[0]
         _, width, height = images.inspect(first.data)
-        embed = messages.result_embed(
+        return messages.result_embed(
             job,
             self._catalog,
             filename=first.filename,
             size=(width, height),
             seconds=max(0.0, self._clock.now() - job.created_at),
         )
-        return {
-            "content": "",
-            "embeds": [embed],
-            "components": messages.result_buttons(job),
-            "allowed_mentions": dict(messages.NO_MENTIONS),
-        }
 
     async def notify_failure(self, job: Job) -> None:
         async with self._lock(job.id):
@@ -151,43 +188,54 @@ class DiscordDelivery:
     async def _notify_failure(self, job: Job) -> None:
         text = messages.failure_text(job)
         token = self._live_token(job)
+        operation = "delete_original_response"
         try:
             if token is not None:
+                webhook = await self._interaction(job, token)
                 try:
                     # The deferred response is public; the reason goes to the requester only.
-                    await self._rest.delete_original(_app_id(job), token)
-                except DiscordHTTPError as exc:
-                    if not exc.token_gone:
+                    await webhook.delete_message(ORIGINAL)
+                except discord.HTTPException as exc:
+                    if not _token_gone(exc):
                         raise
+                operation = "create_followup_message"
                 try:
-                    await self._rest.follow_up(
-                        _app_id(job),
-                        token,
-                        {
-                            "content": f"⚠️ {text}",
-                            "flags": messages.EPHEMERAL,
-                            "allowed_mentions": dict(messages.NO_MENTIONS),
-                        },
+                    await webhook.send(
+                        f"⚠️ {text}", ephemeral=True, allowed_mentions=NO_MENTIONS, wait=True
                     )
                     return
-                except DiscordHTTPError as exc:
-                    if not exc.token_gone:
+                except discord.HTTPException as exc:
+                    if not _token_gone(exc):
                         raise
             if job.status is JobStatus.CANCELLED:
                 return  # the requester (or a moderator) cancelled it; no need to tell the channel
-            await self._rest.create_message(
-                _channel(job),
-                {
-                    "content": f"<@{job.user_id}> ⚠️ {text}",
-                    "allowed_mentions": {"parse": [], "users": [job.user_id]},
-                },
+            operation = "create_message"
+            channel = await self._channel(job)
+            await channel.send(
+                f"<@{job.user_id}> ⚠️ {text}",
+                allowed_mentions=messages.mention_only(job.user_id),
             )
-        except DiscordHTTPError as exc:
-            raise _delivery_error(exc) from None
-        except DiscordUnreachable as exc:
-            raise DeliveryError(str(exc)) from None
+        except discord.HTTPException as exc:
+            raise _delivery_error(operation, exc) from None
+        except NOT_ANSWERED as exc:
+            raise _other_error(operation, exc) from None
 
     # ---------------------------------------------------------------------------------------------
+
+    async def _interaction(self, job: Job, token: str) -> discord.Webhook:
+        """The interaction's webhook (its token is the credential), on the logged-in client."""
+        client = await self._login.logged_in()
+        data = job.request.reply.data
+        webhook = discord.Webhook.partial(int(data[APPLICATION_ID]), token, client=client)
+        # An interaction's webhook is an application webhook (as discord.py's own
+        # ``Interaction.followup`` makes it), the kind that may send ephemeral messages.
+        webhook.type = discord.WebhookType.application
+        return webhook
+
+    async def _channel(self, job: Job) -> discord.PartialMessageable:
+        client = await self._login.logged_in()
+        reply = job.request.reply
+        return client.get_partial_messageable(int(reply.thread_id or reply.channel_id))
 
     def _lock(self, job_id: str) -> asyncio.Lock:
         lock = self._locks.get(job_id)
@@ -210,20 +258,40 @@ class DiscordDelivery:
     def _live_token(self, job: Job) -> str | None:
         data = job.request.reply.data
         token = data.get(INTERACTION_TOKEN)
-        interaction_id = data.get(INTERACTION_ID)
-        if not token or not interaction_id or not data.get(APPLICATION_ID):
+        if not token or not data.get(INTERACTION_ID) or not data.get(APPLICATION_ID):
             return None
-        if self._clock.now() > snowflake_time(interaction_id) + TOKEN_LIFETIME - TOKEN_MARGIN:
+        if self._token_left(job) < 0:
             return None
         return token
 
 
-def _app_id(job: Job) -> str:
-    return job.request.reply.data[APPLICATION_ID]
+def _token_gone(exc: discord.HTTPException) -> bool:
+    """The interaction token expired or its message is gone: post in the channel instead."""
+    return exc.status == 401 or exc.code in (
+        INVALID_WEBHOOK_TOKEN,
+        UNKNOWN_WEBHOOK,
+        UNKNOWN_MESSAGE,
+    )
 
 
-def _channel(job: Job) -> str:
-    return job.request.reply.thread_id or job.request.reply.channel_id
+def _delivery_error(operation: str, exc: discord.HTTPException) -> DeliveryError:
+    # Only status and code: the interaction token is in the URL, which stays out of messages.
+    code = f" (code {exc.code})" if exc.code else ""
+    return DeliveryError(
+        f"{operation}: HTTP {exc.status}{code}", retryable=exc.status == 429 or exc.status >= 500
+    )
+
+
+def _other_error(operation: str, exc: Exception) -> DeliveryError:
+    """A failure without an answer of Discord's (one of NOT_ANSWERED) as the worker's error."""
+    if isinstance(exc, discord.RateLimited):
+        return DeliveryError(f"{operation}: rate limited for {exc.retry_after:.0f} s")
+    if isinstance(exc, ConfigError):
+        return DeliveryError(f"{operation}: {exc}", retryable=False)
+    if isinstance(exc, discord.LoginFailure):
+        return DeliveryError(f"{operation}: Discord refused DISCORD_TOKEN", retryable=False)
+    # Only the type: aiohttp's messages carry the URL, and with it the interaction token.
+    return DeliveryError(f"{operation}: {type(exc).__name__}")
 
 
 def _upload_limit(job: Job) -> int:
@@ -234,44 +302,28 @@ def _upload_limit(job: Job) -> int:
         return DEFAULT_UPLOAD_LIMIT
 
 
-def _receipt(message: Mapping[str, Any], via: str) -> dict[str, Any]:
-    return {
-        "via": via,
-        "message_id": str(message.get("id", "")),
-        "channel_id": str(message.get("channel_id", "")),
-    }
+def _receipt(message: discord.Message, via: str) -> dict[str, Any]:
+    return {"via": via, "message_id": str(message.id), "channel_id": str(message.channel.id)}
 
 
-async def _fit(image: OutImage, limit: int) -> FilePart:
+async def _fit(image: OutImage, limit: int) -> Upload:
     budget = max(64 * 1024, limit - UPLOAD_OVERHEAD)
     if len(image.data) <= budget:
-        return FilePart(image.filename, image.data, image.content_type)
-    fitted = await asyncio.to_thread(_refit_bytes, image.data, budget)
-    stem = image.filename.rsplit(".", 1)[0]
-    return FilePart(f"{stem}.{fitted.extension}", fitted.data, fitted.content_type)
+        return Upload(image.filename, image.data)
+    return await asyncio.to_thread(_refit_one, Upload(image.filename, image.data), budget)
 
 
-def _refit_bytes(data: bytes, budget: int) -> images.CleanImage:
+def _refit_one(upload: Upload, budget: int) -> Upload:
     try:
-        with Image.open(io.BytesIO(data)) as img:
+        with Image.open(io.BytesIO(upload.data)) as img:
             img.load()
-            return images.fit(img.copy(), budget)
+            fitted = images.fit(img.copy(), budget)
     except OSError as exc:
         raise InvalidImage(f"cannot re-encode: {type(exc).__name__}") from None
+    stem = upload.filename.rsplit(".", 1)[0]
+    return Upload(f"{stem}.{fitted.extension}", fitted.data)
 
 
-def _refit(files: Sequence[FilePart], limit: int) -> list[FilePart]:
+def _refit(uploads: Sequence[Upload], limit: int) -> list[Upload]:
     budget = max(64 * 1024, limit - UPLOAD_OVERHEAD)
-    out: list[FilePart] = []
-    for part in files:
-        if len(part.data) <= budget:
-            out.append(part)
-            continue
-        fitted = _refit_bytes(part.data, budget)
-        stem = part.filename.rsplit(".", 1)[0]
-        out.append(FilePart(f"{stem}.{fitted.extension}", fitted.data, fitted.content_type))
-    return out
-
-
-def _delivery_error(exc: DiscordHTTPError) -> DeliveryError:
-    return DeliveryError(str(exc), retryable=exc.retryable)
+    return [u if len(u.data) <= budget else _refit_one(u, budget) for u in uploads]

@@ -1,13 +1,12 @@
-"""Discord message payloads the bot sends: progress lines, the result embed and its buttons.
+"""What the bot says on Discord: progress lines, the result embed, failure texts, custom ids.
 
-Plain JSON (the REST shapes), so the gateway process and gateway-less workers render the same.
-"""
+The buttons under a result are in ``components.py``."""
 
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping
-from typing import Any
+
+import discord
 
 from bot.domain.catalog import Catalog
 from bot.domain.models import Job
@@ -22,13 +21,8 @@ EDIT_MODAL_PREFIX = "imagine:edit-prompt:"
 EDIT_MODAL_RE = re.compile(r"^imagine:edit-prompt:(?P<job_id>[0-9A-Za-z_-]{1,64})$")
 EDIT_PROMPT_INPUT = "prompt"
 
-NO_MENTIONS: Mapping[str, Any] = {"parse": []}
-EPHEMERAL = 1 << 6
 EMBED_COLOR = 0x5865F2
 EMBED_DESCRIPTION_MAX = 4096
-
-# Button styles (Discord component reference).
-PRIMARY, SECONDARY, DANGER = 1, 2, 4
 
 
 def custom_id(action: str, job_id: str) -> str:
@@ -47,38 +41,29 @@ def quote_prompt(prompt: str, limit: int = 300) -> str:
     return text.replace("`", "'")
 
 
-def queued_payload(job: Job, position: int) -> dict[str, Any]:
+def queued_text(job: Job, position: int) -> str:
     ahead = f"position {position + 1} in the queue" if position else "next in the queue"
-    return {
-        "content": f"⏳ Queued ({ahead}): `{quote_prompt(job.request.prompt)}`",
-        "allowed_mentions": dict(NO_MENTIONS),
-    }
+    return f"⏳ Queued ({ahead}): `{quote_prompt(job.request.prompt)}`"
 
 
-def generating_payload(job: Job, elapsed: float, label: str) -> dict[str, Any]:
+def generating_text(job: Job, elapsed: float, label: str) -> str:
     provider = f" on {job.provider}" if job.provider else ""
-    return {
-        "content": (
-            f"🎨 Generating with {label}{provider}, {elapsed:.0f} s so far: "
-            f"`{quote_prompt(job.request.prompt)}`"
-        ),
-        "allowed_mentions": dict(NO_MENTIONS),
-    }
+    return (
+        f"🎨 Generating with {label}{provider}, {elapsed:.0f} s so far: "
+        f"`{quote_prompt(job.request.prompt)}`"
+    )
 
 
-def late_payload(job: Job) -> dict[str, Any]:
-    return {
-        "content": (
-            f"⏳ Still working on `{quote_prompt(job.request.prompt)}`: this is taking long, so "
-            "the image will be posted in this channel with a mention when it is ready."
-        ),
-        "allowed_mentions": dict(NO_MENTIONS),
-    }
+def late_text(job: Job) -> str:
+    return (
+        f"⏳ Still working on `{quote_prompt(job.request.prompt)}`: this is taking long, so "
+        "the image will be posted in this channel with a mention when it is ready."
+    )
 
 
 def result_embed(
     job: Job, catalog: Catalog, *, filename: str, size: tuple[int, int], seconds: float
-) -> dict[str, Any]:
+) -> discord.Embed:
     variant = catalog.variants.get(job.variant)
     label = variant.label if variant else job.variant
     prompt = job.request.prompt
@@ -90,46 +75,26 @@ def result_embed(
         "edit": "Edit",
         "upscale": "Upscale",
     }.get(job.request.action)
-    title = f"{action} of an earlier image" if action else "Imagined"
-    return {
-        "title": title,
-        "description": prompt,
-        "color": EMBED_COLOR,
-        "image": {"url": f"attachment://{filename}"},
-        "fields": [
-            {"name": "Model", "value": label, "inline": True},
-            {"name": "Seed", "value": str(job.seed), "inline": True},
-            {"name": "Size", "value": f"{size[0]}×{size[1]}", "inline": True},
-            {"name": "Provider", "value": job.provider or "-", "inline": True},
-            {"name": "Time", "value": f"{seconds:.1f} s", "inline": True},
-        ],
-        "footer": {"text": f"job {job.id}"},
-    }
+    embed = discord.Embed(
+        title=f"{action} of an earlier image" if action else "Imagined",
+        description=prompt,
+        color=EMBED_COLOR,
+    )
+    embed.set_image(url=f"attachment://{filename}")
+    embed.add_field(name="Model", value=label)
+    embed.add_field(name="Seed", value=str(job.seed))
+    embed.add_field(name="Size", value=f"{size[0]}×{size[1]}")
+    embed.add_field(name="Provider", value=job.provider or "-")
+    embed.add_field(name="Time", value=f"{seconds:.1f} s")
+    embed.set_footer(text=f"job {job.id}")
+    return embed
 
 
-def result_buttons(job: Job) -> list[dict[str, Any]]:
-    buttons = [
-        ("reroll", "Reroll", SECONDARY, "🎲"),
-        ("vary", "Vary", SECONDARY, "🔀"),
-        ("edit", "Edit", SECONDARY, "✏️"),
-        ("upscale", "Upscale to Max", PRIMARY, "⬆️"),
-        ("delete", "Delete", DANGER, "🗑️"),
-    ]
-    return [
-        {
-            "type": 1,
-            "components": [
-                {
-                    "type": 2,
-                    "style": style,
-                    "label": label,
-                    "emoji": {"name": emoji},
-                    "custom_id": custom_id(action, job.id),
-                }
-                for action, label, style, emoji in buttons
-            ],
-        }
-    ]
+def mention_only(user_id: str) -> discord.AllowedMentions:
+    """Allowed mentions that ping the requester and nobody else."""
+    return discord.AllowedMentions(
+        everyone=False, roles=False, users=[discord.Object(id=int(user_id))], replied_user=False
+    )
 
 
 def failure_text(job: Job) -> str:

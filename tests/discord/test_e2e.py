@@ -99,8 +99,8 @@ async def test_imagine_over_the_gateway_and_buttons_after_a_restart(
     mine = [r for r in fake.requests if token in r.path]
     assert mine[0].operation == "create_interaction_response" and mine[0].json["type"] == 5
     assert mine[0].status == 200  # within Discord's 3 s
-    ((name, data, ctype),) = edit.files.values()
-    assert ctype == "image/png" and embed_image(edit) == f"attachment://{name}"
+    ((name, data, _),) = edit.files.values()
+    assert name.endswith(".png") and embed_image(edit) == f"attachment://{name}"
     with Image.open(io.BytesIO(data)) as img:
         assert img.format == "PNG"
     embed = edit.json["embeds"][0]

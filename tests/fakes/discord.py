@@ -353,7 +353,9 @@ class FakeDiscord:
             except ValueError:
                 return _json({"message": "400: Bad Request", "code": 50109}, 400)
         try:
-            operation = check_request(request.method, path, query, content_type, body)
+            operation = check_request(
+                request.method, path, query, content_type, body, request.headers
+            )
         except SpecViolation as exc:
             self.violations.append(str(exc))
             operation = "violation"
@@ -383,7 +385,7 @@ class FakeDiscord:
         queued = self.failures.get(r.operation)
         if queued:
             status, body = queued.pop(0)
-            return _json(body, status)
+            return _json(body, status, _rate_limit_headers(body) if status == 429 else None)
         handler = getattr(self, f"_op_{r.operation}", None)
         if handler is None:
             return _json({"message": "404: Not Found", "code": 0}, 404)
@@ -633,11 +635,28 @@ def _public(message: dict[str, Any]) -> dict[str, Any]:
     return {k: v for k, v in message.items() if not k.startswith("_")}
 
 
-def _json(body: Any, status: int = 200) -> web.Response:
+def _json(body: Any, status: int = 200, headers: dict[str, str] | None = None) -> web.Response:
     # discord.py parses only responses whose Content-Type is exactly application/json.
     return web.Response(
-        status=status, body=json.dumps(body).encode(), headers={"Content-Type": "application/json"}
+        status=status,
+        body=json.dumps(body).encode(),
+        headers={"Content-Type": "application/json", **(headers or {})},
     )
+
+
+def _rate_limit_headers(body: dict[str, Any]) -> dict[str, str]:
+    """The headers of Discord's 429 (docs.discord.com/developers/topics/rate-limits: Retry-After,
+    X-RateLimit-Scope, X-RateLimit-Global on a global limit). Discord's 429s also pass its proxy,
+    which adds ``Via``: discord.py treats a 429 without it as a Cloudflare ban and does not retry
+    (discord/http.py and discord/webhook/async_.py, ``if not response.headers.get('Via')``)."""
+    headers = {
+        "Retry-After": str(body.get("retry_after", 1)),
+        "X-RateLimit-Scope": "global" if body.get("global") else "user",
+        "Via": "1.1 google",
+    }
+    if body.get("global"):
+        headers["X-RateLimit-Global"] = "true"
+    return headers
 
 
 async def _parse_multipart(

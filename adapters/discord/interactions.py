@@ -1,0 +1,214 @@
+"""Interactions to core requests: /imagine, the buttons under a result and the Edit modal each end
+in one ImagineService call, acknowledged first; refusals go to the requester only."""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+from collections.abc import Awaitable, Callable, Mapping
+from typing import Any
+
+import discord
+
+from adapters.discord import messages
+from adapters.discord.ack import acknowledge
+from adapters.discord.admin import AdminCommands, actor_of
+from adapters.discord.components import EditPromptModal
+from adapters.discord.delivery import (
+    APPLICATION_ID,
+    INTERACTION_ID,
+    INTERACTION_TOKEN,
+    PLATFORM,
+    SIZE_LIMIT,
+    DiscordDelivery,
+)
+from bot.domain.errors import ImagineError, JobNotFound, RequestRejected
+from bot.domain.models import ImagineRequest, ReplyTarget
+from bot.jobs.service import Accepted
+from bot.runtime.app import App
+
+log = logging.getLogger(__name__)
+
+SOMETHING_WRONG = "Something went wrong on our side; please try again in a moment."
+
+
+class InteractionHandler:
+    """Turns interactions into core requests and core answers into interaction responses."""
+
+    def __init__(self, app: App, delivery: DiscordDelivery) -> None:
+        self._app = app
+        self._delivery = delivery
+        self.admin = AdminCommands(app)
+
+    # /imagine -----------------------------------------------------------------------------------
+
+    async def imagine(
+        self,
+        interaction: discord.Interaction,
+        *,
+        prompt: str,
+        model: str | None,
+        aspect: str | None,
+        seed: int | None,
+        image: discord.Attachment | None,
+    ) -> None:
+        if not await acknowledge(interaction, thinking=True):
+            return
+        inputs: tuple[str, ...] = ()
+        if image is not None:
+            if not (image.content_type or "").startswith("image/"):
+                await self._refuse(interaction, "The `image` option takes a PNG, JPEG or WebP.")
+                return
+            inputs = (image.url,)
+        request = self._request(interaction, prompt=prompt).with_changes(
+            variant=model, aspect_ratio=aspect, seed=seed, input_images=inputs
+        )
+        await self._submit(interaction, lambda: self._app.service.imagine(request))
+
+    # Buttons and the Edit modal -----------------------------------------------------------------
+
+    async def button(self, interaction: discord.Interaction, action: str, job_id: str) -> None:
+        if action == "edit":
+            await interaction.response.send_modal(EditPromptModal(job_id))
+            return
+        if action == "delete":
+            await self._delete(interaction, job_id)
+            return
+        if not await acknowledge(interaction, thinking=True):
+            return
+        request = self._request(interaction, prompt="")
+        await self._submit(
+            interaction, lambda: self._app.service.follow_up(job_id, action, request)
+        )
+
+    async def on_interaction(self, interaction: discord.Interaction) -> None:
+        """Modal submissions of Edit (the one interaction kind not routed by discord.py here)."""
+        if interaction.type is not discord.InteractionType.modal_submit or not interaction.data:
+            return
+        match = messages.EDIT_MODAL_RE.match(str(interaction.data.get("custom_id", "")))
+        if match is None:
+            return
+        if not await acknowledge(interaction, thinking=True):
+            return
+        new_prompt = _submitted_value(interaction.data, messages.EDIT_PROMPT_INPUT) or ""
+        request = self._request(interaction, prompt=new_prompt)
+        job_id = match["job_id"]
+        await self._submit(
+            interaction,
+            lambda: self._app.service.follow_up(job_id, "edit", request, prompt=new_prompt),
+        )
+
+    async def _delete(self, interaction: discord.Interaction, job_id: str) -> None:
+        # A deferred update: the "original response" is then the message carrying the button.
+        if not await acknowledge(interaction):
+            return
+        actor = actor_of(interaction)
+        service = self._app.service
+        moderator = (
+            actor.is_platform_admin
+            or interaction.permissions.manage_messages
+            or await service.is_admin(str(interaction.guild_id or ""), actor)
+        )
+        try:
+            # Ownership is the core's rule: the requester or a moderator.
+            await service.cancel(job_id, user_id=actor.user_id, is_admin=moderator)
+        except JobNotFound:
+            if not moderator:
+                await interaction.followup.send(
+                    "Only a moderator can delete an image the bot no longer knows.", ephemeral=True
+                )
+                return
+        except RequestRejected as exc:
+            await interaction.followup.send(f"⚠️ {exc.user_message}", ephemeral=True)
+            return
+        with contextlib.suppress(discord.NotFound):
+            await interaction.delete_original_response()
+
+    # Shared ---------------------------------------------------------------------------------------
+
+    def _request(self, interaction: discord.Interaction, *, prompt: str) -> ImagineRequest:
+        user = interaction.user
+        roles: tuple[str, ...] = ()
+        if isinstance(user, discord.Member):
+            roles = tuple(str(role_id) for role_id in user._roles)
+        channel_id = str(interaction.channel_id or "")
+        return ImagineRequest(
+            platform=PLATFORM,
+            community_id=str(interaction.guild_id or f"dm-{user.id}"),
+            channel_id=channel_id,
+            user_id=str(user.id),
+            prompt=prompt,
+            reply=ReplyTarget(
+                platform=PLATFORM,
+                channel_id=channel_id,
+                data={
+                    APPLICATION_ID: str(interaction.application_id),
+                    INTERACTION_ID: str(interaction.id),
+                    INTERACTION_TOKEN: interaction.token,
+                    SIZE_LIMIT: str(interaction.filesize_limit),
+                },
+            ),
+            dedupe_key=str(interaction.id),
+            user_roles=roles,
+            user_is_admin=_is_admin(interaction),
+            channel_age_restricted=_age_restricted(interaction.channel),
+        )
+
+    async def _submit(
+        self, interaction: discord.Interaction, call: Callable[[], Awaitable[Accepted]]
+    ) -> None:
+        """Run a service call after the ack; show the queue position or the refusal."""
+        try:
+            accepted = await call()
+        except RequestRejected as exc:
+            await self._refuse(interaction, exc.user_message)
+            return
+        except JobNotFound:
+            await self._refuse(interaction, "That image is no longer known to the bot.")
+            return
+        except ImagineError:
+            log.exception("interaction %s: the core failed", interaction.id)
+            await self._refuse(interaction, SOMETHING_WRONG)
+            return
+        if not accepted.duplicate:
+            await self._delivery.show_queued(accepted.job, accepted.position)
+
+    async def _refuse(self, interaction: discord.Interaction, text: str) -> None:
+        """Refusals are ephemeral: drop the public "thinking" message, tell only the requester."""
+        with contextlib.suppress(discord.HTTPException):
+            await interaction.delete_original_response()
+        await interaction.followup.send(
+            f"⚠️ {text}", ephemeral=True, allowed_mentions=discord.AllowedMentions.none()
+        )
+
+
+def _is_admin(interaction: discord.Interaction) -> bool:
+    permissions = interaction.permissions
+    return permissions.administrator or permissions.manage_guild
+
+
+def _age_restricted(channel: Any) -> bool:
+    if channel is None:
+        return False
+    is_nsfw = getattr(channel, "is_nsfw", None)
+    if callable(is_nsfw):
+        try:
+            return bool(is_nsfw())
+        except AttributeError:
+            return False
+    return bool(getattr(channel, "nsfw", False))
+
+
+def _submitted_value(data: Mapping[str, Any], custom_id: str) -> str | None:
+    """The value of one input of a modal submission, in rows or in labels (any nesting)."""
+    stack: list[Any] = list(data.get("components") or [])
+    while stack:
+        item = stack.pop(0)
+        if not isinstance(item, dict):
+            continue
+        if item.get("custom_id") == custom_id and "value" in item:
+            return str(item["value"])
+        stack.extend(item.get("components") or [])
+        if isinstance(item.get("component"), dict):
+            stack.append(item["component"])
+    return None
