@@ -79,8 +79,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         return EXIT_CONFIG
     level = settings.log_level
     console = not (settings.discord_enabled or settings.slack_enabled)
-    if args.command in ("run", "imagine") and console and "IMAGINE_LOG_LEVEL" not in os.environ:
+    chosen_level = "IMAGINE_LOG_LEVEL" in os.environ
+    if args.command in ("run", "imagine") and console and not chosen_level:
         level = "WARNING"  # the console's own lines say what happens; logs would drown them
+    if args.command == "sync-commands" and not chosen_level:
+        level = "WARNING"  # one command, one line of outcome
     setup_logging(level, settings.log_format, settings.secret_values())
     try:
         if args.command == "models":
@@ -209,7 +212,12 @@ async def run(settings: Settings, *, workers: bool = True, platforms: bool = Tru
             adapter.attach()
         # A worker serves /healthz and /metrics only when given a port: several run on one host.
         if (wanted and platforms) or "IMAGINE_HTTP_PORT" in os.environ:
-            await app.http_server.start()
+            try:
+                await app.http_server.start()
+            except ConfigError:
+                for adapter in adapters:
+                    await adapter.aclose()
+                raise
         if workers:
             worker = await app.start_workers()
             log.info(

@@ -10,9 +10,11 @@ import asyncio
 import contextlib
 import logging
 import re
+import sys
 from collections.abc import Awaitable, Callable, Mapping
 from typing import Any
 
+import aiohttp
 import discord
 import yarl
 
@@ -29,6 +31,7 @@ from adapters.discord.delivery import (
     DiscordDelivery,
 )
 from adapters.discord.rest import DiscordRest
+from adapters.discord.startup import quiet_discord, start_gateway
 from bot.app import App
 from bot.config import Settings
 from bot.errors import ConfigError, ImagineError, JobNotFound, RequestRejected
@@ -42,6 +45,7 @@ SOMETHING_WRONG = "Something went wrong on our side; please try again in a momen
 
 def configure_endpoints(settings: Settings) -> None:
     """Point discord.py at DISCORD_API_BASE / DISCORD_GATEWAY_URL (regional proxies, tests)."""
+    quiet_discord()
     discord.http.Route.BASE = settings.discord_api_base.rstrip("/")
     if settings.discord_gateway_url:
         discord.gateway.DiscordWebSocket.DEFAULT_GATEWAY = yarl.URL(settings.discord_gateway_url)
@@ -308,27 +312,29 @@ class DiscordAdapter:
             return
         client = self.client
         self._started = True
-        runner = asyncio.create_task(client.start(self._token), name="discord-gateway")
+        runner = asyncio.create_task(start_gateway(client, self._token), name="discord-gateway")
         stopper = asyncio.create_task(stop.wait())
-        refused = False
+        refused: ConfigError | None = None
         try:
             done, _ = await asyncio.wait({runner, stopper}, return_when=asyncio.FIRST_COMPLETED)
             if runner in done:
                 runner.result()
                 await stop.wait()
         except discord.LoginFailure:
-            refused = True
+            refused = ConfigError(
+                "DISCORD_TOKEN", "Discord refused the token; reset it in the Developer Portal"
+            )
+        except ConfigError as exc:
+            refused = exc
         finally:
             stopper.cancel()
             await client.close()
             if not runner.done():
                 runner.cancel()
             await asyncio.gather(runner, stopper, return_exceptions=True)
-        if refused:
-            stop.set()  # nothing works without the token: stop the whole process, say why
-            raise ConfigError(
-                "DISCORD_TOKEN", "Discord refused the token; reset it in the Developer Portal"
-            )
+        if refused is not None:
+            stop.set()  # nothing works without Discord: stop the whole process, say why
+            raise refused
 
     async def aclose(self) -> None:
         client = self.client
@@ -353,7 +359,8 @@ async def sync_commands(settings: Settings, guild: str | None) -> int:
         print("imagine-bot: DISCORD_TOKEN is not set")
         return 2
     configure_endpoints(settings)
-    client = discord.Client(intents=discord.Intents.none())
+    # Never connects to the gateway; ``guilds`` only keeps discord.py from warning about it.
+    client = discord.Client(intents=discord.Intents(guilds=True))
     tree = build_tree(client, None, load_catalog())
     target = discord.Object(id=int(guild)) if guild else None
     try:
@@ -361,8 +368,18 @@ async def sync_commands(settings: Settings, guild: str | None) -> int:
         if target is not None:
             tree.copy_global_to(guild=target)
         synced = await tree.sync(guild=target)
+    except discord.LoginFailure:
+        print("imagine-bot: DISCORD_TOKEN: Discord refused the token", file=sys.stderr)
+        return 2
     except discord.HTTPException as exc:
         print(f"imagine-bot: Discord refused the commands: HTTP {exc.status} {exc.text}")
+        return 1
+    except (aiohttp.ClientError, OSError, TimeoutError) as exc:
+        print(
+            f"imagine-bot: could not reach Discord at {settings.discord_api_base} "
+            f"({type(exc).__name__}); check the network",
+            file=sys.stderr,
+        )
         return 1
     finally:
         await client.close()
