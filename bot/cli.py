@@ -79,7 +79,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return EXIT_CONFIG
     level = settings.log_level
     console = not (settings.discord_enabled or settings.slack_enabled)
-    chosen_level = "IMAGINE_LOG_LEVEL" in os.environ
+    # A level set in .env counts like an exported one.
+    chosen_level = "log_level" in settings.model_fields_set
     if args.command in ("run", "imagine") and console and not chosen_level:
         level = "WARNING"  # the console's own lines say what happens; logs would drown them
     if args.command == "sync-commands" and not chosen_level:
@@ -210,8 +211,9 @@ async def run(settings: Settings, *, workers: bool = True, platforms: bool = Tru
             _console_banner(settings)
         for adapter in adapters:
             adapter.attach()
-        # A worker serves /healthz and /metrics only when given a port: several run on one host.
-        if (wanted and platforms) or "IMAGINE_HTTP_PORT" in os.environ:
+        # A worker serves /healthz and /metrics only when given a port (in the environment or
+        # .env): several run on one host.
+        if (wanted and platforms) or "http_port" in settings.model_fields_set:
             try:
                 await app.http_server.start()
             except ConfigError:
