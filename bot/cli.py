@@ -182,6 +182,11 @@ async def run(settings: Settings, *, workers: bool = True, platforms: bool = Tru
     """Run the adapters the settings enable (the console when none is), the HTTP server and workers."""
     import importlib
 
+    if not (settings.discord_enabled or settings.slack_enabled) and not (platforms and workers):
+        # Nothing to serve: stop cleanly (exit 0), so a supervisor that restarts failures only
+        # (docker compose's on-failure) does not restart this in a loop.
+        print(f"imagine-bot: {_nothing_to_serve(platforms)}", file=sys.stderr, flush=True)
+        return EXIT_OK
     stop = asyncio.Event()
     _install_signal_handlers(stop)
     async with open_app(settings) as app:
@@ -192,12 +197,6 @@ async def run(settings: Settings, *, workers: bool = True, platforms: bool = Tru
             wanted.append("discord")
         if settings.slack_enabled:
             wanted.append("slack")
-        if not wanted and not platforms:
-            raise ConfigError(
-                "DISCORD_TOKEN",
-                "imagine-bot worker delivers Discord and Slack jobs: give it the same "
-                "DISCORD_TOKEN / SLACK_BOT_TOKEN as the bot (the console runs in imagine-bot run)",
-            )
         # Without a gateway (imagine-bot worker) an adapter only registers its delivery port,
         # which speaks REST: a worker delivers the jobs of every configured platform.
         for name in wanted:
@@ -253,6 +252,20 @@ async def run(settings: Settings, *, workers: bool = True, platforms: bool = Tru
         if isinstance(result, ConfigError):  # e.g. a platform refused its token: stop, say why
             raise result
     return EXIT_OK
+
+
+def _nothing_to_serve(platforms: bool) -> str:
+    if platforms:
+        return (
+            "imagine-bot run --no-workers takes Discord and Slack commands, and neither "
+            "DISCORD_TOKEN nor SLACK_BOT_TOKEN is set: set one (in .env with docker compose) and "
+            "start it again; stopping"
+        )
+    return (
+        "imagine-bot worker delivers Discord and Slack jobs: give it the same DISCORD_TOKEN / "
+        "SLACK_BOT_TOKEN as the bot (in .env with docker compose; the console runs in "
+        "imagine-bot run); stopping"
+    )
 
 
 def _warn_without_workers(settings: Settings) -> None:

@@ -283,3 +283,22 @@ async def test_an_unreachable_gateway_is_logged_while_the_bot_retries(
     # First-run noise: the bot uses no voice, so no warning about PyNaCl or davey.
     assert "PyNaCl" not in log and "davey" not in log
     assert fake_discord.identifies == []
+
+
+@pytest.mark.parametrize(
+    ("command", "words"),
+    [
+        (["worker"], "imagine-bot worker delivers Discord and Slack jobs"),
+        (["run", "--no-workers"], "imagine-bot run --no-workers takes Discord and Slack commands"),
+    ],
+)
+def test_a_process_with_no_platform_to_serve_stops_cleanly_saying_what_to_set(
+    tmp_path: Path, command: list[str], words: str
+) -> None:
+    # Exit 0: docker compose restarts only failures, so this does not restart in a loop.
+    done = run_bot(command, data_dir=tmp_path / "data")
+    assert done.returncode == 0
+    (line,) = done.stderr.strip().splitlines()
+    assert line.startswith(f"imagine-bot: {words}")
+    assert "DISCORD_TOKEN" in line and "SLACK_BOT_TOKEN" in line and ".env" in line
+    assert not (tmp_path / "data").exists()  # stopped before opening anything
