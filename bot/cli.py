@@ -1,4 +1,4 @@
-"""``imagine-bot``: run | worker | imagine | doctor | models | sync-commands |
+"""The ``imagine-bot`` command line: run, worker, imagine, doctor, models, sync-commands and
 migrate-sqlite-to-postgres."""
 
 from __future__ import annotations
@@ -34,7 +34,12 @@ EXIT_FAILED = 5
 
 
 def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="imagine-bot", description=__doc__)
+    # Plain text: argparse prints the description as it is, so no markup from the docstring.
+    parser = argparse.ArgumentParser(
+        prog="imagine-bot",
+        description="An /imagine bot for Discord and Slack on FLUX.2. Settings come from the "
+        "environment and .env (see .env.example); with no platform token, `run` is a console.",
+    )
     parser.add_argument("--version", action="version", version=f"imagine-bot {__version__}")
     sub = parser.add_subparsers(dest="command", required=True)
     run = sub.add_parser("run", help="run the bot (gateway, HTTP server and workers)")

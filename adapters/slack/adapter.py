@@ -20,6 +20,10 @@ from slack_bolt.adapter.aiohttp import to_aiohttp_response
 from slack_bolt.app.async_app import AsyncApp
 from slack_bolt.authorization import AuthorizeResult
 from slack_bolt.context.ack.async_ack import AsyncAck
+from slack_bolt.logger.messages import (
+    warning_client_prioritized_and_token_skipped,
+    warning_token_skipped,
+)
 from slack_bolt.request.async_request import AsyncBoltRequest
 from slack_sdk.errors import SlackApiError
 from slack_sdk.http_retry.builtin_async_handlers import AsyncRateLimitErrorRetryHandler
@@ -58,6 +62,17 @@ _MENTION = re.compile(r"^<[@#]([A-Z0-9]+)(?:\|[^>]*)?>$")
 
 Ack = AsyncAck
 Payload = dict[str, Any]
+
+
+def _quiet_unused_token(record: logging.LogRecord) -> bool:
+    """Drop Bolt's warning that ``token`` is unused: Bolt reads SLACK_BOT_TOKEN from the
+    environment by itself, and the bot hands the token over through ``authorize`` instead."""
+    return record.getMessage() not in _UNUSED_TOKEN_WARNINGS
+
+
+_UNUSED_TOKEN_WARNINGS = frozenset(
+    {warning_client_prioritized_and_token_skipped(), warning_token_skipped()}
+)
 
 
 def _str(value: Any) -> str:
@@ -99,6 +114,7 @@ class SlackAdapter:
         self._tasks: set[asyncio.Task[None]] = set()
         self._socket: Any = None
         bolt_log = logging.getLogger("adapters.slack.bolt")
+        bolt_log.addFilter(_quiet_unused_token)
         self.bolt = AsyncApp(
             # Bolt gets the token from ``authorize``; a client of its own carrying no token keeps
             # it from warning that the client's token is ignored.

@@ -302,3 +302,28 @@ def test_a_process_with_no_platform_to_serve_stops_cleanly_saying_what_to_set(
     assert line.startswith(f"imagine-bot: {words}")
     assert "DISCORD_TOKEN" in line and "SLACK_BOT_TOKEN" in line and ".env" in line
     assert not (tmp_path / "data").exists()  # stopped before opening anything
+
+
+async def test_bolt_does_not_warn_that_an_exported_slack_token_is_unused(
+    fake_slack: FakeSlack, data_dir: Path, tmp_path: Path
+) -> None:
+    log_path = tmp_path / "bot.log"
+    env = bot_env(data_dir, **slack_env(fake_slack, IMAGINE_LOG_LEVEL="DEBUG"))
+    with log_path.open("wb") as out:
+        proc = await asyncio.create_subprocess_exec(
+            sys.executable, "-m", "bot", "run", env=env, stdout=out, stderr=out
+        )
+    try:
+        async with asyncio.timeout(60):
+            while "Slack: signed in" not in log_path.read_text(errors="replace"):
+                assert proc.returncode is None, log_path.read_text(errors="replace")
+                await asyncio.sleep(0.2)
+        proc.send_signal(signal.SIGTERM)
+        assert await asyncio.wait_for(proc.wait(), 60) == 0
+    finally:
+        if proc.returncode is None:
+            proc.kill()
+            await proc.wait()
+    log = log_path.read_text(errors="replace")
+    assert "will be unused" not in log and "is unused" not in log
+    assert "Traceback" not in log
