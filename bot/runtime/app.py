@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import os
 import random
 from collections.abc import AsyncIterator
 from contextlib import AsyncExitStack, asynccontextmanager
@@ -14,6 +15,7 @@ from bot.aiohttp_transport import AiohttpTransport, CookielessClient
 from bot.blobs import open_blobs
 from bot.domain.catalog import Catalog, load_catalog
 from bot.domain.clock import Clock, SystemClock
+from bot.domain.errors import ConfigError
 from bot.domain.policy import Policy
 from bot.jobs.events import JobEvents
 from bot.jobs.service import ImagineService
@@ -92,11 +94,25 @@ class App:
         return self.worker
 
 
+def _prepare_data_dir(settings: Settings) -> None:
+    """Create IMAGINE_DATA_DIR, or say in one line why it cannot hold the database and images."""
+    folder = settings.data_dir
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except FileExistsError:
+        raise ConfigError("IMAGINE_DATA_DIR", f"{folder} is a file, not a folder") from None
+    except OSError as exc:
+        reason = exc.strerror or type(exc).__name__
+        raise ConfigError("IMAGINE_DATA_DIR", f"cannot create {folder}: {reason}") from None
+    if not os.access(folder, os.W_OK | os.X_OK):
+        raise ConfigError("IMAGINE_DATA_DIR", f"{folder} is not writable by this user")
+
+
 @asynccontextmanager
 async def open_app(settings: Settings, *, clock: Clock | None = None) -> AsyncIterator[App]:
     clock = clock or SystemClock()
     async with AsyncExitStack() as stack:
-        settings.data_dir.mkdir(parents=True, exist_ok=True)
+        _prepare_data_dir(settings)
         http = await stack.enter_async_context(
             CookielessClient(
                 timeout=HTTP_TIMEOUT,
