@@ -83,3 +83,17 @@ def test_the_parser_reads_every_documented_form() -> None:
     )
     with pytest.raises(InvalidRequest, match="Usage"):
         parse_settings_command("channel-safety only-one")
+
+
+async def test_the_settings_screen_shows_the_bot_defaults_that_apply(app: App) -> None:
+    adapter, lines = console(app)
+    await adapter.handle("/settings")
+    assert (
+        "User limits: rate 5/minute (bot default), burst 5 (bot default), "
+        "daily 100 (bot default), in progress 5 (bot default)"
+    ) in lines
+    await adapter.handle("/settings limits daily=off")
+    lines.clear()
+    await adapter.handle("/settings")
+    assert any(line.startswith("User limits: rate 5/minute (bot default)") for line in lines)
+    assert any("daily unlimited, in progress 5 (bot default)" in line for line in lines)
