@@ -310,7 +310,7 @@ class SlackAdapter:
                 response_url,
                 channel,
                 user,
-                messages.refusal("Something went wrong; please try again in a moment."),
+                messages.refusal(replies.SOMETHING_WRONG),
             )
             return
         if accepted.duplicate:
@@ -362,9 +362,7 @@ class SlackAdapter:
             if job.community_id != team:
                 raise JobNotFound(job_id)
         except JobNotFound:
-            await self.tell(
-                response_url, channel, user, messages.refusal("That image is no longer known.")
-            )
+            await self.tell(response_url, channel, user, messages.refusal(replies.JOB_UNKNOWN))
             return
         if verb == "delete":
             await self._delete(job, team, user, channel, response_url)
@@ -420,7 +418,7 @@ class SlackAdapter:
             if job.community_id != team:
                 raise JobNotFound(job_id)
         except JobNotFound:
-            await self.tell("", channel, user, messages.refusal("That image is no longer known."))
+            await self.tell("", channel, user, messages.refusal(replies.JOB_UNKNOWN))
             return
         request = self._follow_up_request(
             team, channel, _str(metadata.get("thread_ts")) or None, user, trigger, ""

@@ -273,7 +273,7 @@ class AllowedChannels(ListSetting):
         if not remaining:
             raise InvalidRequest(
                 "That is the last allowed channel; an empty list would allow every channel. "
-                "Allow another channel first, or use 'allow all channels'."
+                "Allow another channel first, or allow every channel (channels allow-all)."
             )
         return settings.evolve(allowed_channels=remaining)
 
@@ -365,14 +365,11 @@ ADMIN_USERS = ListSetting(
     needs_platform_admin=True,
 )
 
-SETTINGS: Mapping[str, ValueSetting | ListSetting] = {
+VALUE_SETTINGS: Mapping[str, ValueSetting] = {
     s.name: s
     for s in (
         SAFETY,
         CHANNEL_SAFETY,
-        CHANNELS,
-        BLOCKED_TERMS,
-        BANNED_USERS,
         LIMITS,
         SERVER_DAILY,
         BUDGET,
@@ -380,7 +377,9 @@ SETTINGS: Mapping[str, ValueSetting | ListSetting] = {
         INPUT_IMAGES,
         CACHE,
         ADMINS_EXEMPT,
-        ADMIN_ROLES,
-        ADMIN_USERS,
     )
 }
+LIST_SETTINGS: Mapping[str, ListSetting] = {
+    s.name: s for s in (CHANNELS, BLOCKED_TERMS, BANNED_USERS, ADMIN_ROLES, ADMIN_USERS)
+}
+SETTINGS: Mapping[str, ValueSetting | ListSetting] = {**VALUE_SETTINGS, **LIST_SETTINGS}

@@ -21,7 +21,7 @@ from bot.domain.community_settings import (
     CHANNEL_SAFETY,
     CHANNELS,
     LIMITS,
-    SETTINGS,
+    VALUE_SETTINGS,
     ListSetting,
 )
 from bot.domain.errors import InvalidRequest
@@ -196,9 +196,7 @@ VALUES: Mapping[str, Callable[[str], Any]] = {
 
 def value_change(name: str, word: str) -> SetValue:
     """``value_change("server-daily", "40")``: the change of a one-value setting by name."""
-    setting = SETTINGS[name]
-    assert not isinstance(setting, ListSetting)
-    return SetValue(setting, VALUES[name](word))
+    return SetValue(VALUE_SETTINGS[name], VALUES[name](word))
 
 
 def channel_safety_change(channel: str, level: str | None) -> SetValue:
