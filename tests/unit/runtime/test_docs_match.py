@@ -6,6 +6,7 @@ import re
 from pathlib import Path
 
 import yaml
+
 from bot.domain.catalog import load_catalog
 from bot.runtime.config import Settings
 

@@ -6,9 +6,10 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-from bot.runtime.config import Settings, load_settings
-from bot.blobs.s3 import _SESSION_VARIABLES
 from dotenv import dotenv_values
+
+from bot.blobs.s3 import _SESSION_VARIABLES
+from bot.runtime.config import Settings, load_settings
 
 ROOT = Path(__file__).resolve().parents[3]
 EXAMPLE = ROOT / ".env.example"
