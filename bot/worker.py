@@ -13,7 +13,7 @@ import socket
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
-from bot import images, metrics
+from bot import metrics
 from bot.blobs import BlobStore
 from bot.catalog import Catalog
 from bot.clock import Clock
@@ -30,6 +30,7 @@ from bot.errors import (
 )
 from bot.events import JobEvents
 from bot.logs import hold_job_secrets, log_job_step, release_job_secrets, step_fields
+from bot.media import images
 from bot.models import CACHE_PROVIDER, Job, JobStatus
 from bot.netguard import SafeFetcher
 from bot.policy import Policy

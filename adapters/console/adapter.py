@@ -10,12 +10,12 @@ from collections.abc import Awaitable, Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from bot import images
 from bot.app import App
 from bot.commands import ImagineArgs, flags_help, parse_imagine
 from bot.community import Actor, describe_settings
 from bot.delivery import OutImage, Progress
 from bot.errors import ImagineError, InvalidImage, RequestRejected
+from bot.media import images
 from bot.models import ImagineRequest, Job, ReplyTarget
 from bot.settings_commands import (
     SETTINGS_HELP,

@@ -15,11 +15,11 @@ from PIL import Image
 
 from adapters.discord import messages
 from adapters.discord.rest import DiscordHTTPError, DiscordRest, DiscordUnreachable, FilePart
-from bot import images
 from bot.catalog import Catalog
 from bot.clock import Clock
 from bot.delivery import OutImage, Progress
 from bot.errors import DeliveryError, InvalidImage
+from bot.media import images
 from bot.models import Job, JobStatus
 
 log = logging.getLogger(__name__)

@@ -10,9 +10,9 @@ from urllib.parse import urlsplit
 
 import aiohttp
 
-from bot import images
 from bot.blobs import BlobStore
 from bot.errors import DownloadRefused
+from bot.media import images
 from bot.netguard import MAX_BYTES, TIMEOUT
 
 log = logging.getLogger(__name__)

@@ -13,9 +13,9 @@ from pathlib import Path
 import pytest
 from PIL import Image
 
-from bot import images
 from bot.clock import ManualClock
 from bot.errors import InvalidImage, InvalidRequest, PolicyRefusal
+from bot.media import images
 from bot.models import CommunitySettings, JobStatus
 from bot.service import MAX_PROMPT_CHARS
 from tests.discord.conftest import Bot

@@ -17,8 +17,8 @@ from pathlib import Path
 import pytest
 from PIL import Image, PngImagePlugin
 
-from bot import images
 from bot.errors import InvalidImage
+from bot.media import images
 
 GPS_MARK = "Secret Street 12"
 
@@ -101,7 +101,7 @@ def test_bombs_are_refused_with_bounded_memory(tmp_path: Path) -> None:
     script = """
 import json, sys
 from pathlib import Path
-from bot import images
+from bot.media import images
 from bot.errors import InvalidImage
 results = {}
 for path in sorted(Path(sys.argv[1]).glob("*.bin")):

@@ -1,0 +1,119 @@
+"""Image checks before anything is stored or posted: a real image in an allowed format, of bounded
+size, verified and decoded by Pillow, re-encoded so that only its pixels travel on.
+
+Memory stays bounded: Pillow tries only the allowed formats' parsers, and size, pixel count and
+animation are read from the header and checked before a single pixel is decoded.
+"""
+
+from __future__ import annotations
+
+import io
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+from PIL import ExifTags, Image, ImageFile, ImageOps, UnidentifiedImageError
+
+from bot.errors import InvalidImage
+from bot.media.encode import CleanImage, encode, fit, has_alpha
+
+__all__ = [
+    "ALLOWED_FORMATS",
+    "MAX_FILE_BYTES",
+    "MAX_PIXELS",
+    "MAX_SIDE",
+    "CleanImage",
+    "clean",
+    "fit",
+    "inspect",
+]
+
+ALLOWED_FORMATS = ("PNG", "JPEG", "WEBP")
+MAX_PIXELS = 40_000_000
+MAX_SIDE = 8192
+MAX_FILE_BYTES = 50 * 1024 * 1024
+
+
+def inspect(
+    data: bytes, *, max_pixels: int = MAX_PIXELS, max_bytes: int = MAX_FILE_BYTES
+) -> tuple[str, int, int]:
+    """Format and size of an image, from its header only. Raises InvalidImage."""
+    with _guarded("unreadable image"), _opened(data, max_pixels, max_bytes) as img:
+        return _format(img), img.width, img.height
+
+
+def clean(data: bytes, *, max_pixels: int = MAX_PIXELS, max_bytes: int | None = None) -> CleanImage:
+    """Verify, fully decode and re-encode: PNG (or JPEG where that is needed to fit ``max_bytes``)
+    with no EXIF, GPS, XMP, ICC profile, comment, text chunk or trailing bytes.
+
+    A JPEG stays a JPEG with its own quantization tables, so it loses no further quality. The
+    EXIF orientation is applied to the pixels first, so a phone photo stays upright once its EXIF
+    is gone.
+    """
+    with _guarded("corrupt image"), _opened(data, max_pixels, MAX_FILE_BYTES) as img:
+        # Checksums of every chunk (PNG) without decoding; Pillow's docs: reopen after verify().
+        img.verify()
+    with _guarded("truncated or corrupt image"), _opened(data, max_pixels, MAX_FILE_BYTES) as img:
+        img.load()
+        orientation = img.getexif().get(ExifTags.Base.Orientation, 1)
+        if orientation == 1 and _format(img) == "JPEG" and img.mode == "RGB":
+            # Only pixels travel on: a JPEG comment is the one thing Pillow copies from info.
+            img.info = {}
+            # "keep" writes the source's own tables and subsampling (JPEG images only).
+            jpeg = encode(img, "JPEG", quality="keep")
+            if max_bytes is None or len(jpeg) <= max_bytes:
+                return CleanImage(jpeg, img.width, img.height, "image/jpeg", "jpg")
+        # Transpose only when the EXIF asks for it: a copy of a large image is costly.
+        upright = ImageOps.exif_transpose(img) if orientation != 1 else img
+        mode = "RGBA" if has_alpha(upright) else "RGB"
+        pixels = upright if upright.mode == mode else upright.convert(mode)
+        # Only pixels travel on: EXIF, XMP, ICC, comments and text chunks stay behind.
+        pixels.info = {}
+        return fit(pixels, max_bytes)
+
+
+def _format(img: Image.Image) -> str:
+    # A phone photo with extra pictures (depth, preview) opens as MPO: its first is the photo.
+    return "JPEG" if img.format == "MPO" else img.format or ""
+
+
+@contextmanager
+def _opened(data: bytes, max_pixels: int, max_bytes: int) -> Iterator[ImageFile.ImageFile]:
+    """The image opened by the allowed parsers only, its header checked against the limits."""
+    if not data:
+        raise InvalidImage("empty image")
+    if len(data) > max_bytes:
+        raise InvalidImage(f"file of {len(data) // (1024 * 1024)} MB is too large")
+    with Image.open(io.BytesIO(data), formats=ALLOWED_FORMATS) as img:
+        width, height = img.size
+        if width < 1 or height < 1:
+            raise InvalidImage("image has no pixels")
+        if width * height > max_pixels or max(width, height) > MAX_SIDE:
+            raise InvalidImage(f"image of {width}x{height} is too large")
+        if _format(img) not in ALLOWED_FORMATS:  # pragma: no cover - no other parser is tried
+            raise InvalidImage(f"format {img.format or 'unknown'} is not allowed")
+        # Read from the header (acTL, the WEBP animation flag): no walk through the frames.
+        if img.format != "MPO" and getattr(img, "is_animated", False):
+            raise InvalidImage("animated images are not allowed")
+        yield img
+
+
+@contextmanager
+def _guarded(failure: str) -> Iterator[None]:
+    """Any parser or decoder error becomes InvalidImage with a short reason.
+
+    Pillow's own guard fires while a header is read: past ``Image.MAX_IMAGE_PIXELS`` a
+    DecompressionBombWarning (an error where warnings are errors), past twice that a
+    DecompressionBombError. The tighter caps above are checked right after, still before decoding.
+    """
+    try:
+        yield
+    except InvalidImage:
+        raise
+    except UnidentifiedImageError:
+        raise InvalidImage("not an image (only PNG, JPEG and WEBP are accepted)") from None
+    except (Image.DecompressionBombError, Image.DecompressionBombWarning):
+        raise InvalidImage("image too large to open safely") from None
+    except MemoryError:
+        raise
+    except Exception as exc:  # hostile files make decoders raise all sorts of things
+        raise InvalidImage(f"{failure} ({type(exc).__name__})") from None
