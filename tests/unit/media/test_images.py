@@ -6,7 +6,10 @@ from __future__ import annotations
 
 import io
 import struct
+import threading
+import time
 import zlib
+from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 from PIL import Image, ImageChops, PngImagePlugin
@@ -270,3 +273,33 @@ def test_a_lower_pixel_cap_applies() -> None:
 def test_a_file_over_the_byte_cap_is_refused_before_it_is_opened() -> None:
     with pytest.raises(InvalidImage, match="too large"):
         images.inspect(SIGNATURE + bytes(100), max_bytes=50)
+
+
+def test_no_more_images_decode_at_once_than_the_decoder_threads(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Memory stays bounded however many threads ask: the rest wait their turn."""
+    lock = threading.Lock()
+    running = 0
+    most = 0
+    real = images._clean
+
+    def counting(data: bytes, max_pixels: int, max_bytes: int | None) -> images.CleanImage:
+        nonlocal running, most
+        with lock:
+            running += 1
+            most = max(most, running)
+        try:
+            time.sleep(0.02)  # long enough for the other callers to pile up
+            return real(data, max_pixels, max_bytes)
+        finally:
+            with lock:
+                running -= 1
+
+    monkeypatch.setattr(images, "_clean", counting)
+    data = png(40, 30, rows(40, 30))
+    callers = images.DECODERS + 4
+    with ThreadPoolExecutor(callers) as pool:
+        results = list(pool.map(lambda _: images.clean(data), range(callers * 3)))
+    assert all((r.width, r.height) == (40, 30) for r in results)
+    assert most == images.DECODERS
