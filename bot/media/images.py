@@ -1,5 +1,5 @@
 """Image checks before anything is stored or posted: a real image in an allowed format, of bounded
-size, verified and decoded by Pillow, re-encoded so that only its pixels travel on.
+size, verified and decoded by Pillow, and re-encoded wherever more than its pixels would travel on.
 
 Memory stays bounded: Pillow tries only the allowed formats' parsers, and size, pixel count and
 animation are read from the header and checked before a single pixel is decoded.
@@ -13,7 +13,7 @@ from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 
-from PIL import ExifTags, Image, ImageFile, ImageOps, UnidentifiedImageError
+from PIL import ExifTags, Image, ImageFile, ImageOps, PngImagePlugin, UnidentifiedImageError
 
 from bot.errors import InvalidImage
 from bot.media.encode import CleanImage, encode, fit, has_alpha
@@ -39,6 +39,8 @@ MAX_FILE_BYTES = 50 * 1024 * 1024
 # spread over every thread of asyncio's default executor hold several times as much).
 DECODERS = max(1, (os.cpu_count() or 1) // 2)
 _decoders = ThreadPoolExecutor(DECODERS, thread_name_prefix="image-decode")
+# The chunks of a PNG that hold nothing but its pixels (RGB or RGBA: no palette, no colour key).
+_IMAGE_CHUNKS = frozenset({b"IHDR", b"IDAT"})
 
 
 def inspect(
@@ -50,23 +52,30 @@ def inspect(
 
 
 def clean(data: bytes, *, max_pixels: int = MAX_PIXELS, max_bytes: int | None = None) -> CleanImage:
-    """Verify, fully decode and re-encode: PNG (or JPEG where that is needed to fit ``max_bytes``)
-    with no EXIF, GPS, XMP, ICC profile, comment, text chunk or trailing bytes.
+    """Verify and fully decode; then re-encode where needed: PNG (or JPEG where that is needed to
+    fit ``max_bytes``) with no EXIF, GPS, XMP, ICC profile, comment, text chunk or trailing bytes.
 
-    A JPEG stays a JPEG, written with its own quantization tables and subsampling. The EXIF
-    orientation is applied to the pixels first, so a phone photo stays upright once its EXIF is
-    gone. The work runs on the decoder threads and this call waits for it: call it off the event
-    loop (``asyncio.to_thread``).
+    An RGB(A) PNG that holds nothing but its image goes on as it came. A JPEG stays a JPEG,
+    written with its own quantization tables and subsampling. The EXIF orientation is applied to
+    the pixels first, so a phone photo stays upright once its EXIF is gone. The work runs on the
+    decoder threads and this call waits for it: call it off the event loop (``asyncio.to_thread``).
     """
     return _decoders.submit(_clean, data, max_pixels, max_bytes).result()
 
 
 def _clean(data: bytes, max_pixels: int, max_bytes: int | None) -> CleanImage:
     with _guarded("corrupt image"), _opened(data, max_pixels, MAX_FILE_BYTES) as img:
-        # Checksums of every chunk (PNG) without decoding; Pillow's docs: reopen after verify().
-        img.verify()
+        if img.format == "PNG":
+            bare = _bare_png(data)
+        else:
+            img.verify()  # a no-op for JPEG and WEBP today; their decode below checks them
+            bare = False
+    # Pillow's docs: an image must be opened again after verify().
     with _guarded("truncated or corrupt image"), _opened(data, max_pixels, MAX_FILE_BYTES) as img:
         img.load()
+        if bare and img.mode in ("RGB", "RGBA") and (max_bytes is None or len(data) <= max_bytes):
+            # Nothing to strip and every row decoded: re-encoding would only cost time.
+            return CleanImage(data, img.width, img.height, "image/png", "png")
         orientation = img.getexif().get(ExifTags.Base.Orientation, 1)
         if orientation == 1 and _format(img) == "JPEG" and img.mode == "RGB":
             # Only pixels travel on: a JPEG comment is the one thing Pillow copies from info.
@@ -82,6 +91,17 @@ def _clean(data: bytes, max_pixels: int, max_bytes: int | None) -> CleanImage:
         # Only pixels travel on: EXIF, XMP, ICC, comments and text chunks stay behind.
         pixels.info = {}
         return fit(pixels, max_bytes)
+
+
+def _bare_png(data: bytes) -> bool:
+    """Whether a PNG is nothing but its image (IHDR and IDAT chunks, then IEND and not one byte
+    more). Pillow's PngStream.verify(), which Image.verify() runs for a PNG, reads the chunks and
+    checks each one's CRC; it stops at IEND, before its own 4-byte CRC."""
+    fp = io.BytesIO(data)
+    fp.seek(8)  # past the signature, which Image.open has checked
+    with PngImagePlugin.PngStream(fp) as stream:
+        kinds = stream.verify()
+    return set(kinds) <= _IMAGE_CHUNKS and fp.tell() + 4 == len(data)
 
 
 def _format(img: Image.Image) -> str:
