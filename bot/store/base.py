@@ -228,7 +228,13 @@ def job_step_values(job: Job) -> dict[str, Any]:
     }
 
 
-def job_from_row(row: Mapping[str, Any]) -> Job:
+class Row(Protocol):
+    """A result row as both drivers give it (``sqlite3.Row``, ``asyncpg.Record``)."""
+
+    def __getitem__(self, key: str, /) -> Any: ...
+
+
+def job_from_row(row: Row) -> Job:
     import json
 
     from bot.models import ImagineRequest

@@ -1,16 +1,19 @@
-"""The SQLite store: one file in WAL mode. Each store call is one hop to the thread that owns a
-plain ``sqlite3`` connection, where it runs whole (writes as one ``BEGIN IMMEDIATE`` transaction,
-possibly sharing its commit with the writes queued beside it: see ``sqlite_thread``)."""
+"""The SQLite store: one file in WAL mode, opened through aiosqlite. One writer connection takes
+every write as a ``BEGIN IMMEDIATE`` transaction, one after the other; a reader connection
+serves reads meanwhile, so reads never wait behind a write."""
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import json
 import sqlite3
 import time
-from collections.abc import Callable, Iterable, Mapping
-from functools import partial
+from collections.abc import AsyncIterator, Callable, Iterable, Iterator, Mapping
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
+
+import aiosqlite
 
 from bot.community import AuditEntry
 from bot.errors import StoreError
@@ -26,10 +29,10 @@ from bot.store.base import (
     load_migrations,
     load_queries,
 )
-from bot.store.sqlite_thread import DatabaseThread, in_snapshot
 
 Q = load_queries("sqlite")
-T = TypeVar("T")
+# How long a connection waits for another process's write lock before it gives up.
+BUSY_TIMEOUT = 30.0
 
 
 def path_from_url(url: str) -> str:
@@ -39,35 +42,92 @@ def path_from_url(url: str) -> str:
     return url.removeprefix("sqlite:///")
 
 
-class SqliteStore:
-    """Writes go through one writer connection (SQLite has one writer at a time anyway), reads
-    through a reader connection on its own thread, so reads never wait behind a write."""
+@contextlib.contextmanager
+def sqlite_errors() -> Iterator[None]:
+    """sqlite3's errors, raised on aiosqlite's thread, become StoreError for the caller."""
+    try:
+        yield
+    except sqlite3.Error as exc:
+        raise StoreError(f"SQLite: {type(exc).__name__}: {exc}") from exc
 
-    def __init__(self, writer: DatabaseThread, reader: DatabaseThread) -> None:
+
+async def connect(path: str) -> aiosqlite.Connection:
+    """A connection set up as every connection of the store is: WAL, and commits that survive a
+    killed process (``synchronous=NORMAL`` loses at most the last commits on power loss).
+    Transactions are begun explicitly (``isolation_level=None``)."""
+    db = await aiosqlite.connect(path, isolation_level=None, timeout=BUSY_TIMEOUT)
+    try:
+        db.row_factory = aiosqlite.Row
+        await db.execute("PRAGMA journal_mode=WAL")
+        await db.execute("PRAGMA synchronous=NORMAL")
+        await db.execute("PRAGMA foreign_keys=ON")
+    except BaseException:
+        await db.close()
+        raise
+    return db
+
+
+class SqliteSql:
+    """The named queries of ``sql/sqlite/queries.sql`` on one connection, one thread hop each."""
+
+    def __init__(self, db: aiosqlite.Connection) -> None:
+        self._db = db
+
+    async def one(self, name: str, params: Mapping[str, Any] | None = None) -> sqlite3.Row | None:
+        rows = await self.all(name, params)
+        return rows[0] if rows else None
+
+    async def all(self, name: str, params: Mapping[str, Any] | None = None) -> list[sqlite3.Row]:
+        with sqlite_errors():
+            return list(await self._db.execute_fetchall(Q[name], params or {}))
+
+    async def run(self, name: str, params: Mapping[str, Any] | None = None) -> int:
+        """Run a statement; return how many rows it changed."""
+        with sqlite_errors():
+            cursor = await self._db.execute(Q[name], params or {})
+        return int(cursor.rowcount)
+
+    async def raw(self, statement: str, params: Iterable[Any] = ()) -> list[sqlite3.Row]:
+        """Run SQL that is not a named query (migrations, checks); return its rows."""
+        with sqlite_errors():
+            return list(await self._db.execute_fetchall(statement, params))
+
+
+class SqliteStore:
+    """Writes go through one writer connection (SQLite has one writer at a time anyway), one
+    transaction at a time; reads through a reader connection of their own."""
+
+    def __init__(self, writer: aiosqlite.Connection, reader: aiosqlite.Connection) -> None:
         self._writer = writer
         self._reader = reader
+        self._write_sql = SqliteSql(writer)
+        self._read_sql = SqliteSql(reader)
+        self._write_lock = asyncio.Lock()
+        # Reads that need one snapshot begin a transaction on the reader: one at a time. With a
+        # single connection (":memory:") every read waits for the writes, so it sees none half-done.
+        self._shared = reader is writer
+        self._read_lock = self._write_lock if self._shared else asyncio.Lock()
+        self._closed = False
 
     @classmethod
     async def open(cls, url: str) -> SqliteStore:
         path = path_from_url(url)
-        writer = DatabaseThread("sqlite-writer")
-        reader = DatabaseThread("sqlite-reader") if path != ":memory:" else writer
-        store = cls(writer, reader)
+        opened: list[aiosqlite.Connection] = []
         try:
             if path != ":memory:":
                 Path(path).parent.mkdir(parents=True, exist_ok=True)
-            await writer.open(path)
-            if reader is not writer:
-                await reader.open(path)
-        except (StoreError, OSError) as exc:
-            await store.aclose()
-            cause = exc.__cause__ if isinstance(exc, StoreError) and exc.__cause__ else exc
+            opened.append(await connect(path))
+            if path != ":memory:":
+                opened.append(await connect(path))
+        except (sqlite3.Error, OSError) as exc:
+            await _close_all(opened)
             raise StoreError(
-                f"IMAGINE_DATABASE_URL: cannot open the SQLite database at {path}: {cause}"
+                f"IMAGINE_DATABASE_URL: cannot open the SQLite database at {path}: {exc}"
             ) from None
         except BaseException:
-            await store.aclose()
+            await _close_all(opened)
             raise
+        store = cls(opened[0], opened[-1])
         try:
             await store.migrate()
         except BaseException:
@@ -76,28 +136,75 @@ class SqliteStore:
         return store
 
     async def aclose(self) -> None:
-        try:
-            if self._reader is not self._writer:
-                await self._reader.close()
-        finally:
-            await self._writer.close()
+        if self._closed:
+            return
+        self._closed = True
+        # Writes already begun finish first; the connections then close with their threads.
+        async with self._write_lock:
+            await _close_all([self._writer] if self._shared else [self._reader, self._writer])
 
-    async def _write(self, work: Callable[[sqlite3.Connection], T]) -> T:
-        """Run ``work`` as one transaction of the writer connection: one hop to its thread."""
-        return await self._writer.transact(work)
+    @contextlib.asynccontextmanager
+    async def _write(self) -> AsyncIterator[SqliteSql]:
+        """One write transaction of the writer connection: all of it is committed, or none."""
+        self._check_open()
+        async with self._write_lock:
+            self._check_open()
+            try:
+                # Inside the try: a caller cancelled while BEGIN runs must still roll it back.
+                with sqlite_errors():
+                    await self._writer.execute("BEGIN IMMEDIATE")
+                yield self._write_sql
+                with sqlite_errors():
+                    await self._writer.execute("COMMIT")
+            except BaseException:
+                # Shielded: the rollback must reach the connection's queue before the lock is
+                # released, even when this task is being cancelled. rollback() does nothing when
+                # SQLite has already rolled back itself (disk full, I/O error).
+                with contextlib.suppress(sqlite3.Error):
+                    await asyncio.shield(self._writer.rollback())
+                raise
 
-    async def _read(self, work: Callable[[sqlite3.Connection], T]) -> T:
-        return await self._reader.run(work)
+    @contextlib.asynccontextmanager
+    async def _reading(self) -> AsyncIterator[SqliteSql]:
+        self._check_open()
+        if not self._shared:
+            yield self._read_sql
+            return
+        async with self._read_lock:
+            yield self._read_sql
 
-    async def _fetchone(self, sql: str, params: dict[str, Any]) -> sqlite3.Row | None:
-        row: sqlite3.Row | None = await self._read(lambda db: db.execute(sql, params).fetchone())
-        return row
+    async def _one(self, name: str, params: Mapping[str, Any] | None = None) -> sqlite3.Row | None:
+        async with self._reading() as sql:
+            return await sql.one(name, params)
+
+    async def _all(self, name: str, params: Mapping[str, Any] | None = None) -> list[sqlite3.Row]:
+        async with self._reading() as sql:
+            return await sql.all(name, params)
+
+    @contextlib.asynccontextmanager
+    async def _snapshot(self) -> AsyncIterator[SqliteSql]:
+        """Several reads against one consistent state of the database."""
+        self._check_open()
+        async with self._read_lock:
+            try:
+                with sqlite_errors():
+                    await self._reader.execute("BEGIN")
+                yield self._read_sql
+            finally:
+                with sqlite_errors():
+                    await asyncio.shield(self._reader.rollback())
+
+    def _check_open(self) -> None:
+        if self._closed:
+            raise StoreError("the SQLite store is closed")
 
     async def migrate(self) -> None:
-        await self._write(_migrate)
+        async with self._write() as sql:
+            await _migrate(sql)
 
     async def ping(self) -> None:
-        await self._fetchone("SELECT 1", {})
+        async with self._reading() as sql:
+            await sql.raw("SELECT 1")
 
     async def listen_for_work(self, callback: Callable[[], None]) -> bool:
         return False  # one process per file: the in-process events are enough
@@ -105,24 +212,17 @@ class SqliteStore:
     # Jobs ---------------------------------------------------------------------------------------
 
     async def enqueue_job(self, job: Job) -> tuple[Job, bool]:
-        values = dict(job_row_values(job))
-
-        def enqueue(db: sqlite3.Connection) -> sqlite3.Row | None:
-            if db.execute(Q["insert_job"], values).rowcount == 1:
-                return None
-            found: sqlite3.Row | None = db.execute(
-                Q["get_job_by_dedupe"], {"dedupe_key": job.request.dedupe_key}
-            ).fetchone()
-            if found is None:  # pragma: no cover - the conflict was on the dedupe key
-                raise StoreError(f"job {job.id} was neither stored nor found")
-            return found
-
-        earlier = await self._write(enqueue)
-        return (job, True) if earlier is None else (job_from_row(dict(earlier)), False)
+        async with self._write() as sql:
+            if await sql.run("insert_job", job_row_values(job)) == 1:
+                return job, True
+            found = await sql.one("get_job_by_dedupe", {"dedupe_key": job.request.dedupe_key})
+        if found is None:  # pragma: no cover - the conflict was on the dedupe key
+            raise StoreError(f"job {job.id} was neither stored nor found")
+        return job_from_row(found), False
 
     async def get_job(self, job_id: str) -> Job | None:
-        row = await self._fetchone(Q["get_job"], {"id": job_id})
-        return job_from_row(dict(row)) if row else None
+        row = await self._one("get_job", {"id": job_id})
+        return job_from_row(row) if row else None
 
     async def claim_next_job(
         self, worker_id: str, now: float, lease_seconds: float, platforms: Iterable[str]
@@ -142,21 +242,21 @@ class SqliteStore:
             return []
         params = {"now": now, "platforms": json.dumps(sorted(platforms))}
         lease = {"worker_id": worker_id, "expires_at": now + lease_seconds, "now": now}
-
-        def claim(db: sqlite3.Connection) -> list[sqlite3.Row]:
-            rows: list[sqlite3.Row] = []
+        rows: list[sqlite3.Row] = []
+        async with self._write() as sql:
             for _ in range(limit):
-                candidate = _claim_candidate(db, params)
+                candidate = await _claim_candidate(sql, params)
                 if candidate is None:
                     break
-                job_id, community_id, user_id = candidate[0], candidate[1], candidate[2]
-                db.execute(Q["lease_job"], {**lease, "id": job_id})
-                db.execute(Q["mark_dispatched"], {"key": f"c:{community_id}"})
-                db.execute(Q["mark_dispatched"], {"key": f"u:{community_id}:{user_id}"})
-                rows.append(db.execute(Q["get_job"], {"id": job_id}).fetchone())
-            return rows
-
-        return [job_from_row(dict(row)) for row in await self._write(claim)]
+                job_id = candidate["id"]
+                community_id, user_id = candidate["community_id"], candidate["user_id"]
+                await sql.run("lease_job", {**lease, "id": job_id})
+                await sql.run("mark_dispatched", {"key": f"c:{community_id}"})
+                await sql.run("mark_dispatched", {"key": f"u:{community_id}:{user_id}"})
+                row = await sql.one("get_job", {"id": job_id})
+                assert row is not None
+                rows.append(row)
+        return [job_from_row(row) for row in rows]
 
     async def renew_leases(
         self, worker_id: str, job_ids: Iterable[str], now: float, lease_seconds: float
@@ -164,63 +264,60 @@ class SqliteStore:
         ids = list(job_ids)
         if not ids:
             return set()
-
-        def renew(db: sqlite3.Connection) -> set[str]:
-            held: set[str] = set()
+        held: set[str] = set()
+        async with self._write() as sql:
             for job_id in ids:
                 params = {"id": job_id, "worker_id": worker_id, "expires_at": now + lease_seconds}
-                if db.execute(Q["renew_lease"], params).rowcount == 1:
+                if await sql.run("renew_lease", params) == 1:
                     held.add(job_id)
-            return held
-
-        return await self._write(renew)
+        return held
 
     async def release_job(self, job_id: str, worker_id: str, not_before: float) -> None:
-        params = {"id": job_id, "worker_id": worker_id, "not_before": not_before}
-        await self._write(lambda db: db.execute(Q["release_job"], params))
+        async with self._write() as sql:
+            await sql.run(
+                "release_job", {"id": job_id, "worker_id": worker_id, "not_before": not_before}
+            )
 
     async def save_job_step(self, job: Job, *, worker_id: str, expected: JobStatus) -> bool:
         # What the request decided never changes after the job is stored: not written again.
         values = job_step_values(job)
         values.update(worker_id=worker_id, expected=expected.value)
-        return await self._write(lambda db: db.execute(Q["save_job_step"], values).rowcount == 1)
+        async with self._write() as sql:
+            return await sql.run("save_job_step", values) == 1
 
     async def merge_job_delivery(self, job_id: str, values: Mapping[str, Any]) -> bool:
-        params = {"id": job_id, "patch": dumps(dict(values))}
-        return await self._write(
-            lambda db: db.execute(Q["merge_job_delivery"], params).rowcount == 1
-        )
+        async with self._write() as sql:
+            return (
+                await sql.run("merge_job_delivery", {"id": job_id, "patch": dumps(dict(values))})
+                == 1
+            )
 
     async def lease_owners(self) -> set[str]:
-        return await self._read(
-            lambda db: {str(row[0]) for row in db.execute(Q["lease_owners"]).fetchall()}
-        )
+        return {str(row[0]) for row in await self._all("lease_owners")}
 
     async def release_leases_of(self, worker_id: str) -> int:
-        params = {"worker_id": worker_id}
-        return await self._write(lambda db: db.execute(Q["release_leases_of"], params).rowcount)
+        async with self._write() as sql:
+            return await sql.run("release_leases_of", {"worker_id": worker_id})
 
     async def count_pending(self, platforms: Iterable[str]) -> int:
-        row = await self._fetchone(Q["count_pending"], {"platforms": json.dumps(sorted(platforms))})
+        params = {"platforms": json.dumps(sorted(platforms))}
+        row = await self._one("count_pending", params)
         return int(row[0]) if row else 0
 
     async def cancel_job(self, job_id: str, now: float) -> Job | None:
-        def cancel(db: sqlite3.Connection) -> sqlite3.Row | None:
-            db.execute(Q["cancel_job"], {"id": job_id, "now": now})
-            row: sqlite3.Row | None = db.execute(Q["get_job"], {"id": job_id}).fetchone()
-            return row
-
-        row = await self._write(cancel)
-        return job_from_row(dict(row)) if row else None
+        async with self._write() as sql:
+            await sql.run("cancel_job", {"id": job_id, "now": now})
+            row = await sql.one("get_job", {"id": job_id})
+        return job_from_row(row) if row else None
 
     async def queue_position(self, job: Job) -> int:
         if job.status is not JobStatus.QUEUED:
             return 0
-        row = await self._fetchone(Q["queue_position"], {"created_at": job.created_at})
+        row = await self._one("queue_position", {"created_at": job.created_at})
         return int(row[0]) if row else 0
 
     async def job_counts(self) -> JobCounts:
-        row = await self._fetchone(Q["job_counts"], {})
+        row = await self._one("job_counts")
         if row is None:
             return JobCounts(0, 0)
         return JobCounts(queued=int(row[0] or 0), running=int(row[1] or 0))
@@ -228,7 +325,7 @@ class SqliteStore:
     # Community settings -------------------------------------------------------------------------
 
     async def get_settings(self, community_id: str) -> CommunitySettings | None:
-        row = await self._fetchone(Q["get_settings"], {"community_id": community_id})
+        row = await self._one("get_settings", {"community_id": community_id})
         return CommunitySettings.from_json(json.loads(row[0])) if row else None
 
     async def save_settings(self, settings: CommunitySettings, now: float) -> None:
@@ -237,7 +334,8 @@ class SqliteStore:
             "settings_json": dumps(settings.to_json()),
             "now": now,
         }
-        await self._write(lambda db: db.execute(Q["save_settings"], params))
+        async with self._write() as sql:
+            await sql.run("save_settings", params)
 
     async def change_settings(
         self,
@@ -245,10 +343,9 @@ class SqliteStore:
         change: Callable[[CommunitySettings | None], CommunitySettings],
         audit: AuditEntry,
     ) -> CommunitySettings:
-        # ``change`` runs on the writer's thread, inside the transaction: it is a pure function
-        # of the stored settings, and an error it raises rolls the transaction back.
-        def read_modify_write(db: sqlite3.Connection) -> CommunitySettings:
-            row = db.execute(Q["get_settings"], {"community_id": community_id}).fetchone()
+        # ``change`` runs inside the transaction: an error it raises rolls it back.
+        async with self._write() as sql:
+            row = await sql.one("get_settings", {"community_id": community_id})
             current = CommunitySettings.from_json(json.loads(row[0])) if row else None
             new = change(current)
             params = {
@@ -256,11 +353,9 @@ class SqliteStore:
                 "settings_json": dumps(new.to_json()),
                 "now": audit.at,
             }
-            db.execute(Q["save_settings"], params)
-            db.execute(Q["add_audit"], _audit_values(audit))
-            return new
-
-        return await self._write(read_modify_write)
+            await sql.run("save_settings", params)
+            await sql.run("add_audit", _audit_values(audit))
+        return new
 
     # Limits, cache and audit --------------------------------------------------------------------
 
@@ -272,26 +367,27 @@ class SqliteStore:
         *,
         share_in_flight: bool = False,
     ) -> Admission:
-        return await self._write(
-            partial(_admit, job, plan, cache_key=cache_key, share_in_flight=share_in_flight)
-        )
+        async with self._write() as sql:
+            return await _admit(
+                sql, job, plan, cache_key=cache_key, share_in_flight=share_in_flight
+            )
 
     async def read_usage(self, plan: LimitPlan, now: float) -> Usage:
-        return await self._read(partial(in_snapshot, partial(_usage, plan=plan, now=now)))
+        async with self._snapshot() as sql:
+            return await _usage(sql, plan=plan, now=now)
 
     async def find_cached_job(self, community_id: str, cache_key: str) -> Job | None:
-        row = await self._fetchone(
-            Q["find_cached_job"], {"community_id": community_id, "cache_key": cache_key}
-        )
-        return job_from_row(dict(row)) if row else None
+        params = {"community_id": community_id, "cache_key": cache_key}
+        row = await self._one("find_cached_job", params)
+        return job_from_row(row) if row else None
 
     async def add_audit(self, entry: AuditEntry) -> None:
-        params = _audit_values(entry)
-        await self._write(lambda db: db.execute(Q["add_audit"], params))
+        async with self._write() as sql:
+            await sql.run("add_audit", _audit_values(entry))
 
     async def list_audit(self, community_id: str, limit: int) -> list[AuditEntry]:
         params = {"community_id": community_id, "limit": limit}
-        rows = await self._read(lambda db: db.execute(Q["list_audit"], params).fetchall())
+        rows = await self._all("list_audit", params)
         return [
             AuditEntry(
                 id=int(row[0]),
@@ -310,10 +406,10 @@ class SqliteStore:
 _ADMITTED = Decision(True)
 
 
-def _admit(
+async def _admit(
+    sql: SqliteSql,
     job: Job,
     plan: LimitPlan,
-    db: sqlite3.Connection,
     *,
     cache_key: str | None,
     share_in_flight: bool,
@@ -321,24 +417,24 @@ def _admit(
     """The body of ``SqliteStore.admit_job``, run inside its write transaction."""
     now = job.created_at
     if job.request.dedupe_key is not None:
-        row = db.execute(Q["get_job_by_dedupe"], {"dedupe_key": job.request.dedupe_key}).fetchone()
+        row = await sql.one("get_job_by_dedupe", {"dedupe_key": job.request.dedupe_key})
         if row is not None:
-            return Admission(job_from_row(dict(row)), False, _ADMITTED)
-    usage = _usage(db, plan=plan, now=now)
+            return Admission(job_from_row(row), False, _ADMITTED)
+    usage = await _usage(sql, plan=plan, now=now)
     decision = decide(plan, usage, now=now, images=job.request.count, cost_usd=job.cost_usd)
     if decision.new_tat is not None:
-        db.execute(Q["set_rate_tat"], {"key": plan.rate_key, "tat": decision.new_tat})
+        await sql.run("set_rate_tat", {"key": plan.rate_key, "tat": decision.new_tat})
     if not decision.admitted:
         return Admission(job, False, decision)
     if share_in_flight and cache_key is not None:
         params = {"community_id": job.community_id, "cache_key": cache_key}
-        leader = db.execute(Q["find_leader_job"], params).fetchone()
+        leader = await sql.one("find_leader_job", params)
         if leader is not None:
             job = as_follower(job, str(leader[0]))
-    db.execute(Q["insert_job"], dict(job_row_values(job)))
+    await sql.run("insert_job", job_row_values(job))
     if cache_key is not None:
-        db.execute(
-            Q["add_cache_key"],
+        await sql.run(
+            "add_cache_key",
             {
                 "job_id": job.id,
                 "community_id": job.community_id,
@@ -349,7 +445,7 @@ def _admit(
     return Admission(job, True, decision)
 
 
-def _claim_candidate(db: sqlite3.Connection, params: dict[str, Any]) -> sqlite3.Row | None:
+async def _claim_candidate(sql: SqliteSql, params: dict[str, Any]) -> sqlite3.Row | None:
     """The next job in fair order: the community served longest ago, then within it the user
     served longest ago, then that user's oldest job (``never served`` counts as first).
 
@@ -358,11 +454,10 @@ def _claim_candidate(db: sqlite3.Connection, params: dict[str, Any]) -> sqlite3.
     and the job's age decide, exactly as one sort of all pending jobs would."""
     best: sqlite3.Row | None = None
     best_order = 0
-    for community_id, community_order in db.execute(Q["claim_communities"]).fetchall():
+    for community_id, community_order in await sql.all("claim_communities"):
         if best is not None and community_order != best_order:
             break
-        found = db.execute(Q["claim_in_community"], {**params, "community_id": community_id})
-        candidate: sqlite3.Row | None = found.fetchone()
+        candidate = await sql.one("claim_in_community", {**params, "community_id": community_id})
         if candidate is None:
             continue
         if best is None or _user_rank(candidate) < _user_rank(best):
@@ -374,16 +469,17 @@ def _user_rank(candidate: sqlite3.Row) -> tuple[int, float]:
     return int(candidate["user_order"]), float(candidate["created_at"])
 
 
-def _usage(db: sqlite3.Connection, *, plan: LimitPlan, now: float) -> Usage:
+async def _usage(sql: SqliteSql, *, plan: LimitPlan, now: float) -> Usage:
     params = {
         "community_id": plan.community_id,
         "user_id": plan.user_id,
         "day_start": day_start(now),
         "key": plan.rate_key,
     }
-    tat_row = db.execute(Q["get_rate_tat"], params).fetchone()
-    user_row = db.execute(Q["user_usage"], params).fetchone()
-    community_row = db.execute(Q["community_usage"], params).fetchone()
+    tat_row = await sql.one("get_rate_tat", params)
+    user_row = await sql.one("user_usage", params)
+    community_row = await sql.one("community_usage", params)
+    assert user_row is not None and community_row is not None  # aggregates answer one row
     return Usage(
         rate_tat=float(tat_row[0]) if tat_row else None,
         user_images_today=int(user_row[0]),
@@ -393,22 +489,28 @@ def _usage(db: sqlite3.Connection, *, plan: LimitPlan, now: float) -> Usage:
     )
 
 
-def _migrate(db: sqlite3.Connection) -> None:
+async def _migrate(sql: SqliteSql) -> None:
     """Apply the migrations not applied yet (run inside the writer's transaction)."""
-    db.execute(
+    await sql.raw(
         "CREATE TABLE IF NOT EXISTS schema_migrations "
         "(version INTEGER PRIMARY KEY, applied_at REAL NOT NULL)"
     )
-    applied = {int(row[0]) for row in db.execute("SELECT version FROM schema_migrations")}
-    for version, sql in load_migrations("sqlite"):
+    applied = {int(row[0]) for row in await sql.raw("SELECT version FROM schema_migrations")}
+    for version, text in load_migrations("sqlite"):
         if version in applied:
             continue
-        for statement in _split_statements(sql):
-            db.execute(statement)
-        db.execute(
+        for statement in _split_statements(text):
+            await sql.raw(statement)
+        await sql.raw(
             "INSERT INTO schema_migrations (version, applied_at) VALUES (?, ?)",
             (version, time.time()),
         )
+
+
+async def _close_all(connections: list[aiosqlite.Connection]) -> None:
+    for db in connections:
+        with contextlib.suppress(sqlite3.Error):
+            await db.close()
 
 
 def _audit_values(entry: AuditEntry) -> dict[str, Any]:
