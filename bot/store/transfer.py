@@ -18,8 +18,10 @@ import aiosqlite
 import asyncpg
 
 from bot.errors import StoreError
-from bot.store.postgres import PostgresStore, redact_url
-from bot.store.sqlite import SqliteStore, path_from_url, sqlite_errors
+from bot.store.postgres import PostgresStore
+from bot.store.postgres.pool import redact_url
+from bot.store.sqlite import SqliteStore
+from bot.store.sqlite.connection import path_from_url, sqlite_errors
 
 log = logging.getLogger(__name__)
 

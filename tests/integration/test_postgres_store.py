@@ -11,7 +11,8 @@ from bot.errors import StoreError
 from bot.limits import LimitPlan
 from bot.models import JobStatus
 from bot.store import Store, open_store
-from bot.store.base import job_row_values, load_migrations
+from bot.store.rows import job_row_values
+from bot.store.sql import load_migrations
 from tests.factories import make_job, make_request
 from tests.pg import connect, private_schema
 
@@ -137,7 +138,6 @@ async def test_jobs_stored_before_the_image_count_column_are_counted_by_their_re
             await conn.execute(sql)
             await conn.execute("INSERT INTO schema_migrations VALUES ($1, 0)", version)
         values = {k: v for k, v in job_row_values(job).items() if k != "image_count"}
-        values["outcome_sent"] = bool(values["outcome_sent"])
         names = ", ".join(values)
         numbers = ", ".join(f"${n}" for n in range(1, len(values) + 1))
         await conn.execute(f"INSERT INTO jobs ({names}) VALUES ({numbers})", *values.values())

@@ -18,7 +18,8 @@ from bot.community import AuditEntry
 from bot.errors import StoreError
 from bot.limits import LimitPlan
 from bot.models import CommunitySettings, JobStatus
-from bot.store.base import job_row_values, load_migrations
+from bot.store.rows import job_row_values
+from bot.store.sql import load_migrations
 from bot.store.sqlite import SqliteStore
 from tests.factories import make_job, make_request
 

@@ -16,7 +16,8 @@ from bot.clock import ManualClock
 from bot.models import JobStatus, ReplyTarget, dumps
 from bot.providers.offline import OfflineProvider
 from bot.providers.router import Router
-from bot.store.base import job_row_values, load_queries
+from bot.store.rows import job_row_values
+from bot.store.sql import load_queries
 from bot.store.sqlite import SqliteStore
 from tests.factories import make_job, make_request
 from tests.fakes.slack import FakeSlack, form_body, signed_headers

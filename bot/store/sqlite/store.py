@@ -8,8 +8,7 @@ import asyncio
 import contextlib
 import json
 import sqlite3
-import time
-from collections.abc import AsyncIterator, Callable, Iterable, Iterator, Mapping
+from collections.abc import AsyncIterator, Callable, Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -19,78 +18,22 @@ from bot.community import AuditEntry
 from bot.errors import StoreError
 from bot.limits import Decision, LimitPlan, Usage, day_start, decide
 from bot.models import CommunitySettings, Job, JobStatus, dumps
-from bot.store.base import (
-    Admission,
-    JobCounts,
-    as_follower,
+from bot.store.base import Admission, JobCounts, as_follower
+from bot.store.rows import (
+    audit_from_row,
+    audit_values,
     job_from_row,
     job_row_values,
     job_step_values,
-    load_migrations,
-    load_queries,
 )
-
-Q = load_queries("sqlite")
-# How long a connection waits for another process's write lock before it gives up.
-BUSY_TIMEOUT = 30.0
-
-
-def path_from_url(url: str) -> str:
-    """``sqlite:///relative/path.db``, ``sqlite:////absolute/path.db`` or ``sqlite:///:memory:``."""
-    if not url.startswith("sqlite:///"):
-        raise StoreError("IMAGINE_DATABASE_URL: a SQLite URL looks like sqlite:///data/imagine.db")
-    return url.removeprefix("sqlite:///")
-
-
-@contextlib.contextmanager
-def sqlite_errors() -> Iterator[None]:
-    """sqlite3's errors, raised on aiosqlite's thread, become StoreError for the caller."""
-    try:
-        yield
-    except sqlite3.Error as exc:
-        raise StoreError(f"SQLite: {type(exc).__name__}: {exc}") from exc
-
-
-async def connect(path: str) -> aiosqlite.Connection:
-    """A connection set up as every connection of the store is: WAL, and commits that survive a
-    killed process (``synchronous=NORMAL`` loses at most the last commits on power loss).
-    Transactions are begun explicitly (``isolation_level=None``)."""
-    db = await aiosqlite.connect(path, isolation_level=None, timeout=BUSY_TIMEOUT)
-    try:
-        db.row_factory = aiosqlite.Row
-        await db.execute("PRAGMA journal_mode=WAL")
-        await db.execute("PRAGMA synchronous=NORMAL")
-        await db.execute("PRAGMA foreign_keys=ON")
-    except BaseException:
-        await db.close()
-        raise
-    return db
-
-
-class SqliteSql:
-    """The named queries of ``sql/sqlite/queries.sql`` on one connection, one thread hop each."""
-
-    def __init__(self, db: aiosqlite.Connection) -> None:
-        self._db = db
-
-    async def one(self, name: str, params: Mapping[str, Any] | None = None) -> sqlite3.Row | None:
-        rows = await self.all(name, params)
-        return rows[0] if rows else None
-
-    async def all(self, name: str, params: Mapping[str, Any] | None = None) -> list[sqlite3.Row]:
-        with sqlite_errors():
-            return list(await self._db.execute_fetchall(Q[name], params or {}))
-
-    async def run(self, name: str, params: Mapping[str, Any] | None = None) -> int:
-        """Run a statement; return how many rows it changed."""
-        with sqlite_errors():
-            cursor = await self._db.execute(Q[name], params or {})
-        return int(cursor.rowcount)
-
-    async def raw(self, statement: str, params: Iterable[Any] = ()) -> list[sqlite3.Row]:
-        """Run SQL that is not a named query (migrations, checks); return its rows."""
-        with sqlite_errors():
-            return list(await self._db.execute_fetchall(statement, params))
+from bot.store.sqlite.connection import (
+    SqliteSql,
+    close_all,
+    connect,
+    migrate,
+    path_from_url,
+    sqlite_errors,
+)
 
 
 class SqliteStore:
@@ -120,12 +63,12 @@ class SqliteStore:
             if path != ":memory:":
                 opened.append(await connect(path))
         except (sqlite3.Error, OSError) as exc:
-            await _close_all(opened)
+            await close_all(opened)
             raise StoreError(
                 f"IMAGINE_DATABASE_URL: cannot open the SQLite database at {path}: {exc}"
             ) from None
         except BaseException:
-            await _close_all(opened)
+            await close_all(opened)
             raise
         store = cls(opened[0], opened[-1])
         try:
@@ -141,7 +84,7 @@ class SqliteStore:
         self._closed = True
         # Writes already begun finish first; the connections then close with their threads.
         async with self._write_lock:
-            await _close_all([self._writer] if self._shared else [self._reader, self._writer])
+            await close_all([self._writer] if self._shared else [self._reader, self._writer])
 
     @contextlib.asynccontextmanager
     async def _write(self) -> AsyncIterator[SqliteSql]:
@@ -200,7 +143,7 @@ class SqliteStore:
 
     async def migrate(self) -> None:
         async with self._write() as sql:
-            await _migrate(sql)
+            await migrate(sql)
 
     async def ping(self) -> None:
         async with self._reading() as sql:
@@ -354,7 +297,7 @@ class SqliteStore:
                 "now": audit.at,
             }
             await sql.run("save_settings", params)
-            await sql.run("add_audit", _audit_values(audit))
+            await sql.run("add_audit", audit_values(audit))
         return new
 
     # Limits, cache and audit --------------------------------------------------------------------
@@ -383,24 +326,12 @@ class SqliteStore:
 
     async def add_audit(self, entry: AuditEntry) -> None:
         async with self._write() as sql:
-            await sql.run("add_audit", _audit_values(entry))
+            await sql.run("add_audit", audit_values(entry))
 
     async def list_audit(self, community_id: str, limit: int) -> list[AuditEntry]:
         params = {"community_id": community_id, "limit": limit}
         rows = await self._all("list_audit", params)
-        return [
-            AuditEntry(
-                id=int(row[0]),
-                community_id=row[1],
-                at=float(row[2]),
-                actor_id=row[3],
-                kind=row[4],
-                action=row[5],
-                detail=row[6],
-                channel_id=row[7],
-            )
-            for row in rows
-        ]
+        return [audit_from_row(row) for row in rows]
 
 
 _ADMITTED = Decision(True)
@@ -487,54 +418,3 @@ async def _usage(sql: SqliteSql, *, plan: LimitPlan, now: float) -> Usage:
         community_images_today=int(community_row[0]),
         community_spent_usd=float(community_row[1]),
     )
-
-
-async def _migrate(sql: SqliteSql) -> None:
-    """Apply the migrations not applied yet (run inside the writer's transaction)."""
-    await sql.raw(
-        "CREATE TABLE IF NOT EXISTS schema_migrations "
-        "(version INTEGER PRIMARY KEY, applied_at REAL NOT NULL)"
-    )
-    applied = {int(row[0]) for row in await sql.raw("SELECT version FROM schema_migrations")}
-    for version, text in load_migrations("sqlite"):
-        if version in applied:
-            continue
-        for statement in _split_statements(text):
-            await sql.raw(statement)
-        await sql.raw(
-            "INSERT INTO schema_migrations (version, applied_at) VALUES (?, ?)",
-            (version, time.time()),
-        )
-
-
-async def _close_all(connections: list[aiosqlite.Connection]) -> None:
-    for db in connections:
-        with contextlib.suppress(sqlite3.Error):
-            await db.close()
-
-
-def _audit_values(entry: AuditEntry) -> dict[str, Any]:
-    return {
-        "community_id": entry.community_id,
-        "at": entry.at,
-        "actor_id": entry.actor_id,
-        "kind": entry.kind,
-        "action": entry.action,
-        "detail": entry.detail,
-        "channel_id": entry.channel_id,
-    }
-
-
-def _split_statements(sql: str) -> list[str]:
-    statements: list[str] = []
-    buffer = ""
-    for line in sql.splitlines(keepends=True):
-        if line.strip().startswith("--"):
-            continue
-        buffer += line
-        if sqlite3.complete_statement(buffer):
-            statements.append(buffer.strip())
-            buffer = ""
-    if buffer.strip():
-        statements.append(buffer.strip())
-    return statements
