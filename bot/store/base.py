@@ -43,16 +43,7 @@ class Store(Protocol):
 
     # Jobs ---------------------------------------------------------------------------------------
 
-    async def enqueue_job(self, job: Job) -> tuple[Job, bool]:
-        """Store a new queued job; with a dedupe key already stored, return that job and False."""
-
     async def get_job(self, job_id: str) -> Job | None: ...
-
-    async def claim_next_job(
-        self, worker_id: str, now: float, lease_seconds: float, platforms: Iterable[str]
-    ) -> Job | None:
-        """Lease the next job needing work on one of ``platforms``, fairly across communities
-        and users. A job needs work until its outcome (image or failure) has been sent."""
 
     async def claim_jobs(
         self,
@@ -62,8 +53,10 @@ class Store(Protocol):
         platforms: Iterable[str],
         limit: int,
     ) -> list[Job]:
-        """Up to ``limit`` jobs, each leased as ``claim_next_job`` would in turn (the same fair
-        order), in one trip to the store where the backend allows: a deep queue is taken in
+        """Lease up to ``limit`` jobs needing work on one of ``platforms``, one after the other
+        in fair order: the community served longest ago, then its user served longest ago, then
+        that user's oldest job. A job needs work until its outcome (image or failure) has been
+        sent. In one trip to the store where the backend allows: a deep queue is taken in
         batches instead of a round trip per job."""
 
     async def renew_leases(
@@ -105,8 +98,6 @@ class Store(Protocol):
     # Community settings -------------------------------------------------------------------------
 
     async def get_settings(self, community_id: str) -> CommunitySettings | None: ...
-
-    async def save_settings(self, settings: CommunitySettings, now: float) -> None: ...
 
     async def change_settings(
         self,

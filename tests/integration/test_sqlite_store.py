@@ -22,6 +22,7 @@ from bot.store.rows import job_row_values
 from bot.store.sql import load_migrations
 from bot.store.sqlite import SqliteStore
 from tests.factories import make_job, make_request
+from tests.store_helpers import claim_next_job, enqueue_job, save_settings
 
 NOW = 1_700_000_000.0
 
@@ -51,7 +52,7 @@ async def test_a_closed_store_refuses_calls_and_leaves_no_thread_behind(tmp_path
     before = set(threading.enumerate())
     store = await SqliteStore.open(f"sqlite:///{tmp_path / 'imagine.db'}")
     job = make_job()
-    await store.enqueue_job(job)
+    await enqueue_job(store, job)
     threads = set(threading.enumerate()) - before
     assert len(threads) == 2  # aiosqlite's threads of the writer and the reader connection
     await store.aclose()
@@ -67,7 +68,7 @@ async def test_the_memory_database_serves_reads_and_writes_on_one_connection() -
     store = await SqliteStore.open("sqlite:///:memory:")
     try:
         job = make_job()
-        await store.enqueue_job(job)
+        await enqueue_job(store, job)
         assert await store.get_job(job.id) == job
     finally:
         await store.aclose()
@@ -131,14 +132,14 @@ async def test_claims_follow_the_fair_order_of_one_sort_of_all_pending_jobs(
             job = make_job(
                 request=request, created_at=NOW - 1000 + age, not_before=NOW + rng.randint(-5, 40)
             )
-            await store.enqueue_job(job)
+            await enqueue_job(store, job)
         now, held = NOW, []
         for step in range(220):
             now += rng.choice([0, 0, 1, 5, 20])
             platforms = rng.choice([{"console"}, {"discord"}, {"console", "discord"}])
             params = {"now": now, "platforms": json.dumps(sorted(platforms))}
             expected = reference.execute(FAIR_ORDER_BY_ONE_SORT, params).fetchone()
-            claimed = await store.claim_next_job(f"w{step}", now, 30, platforms)
+            claimed = await claim_next_job(store, f"w{step}", now, 30, platforms)
             assert (claimed.id if claimed else None) == (expected[0] if expected else None)
             if claimed is not None:
                 held.append(claimed)
@@ -165,17 +166,17 @@ async def test_a_write_that_fills_the_disk_fails_alone_and_the_store_carries_on(
     store = await SqliteStore.open(f"sqlite:///{tmp_path / 'imagine.db'}")
     try:
         before = make_job()
-        await store.enqueue_job(before)
+        await enqueue_job(store, before)
         writer = store._writer
         [(pages,)] = await writer.execute_fetchall("PRAGMA page_count")
         await writer.execute(f"PRAGMA max_page_count = {pages}")
         huge = CommunitySettings("c1", blocked_terms=tuple(f"term{n:06d}" for n in range(20_000)))
         with pytest.raises(StoreError, match="full"):
-            await store.save_settings(huge, NOW)
+            await save_settings(store, huge, NOW)
         await writer.execute("PRAGMA max_page_count = 1073741823")
         after = make_job()
-        assert await store.enqueue_job(after) == (after, True)
-        await store.save_settings(huge, NOW)
+        assert await enqueue_job(store, after) == (after, True)
+        await save_settings(store, huge, NOW)
         assert await store.get_job(before.id) == before
         stored = await store.get_settings("c1")
         assert stored is not None and len(stored.blocked_terms) == 20_000
@@ -187,7 +188,7 @@ async def test_a_cancelled_write_leaves_no_transaction_open(tmp_path: Path) -> N
     store = await SqliteStore.open(f"sqlite:///{tmp_path / 'imagine.db'}")
     try:
         jobs = [make_job() for _ in range(20)]
-        tasks = [asyncio.ensure_future(store.enqueue_job(job)) for job in jobs]
+        tasks = [asyncio.ensure_future(enqueue_job(store, job)) for job in jobs]
         await asyncio.sleep(0)
         for task in tasks[::2]:
             task.cancel()
@@ -196,7 +197,7 @@ async def test_a_cancelled_write_leaves_no_transaction_open(tmp_path: Path) -> N
         # Each job is stored whole or not at all, and the writer takes new work afterwards.
         assert all(s is None or s == j for s, j in zip(stored, jobs, strict=True))
         late = make_job()
-        assert await store.enqueue_job(late) == (late, True)
+        assert await enqueue_job(store, late) == (late, True)
     finally:
         await store.aclose()
 
@@ -221,7 +222,7 @@ async def test_concurrent_changes_that_fail_leave_the_others_committed(tmp_path:
                 )
                 for term in terms
             ),
-            *(store.enqueue_job(make_job()) for _ in range(10)),
+            *(enqueue_job(store, make_job()) for _ in range(10)),
             return_exceptions=True,
         )
         assert [isinstance(r, ValueError) for r in results[:30]] == [t.endswith("!") for t in terms]

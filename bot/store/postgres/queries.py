@@ -3,8 +3,9 @@
 
 from __future__ import annotations
 
+import contextlib
 import re
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -62,15 +63,27 @@ class PgSql:
         self, name: str, params: Mapping[str, Any] | None = None
     ) -> asyncpg.Record | None:
         query = Q[name]
-        return await self._runner.fetchrow(query.sql, *query.args(params or {}))
+        with postgres_errors():
+            return await self._runner.fetchrow(query.sql, *query.args(params or {}))
 
     async def all(self, name: str, params: Mapping[str, Any] | None = None) -> list[asyncpg.Record]:
         query = Q[name]
-        return list(await self._runner.fetch(query.sql, *query.args(params or {})))
+        with postgres_errors():
+            return list(await self._runner.fetch(query.sql, *query.args(params or {})))
 
     async def run(self, name: str, params: Mapping[str, Any] | None = None) -> int:
         query = Q[name]
-        return rowcount(await self._runner.execute(query.sql, *query.args(params or {})))
+        with postgres_errors():
+            return rowcount(await self._runner.execute(query.sql, *query.args(params or {})))
+
+
+@contextlib.contextmanager
+def postgres_errors() -> Iterator[None]:
+    """What the server refused (a constraint, a bad value) becomes StoreError for the caller."""
+    try:
+        yield
+    except asyncpg.PostgresError as exc:
+        raise StoreError(f"PostgreSQL: {type(exc).__name__}: {exc}") from exc
 
 
 def rowcount(status: str) -> int:
