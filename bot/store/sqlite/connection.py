@@ -52,7 +52,8 @@ async def connect(path: str) -> aiosqlite.Connection:
 
 
 class SqliteSql:
-    """The named queries of ``sql/sqlite/queries.sql`` on one connection, one thread hop each."""
+    """The named queries of ``bot/store/sqlite/queries.sql`` on one connection, one thread hop
+    each (aiosqlite runs every call on the connection's own thread)."""
 
     def __init__(self, db: aiosqlite.Connection) -> None:
         self._db = db
@@ -102,6 +103,7 @@ async def close_all(connections: list[aiosqlite.Connection]) -> None:
 
 
 def split_statements(sql: str) -> list[str]:
+    """A migration file as statements, one per execute (a script would commit on its own)."""
     statements: list[str] = []
     buffer = ""
     for line in sql.splitlines(keepends=True):
