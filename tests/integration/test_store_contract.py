@@ -13,6 +13,7 @@ from bot.domain.limits import LimitPlan
 from bot.domain.models import CommunitySettings, JobStatus
 from bot.store import Store
 from tests.factories import make_job, make_request
+from tests.store_helpers import claim_next_job, enqueue_job, save_settings
 
 NOW = 1_700_000_000.0
 CONSOLE = {"console"}
@@ -20,7 +21,7 @@ CONSOLE = {"console"}
 
 async def test_enqueue_then_get_returns_the_same_job(store: Store) -> None:
     job = make_job()
-    stored, created = await store.enqueue_job(job)
+    stored, created = await enqueue_job(store, job)
     assert created
     assert await store.get_job(job.id) == stored == job
 
@@ -28,8 +29,8 @@ async def test_enqueue_then_get_returns_the_same_job(store: Store) -> None:
 async def test_the_same_event_twice_makes_one_job(store: Store) -> None:
     first = make_job(request=make_request(dedupe_key="console:evt-1"))
     second = make_job(request=make_request(dedupe_key="console:evt-1"))
-    _, created_first = await store.enqueue_job(first)
-    again, created_second = await store.enqueue_job(second)
+    _, created_first = await enqueue_job(store, first)
+    again, created_second = await enqueue_job(store, second)
     assert created_first and not created_second
     assert again.id == first.id
     assert await store.get_job(second.id) is None
@@ -37,32 +38,32 @@ async def test_the_same_event_twice_makes_one_job(store: Store) -> None:
 
 async def test_concurrent_duplicates_make_one_job(store: Store) -> None:
     jobs = [make_job(request=make_request(dedupe_key="console:same")) for _ in range(20)]
-    results = await asyncio.gather(*(store.enqueue_job(j) for j in jobs))
+    results = await asyncio.gather(*(enqueue_job(store, j) for j in jobs))
     assert sum(created for _, created in results) == 1
     assert len({stored.id for stored, _ in results}) == 1
 
 
 async def test_a_claimed_job_is_not_claimed_again_until_its_lease_expires(store: Store) -> None:
     job = make_job()
-    await store.enqueue_job(job)
-    claimed = await store.claim_next_job("w1", NOW, 30, CONSOLE)
+    await enqueue_job(store, job)
+    claimed = await claim_next_job(store, "w1", NOW, 30, CONSOLE)
     assert claimed is not None and claimed.lease_owner == "w1"
-    assert await store.claim_next_job("w2", NOW + 10, 30, CONSOLE) is None
-    taken = await store.claim_next_job("w2", NOW + 31, 30, CONSOLE)
+    assert await claim_next_job(store, "w2", NOW + 10, 30, CONSOLE) is None
+    taken = await claim_next_job(store, "w2", NOW + 31, 30, CONSOLE)
     assert taken is not None and taken.id == job.id and taken.lease_owner == "w2"
 
 
 async def test_claims_only_jobs_of_the_given_platforms(store: Store) -> None:
-    await store.enqueue_job(make_job(request=make_request(platform="discord")))
-    assert await store.claim_next_job("w1", NOW, 30, CONSOLE) is None
-    assert await store.claim_next_job("w1", NOW, 30, {"discord"}) is not None
+    await enqueue_job(store, make_job(request=make_request(platform="discord")))
+    assert await claim_next_job(store, "w1", NOW, 30, CONSOLE) is None
+    assert await claim_next_job(store, "w1", NOW, 30, {"discord"}) is not None
 
 
 async def test_concurrent_claims_never_share_a_job(store: Store) -> None:
     for _ in range(30):
-        await store.enqueue_job(make_job())
+        await enqueue_job(store, make_job())
     claims = await asyncio.gather(
-        *(store.claim_next_job(f"w{i}", NOW, 30, CONSOLE) for i in range(40))
+        *(claim_next_job(store, f"w{i}", NOW, 30, CONSOLE) for i in range(40))
     )
     ids = [c.id for c in claims if c is not None]
     assert len(ids) == 30 == len(set(ids))
@@ -79,7 +80,7 @@ async def test_a_batch_claim_takes_jobs_in_the_order_single_claims_would(
     async def fill(target: Store) -> None:
         for n, (community, user) in enumerate(layout):
             request = make_request(community_id=community, user_id=user)
-            await target.enqueue_job(make_job(id=f"j{n}", request=request, created_at=NOW + n))
+            await enqueue_job(target, make_job(id=f"j{n}", request=request, created_at=NOW + n))
 
     await fill(store)
     batch = await store.claim_jobs("w1", NOW + 100, 30, CONSOLE, 5)
@@ -90,7 +91,7 @@ async def test_a_batch_claim_takes_jobs_in_the_order_single_claims_would(
     path = tmp_path_factory.mktemp("single") / "single.db"
     async with open_store(f"sqlite:///{path}") as single:
         await fill(single)
-        one_by_one = [await single.claim_next_job("w1", NOW + 100, 30, CONSOLE) for _ in range(5)]
+        one_by_one = [await claim_next_job(single, "w1", NOW + 100, 30, CONSOLE) for _ in range(5)]
     assert [job.id for job in batch] == [job.id for job in one_by_one if job is not None]
     rest = await store.claim_jobs("w2", NOW + 101, 30, CONSOLE, 10)
     assert sorted(job.id for job in rest) == sorted(
@@ -101,8 +102,8 @@ async def test_a_batch_claim_takes_jobs_in_the_order_single_claims_would(
 
 async def test_save_job_step_needs_the_lease_and_the_expected_status(store: Store) -> None:
     job = make_job()
-    await store.enqueue_job(job)
-    claimed = await store.claim_next_job("w1", NOW, 30, CONSOLE)
+    await enqueue_job(store, job)
+    claimed = await claim_next_job(store, "w1", NOW, 30, CONSOLE)
     assert claimed is not None
     submitted = claimed.evolve(status=JobStatus.SUBMITTED, provider_task={"id": "t1"})
     assert not await store.save_job_step(submitted, worker_id="w2", expected=JobStatus.QUEUED)
@@ -115,20 +116,20 @@ async def test_save_job_step_needs_the_lease_and_the_expected_status(store: Stor
 
 async def test_a_cancelled_job_cannot_be_saved_by_its_worker(store: Store) -> None:
     job = make_job()
-    await store.enqueue_job(job)
-    claimed = await store.claim_next_job("w1", NOW, 30, CONSOLE)
+    await enqueue_job(store, job)
+    claimed = await claim_next_job(store, "w1", NOW, 30, CONSOLE)
     assert claimed is not None
     cancelled = await store.cancel_job(job.id, NOW)
     assert cancelled is not None and cancelled.status is JobStatus.CANCELLED
     assert cancelled.outcome_sent
     later = claimed.evolve(status=JobStatus.SUBMITTED)
     assert not await store.save_job_step(later, worker_id="w1", expected=JobStatus.QUEUED)
-    assert await store.claim_next_job("w1", NOW + 100, 30, CONSOLE) is None
+    assert await claim_next_job(store, "w1", NOW + 100, 30, CONSOLE) is None
 
 
 async def test_delivery_keys_merge_into_the_job_and_none_removes_one(store: Store) -> None:
     job = make_job()
-    await store.enqueue_job(job)
+    await enqueue_job(store, job)
     assert await store.merge_job_delivery(job.id, {"progress_ts": "1.5", "note": "x"})
     assert await store.merge_job_delivery(job.id, {"note": None, "files": ["F1", "F2"]})
     stored = await store.get_job(job.id)
@@ -139,8 +140,8 @@ async def test_delivery_keys_merge_into_the_job_and_none_removes_one(store: Stor
 
 async def test_a_merged_delivery_key_survives_a_save_of_an_older_copy(store: Store) -> None:
     job = make_job()
-    await store.enqueue_job(job)
-    claimed = await store.claim_next_job("w1", NOW, 30, CONSOLE)
+    await enqueue_job(store, job)
+    claimed = await claim_next_job(store, "w1", NOW, 30, CONSOLE)
     assert claimed is not None and claimed.delivery == {}
     # Another process records the progress message after the worker read the job.
     assert await store.merge_job_delivery(job.id, {"progress_ts": "1.5"})
@@ -156,33 +157,33 @@ async def test_a_merged_delivery_key_survives_a_save_of_an_older_copy(store: Sto
 
 async def test_released_job_waits_for_not_before(store: Store) -> None:
     job = make_job()
-    await store.enqueue_job(job)
-    await store.claim_next_job("w1", NOW, 30, CONSOLE)
+    await enqueue_job(store, job)
+    await claim_next_job(store, "w1", NOW, 30, CONSOLE)
     await store.release_job(job.id, "w1", NOW + 20)
-    assert await store.claim_next_job("w1", NOW + 5, 30, CONSOLE) is None
-    assert await store.claim_next_job("w1", NOW + 21, 30, CONSOLE) is not None
+    assert await claim_next_job(store, "w1", NOW + 5, 30, CONSOLE) is None
+    assert await claim_next_job(store, "w1", NOW + 21, 30, CONSOLE) is not None
 
 
 async def test_leases_are_renewed_only_for_their_holder(store: Store) -> None:
     job = make_job()
-    await store.enqueue_job(job)
-    await store.claim_next_job("w1", NOW, 30, CONSOLE)
+    await enqueue_job(store, job)
+    await claim_next_job(store, "w1", NOW, 30, CONSOLE)
     assert await store.renew_leases("w2", [job.id], NOW + 10, 30) == set()
     assert await store.renew_leases("w1", [job.id], NOW + 10, 30) == {job.id}
-    assert await store.claim_next_job("w2", NOW + 35, 30, CONSOLE) is None
+    assert await claim_next_job(store, "w2", NOW + 35, 30, CONSOLE) is None
     assert await store.lease_owners() == {"w1"}
     assert await store.release_leases_of("w1") == 1
-    assert await store.claim_next_job("w2", NOW + 35, 30, CONSOLE) is not None
+    assert await claim_next_job(store, "w2", NOW + 35, 30, CONSOLE) is not None
 
 
 async def test_claims_alternate_between_communities(store: Store) -> None:
     for _ in range(6):
-        await store.enqueue_job(make_job(request=make_request(community_id="busy")))
+        await enqueue_job(store, make_job(request=make_request(community_id="busy")))
     for _ in range(2):
-        await store.enqueue_job(make_job(request=make_request(community_id="quiet")))
+        await enqueue_job(store, make_job(request=make_request(community_id="quiet")))
     order = []
     for i in range(4):
-        claimed = await store.claim_next_job(f"w{i}", NOW, 30, CONSOLE)
+        claimed = await claim_next_job(store, f"w{i}", NOW, 30, CONSOLE)
         assert claimed is not None
         order.append(claimed.community_id)
     assert sorted(order[:2]) == ["busy", "quiet"]
@@ -191,11 +192,11 @@ async def test_claims_alternate_between_communities(store: Store) -> None:
 
 async def test_claims_alternate_between_users_of_a_community(store: Store) -> None:
     for _ in range(4):
-        await store.enqueue_job(make_job(request=make_request(user_id="heavy")))
-    await store.enqueue_job(make_job(request=make_request(user_id="light")))
+        await enqueue_job(store, make_job(request=make_request(user_id="heavy")))
+    await enqueue_job(store, make_job(request=make_request(user_id="light")))
     order = []
     for i in range(5):
-        claimed = await store.claim_next_job(f"w{i}", NOW, 30, CONSOLE)
+        claimed = await claim_next_job(store, f"w{i}", NOW, 30, CONSOLE)
         assert claimed is not None
         order.append(claimed.request.user_id)
     assert order == ["heavy", "light", "heavy", "heavy", "heavy"]
@@ -204,7 +205,7 @@ async def test_claims_alternate_between_users_of_a_community(store: Store) -> No
 async def test_queue_position_counts_the_jobs_ahead(store: Store) -> None:
     jobs = [make_job() for _ in range(3)]
     for job in jobs:
-        await store.enqueue_job(job)
+        await enqueue_job(store, job)
     assert [await store.queue_position(j) for j in jobs] == [0, 1, 2]
     assert await store.count_pending(CONSOLE) == 3
     counts = await store.job_counts()
@@ -214,9 +215,9 @@ async def test_queue_position_counts_the_jobs_ahead(store: Store) -> None:
 async def test_settings_round_trip(store: Store) -> None:
     assert await store.get_settings("c1") is None
     settings = CommunitySettings("c1", safety_level="strict", banned_users=("u9",))
-    await store.save_settings(settings, NOW)
+    await save_settings(store, settings, NOW)
     assert await store.get_settings("c1") == settings
-    await store.save_settings(settings.evolve(banned_users=()), NOW + 1)
+    await save_settings(store, settings.evolve(banned_users=()), NOW + 1)
     stored = await store.get_settings("c1")
     assert stored is not None and stored.banned_users == ()
 
@@ -264,7 +265,7 @@ async def test_the_daily_quota_counts_images_and_refunds_failed_jobs(store: Stor
     refused = await store.admit_job(second, plan)
     assert not refused.decision.admitted and refused.decision.limit == "user_daily"
     # The first job fails at the provider: its images are given back.
-    claimed = await store.claim_next_job("w1", NOW + 2, 30, CONSOLE)
+    claimed = await claim_next_job(store, "w1", NOW + 2, 30, CONSOLE)
     assert claimed is not None and claimed.id == first.id
     failed = claimed.evolve(status=JobStatus.FAILED, outcome_sent=True)
     assert await store.save_job_step(failed, worker_id="w1", expected=JobStatus.QUEUED)
@@ -337,7 +338,7 @@ async def test_cached_jobs_are_found_only_when_delivered(store: Store) -> None:
     job = make_job(created_at=NOW)
     await store.admit_job(job, plan, cache_key="k1")
     assert await store.find_cached_job("c1", "k1") is None
-    claimed = await store.claim_next_job("w1", NOW, 30, CONSOLE)
+    claimed = await claim_next_job(store, "w1", NOW, 30, CONSOLE)
     assert claimed is not None
     done = claimed.evolve(status=JobStatus.DELIVERED, images=("x/1.png",), outcome_sent=True)
     assert await store.save_job_step(done, worker_id="w1", expected=JobStatus.QUEUED)
@@ -368,13 +369,13 @@ async def test_an_identical_request_in_flight_becomes_a_follower(store: Store) -
 
 async def test_a_second_job_with_a_stored_id_is_a_store_error(store: Store) -> None:
     first = make_job()
-    await store.enqueue_job(first)
+    await enqueue_job(store, first)
     again = make_job(id=first.id, request=make_request(user_id="u2"))
     with pytest.raises(StoreError):
-        await store.enqueue_job(again)
+        await enqueue_job(store, again)
     assert await store.get_job(first.id) == first
     other = make_job()
-    assert await store.enqueue_job(other) == (other, True)
+    assert await enqueue_job(store, other) == (other, True)
 
 
 async def test_an_unfinished_job_from_an_earlier_day_is_in_flight_but_not_charged_today(
