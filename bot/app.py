@@ -11,7 +11,6 @@ from dataclasses import dataclass, field
 import httpx
 
 from bot import metrics
-from bot.aiohttp_transport import AiohttpTransport, CookielessClient
 from bot.blobs import BlobStore, open_blobs
 from bot.catalog import Catalog, load_catalog
 from bot.clock import Clock, SystemClock
@@ -19,6 +18,8 @@ from bot.config import Settings
 from bot.delivery import DeliveryPort
 from bot.events import JobEvents
 from bot.http import HttpServer
+from bot.httpclient import open_http_client
+from bot.netguard import SafeFetcher
 from bot.policy import Policy
 from bot.providers.factory import build_providers
 from bot.providers.router import Router
@@ -28,8 +29,6 @@ from bot.worker import Worker, WorkerConfig
 
 log = logging.getLogger(__name__)
 
-HTTP_TIMEOUT = httpx.Timeout(connect=5.0, read=60.0, write=30.0, pool=10.0)
-HTTP_LIMITS = httpx.Limits(max_connections=200, max_keepalive_connections=50)
 # With store wake-ups, polling only finds retries whose delay ran out and leases of dead workers.
 IDLE_POLL_WITH_WAKEUPS = 5.0
 
@@ -87,6 +86,7 @@ class App:
             config=config,
             policy=self.policy,
             rng=random.Random(),
+            input_fetcher=SafeFetcher(self.http),
         )
         await self.worker.start()
         return self.worker
@@ -97,13 +97,8 @@ async def open_app(settings: Settings, *, clock: Clock | None = None) -> AsyncIt
     clock = clock or SystemClock()
     async with AsyncExitStack() as stack:
         settings.data_dir.mkdir(parents=True, exist_ok=True)
-        http = await stack.enter_async_context(
-            CookielessClient(
-                timeout=HTTP_TIMEOUT,
-                follow_redirects=False,
-                transport=AiohttpTransport(HTTP_LIMITS),
-            )
-        )
+        # The one outbound HTTP client of this process, for every call the bot itself makes.
+        http = await stack.enter_async_context(open_http_client())
         store = await stack.enter_async_context(open_store(settings.effective_database_url))
         blobs = await stack.enter_async_context(open_blobs(settings.effective_blob_url))
         catalog = load_catalog()

@@ -6,6 +6,7 @@ import httpx
 
 from bot.config import Settings
 from bot.doctor import register_check
+from bot.httpclient import open_http_client
 
 
 async def check_discord(settings: Settings) -> str:
@@ -14,15 +15,17 @@ async def check_discord(settings: Settings) -> str:
         return "not configured"
     base = settings.discord_api_base.rstrip("/")
     headers = {"Authorization": f"Bot {token}"}
-    async with httpx.AsyncClient(timeout=10.0) as http:
+    async with open_http_client() as http:
         try:
-            me = await http.get(f"{base}/users/@me", headers=headers)
+            me = await http.get(f"{base}/users/@me", headers=headers, timeout=10.0)
             if me.status_code == 401:
                 raise RuntimeError("DISCORD_TOKEN was refused (401): reset it in the portal")
             if me.status_code != 200:
                 raise RuntimeError(f"Discord answered HTTP {me.status_code}")
             user = me.json()
-            commands = await http.get(f"{base}/applications/{user['id']}/commands", headers=headers)
+            commands = await http.get(
+                f"{base}/applications/{user['id']}/commands", headers=headers, timeout=10.0
+            )
         except httpx.HTTPError as exc:
             raise RuntimeError(f"cannot reach {base}: {type(exc).__name__}") from None
     names = (

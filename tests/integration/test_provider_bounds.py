@@ -15,6 +15,7 @@ from bot.app import open_app
 from bot.clock import ManualClock, SystemClock
 from bot.config import load_settings
 from bot.errors import ProviderUnavailable, SubmitOutcomeUnknown
+from bot.httpclient import open_http_client
 from bot.models import JobStatus
 from bot.providers.bfl import BflProvider
 from tests.factories import make_request
@@ -28,7 +29,7 @@ from tests.integration.test_provider_contract import Rig
 async def test_a_trickling_answer_is_cut_at_its_time_cap() -> None:
     fake = await FakeBfl().start()
     try:
-        async with httpx.AsyncClient() as http:
+        async with open_http_client() as http:
             provider = BflProvider(
                 http,
                 api_key=fake.key,

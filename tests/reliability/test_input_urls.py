@@ -6,10 +6,12 @@ from __future__ import annotations
 import io
 from collections.abc import AsyncIterator
 
+import httpx
 import pytest
 from PIL import Image
 
 from bot.errors import DownloadRefused
+from bot.httpclient import open_http_client
 from bot.netguard import SafeFetcher
 from tests.fakes.rawhttp import RawServer, endless, huge_length, respond, trickle
 
@@ -22,6 +24,13 @@ def _png() -> bytes:
     out = io.BytesIO()
     Image.new("RGB", (8, 8), (0, 128, 255)).save(out, format="PNG")
     return out.getvalue()
+
+
+@pytest.fixture
+async def http() -> AsyncIterator[httpx.AsyncClient]:
+    """The bot's own client: the guard runs on the process's shared client."""
+    async with open_http_client() as client:
+        yield client
 
 
 @pytest.fixture
@@ -46,9 +55,11 @@ class FakeDNS:
         return answers[min(len(self.lookups), len(answers)) - 1]
 
 
-def only_address_check(sink: RawServer, dns: FakeDNS | None = None) -> SafeFetcher:
+def only_address_check(
+    http: httpx.AsyncClient, sink: RawServer, dns: FakeDNS | None = None
+) -> SafeFetcher:
     """Scheme and port rules relaxed for the sink, so the address check alone must refuse."""
-    return SafeFetcher(allow_http=True, extra_ports={sink.port}, resolver=dns)
+    return SafeFetcher(http, allow_http=True, extra_ports={sink.port}, resolver=dns)
 
 
 @pytest.mark.parametrize(
@@ -73,8 +84,10 @@ def only_address_check(sink: RawServer, dns: FakeDNS | None = None) -> SafeFetch
         "localhost",
     ],
 )
-async def test_s26_loopback_spellings_are_refused(sink: RawServer, host: str) -> None:
-    fetcher = only_address_check(sink)
+async def test_s26_loopback_spellings_are_refused(
+    sink: RawServer, host: str, http: httpx.AsyncClient
+) -> None:
+    fetcher = only_address_check(http, sink)
     with pytest.raises(DownloadRefused) as caught:
         await fetcher.fetch(f"http://{host}:{sink.port}/cat.png")
     assert str(caught.value) in (PRIVATE, INVALID)
@@ -109,8 +122,10 @@ async def test_s26_loopback_spellings_are_refused(sink: RawServer, host: str) ->
         "2852039166",  # and in decimal
     ],
 )
-async def test_s26_private_and_special_addresses_are_refused(sink: RawServer, host: str) -> None:
-    fetcher = only_address_check(sink)
+async def test_s26_private_and_special_addresses_are_refused(
+    sink: RawServer, host: str, http: httpx.AsyncClient
+) -> None:
+    fetcher = only_address_check(http, sink)
     with pytest.raises(DownloadRefused) as caught:
         await fetcher.fetch(f"http://{host}:{sink.port}/cat.png")
     assert str(caught.value) == PRIVATE
@@ -128,10 +143,10 @@ async def test_s26_private_and_special_addresses_are_refused(sink: RawServer, ho
     ],
 )
 async def test_s26_names_resolving_to_private_addresses_are_refused(
-    sink: RawServer, answers: list[str]
+    sink: RawServer, answers: list[str], http: httpx.AsyncClient
 ) -> None:
     dns = FakeDNS({"images.example": [answers]})
-    fetcher = only_address_check(sink, dns)
+    fetcher = only_address_check(http, sink, dns)
     with pytest.raises(DownloadRefused) as caught:
         await fetcher.fetch(f"http://images.example:{sink.port}/cat.png")
     assert str(caught.value) == PRIVATE
@@ -152,42 +167,52 @@ async def test_s26_names_resolving_to_private_addresses_are_refused(
         "not a url",
     ],
 )
-async def test_s26_other_schemes_are_refused(sink: RawServer, url: str) -> None:
-    fetcher = SafeFetcher(extra_ports={sink.port}, trusted_endpoints={("127.0.0.1", sink.port)})
+async def test_s26_other_schemes_are_refused(
+    sink: RawServer, url: str, http: httpx.AsyncClient
+) -> None:
+    fetcher = SafeFetcher(
+        http, extra_ports={sink.port}, trusted_endpoints={("127.0.0.1", sink.port)}
+    )
     with pytest.raises(DownloadRefused):
         await fetcher.fetch(url.format(sink=f"127.0.0.1:{sink.port}"))
     assert sink.connections == 0
 
 
-async def test_s26_other_ports_are_refused(sink: RawServer) -> None:
+async def test_s26_other_ports_are_refused(sink: RawServer, http: httpx.AsyncClient) -> None:
     # The address is trusted here, so only the port rule can refuse.
-    fetcher = SafeFetcher(allow_http=True, trusted_endpoints={("127.0.0.1", sink.port)})
+    fetcher = SafeFetcher(http, allow_http=True, trusted_endpoints={("127.0.0.1", sink.port)})
     with pytest.raises(DownloadRefused) as caught:
         await fetcher.fetch(f"http://127.0.0.1:{sink.port}/cat.png")
     assert str(caught.value) == "That image link uses a port that is not allowed."
     assert sink.connections == 0
 
 
-async def test_s26_credentials_in_the_link_are_refused(sink: RawServer) -> None:
+async def test_s26_credentials_in_the_link_are_refused(
+    sink: RawServer, http: httpx.AsyncClient
+) -> None:
     fetcher = SafeFetcher(
-        allow_http=True, extra_ports={sink.port}, trusted_endpoints={("127.0.0.1", sink.port)}
+        http, allow_http=True, extra_ports={sink.port}, trusted_endpoints={("127.0.0.1", sink.port)}
     )
     with pytest.raises(DownloadRefused):
         await fetcher.fetch(f"http://user:pw@127.0.0.1:{sink.port}/cat.png")
     assert sink.connections == 0
 
 
-async def test_s26_the_default_fetcher_refuses_a_local_fake(sink: RawServer) -> None:
+async def test_s26_the_default_fetcher_refuses_a_local_fake(
+    sink: RawServer, http: httpx.AsyncClient
+) -> None:
     with pytest.raises(DownloadRefused):
-        await SafeFetcher().fetch(f"http://127.0.0.1:{sink.port}/cat.png")
+        await SafeFetcher(http).fetch(f"http://127.0.0.1:{sink.port}/cat.png")
     with pytest.raises(DownloadRefused):
-        await SafeFetcher().fetch(f"https://127.0.0.1:{sink.port}/cat.png")
+        await SafeFetcher(http).fetch(f"https://127.0.0.1:{sink.port}/cat.png")
     assert sink.connections == 0
 
 
-async def test_s26_a_trusted_local_fake_is_downloaded(sink: RawServer) -> None:
+async def test_s26_a_trusted_local_fake_is_downloaded(
+    sink: RawServer, http: httpx.AsyncClient
+) -> None:
     fetcher = SafeFetcher(
-        allow_http=True, extra_ports={sink.port}, trusted_endpoints={("127.0.0.1", sink.port)}
+        http, allow_http=True, extra_ports={sink.port}, trusted_endpoints={("127.0.0.1", sink.port)}
     )
     assert await fetcher.fetch(f"http://127.0.0.1:{sink.port}/cat.png") == _png()
     assert sink.connections == 1
@@ -208,12 +233,15 @@ async def test_s26_a_trusted_local_fake_is_downloaded(sink: RawServer) -> None:
         "http://127.0.0.1:{sink}@127.0.0.1:{sink}/",
     ],
 )
-async def test_s26_redirects_to_refused_places_are_refused(sink: RawServer, target: str) -> None:
+async def test_s26_redirects_to_refused_places_are_refused(
+    sink: RawServer, target: str, http: httpx.AsyncClient
+) -> None:
     location = target.format(sink=sink.port)
     redirector = await RawServer(respond("302 Found", headers={"Location": location})).start()
     try:
         dns = FakeDNS({"inside.example": [["10.0.0.7"]]})
         fetcher = SafeFetcher(
+            http,
             allow_http=True,
             extra_ports={sink.port, redirector.port},
             trusted_endpoints={("127.0.0.1", redirector.port)},
@@ -227,13 +255,16 @@ async def test_s26_redirects_to_refused_places_are_refused(sink: RawServer, targ
         await redirector.aclose()
 
 
-async def test_s26_a_good_redirect_is_followed_and_headers_stay_home(sink: RawServer) -> None:
+async def test_s26_a_good_redirect_is_followed_and_headers_stay_home(
+    sink: RawServer, http: httpx.AsyncClient
+) -> None:
     redirector = await RawServer(
         respond("301 Moved", headers={"Location": f"http://images.example:{sink.port}/cat.png"})
     ).start()
     try:
         dns = FakeDNS({"images.example": [["127.0.0.1"]]})
         fetcher = SafeFetcher(
+            http,
             allow_http=True,
             extra_ports={sink.port, redirector.port},
             trusted_endpoints={("127.0.0.1", redirector.port), ("127.0.0.1", sink.port)},
@@ -249,10 +280,13 @@ async def test_s26_a_good_redirect_is_followed_and_headers_stay_home(sink: RawSe
         await redirector.aclose()
 
 
-async def test_s26_redirect_loops_stop_after_a_few_hops(sink: RawServer) -> None:
+async def test_s26_redirect_loops_stop_after_a_few_hops(
+    sink: RawServer, http: httpx.AsyncClient
+) -> None:
     redirector = await RawServer(respond("302 Found", headers={"Location": "/again"})).start()
     try:
         fetcher = SafeFetcher(
+            http,
             allow_http=True,
             extra_ports={redirector.port},
             trusted_endpoints={("127.0.0.1", redirector.port)},
@@ -266,10 +300,13 @@ async def test_s26_redirect_loops_stop_after_a_few_hops(sink: RawServer) -> None
         await redirector.aclose()
 
 
-async def test_s26_the_host_is_resolved_once_and_the_connection_pinned(sink: RawServer) -> None:
+async def test_s26_the_host_is_resolved_once_and_the_connection_pinned(
+    sink: RawServer, http: httpx.AsyncClient
+) -> None:
     # A rebinding name: the first answer passes the check, any later one points inside.
     dns = FakeDNS({"rebind.example": [["127.0.0.1"], ["10.0.0.1"], ["10.0.0.1"]]})
     fetcher = SafeFetcher(
+        http,
         allow_http=True,
         extra_ports={sink.port},
         trusted_endpoints={("127.0.0.1", sink.port)},
@@ -280,10 +317,11 @@ async def test_s26_the_host_is_resolved_once_and_the_connection_pinned(sink: Raw
     assert sink.connections == 1
 
 
-async def test_s26_an_error_status_is_a_clear_refusal() -> None:
+async def test_s26_an_error_status_is_a_clear_refusal(http: httpx.AsyncClient) -> None:
     server = await RawServer(respond("404 Not Found", b"nope")).start()
     try:
         fetcher = SafeFetcher(
+            http,
             allow_http=True,
             extra_ports={server.port},
             trusted_endpoints={("127.0.0.1", server.port)},
@@ -298,8 +336,9 @@ async def test_s26_an_error_status_is_a_clear_refusal() -> None:
 # Scenario 27: byte and time caps -----------------------------------------------------------------
 
 
-async def _fetch_from(server: RawServer, **options: object) -> bytes:
+async def _fetch_from(http: httpx.AsyncClient, server: RawServer, **options: object) -> bytes:
     fetcher = SafeFetcher(
+        http,
         allow_http=True,
         extra_ports={server.port},
         trusted_endpoints={("127.0.0.1", server.port)},
@@ -308,33 +347,33 @@ async def _fetch_from(server: RawServer, **options: object) -> bytes:
     return await fetcher.fetch(f"http://127.0.0.1:{server.port}/img.png")
 
 
-async def test_s27_a_huge_content_length_is_refused_at_once() -> None:
+async def test_s27_a_huge_content_length_is_refused_at_once(http: httpx.AsyncClient) -> None:
     server = await RawServer(huge_length(50 * 1024**3)).start()
     try:
         with pytest.raises(DownloadRefused) as caught:
             # The time cap is far away: only the declared length can end this.
-            await _fetch_from(server, max_bytes=1024 * 1024, timeout=60.0)
+            await _fetch_from(http, server, max_bytes=1024 * 1024, timeout=60.0)
         assert str(caught.value) == "That image is larger than the 1 MB limit."
     finally:
         await server.aclose()
 
 
-async def test_s27_an_endless_stream_is_cut_at_the_byte_cap() -> None:
+async def test_s27_an_endless_stream_is_cut_at_the_byte_cap(http: httpx.AsyncClient) -> None:
     server = await RawServer(endless).start()
     try:
         with pytest.raises(DownloadRefused) as caught:
-            await _fetch_from(server, max_bytes=2 * 1024 * 1024, timeout=60.0)
+            await _fetch_from(http, server, max_bytes=2 * 1024 * 1024, timeout=60.0)
         assert str(caught.value) == "That image is larger than the 2 MB limit."
     finally:
         await server.aclose()
 
 
-async def test_s27_a_trickle_is_cut_at_the_time_cap() -> None:
+async def test_s27_a_trickle_is_cut_at_the_time_cap(http: httpx.AsyncClient) -> None:
     # A byte every 50 ms never trips a per-read timeout; only the total cap can end it.
     server = await RawServer(trickle(0.05)).start()
     try:
         with pytest.raises(DownloadRefused) as caught:
-            await _fetch_from(server, timeout=0.5)
+            await _fetch_from(http, server, timeout=0.5)
         assert str(caught.value) == "That image took too long to download."
         assert server.connections == 1
     finally:
