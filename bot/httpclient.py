@@ -12,8 +12,9 @@ TIMEOUT = httpx.Timeout(connect=5.0, read=60.0, write=30.0, pool=10.0)
 LIMITS = httpx.Limits(max_connections=200, max_keepalive_connections=50)
 
 
-def open_http_client() -> httpx.AsyncClient:
-    """The outbound client, on httpx's own transport (proxies from the environment honoured).
+def open_http_client(transport: httpx.AsyncBaseTransport | None = None) -> httpx.AsyncClient:
+    """The outbound client, on httpx's own transport (proxies from the environment honoured);
+    unit tests pass an ``httpx.MockTransport``.
 
     Redirects are never followed by the client: each caller decides per hop (result hosts are
     allow-listed, user links are re-checked). Cookies are never kept: providers authenticate with
@@ -23,6 +24,7 @@ def open_http_client() -> httpx.AsyncClient:
         timeout=TIMEOUT,
         limits=LIMITS,
         follow_redirects=False,
+        transport=transport,
         cookies=CookieJar(policy=DefaultCookiePolicy(allowed_domains=[])),
     )
 

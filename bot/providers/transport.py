@@ -82,7 +82,6 @@ async def request_json(
     kind: Kind,
     headers: Mapping[str, str],
     body: Mapping[str, Any] | None = None,
-    params: Mapping[str, str] | None = None,
     timeout: httpx.Timeout | None = None,
 ) -> tuple[int, Any, Mapping[str, str]]:
     """Send one request and return ``(status, parsed JSON or None, headers)`` for 2xx and 4xx
@@ -98,7 +97,6 @@ async def request_json(
                 url,
                 headers=headers,
                 json=body,
-                params=params,
                 timeout=timeout,
                 follow_redirects=False,
             ) as response:
