@@ -274,8 +274,8 @@ async def test_s26_a_good_redirect_is_followed_and_headers_stay_home(
             f"http://127.0.0.1:{redirector.port}/start", headers={"Authorization": "Bearer xoxb-1"}
         )
         assert data == _png()
-        assert b"Authorization" in redirector.requests[0]
-        assert b"Authorization" not in sink.requests[0]
+        assert b"authorization" in redirector.requests[0].lower()  # names are case-insensitive
+        assert b"authorization" not in sink.requests[0].lower()
     finally:
         await redirector.aclose()
 
