@@ -3,11 +3,19 @@ cut at a byte cap and a time cap. A sink on 127.0.0.1 proves no connection was m
 
 from __future__ import annotations
 
+import asyncio
+import datetime
 import io
+import ssl
 from collections.abc import AsyncIterator
+from pathlib import Path
 
 import httpx
 import pytest
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.x509.oid import NameOID
 from PIL import Image
 
 from bot.errors import DownloadRefused
@@ -378,3 +386,76 @@ async def test_s27_a_trickle_is_cut_at_the_time_cap(http: httpx.AsyncClient) -> 
         assert server.connections == 1
     finally:
         await server.aclose()
+
+
+# TLS: the guard asks the vetted address, and the certificate is still checked for the link's host.
+
+
+def _certificate(tmp_path: Path, name: str) -> tuple[Path, Path]:
+    """A self-signed certificate for ``name`` and its key, as PEM files."""
+    key = ec.generate_private_key(ec.SECP256R1())
+    subject = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, name)])
+    now = datetime.datetime.now(datetime.UTC)
+    cert = (
+        x509.CertificateBuilder()
+        .subject_name(subject)
+        .issuer_name(subject)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - datetime.timedelta(minutes=1))
+        .not_valid_after(now + datetime.timedelta(hours=1))
+        .add_extension(x509.SubjectAlternativeName([x509.DNSName(name)]), critical=False)
+        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+        .sign(key, hashes.SHA256())
+    )
+    cert_file, key_file = tmp_path / f"{name}.pem", tmp_path / f"{name}.key"
+    cert_file.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    key_file.write_bytes(
+        key.private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.PKCS8,
+            serialization.NoEncryption(),
+        )
+    )
+    return cert_file, key_file
+
+
+@pytest.mark.parametrize(("served_as", "ok"), [("images.example", True), ("other.example", False)])
+async def test_s26_https_links_are_checked_against_the_links_host(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, served_as: str, ok: bool
+) -> None:
+    cert_file, key_file = _certificate(tmp_path, served_as)
+    monkeypatch.setenv("SSL_CERT_FILE", str(cert_file))  # httpx's trust_env: the one CA trusted
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    context.load_cert_chain(cert_file, key_file)
+    hello: list[str | None] = []
+    context.sni_callback = lambda sock, name, ctx: hello.append(name)  # type: ignore[assignment,misc,return-value]
+    png = _png()
+
+    async def serve(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        head = await reader.readuntil(b"\r\n\r\n")
+        hosts.append(head)
+        writer.write(
+            b"HTTP/1.1 200 OK\r\nContent-Length: %d\r\nConnection: close\r\n\r\n" % len(png)
+        )
+        writer.write(png)
+        await writer.drain()
+        writer.close()
+
+    hosts: list[bytes] = []
+    server = await asyncio.start_server(serve, "127.0.0.1", 0, ssl=context)
+    port = server.sockets[0].getsockname()[1]
+    dns = FakeDNS({"images.example": [["127.0.0.1"]]})
+    async with server, open_http_client() as http:
+        fetcher = SafeFetcher(
+            http, extra_ports={port}, trusted_endpoints={("127.0.0.1", port)}, resolver=dns
+        )
+        url = f"https://images.example:{port}/cat.png"
+        if ok:
+            assert await fetcher.fetch(url) == png
+            assert hosts[0].lower().count(f"host: images.example:{port}".encode()) == 1
+        else:
+            with pytest.raises(DownloadRefused):
+                await fetcher.fetch(url)
+            assert hosts == []  # the handshake failed: nothing was asked
+    assert hello[:1] == ["images.example"]
