@@ -104,7 +104,7 @@ class SlackAdapter:
         self.delivery = SlackDelivery(
             self.client, app.catalog, self.board, app.service, app.clock.now
         )
-        self.files = SlackFiles(self._session, token, app.blobs, settings.slack_files_url)
+        self.files = SlackFiles(app.http, token, app.blobs, settings.slack_files_url)
         self.admins = AdminGate(self.client, app.service, app.clock.monotonic)
         self.admin_commands = AdminCommands(app.service, self.admins, app.policy.defaults.limits)
         self._checker = (

@@ -121,7 +121,7 @@ class Worker:
         config: WorkerConfig,
         policy: Policy | None = None,
         rng: random.Random | None = None,
-        input_fetcher: SafeFetcher | None = None,
+        input_fetcher: SafeFetcher,
     ) -> None:
         self._store = store
         self._router = router
@@ -133,7 +133,7 @@ class Worker:
         self.config = config
         self._policy = policy or Policy()
         self._rng = rng or random.Random()
-        self._input_fetcher = input_fetcher or SafeFetcher()
+        self._input_fetcher = input_fetcher
         self._running: dict[str, asyncio.Task[None]] = {}
         self._slots_held: dict[str, str] = {}
         self._stopping = asyncio.Event()

@@ -11,7 +11,6 @@ from dataclasses import dataclass, field
 
 import httpx
 
-from bot.aiohttp_transport import AiohttpTransport, CookielessClient
 from bot.blobs import open_blobs
 from bot.domain.catalog import Catalog, load_catalog
 from bot.domain.clock import Clock, SystemClock
@@ -20,6 +19,8 @@ from bot.domain.policy import Policy
 from bot.jobs.events import JobEvents
 from bot.jobs.service import ImagineService
 from bot.jobs.worker import Worker, WorkerConfig
+from bot.net.guard import SafeFetcher
+from bot.net.httpclient import open_http_client
 from bot.net.server import HttpServer
 from bot.ops import metrics
 from bot.ports import BlobStore, DeliveryPort
@@ -30,8 +31,6 @@ from bot.store import Store, open_store
 
 log = logging.getLogger(__name__)
 
-HTTP_TIMEOUT = httpx.Timeout(connect=5.0, read=60.0, write=30.0, pool=10.0)
-HTTP_LIMITS = httpx.Limits(max_connections=200, max_keepalive_connections=50)
 # With store wake-ups, polling only finds retries whose delay ran out and leases of dead workers.
 IDLE_POLL_WITH_WAKEUPS = 5.0
 
@@ -89,6 +88,7 @@ class App:
             config=config,
             policy=self.policy,
             rng=random.Random(),
+            input_fetcher=SafeFetcher(self.http),
         )
         await self.worker.start()
         return self.worker
@@ -113,13 +113,8 @@ async def open_app(settings: Settings, *, clock: Clock | None = None) -> AsyncIt
     clock = clock or SystemClock()
     async with AsyncExitStack() as stack:
         _prepare_data_dir(settings)
-        http = await stack.enter_async_context(
-            CookielessClient(
-                timeout=HTTP_TIMEOUT,
-                follow_redirects=False,
-                transport=AiohttpTransport(HTTP_LIMITS),
-            )
-        )
+        # The one outbound HTTP client of this process, for every call the bot itself makes.
+        http = await stack.enter_async_context(open_http_client())
         store = await stack.enter_async_context(open_store(settings.effective_database_url))
         blobs = await stack.enter_async_context(open_blobs(settings.effective_blob_url))
         catalog = load_catalog()

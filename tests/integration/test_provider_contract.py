@@ -13,7 +13,6 @@ import httpx
 import pytest
 from PIL import Image
 
-from bot.aiohttp_transport import AiohttpTransport, CookielessClient
 from bot.domain.catalog import load_catalog
 from bot.domain.clock import ManualClock
 from bot.domain.errors import (
@@ -23,11 +22,11 @@ from bot.domain.errors import (
     ProviderUnavailable,
     SubmitOutcomeUnknown,
 )
+from bot.net.httpclient import open_http_client
 from bot.providers.base import GenerationSpec, PollResult, PollState, Provider
 from bot.providers.bfl import BflProvider
 from bot.providers.fal import FalProvider
 from bot.providers.together import TogetherProvider
-from bot.runtime.app import HTTP_LIMITS, HTTP_TIMEOUT
 from tests.fakes.bfl import FakeBfl
 from tests.fakes.fal import FakeFal
 from tests.fakes.provider_common import FakeServer, Fault, Sink
@@ -80,28 +79,14 @@ def new_fake(name: str) -> FakeServer:
     return {"bfl": FakeBfl, "fal": FakeFal, "together": FakeTogether}[name]()
 
 
-def client(kind: str) -> httpx.AsyncClient:
-    """httpx's own transport, or the bot's shared client as bot/runtime/app.py builds it (aiohttp under
-    httpx): the contract holds on both."""
-    if kind == "httpx":
-        return httpx.AsyncClient(follow_redirects=False)
-    return CookielessClient(
-        timeout=HTTP_TIMEOUT, follow_redirects=False, transport=AiohttpTransport(HTTP_LIMITS)
-    )
-
-
-@pytest.fixture(params=["httpx", "shared"])
-def transport_kind(request: pytest.FixtureRequest) -> str:
-    return str(request.param)
-
-
 @pytest.fixture(params=NAMES)
-async def rig(request: pytest.FixtureRequest, transport_kind: str) -> AsyncIterator[Rig]:
+async def rig(request: pytest.FixtureRequest) -> AsyncIterator[Rig]:
     name = request.param
     fake: Any = new_fake(name)
     await fake.start()
     clock = ManualClock()
-    async with client(transport_kind) as http:
+    # The bot's own client, as bot/runtime/app.py opens it.
+    async with open_http_client() as http:
         provider = build(name, fake, http, clock)
         try:
             yield Rig(name, fake, provider, http, clock)
@@ -337,7 +322,7 @@ async def bfl() -> AsyncIterator[Rig]:
     fake = FakeBfl()
     await fake.start()
     clock = ManualClock()
-    async with httpx.AsyncClient() as http:
+    async with open_http_client() as http:
         yield Rig("bfl", fake, build("bfl", fake, http, clock), http, clock)
     await fake.aclose()
 
@@ -388,7 +373,7 @@ async def fal() -> AsyncIterator[Rig]:
     fake = FakeFal()
     await fake.start()
     clock = ManualClock()
-    async with httpx.AsyncClient() as http:
+    async with open_http_client() as http:
         yield Rig("fal", fake, build("fal", fake, http, clock), http, clock)
     await fake.aclose()
 
@@ -437,7 +422,7 @@ async def together() -> AsyncIterator[Rig]:
     fake = FakeTogether()
     await fake.start()
     clock = ManualClock()
-    async with httpx.AsyncClient() as http:
+    async with open_http_client() as http:
         yield Rig("together", fake, build("together", fake, http, clock), http, clock)
     await fake.aclose()
 
