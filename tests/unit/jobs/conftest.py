@@ -86,3 +86,15 @@ class Rig:
 async def rig(tmp_path: Path) -> AsyncIterator[Rig]:
     async with open_store(f"sqlite:///{tmp_path / 'jobs.db'}") as store:
         yield Rig(store, ManualClock(), RecordingPort(), [], tmp_path / "images")
+
+
+@pytest.fixture
+def service_parts(rig: Rig) -> dict[str, Any]:
+    """What the use cases are built from, on the rig's store and clock."""
+    return {
+        "store": rig.store,
+        "catalog": load_catalog(),
+        "clock": rig.clock,
+        "events": JobEvents(),
+        "policy": Policy(),
+    }
