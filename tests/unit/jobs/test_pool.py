@@ -48,7 +48,8 @@ async def outcome_of(rig: Rig, job_id: str) -> Job:
 
 async def queued(rig: Rig, **overrides: Any) -> Job:
     request = make_request(variant="klein", **overrides)
-    job = make_job(now=rig.clock.now(), request=request, variant="klein", width=256, height=256)
+    now = rig.clock.now()
+    job = make_job(request=request, variant="klein", width=256, height=256, created_at=now)
     stored, _ = await rig.store.enqueue_job(job)
     return stored
 
