@@ -4,8 +4,10 @@ the crash hook."""
 
 from __future__ import annotations
 
+import ast
 import random
 from dataclasses import replace
+from pathlib import Path
 
 import pytest
 
@@ -116,3 +118,16 @@ async def test_progress_failures_do_not_reach_the_job(rig: Rig) -> None:
     await steps.progress(job, Progress("generating"))  # does not raise
     stored = await rig.store.get_job(job.id)
     assert stored == job
+
+
+def test_no_job_module_can_kill_the_process_itself() -> None:
+    """Crash tests kill the process through the configured hook only (bot/runtime/crash.py)."""
+    jobs = Path(__file__).resolve().parents[3] / "bot" / "jobs"
+    importers = [
+        path.name
+        for path in sorted(jobs.glob("*.py"))
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8")))
+        if (isinstance(node, ast.Import) and any(a.name == "signal" for a in node.names))
+        or (isinstance(node, ast.ImportFrom) and node.module == "signal")
+    ]
+    assert importers == []
