@@ -17,8 +17,8 @@ from bot.domain.clock import Clock, SystemClock
 from bot.domain.errors import ConfigError
 from bot.domain.policy import Policy
 from bot.jobs.events import JobEvents
+from bot.jobs.pool import Worker, WorkerConfig
 from bot.jobs.service import ImagineService
-from bot.jobs.worker import Worker, WorkerConfig
 from bot.net.guard import SafeFetcher
 from bot.net.httpclient import open_http_client
 from bot.net.server import HttpServer
@@ -27,6 +27,7 @@ from bot.ports import BlobStore, DeliveryPort
 from bot.providers.factory import build_providers
 from bot.providers.router import Router
 from bot.runtime.config import Settings
+from bot.runtime.crash import crash_hook
 from bot.store import Store, open_store
 
 log = logging.getLogger(__name__)
@@ -70,7 +71,7 @@ class App:
             platforms=frozenset(self.deliveries),
             concurrency=s.workers,
             lease_seconds=s.lease_seconds,
-            crash_at=s.crash_at,
+            crash_hook=crash_hook(s.crash_at),
             idle_poll=IDLE_POLL_WITH_WAKEUPS if self.store_wakes_workers else 1.0,
         )
         if overrides:

@@ -12,7 +12,7 @@ import pytest
 from PIL import Image
 
 from adapters.console import ConsoleAdapter
-from bot.jobs.worker import Worker, WorkerConfig
+from bot.jobs.pool import Worker, WorkerConfig
 from bot.net.guard import SafeFetcher
 from bot.providers.base import GenerationSpec, Submission
 from bot.providers.offline import OfflineProvider

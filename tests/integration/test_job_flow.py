@@ -194,7 +194,7 @@ async def test_the_worker_feeds_each_answer_s_progress_to_its_schedule(
             seen.append((self.reports_progress, progress))
             return super().next_delay(elapsed, progress, retry_after)
 
-    monkeypatch.setattr("bot.jobs.worker.Schedule", Recording)
+    monkeypatch.setattr("bot.jobs.wait.Schedule", Recording)
     provider = ProgressingProvider()
     with_providers(app, provider)
     job = await run_one(app, RecordingPort())

@@ -122,7 +122,7 @@ async def test_retry_after_on_submit_is_honoured(fakes: dict[str, Any], data_dir
     async with open_app(settings, clock=clock) as app:
         app.add_delivery("console", port)
         accepted = await app.service.imagine(make_request())
-        worker = await app.start_workers()
+        await app.start_workers()
         for _ in range(200):
             stored = await app.store.get_job(accepted.job.id)
             assert stored is not None
@@ -135,8 +135,11 @@ async def test_retry_after_on_submit_is_honoured(fakes: dict[str, Any], data_dir
         clock.advance(45)
         app.events.work_available()
         job = await asyncio.wait_for(app.service.wait(accepted.job.id), 30)
-        assert worker.busy == 0 or job.outcome_sent
     assert job.status is JobStatus.DELIVERED
+    # The second try was the one that went through: one job, posted once, one paid task.
+    assert job.attempts == 1
+    assert [delivered.id for delivered, _ in port.delivered] == [job.id]
+    assert len(fakes["bfl"].recorded("POST")) == 2
     assert fakes["bfl"].paid_tasks == 1
 
 

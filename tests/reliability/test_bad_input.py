@@ -16,7 +16,7 @@ from PIL import Image
 from bot.domain.clock import ManualClock
 from bot.domain.errors import InvalidImage, InvalidRequest, PolicyRefusal
 from bot.domain.models import CommunitySettings, JobStatus
-from bot.jobs.service import MAX_PROMPT_CHARS
+from bot.jobs.imagine import MAX_PROMPT_CHARS
 from bot.media import images
 from tests.discord.conftest import Bot
 from tests.factories import make_request

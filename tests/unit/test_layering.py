@@ -29,7 +29,7 @@ def test_bot_sources_import_no_platform_library() -> None:
 
 def test_importing_the_core_loads_no_platform_library() -> None:
     code = (
-        "import sys, bot.runtime.app, bot.jobs.service, bot.jobs.worker, bot.runtime.cli\n"
+        "import sys, bot.runtime.app, bot.jobs.service, bot.jobs.pool, bot.runtime.cli\n"
         "loaded = sorted(m for m in sys.modules if m.split('.')[0] in "
         f"{sorted(PLATFORM_LIBRARIES)!r})\n"
         "print(','.join(loaded))\n"
