@@ -1,6 +1,10 @@
 """fal.ai through its queue API: ``POST /<app id>`` with ``Authorization: Key``, then the request's
 ``status_url`` until ``COMPLETED``, then its ``response_url`` (``images[].url``, ``seed``,
-``has_nsfw_concepts``). A flagged image comes back black: that is moderation, never an image."""
+``has_nsfw_concepts``). A flagged image comes back black: that is moderation, never an image.
+
+fal's errors are classified by their machine-readable ``type``, never by words in the message: a
+``detail`` array of ``{loc, msg, type, url}`` objects (https://docs.fal.ai/errors), where
+``content_policy_violation`` is a refusal for content (moderation, never failed over)."""
 
 from __future__ import annotations
 
@@ -11,6 +15,7 @@ from urllib.parse import quote, urlencode
 
 from bot.errors import (
     ProviderError,
+    ProviderFailed,
     ProviderModerated,
     ProviderUnavailable,
     SubmitOutcomeUnknown,
@@ -19,12 +24,7 @@ from bot.providers.base import GenerationSpec, PollResult, PollState, Submission
 from bot.providers.download import AllowList
 from bot.providers.keyed import KeyedProvider
 from bot.providers.sizes import catalog_cost, fal_image_size, provider_size
-from bot.providers.transport import (
-    error_detail,
-    fail_for_status,
-    mentions_moderation,
-    request_json,
-)
+from bot.providers.transport import error_detail, request_json
 
 log = logging.getLogger(__name__)
 
@@ -32,6 +32,35 @@ DEFAULT_BASE = "https://queue.fal.run"
 # fal serves results from its CDN (``v3.fal.media`` and siblings) and its storage bucket.
 RESULT_HOSTS = ("fal.media", "*.fal.media", "storage.googleapis.com")
 QUEUE_HOSTS = ("queue.fal.run",)
+# The error ``type`` fal gives a request its content checker refused (422), on the submit, the
+# status or the result: https://docs.fal.ai/errors#content_policy_violation
+CONTENT_POLICY_VIOLATION = "content_policy_violation"
+
+
+def fal_errors(data: Any) -> list[Mapping[str, Any]]:
+    """The typed error objects of a fal error answer: ``detail`` is an array of
+    ``{loc, msg, type, url, ctx?, input?}`` (https://docs.fal.ai/errors). Request-level errors
+    carry a string ``detail`` and an ``error_type`` instead
+    (https://fal.ai/docs/documentation/model-apis/request-errors): those hold no typed objects."""
+    detail = data.get("detail") if isinstance(data, Mapping) else None
+    if isinstance(detail, list):
+        return [error for error in detail if isinstance(error, Mapping)]
+    return []
+
+
+def refused_for_content(data: Any) -> bool:
+    """Whether a fal answer says its content checker refused the request (by ``type``)."""
+    if isinstance(data, Mapping) and data.get("error_type") == CONTENT_POLICY_VIOLATION:
+        return True
+    return any(error.get("type") == CONTENT_POLICY_VIOLATION for error in fal_errors(data))
+
+
+def describe(data: Any) -> str:
+    """The human part of a fal error answer, bounded: the typed errors' ``msg``, else the detail."""
+    messages = [str(error.get("msg", "")) for error in fal_errors(data) if error.get("msg")]
+    if messages:
+        return "; ".join(messages)[:300]
+    return error_detail(data)
 
 
 def _app_root(app_id: str) -> str:
@@ -131,10 +160,15 @@ class FalProvider(KeyedProvider):
             raise SubmitOutcomeUnknown(
                 "fal: the submit answer holds no request_id", provider=self.name, status=status
             )
-        detail = error_detail(data)
-        if status in (400, 422) and mentions_moderation(detail):
-            raise ProviderModerated(f"fal: {detail}", provider=self.name, status=status)
-        raise fail_for_status(self.name, status, data)
+        if refused_for_content(data):
+            raise ProviderModerated(
+                f"fal: refused by the content checker: {describe(data)}",
+                provider=self.name,
+                status=status,
+            )
+        raise ProviderFailed(
+            f"fal: request refused ({status}): {describe(data)}", provider=self.name, status=status
+        )
 
     def _own(self, url: Any, fallback: str) -> str:
         """A queue URL from an answer, kept only where it points at the queue itself (the key
@@ -162,6 +196,8 @@ class FalProvider(KeyedProvider):
             )
             if status == 404:
                 return PollResult(PollState.FAILED, message="fal: request not found")
+            if status >= 400 and refused_for_content(data):
+                return _moderated(data)
             if status >= 400 or not isinstance(data, Mapping):
                 raise ProviderUnavailable(f"fal: status answered {status}", provider=self.name)
             state = str(data.get("status", ""))
@@ -174,8 +210,10 @@ class FalProvider(KeyedProvider):
                 return PollResult(PollState.FAILED, message=f"fal: {state.lower()}")
             if state != "COMPLETED":
                 return PollResult(PollState.FAILED, message=f"fal: unknown status {state[:40]!r}")
+            if refused_for_content(data):
+                return _moderated(data)
             if data.get("error"):
-                return _failure(str(data.get("error")))
+                return PollResult(PollState.FAILED, message=f"fal: {str(data['error'])[:200]}")
             result = await self._response(one)
             if result.state is not PollState.READY:
                 return result
@@ -201,7 +239,9 @@ class FalProvider(KeyedProvider):
             timeout=self.poll_timeout,
         )
         if status >= 400:
-            return _failure(error_detail(data))
+            if refused_for_content(data):
+                return _moderated(data)
+            return PollResult(PollState.FAILED, message=f"fal: {describe(data)[:200]}")
         if not isinstance(data, Mapping):
             return PollResult(PollState.FAILED, message="fal: response without JSON")
         images = data.get("images")
@@ -254,7 +294,7 @@ class FalProvider(KeyedProvider):
         return "key accepted"
 
 
-def _failure(detail: str) -> PollResult:
-    if mentions_moderation(detail):
-        return PollResult(PollState.MODERATED, message=f"fal: {detail[:200]}")
-    return PollResult(PollState.FAILED, message=f"fal: {detail[:200]}")
+def _moderated(data: Any) -> PollResult:
+    return PollResult(
+        PollState.MODERATED, message=f"fal: refused by the content checker: {describe(data)[:200]}"
+    )

@@ -103,6 +103,22 @@ async def test_imagine_reports_moderation(tmp_path: Path) -> None:
         await fake.aclose()
 
 
+async def test_imagine_reports_fal_content_policy_as_moderation(tmp_path: Path) -> None:
+    fake = await FakeFal().start()
+    try:
+        fake.content_policy_next.append("submit")
+        code, _, err = await run_bot(
+            ["imagine", "a harbour", "-o", str(tmp_path / "out.png")],
+            tmp_path / "data",
+            **contract_env("fal", fake),
+        )
+        assert code == 4
+        assert "safety filter" in err
+        assert not (tmp_path / "out.png").exists()
+    finally:
+        await fake.aclose()
+
+
 async def test_doctor_checks_each_configured_key(tmp_path: Path) -> None:
     fakes = [await FakeBfl().start(), await FakeFal().start(), await FakeTogether().start()]
     try:

@@ -4,7 +4,10 @@
 ``response_url``, ``cancel_url`` (request URLs live under the app's owner/name, without ``/edit``).
 ``GET .../status`` answers ``IN_QUEUE`` (``queue_position``), ``IN_PROGRESS``, ``COMPLETED``;
 ``GET .../requests/<id>`` the result (``images[].url``, ``seed``, ``has_nsfw_concepts``; a flagged
-image is black); ``PUT .../cancel``. With ``?fal_webhook=`` it POSTs the result, signed with
+image is black); ``PUT .../cancel``. Errors answer a ``detail`` array of typed objects
+(https://docs.fal.ai/errors); a prompt the content checker refuses gets a 422 of type
+``content_policy_violation`` on the submit, the status or the result (``content_policy_next``).
+With ``?fal_webhook=`` it POSTs the result, signed with
 Ed25519 over ``request id\\nuser id\\ntimestamp\\nsha256(body)`` (headers ``X-Fal-Webhook-*``).
 """
 
@@ -60,6 +63,8 @@ class FalRequest:
     queue_until: float
     nsfw: bool = False
     error: str | None = None
+    # "status" or "result": where this request's content-policy refusal shows.
+    refused_at: str | None = None
     cancelled: bool = False
     webhook: str | None = None
     images: list[str] | None = None
@@ -76,6 +81,8 @@ class FakeFal(FakeServer):
         self.queue_position = 3
         self.nsfw_next: deque[bool] = deque()
         self.error_next: deque[str] = deque()
+        # Where the next requests are refused for content: "submit", "status" or "result".
+        self.content_policy_next: deque[str] = deque()
         r = self.app.router
         r.add_get("/.well-known/jwks.json", self._jwks)
         r.add_get("/{owner}/{name}/requests/{rid}/status", self._status)
@@ -138,6 +145,9 @@ class FakeFal(FakeServer):
             return web.json_response(
                 {"detail": [{"loc": ["body"], "msg": problem, "type": "value_error"}]}, status=422
             )
+        refused_at = self.content_policy_next.popleft() if self.content_policy_next else None
+        if refused_at == "submit":
+            return content_policy_violation(body.get("prompt"))
         now = time.monotonic()
         req = FalRequest(
             id=str(uuid.uuid4()),
@@ -148,6 +158,7 @@ class FakeFal(FakeServer):
             ready_at=now + self.queue_seconds + self.generation_seconds,
             nsfw=self.nsfw_next.popleft() if self.nsfw_next else False,
             error=self.error_next.popleft() if self.error_next else None,
+            refused_at=refused_at,
             webhook=request.query.get("fal_webhook"),
         )
         self.requests_by_id[req.id] = req
@@ -183,6 +194,8 @@ class FakeFal(FakeServer):
             )
         if now < req.ready_at:
             return web.json_response({"status": "IN_PROGRESS", "logs": [], **urls}, status=202)
+        if req.refused_at == "status":
+            return content_policy_violation(req.body.get("prompt"))
         return web.json_response(
             {"status": "COMPLETED", "logs": [], "metrics": {"inference_time": 1.0}, **urls}
         )
@@ -217,6 +230,8 @@ class FakeFal(FakeServer):
             return web.json_response({"detail": "Request not found"}, status=404)
         if time.monotonic() < req.ready_at:
             return web.json_response({"detail": "Request is still in progress"}, status=400)
+        if req.refused_at == "result":
+            return content_policy_violation(req.body.get("prompt"))
         if req.error:
             return web.json_response({"detail": req.error}, status=422)
         return web.json_response(self._result(req))
@@ -242,8 +257,20 @@ class FakeFal(FakeServer):
         fault = self.take_fault("webhook")
         if fault is not None and fault.drop:
             return
-        if req.error:
+        if req.refused_at:
+            # A failed request's webhook: status ERROR with the error body as its payload
+            # (https://docs.fal.ai/model-endpoints/webhooks).
             payload: dict[str, Any] = {
+                "request_id": req.id,
+                "gateway_request_id": req.id,
+                "status": "ERROR",
+                "error": "Unprocessable Entity",
+                "payload": json.loads(
+                    content_policy_violation(req.body.get("prompt")).text or "{}"
+                ),
+            }
+        elif req.error:
+            payload = {
                 "request_id": req.id,
                 "gateway_request_id": req.id,
                 "status": "ERROR",
@@ -273,6 +300,28 @@ class FakeFal(FakeServer):
                     self.webhook_calls.append((req.id, response.status))
             except aiohttp.ClientError:
                 self.webhook_calls.append((req.id, 0))
+
+
+def content_policy_violation(prompt: Any) -> web.Response:
+    """fal's answer to a request its content checker refused: 422 with a ``detail`` array of
+    error objects ``{loc, msg, type, url, input}``; ``type`` is the field to act on, ``msg`` is
+    for people (https://docs.fal.ai/errors, https://docs.fal.ai/errors#content_policy_violation)."""
+    return web.json_response(
+        {
+            "detail": [
+                {
+                    "loc": ["body", "prompt"],
+                    "msg": "The content was flagged by a content checker.",
+                    "type": "content_policy_violation",
+                    "url": "https://docs.fal.ai/errors#content_policy_violation",
+                    "input": prompt,
+                }
+            ]
+        },
+        status=422,
+        # Retrying the same request cannot succeed (https://docs.fal.ai/errors: X-Fal-Retryable).
+        headers={"X-Fal-Retryable": "false"},
+    )
 
 
 def _size(image_size: Any) -> tuple[int, int]:

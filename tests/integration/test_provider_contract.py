@@ -426,6 +426,45 @@ async def test_fal_maps_sizes_to_presets_or_custom(fal: Rig) -> None:
     assert bodies[1]["image_size"] == {"width": 1360, "height": 768}
 
 
+async def test_fal_content_policy_on_submit_is_moderation_and_no_task(fal: Rig) -> None:
+    fal.fake.content_policy_next.append("submit")
+    with pytest.raises(ProviderModerated) as caught:
+        await fal.provider.submit(fal.spec())
+    assert caught.value.status == 422
+    assert "content checker" in str(caught.value)
+    assert fal.fake.paid_tasks == 0
+
+
+@pytest.mark.parametrize("stage", ["status", "result"])
+async def test_fal_content_policy_on_the_status_or_result_is_moderation(
+    fal: Rig, stage: str
+) -> None:
+    fal.fake.content_policy_next.append(stage)
+    result, images = await run(fal.provider, fal.spec())
+    assert result.state is PollState.MODERATED
+    assert images == []
+    assert fal.fake.recorded("GET", "/results/") == []
+
+
+async def test_fal_errors_are_classified_by_type_not_by_words(fal: Rig) -> None:
+    # A validation error whose message mentions "nsfw" is still a validation error.
+    body = {
+        "detail": [
+            {
+                "loc": ["body", "enable_safety_checker"],
+                "msg": "nsfw checks cannot be turned off for this content policy",
+                "type": "value_error",
+                "url": "https://docs.fal.ai/errors#value_error",
+            }
+        ]
+    }
+    fal.fake.fail("submit", Fault(status=422, body=body))
+    with pytest.raises(ProviderError) as caught:
+        await fal.provider.submit(fal.spec())
+    assert not isinstance(caught.value, ProviderModerated)
+    assert "nsfw checks cannot be turned off" in str(caught.value)
+
+
 async def test_fal_error_in_the_response_is_a_failure(fal: Rig) -> None:
     fal.fake.error_next.append("Internal error while generating")
     result, _ = await run(fal.provider, fal.spec())

@@ -159,6 +159,26 @@ async def test_a_flagged_black_image_is_never_posted(fakes: dict[str, Any], data
     assert port.delivered == []
 
 
+@pytest.mark.parametrize("stage", ["submit", "status", "result"])
+async def test_fal_content_policy_moderates_refunds_and_is_not_shopped_around(
+    fakes: dict[str, Any], data_dir: Path, stage: str
+) -> None:
+    fakes["fal"].content_policy_next.append(stage)
+    settings = load_settings(env_for(fakes, "fal,together", data_dir), env_file=None)
+    port = RecordingPort()
+    async with open_app(settings, clock=ManualClock(time.time())) as app:
+        app.add_delivery("console", port)
+        await app.start_workers()
+        accepted = await app.service.imagine(make_request())
+        job = await asyncio.wait_for(app.service.wait(accepted.job.id), 30)
+        quota = await app.service.quota("c1", "u1")
+    assert job.status is JobStatus.MODERATED
+    assert job.error_message and "safety filter" in job.error_message
+    assert port.delivered == [] and port.failures and port.failures[0].id == job.id
+    assert fakes["together"].paid_tasks == 0
+    assert quota.used_today == 0
+
+
 async def test_together_safety_refusal_moderates_the_job(
     fakes: dict[str, Any], data_dir: Path
 ) -> None:
