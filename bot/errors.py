@@ -9,6 +9,7 @@ ImagineError
 ├── StoreError               the store failed (database unreachable, migration failed)
 ├── ProviderError            a provider call failed
 │   ├── ProviderUnavailable  refused before a task exists: safe to fail over (429, 5xx, 402, circuit open)
+│   │   └── ProviderBalanceExhausted  the account has no money left: fail over, open the circuit
 │   ├── SubmitOutcomeUnknown the request may have created a paid task: never resubmit
 │   ├── ProviderTimeout      a poll or download exceeded its bound
 │   ├── ProviderModerated    the provider refused the prompt or flagged the image
@@ -86,6 +87,12 @@ class ProviderUnavailable(ProviderError):
     ) -> None:
         super().__init__(message, provider=provider, status=status)
         self.retry_after = retry_after
+
+
+class ProviderBalanceExhausted(ProviderUnavailable):
+    """The provider's account has no balance or credits left (BFL 402, fal's 403 "User is locked.
+    Reason: Exhausted balance"): not a refused key. Jobs fail over and the provider's circuit
+    opens at once; only an operator topping up helps."""
 
 
 class SubmitOutcomeUnknown(ProviderError):

@@ -440,7 +440,7 @@ class Worker:
                 )
             except ProviderUnavailable as exc:
                 self._release_slot(job.id)
-                self._router.breaker.failure(provider.name)
+                self._router.breaker.failure(provider.name, exc)
                 log.warning(
                     "job %s: %s refused before creating a task: %s", job.id, provider.name, exc
                 )

@@ -14,6 +14,7 @@ from typing import Any
 from urllib.parse import quote, urlencode
 
 from bot.errors import (
+    ProviderBalanceExhausted,
     ProviderError,
     ProviderFailed,
     ProviderModerated,
@@ -53,6 +54,20 @@ def refused_for_content(data: Any) -> bool:
     if isinstance(data, Mapping) and data.get("error_type") == CONTENT_POLICY_VIOLATION:
         return True
     return any(error.get("type") == CONTENT_POLICY_VIOLATION for error in fal_errors(data))
+
+
+def balance_lock(data: Any) -> str | None:
+    """The reason of fal's account lock for an exhausted balance, else None. fal answers every
+    billable call of such an account 403 ``{"detail": "User is locked. Reason: Exhausted balance.
+    Top up your balance at fal.ai/dashboard/billing."}`` (also ``Reason: TOP_UP``):
+    https://github.com/fal-ai/fal/issues/1147, https://github.com/fal-ai/fal/issues/1163."""
+    detail = data.get("detail") if isinstance(data, Mapping) else None
+    if not isinstance(detail, str) or not detail.startswith("User is locked"):
+        return None
+    reason = detail.partition("Reason:")[2].strip()
+    if reason.lower().startswith(("exhausted balance", "top_up")):
+        return detail[:200]
+    return None
 
 
 def describe(data: Any) -> str:
@@ -117,16 +132,21 @@ class FalProvider(KeyedProvider):
         for index in range(requests):
             body = self.body(spec, spec.seed + index, per_request)
             try:
-                status, data, _ = await request_json(
-                    self._http,
-                    "POST",
-                    url,
-                    provider=self.name,
-                    kind="submit",
-                    timeout=self.submit_timeout,
-                    headers=self._headers,
-                    body=body,
-                )
+                try:
+                    status, data, _ = await request_json(
+                        self._http,
+                        "POST",
+                        url,
+                        provider=self.name,
+                        kind="submit",
+                        timeout=self.submit_timeout,
+                        headers=self._headers,
+                        body=body,
+                    )
+                except ProviderUnavailable as exc:
+                    if exc.status == 403:
+                        await self._raise_if_locked(exc)
+                    raise
                 tasks.append(self._accepted(app_id, status, data))
             except ProviderError as exc:
                 if not tasks:
@@ -286,11 +306,49 @@ class FalProvider(KeyedProvider):
             except ProviderError as exc:
                 log.info("fal: cancel failed: %s", exc)
 
-    async def check_key(self) -> str:
+    async def _probe(self) -> tuple[int, Any]:
         """A cheap authenticated call: the status of a request id that cannot exist. fal answers
-        401/403 for a refused key and 404 (or 400) for an unknown request with a good key."""
+        401/403 for a refused key or a locked account, 404 (or 400) for an unknown request."""
         url = f"{self.base_url}/fal-ai/flux-2-pro/requests/00000000-0000-0000-0000-000000000000/status"
-        await self._key_call(url, "status check", strict=False)
+        status, data, _ = await request_json(
+            self._http,
+            "GET",
+            url,
+            provider=self.name,
+            kind="poll",
+            headers=self._headers,
+            timeout=self.poll_timeout,
+        )
+        return status, data
+
+    async def _raise_if_locked(self, refused: ProviderUnavailable) -> None:
+        """A submit refused 403 is a refused key or an account locked for its balance; the
+        answer's body says which, so one cheap call reads it (the submit's own body is not
+        kept by the transport)."""
+        try:
+            status, data = await self._probe()
+        except ProviderError:
+            return
+        reason = balance_lock(data) if status == 403 else None
+        if reason is not None:
+            raise ProviderBalanceExhausted(
+                f"fal: the account's balance is exhausted ({reason})",
+                provider=self.name,
+                status=403,
+            ) from refused
+
+    async def check_key(self) -> str:
+        """The key check: a refused key names its variable, a lock names the exhausted balance."""
+        status, data = await self._probe()
+        reason = balance_lock(data) if status == 403 else None
+        if reason is not None:
+            raise ProviderBalanceExhausted(
+                f"fal: key accepted, but the account's balance is exhausted ({reason})",
+                provider=self.name,
+                status=403,
+            )
+        if status in (401, 403):
+            raise ProviderFailed(f"fal: {self.key_variable} was refused", status=status)
         return "key accepted"
 
 

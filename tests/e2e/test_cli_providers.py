@@ -134,6 +134,12 @@ async def test_doctor_checks_each_configured_key(tmp_path: Path) -> None:
             assert any(
                 line.startswith(f"ok    provider {name}: key accepted") for line in out.splitlines()
             ), out
+        fakes[1].exhaust_balance()
+        code, out, _ = await run_bot(["doctor"], tmp_path / "data", **env)
+        assert code == 1
+        line = next(line for line in out.splitlines() if line.startswith("FAIL  provider fal:"))
+        assert "balance is exhausted" in line and "refused" not in line
+        fakes[1].locked = None
         env["FAL_KEY"] = "wrong-fal-key-123456"
         code, out, err = await run_bot(["doctor"], tmp_path / "data", **env)
         assert code == 1

@@ -81,6 +81,11 @@ class FakeFal(FakeServer):
         self.queue_position = 3
         self.nsfw_next: deque[bool] = deque()
         self.error_next: deque[str] = deque()
+        # An account out of money: fal locks it and answers 403 with this detail. fal's issue
+        # threads show it on every billable call (some report status reads still answering);
+        # this fake locks every authenticated route.
+        # https://github.com/fal-ai/fal/issues/1147, https://github.com/fal-ai/fal/issues/1163
+        self.locked: str | None = None
         # Where the next requests are refused for content: "submit", "status" or "result".
         self.content_policy_next: deque[str] = deque()
         r = self.app.router
@@ -115,7 +120,16 @@ class FakeFal(FakeServer):
     def _authorised(self, request: web.Request) -> web.Response | None:
         if request.headers.get("Authorization") != f"Key {self.key}":
             return web.json_response({"detail": "Unauthorized"}, status=401)
+        if self.locked is not None:
+            return web.json_response({"detail": self.locked}, status=403)
         return None
+
+    def exhaust_balance(self) -> None:
+        """Lock the account as fal does when its balance runs out."""
+        self.locked = (
+            "User is locked. Reason: Exhausted balance. "
+            "Top up your balance at fal.ai/dashboard/billing."
+        )
 
     def _urls(self, req: FalRequest) -> dict[str, str]:
         root = "/".join(req.app_id.split("/")[:2])

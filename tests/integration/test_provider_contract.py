@@ -19,6 +19,7 @@ from bot.catalog import load_catalog
 from bot.clock import ManualClock
 from bot.errors import (
     DownloadRefused,
+    ProviderBalanceExhausted,
     ProviderError,
     ProviderModerated,
     ProviderUnavailable,
@@ -463,6 +464,26 @@ async def test_fal_errors_are_classified_by_type_not_by_words(fal: Rig) -> None:
         await fal.provider.submit(fal.spec())
     assert not isinstance(caught.value, ProviderModerated)
     assert "nsfw checks cannot be turned off" in str(caught.value)
+
+
+async def test_fal_exhausted_balance_is_a_balance_problem_not_a_refused_key(fal: Rig) -> None:
+    fal.fake.exhaust_balance()
+    with pytest.raises(ProviderBalanceExhausted) as caught:
+        await fal.provider.submit(fal.spec())
+    assert isinstance(caught.value, ProviderUnavailable)  # fails over
+    assert "balance is exhausted" in str(caught.value) and "refused" not in str(caught.value)
+    assert fal.fake.paid_tasks == 0
+    with pytest.raises(ProviderBalanceExhausted, match="balance is exhausted"):
+        await fal.provider.check_key()
+
+
+async def test_fal_refused_key_is_not_a_balance_problem(fal: Rig) -> None:
+    fal.fake.key = "another-key-entirely"
+    with pytest.raises(ProviderUnavailable) as caught:
+        await fal.provider.submit(fal.spec())
+    assert not isinstance(caught.value, ProviderBalanceExhausted)
+    with pytest.raises(ProviderError, match="FAL_KEY was refused"):
+        await fal.provider.check_key()
 
 
 async def test_fal_error_in_the_response_is_a_failure(fal: Rig) -> None:

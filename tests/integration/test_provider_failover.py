@@ -179,6 +179,32 @@ async def test_fal_content_policy_moderates_refunds_and_is_not_shopped_around(
     assert quota.used_today == 0
 
 
+async def test_fal_exhausted_balance_fails_over_opens_its_circuit_and_shows_in_readyz(
+    fakes: dict[str, Any], data_dir: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    fakes["fal"].exhaust_balance()
+    settings = load_settings(
+        env_for(fakes, "fal,together", data_dir, IMAGINE_HTTP_PORT="0"), env_file=None
+    )
+    async with open_app(settings, clock=ManualClock(time.time())) as app:
+        app.add_delivery("console", RecordingPort())
+        await app.start_workers()
+        first = await app.service.imagine(make_request(prompt="a quiet pond"))
+        job = await asyncio.wait_for(app.service.wait(first.job.id), 30)
+        second = await app.service.imagine(make_request(prompt="a quiet lake"))
+        other = await asyncio.wait_for(app.service.wait(second.job.id), 30)
+        port = await app.http_server.start()
+        async with httpx.AsyncClient() as http:
+            ready = await http.get(f"http://127.0.0.1:{port}/readyz")
+    assert (job.status, job.provider) == (JobStatus.DELIVERED, "together")
+    assert (other.status, other.provider) == (JobStatus.DELIVERED, "together")
+    # The circuit opened at the first refusal: the second job never asked fal.
+    assert len(fakes["fal"].recorded("POST")) == 1
+    assert ready.status_code == 503
+    assert "balance is exhausted" in ready.json()["problems"]["providers"]
+    assert any("balance is exhausted" in r.getMessage() for r in caplog.records)
+
+
 async def test_together_safety_refusal_moderates_the_job(
     fakes: dict[str, Any], data_dir: Path
 ) -> None:
