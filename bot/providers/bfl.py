@@ -1,5 +1,12 @@
 """Black Forest Labs: ``POST /v1/<endpoint>`` with ``x-key``, then poll the returned ``polling_url``.
 
+The submit answer is an ``AsyncResponse`` (``id``, ``polling_url``, ``cost``...) or, when a webhook
+was given, an ``AsyncWebhookResponse`` (``id``, ``status``, ``webhook_url``) without a polling URL
+(https://docs.bfl.ai/api-reference/models/generate-or-edit-an-image-with-flux2-%5Bpro%5D). A given
+``polling_url`` is always the one polled (the global endpoint routes tasks to regional clusters:
+https://docs.bfl.ml/quick_start/generating_images.md); without one, ``/v1/get_result?id=`` on the
+configured base, where a task just created may not be known yet ("Task not found") for a moment.
+
 One BFL task makes one image, so a job asking for ``n`` images holds ``n`` tasks; all of them are
 stored with the job before anything waits on them.
 """
@@ -43,6 +50,9 @@ PENDING = {"Pending", "Queued", "Processing", "Running"}
 MODERATED = {"Request Moderated", "Content Moderated"}
 # 1 BFL credit is 0.01 USD.
 USD_PER_CREDIT = 0.01
+# Seconds after its submit during which a task polled without a ``polling_url`` that BFL does
+# not know yet ("Task not found") counts as pending, not failed.
+NOT_FOUND_GRACE = 30.0
 
 
 def webhook_secret_for(key: str, job_id: str) -> str:
@@ -117,6 +127,7 @@ class BflProvider(KeyedProvider):
                     body=body,
                 )
                 task = self._accepted(status, data)
+                task["submitted_at"] = self._clock.now()
             except ProviderError as exc:
                 if not tasks:
                     raise
@@ -165,12 +176,24 @@ class BflProvider(KeyedProvider):
         raise fail_for_status(self.name, status, data)
 
     def _poll_url(self, task: Mapping[str, Any]) -> str:
+        """The task's own ``polling_url`` where BFL gave one (never rebuilt: the task may live on
+        a regional cluster), else ``get_result`` on the configured base."""
         url = task.get("polling_url")
-        if isinstance(url, str) and self._poll_allow.allows(url):
-            return url
         if url:
-            log.warning("bfl: ignoring a polling_url on a foreign host; using the API base")
+            if isinstance(url, str) and self._poll_allow.allows(url):
+                return url
+            # The key goes along with every poll: never to a host that is not BFL's.
+            raise ProviderFailed(
+                "bfl: the task's polling_url is not on a BFL host; not polled", provider=self.name
+            )
         return f"{self.base_url}/v1/get_result?id={quote(str(task['id']), safe='')}"
+
+    def _just_created(self, task: Mapping[str, Any]) -> bool:
+        """A task without a ``polling_url`` submitted under ``NOT_FOUND_GRACE`` seconds ago."""
+        submitted = task.get("submitted_at")
+        if task.get("polling_url") or not isinstance(submitted, int | float):
+            return False
+        return self._clock.now() - float(submitted) < NOT_FOUND_GRACE
 
     async def _poll_one(self, task: Mapping[str, Any]) -> tuple[str, Mapping[str, Any]]:
         status, data, _ = await request_json(
@@ -197,7 +220,13 @@ class BflProvider(KeyedProvider):
         seed: int | None = None
         pending: list[float | None] = []
         for one in tasks:
-            state, data = await self._poll_one(one)
+            try:
+                state, data = await self._poll_one(one)
+            except ProviderFailed as exc:
+                return PollResult(PollState.FAILED, message=str(exc))
+            if state == "Task not found" and self._just_created(one):
+                pending.append(None)
+                continue
             if state in PENDING:
                 pending.append(_progress(data))
                 continue

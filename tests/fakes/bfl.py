@@ -1,7 +1,11 @@
 """A fake of the Black Forest Labs API (api.bfl.ai), after its public docs.
 
-``POST /v1/<endpoint>`` with ``x-key`` answers ``{id, polling_url, cost}``; the polling URL is
-"regional" (a path only that region serves). ``GET <polling_url>`` answers ``Pending`` until the
+``POST /v1/<endpoint>`` with ``x-key`` answers ``{id, polling_url, cost, input_mp, output_mp}``
+(``AsyncResponse``); the polling URL is "regional" (a path only that region serves). With a
+``webhook_url`` it answers ``{id, status, webhook_url}`` (``AsyncWebhookResponse``, no polling URL:
+https://docs.bfl.ai/api-reference/models/generate-or-edit-an-image-with-flux2-%5Bpro%5D); then the
+task is read at ``GET /v1/get_result?id=`` (https://docs.bfl.ml/api-reference/utility/get-result.md),
+which may not know a task for ``unknown_for`` seconds after it was made ("Task not found"). ``GET <polling_url>`` answers ``Pending`` until the
 generation time has passed, then ``Ready`` with ``result.sample`` (a PNG this server serves), or the
 scripted outcome: ``Request Moderated``, ``Content Moderated``, ``Error``, ``Task not found``.
 With ``webhook_url`` + ``webhook_secret`` it POSTs the result, signed ``X-BFL-Signature:
@@ -48,6 +52,7 @@ class BflTask:
     outcome: str = "Ready"
     sample: str | None = None
     polls: int = 0
+    unknown_reads: int = 0
     webhook_sent: bool = False
     extra: dict[str, Any] = field(default_factory=dict)
 
@@ -60,6 +65,12 @@ class FakeBfl(FakeServer):
         self.tasks: dict[str, BflTask] = {}
         self.outcomes: deque[str] = deque()
         self.region = "eu1"
+        # False: answer only ``{id}`` (no polling URL) even without a webhook.
+        self.polling_url_in_answer = True
+        # Seconds after its creation a task is not yet known to get_result, or the number of
+        # its first reads that do not know it yet (for tests on a manual clock).
+        self.unknown_for = 0.0
+        self.unknown_reads = 0
         self.app.router.add_get("/v1/credits", self._credits)
         self.app.router.add_get("/v1/get_result", self._get_result)
         self.app.router.add_get("/{region}/v1/get_result", self._get_result)
@@ -125,6 +136,13 @@ class FakeBfl(FakeServer):
         after = self.take_fault("submit", after_accept=True)
         if after is not None:
             return await self.apply(request, after)
+        if body.get("webhook_url"):
+            # AsyncWebhookResponse: the result comes to the webhook; no polling URL.
+            return web.json_response(
+                {"id": task_id, "status": "Pending", "webhook_url": body["webhook_url"]}
+            )
+        if not self.polling_url_in_answer:
+            return web.json_response({"id": task_id})
         return web.json_response(
             {
                 "id": task_id,
@@ -181,6 +199,12 @@ class FakeBfl(FakeServer):
         if fault is not None:
             return await self.apply(request, fault)
         task = self.tasks.get(request.query.get("id", ""))
+        if task is not None and (
+            time.monotonic() - task.created < self.unknown_for
+            or task.unknown_reads < self.unknown_reads
+        ):
+            task.unknown_reads += 1
+            task = None  # not yet known where this read is served
         if task is None or task.outcome == "Task not found":
             return web.json_response(
                 {"id": request.query.get("id", ""), "status": "Task not found"}

@@ -365,6 +365,43 @@ async def test_bfl_polls_the_regional_polling_url(bfl: Rig) -> None:
     assert polls and all(p.headers.get("x-key") == bfl.key for p in polls)
 
 
+async def test_bfl_answer_without_polling_url_is_polled_at_get_result(bfl: Rig) -> None:
+    bfl.fake.polling_url_in_answer = False
+    result, images = await run(bfl.provider, bfl.spec())
+    assert result.state is PollState.READY and len(images) == 1
+    polls = bfl.fake.recorded("GET", "/v1/get_result")
+    assert polls and all(p.query["id"] == next(iter(bfl.fake.tasks)) for p in polls)
+    assert bfl.fake.recorded("GET", "/eu1/") == []
+
+
+async def test_bfl_webhook_answer_carries_no_polling_url(bfl: Rig) -> None:
+    submission = await bfl.provider.submit(
+        bfl.spec(webhook_url="http://127.0.0.1:9/webhooks/bfl/job-contract-1")
+    )
+    assert submission.task["polling_url"] is None
+    result = await bfl.provider.poll(submission.task)
+    assert result.state is PollState.READY
+    assert bfl.fake.recorded("GET", "/v1/get_result")
+
+
+async def test_bfl_task_not_found_right_after_submit_is_pending_for_30_s(bfl: Rig) -> None:
+    bfl.fake.polling_url_in_answer = False
+    bfl.fake.unknown_for = 3600
+    submission = await bfl.provider.submit(bfl.spec())
+    bfl.clock.advance(29)
+    assert (await bfl.provider.poll(submission.task)).state is PollState.PENDING
+    bfl.clock.advance(2)
+    result = await bfl.provider.poll(submission.task)
+    assert result.state is PollState.FAILED and "not found" in (result.message or "")
+
+
+async def test_bfl_task_not_found_with_a_polling_url_fails_at_once(bfl: Rig) -> None:
+    bfl.fake.unknown_for = 3600
+    submission = await bfl.provider.submit(bfl.spec())
+    assert submission.task["polling_url"]
+    assert (await bfl.provider.poll(submission.task)).state is PollState.FAILED
+
+
 async def test_bfl_without_credits_answers_402_and_no_task(bfl: Rig) -> None:
     bfl.fake.credits = 0
     with pytest.raises(ProviderUnavailable) as caught:

@@ -89,6 +89,17 @@ async def test_no_credits_fails_over(fakes: dict[str, Any], data_dir: Path) -> N
     assert fakes["together"].paid_tasks == 1
 
 
+async def test_a_bfl_task_not_yet_known_after_an_answer_without_polling_url_is_delivered(
+    fakes: dict[str, Any], data_dir: Path
+) -> None:
+    fakes["bfl"].polling_url_in_answer = False
+    fakes["bfl"].unknown_reads = 2
+    job, port = await run_job(fakes, "bfl,fal", data_dir)
+    assert (job.status, job.provider) == (JobStatus.DELIVERED, "bfl")
+    assert len(port.delivered) == 1
+    assert [fakes["bfl"].paid_tasks, fakes["fal"].paid_tasks] == [1, 0]
+
+
 async def test_unknown_submit_outcome_fails_clearly_and_is_never_resubmitted(
     fakes: dict[str, Any], data_dir: Path
 ) -> None:
@@ -266,7 +277,8 @@ async def test_a_verified_webhook_wakes_the_worker_at_once(
         await context.__aexit__(None, None, None)
     assert job.status is JobStatus.DELIVERED
     assert fakes[name].webhook_calls and fakes[name].webhook_calls[0][1] == 200
-    polls = fakes[name].recorded("GET", "/eu1/" if name == "bfl" else "/fal-ai/")
+    # BFL answers a webhook submit without a polling URL: its task is read at get_result.
+    polls = fakes[name].recorded("GET", "/v1/get_result" if name == "bfl" else "/fal-ai/")
     # The safety poll comes only after 16 s; the webhook made the single status poll happen.
     assert len([p for p in polls if not p.path.startswith("/results/")]) <= 2
 
@@ -324,7 +336,7 @@ async def test_forged_unknown_and_duplicate_webhooks_change_nothing(
         after = await app.store.get_job(job.id)
         assert after is not None and after.status is JobStatus.SUBMITTED
         assert fakes["bfl"].paid_tasks == 1
-        assert fakes["bfl"].recorded("GET", "/eu1/")  # woken: it polled at once
+        assert fakes["bfl"].recorded("GET", "/v1/get_result")  # woken: it polled at once
         assert not fakes["bfl"].recorded("GET", "/results/")  # never fetched the forged URL
     finally:
         await context.__aexit__(None, None, None)
