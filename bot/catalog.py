@@ -20,12 +20,62 @@ DEFAULT_MEGAPIXELS = 1.05
 MAX_ASPECT = 4.0
 
 
+# A megapixel as the providers bill it: 1024 x 1024 pixels (BFL's ``output_mp`` for 1024x768 is
+# 0.75: https://docs.bfl.ai/api-reference/models/generate-or-edit-an-image-with-flux2-%5Bflex%5D;
+# fal: "1 megapixel = 1024x1024", https://fal.ai/models/fal-ai/flux-2-flex/llms.txt).
+PIXELS_PER_MEGAPIXEL = 1024 * 1024
+
+
+def billed_megapixels(width: int, height: int) -> float:
+    return width * height / PIXELS_PER_MEGAPIXEL
+
+
 @dataclass(frozen=True)
 class ProviderModel:
     model_id: str
     price_usd: float
     edit_model_id: str | None = None
     extra: Mapping[str, Any] = field(default_factory=dict)
+
+    def price(self, width: int, height: int, count: int = 1, input_images: int = 0) -> float:
+        """US dollars for ``count`` images of ``width x height`` from ``input_images`` inputs.
+
+        Two price rules, after the providers' pages: ``price_per_mp`` is per megapixel rounded up
+        to whole megapixels, output and each input alike (fal's FLUX.2 [flex] and [klein]);
+        otherwise ``price_usd`` is the first output megapixel and ``price_per_extra_mp`` each
+        further one, with ``price_per_input_mp`` per input megapixel (BFL's formula
+        ``firstMP + (outputMP - 1) * mpPrice + inputMP * mpPrice``). Input images count as one
+        megapixel each: their size is not known before they are fetched.
+        """
+        output_mp = billed_megapixels(width, height)
+        per_mp = self.extra.get("price_per_mp")
+        if per_mp:
+            per_image = float(per_mp) * max(1, math.ceil(output_mp - 1e-9))
+            per_image += float(self.extra.get("price_per_input_mp") or 0.0) * input_images
+        else:
+            per_image = self.price_usd
+            per_image += float(self.extra.get("price_per_extra_mp") or 0.0) * max(
+                0.0, output_mp - 1.0
+            )
+            per_image += float(self.extra.get("price_per_input_mp") or 0.0) * input_images
+        return round(per_image * max(1, count), 6)
+
+    def describe_price(self) -> str:
+        """The price rule in a few words, for ``imagine-bot models``."""
+        per_mp = self.extra.get("price_per_mp")
+        text = (
+            f"${float(per_mp):.3f}/MP (rounded up)"
+            if per_mp
+            else f"${self.price_usd:.3f}/image"
+            + (
+                f" +${float(self.extra['price_per_extra_mp']):.3f}/extra MP"
+                if self.extra.get("price_per_extra_mp")
+                else ""
+            )
+        )
+        if self.extra.get("price_per_input_mp"):
+            text += f" +${float(self.extra['price_per_input_mp']):.3f}/input MP"
+        return text
 
 
 @dataclass(frozen=True)

@@ -474,7 +474,9 @@ class Worker:
             self._router.breaker.success(provider.name)
             cost = submission.cost_usd
             if cost is None:
-                cost = model.price_usd * job.request.count
+                cost = model.price(
+                    job.width, job.height, job.request.count, len(job.request.input_images)
+                )
             job = await self._save(
                 job,
                 job.evolve(

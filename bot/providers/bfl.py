@@ -144,7 +144,7 @@ class BflProvider(KeyedProvider):
                 cost = (cost or 0.0) + float(data["cost"]) * USD_PER_CREDIT
         width, height = provider_size(spec.variant, spec.model, spec.width, spec.height)
         if cost is None:
-            cost = catalog_cost(spec.model, width, height, len(tasks))
+            cost = catalog_cost(spec.model, width, height, len(tasks), len(spec.input_images))
         first = tasks[0]
         return Submission(
             task={

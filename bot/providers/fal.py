@@ -162,7 +162,9 @@ class FalProvider(KeyedProvider):
                 "eta": spec.variant.typical_seconds,
                 "webhook": bool(hook),
             },
-            cost_usd=catalog_cost(spec.model, width, height, len(tasks) * per_request),
+            cost_usd=catalog_cost(
+                spec.model, width, height, len(tasks) * per_request, len(spec.input_images)
+            ),
         )
 
     def _accepted(self, app_id: str, status: int, data: Any) -> dict[str, Any]:

@@ -103,7 +103,13 @@ class TogetherProvider(KeyedProvider):
                 "outputs": outputs,
                 "eta": 0.0,
             },
-            cost_usd=catalog_cost(spec.model, int(body["width"]), int(body["height"]), spec.count),
+            cost_usd=catalog_cost(
+                spec.model,
+                int(body["width"]),
+                int(body["height"]),
+                spec.count,
+                len(spec.input_images),
+            ),
         )
 
     async def poll(self, task: Mapping[str, Any]) -> PollResult:

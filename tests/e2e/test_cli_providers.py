@@ -161,5 +161,6 @@ async def test_models_prints_every_pinned_id_with_its_price_and_rules(tmp_path: 
             assert model.model_id in out
             if model.edit_model_id:
                 assert model.edit_model_id in out
-    assert "flux-2-pro  $0.030/image +$0.015/extra MP" in out
+    assert "flux-2-pro  $0.030/image +$0.015/extra MP +$0.015/input MP" in out
+    assert "fal-ai/flux-2-flex/edit  $0.050/MP (rounded up)" in out
     assert "sizes: multiples of 32, sides 256-1440 px" in out  # FLUX1.1 [pro]

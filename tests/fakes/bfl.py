@@ -28,17 +28,35 @@ from aiohttp import web
 
 from tests.fakes.provider_common import FakeServer, make_png
 
-ENDPOINTS = {
-    "flux-2-pro": 0.03,
-    "flux-2-max": 0.07,
-    "flux-2-flex": 0.05,
-    "flux-2-klein-4b": 0.014,
-    "flux-2-klein-9b": 0.015,
-    "flux-pro-1.1": 0.04,
-    "flux-pro-1.1-ultra": 0.06,
-    "flux-kontext-pro": 0.04,
-    "flux-kontext-max": 0.08,
+# Credits (1 credit = $0.01) for the first output megapixel and for each further output or input
+# megapixel, where a megapixel is 1024x1024 pixels: cost = first + (output_mp - 1) * mp +
+# input_mp * mp (https://github.com/black-forest-labs/skills skills/bfl-api/SKILL.md). FLUX.1
+# endpoints cost one flat price per image.
+ENDPOINTS: dict[str, tuple[float, float]] = {
+    "flux-2-pro": (3.0, 1.5),
+    "flux-2-pro-preview": (3.0, 1.5),
+    "flux-2-max": (7.0, 3.0),
+    "flux-2-flex": (5.0, 5.0),
+    "flux-2-klein-4b": (1.4, 0.1),
+    "flux-2-klein-9b": (1.5, 0.2),
+    "flux-2-klein-9b-preview": (1.5, 0.2),
+    "flux-pro-1.1": (4.0, 0.0),
+    "flux-pro-1.1-ultra": (6.0, 0.0),
+    "flux-kontext-pro": (4.0, 0.0),
+    "flux-kontext-max": (8.0, 0.0),
 }
+
+
+def credits_for(endpoint: str, body: dict[str, Any]) -> tuple[float, float, float]:
+    """``(cost, input_mp, output_mp)`` of one task as BFL's submit answer reports them. Input
+    images count one megapixel each (this fake does not fetch them)."""
+    first, per_mp = ENDPOINTS[endpoint]
+    output_mp = int(body.get("width") or 1024) * int(body.get("height") or 1024) / 1024**2
+    inputs = sum(1 for key in body if key.startswith("input_image") and body[key])
+    cost = first + max(0.0, output_mp - 1) * per_mp + inputs * per_mp
+    return round(cost, 4), float(inputs), round(output_mp, 4)
+
+
 OUTCOMES = ("Ready", "Request Moderated", "Content Moderated", "Error", "Task not found")
 
 
@@ -116,10 +134,10 @@ class FakeBfl(FakeServer):
             return web.json_response(
                 {"detail": [{"msg": problem, "type": "value_error"}]}, status=422
             )
-        price = ENDPOINTS[endpoint]
-        if self.credits < price * 100:
+        price, input_mp, output_mp = credits_for(endpoint, body)
+        if self.credits < price:
             return web.json_response({"detail": "Insufficient credits"}, status=402)
-        self.credits -= price * 100
+        self.credits -= price
         task_id = self.next_id("bfl")
         now = time.monotonic()
         task = BflTask(
@@ -147,9 +165,9 @@ class FakeBfl(FakeServer):
             {
                 "id": task_id,
                 "polling_url": f"{self.origin}/{self.region}/v1/get_result?id={task_id}",
-                "cost": price * 100,
-                "input_mp": 0,
-                "output_mp": round(body.get("width", 1024) * body.get("height", 1024) / 1e6, 2),
+                "cost": price,
+                "input_mp": input_mp,
+                "output_mp": output_mp,
             }
         )
 

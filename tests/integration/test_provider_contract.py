@@ -419,6 +419,27 @@ async def test_bfl_n_images_are_n_tasks_all_stored(bfl: Rig) -> None:
 async def test_bfl_cost_comes_from_the_answer(bfl: Rig) -> None:
     submission = await bfl.provider.submit(bfl.spec())
     assert submission.cost_usd == pytest.approx(0.03)
+    # 3 output megapixels of flex: 5 credits + 2 x 5 credits, read from BFL's answer.
+    large = await bfl.provider.submit(bfl.spec(variant="flex", width=2048, height=1536))
+    assert large.cost_usd == pytest.approx(0.15)
+
+
+@pytest.mark.parametrize("name", NAMES)
+async def test_the_recorded_cost_matches_the_catalog_price(name: str) -> None:
+    """Each fake bills what its provider's page says: the cost the bot records (reported or
+    computed) equals the catalog's price for the same size."""
+    fake: Any = new_fake(name)
+    await fake.start()
+    try:
+        async with httpx.AsyncClient() as http:
+            provider = build(name, fake, http, ManualClock())
+            rig = Rig(name, fake, provider, http, ManualClock())
+            for width, height in ((1024, 1024), (1536, 1024)):
+                spec = rig.spec(width=width, height=height)
+                submission = await provider.submit(spec)
+                assert submission.cost_usd == pytest.approx(spec.model.price(width, height))
+    finally:
+        await fake.aclose()
 
 
 @pytest.fixture

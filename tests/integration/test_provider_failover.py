@@ -80,6 +80,22 @@ async def test_failover_after_a_refusal_pays_exactly_one_task(
     assert len(port.delivered) == 1
 
 
+async def test_the_estimate_and_the_recorded_cost_follow_the_size(
+    fakes: dict[str, Any], data_dir: Path
+) -> None:
+    settings = load_settings(env_for(fakes, "bfl", data_dir), env_file=None)
+    async with open_app(settings, clock=ManualClock(time.time())) as app:
+        app.add_delivery("console", RecordingPort())
+        await app.start_workers()
+        accepted = await app.service.imagine(make_request(variant="flex", width=2048, height=1536))
+        estimate = accepted.job.cost_usd
+        job = await asyncio.wait_for(app.service.wait(accepted.job.id), 30)
+    # BFL flex: 5 c for the first megapixel (1024 x 1024) and 5 c for each further one.
+    assert (job.width, job.height) == (2048, 1536)
+    assert estimate == pytest.approx(0.15)
+    assert job.status is JobStatus.DELIVERED and job.cost_usd == pytest.approx(0.15)
+
+
 async def test_no_credits_fails_over(fakes: dict[str, Any], data_dir: Path) -> None:
     fakes["bfl"].credits = 0
     job, _ = await run_job(fakes, "bfl,together", data_dir)
