@@ -22,7 +22,10 @@ from bot.providers.transport import (
 
 log = logging.getLogger(__name__)
 
-DEFAULT_BASE = "https://api.together.xyz/v1"
+# https://docs.together.ai/reference/post-images-generations (api.together.xyz is the old name).
+DEFAULT_BASE = "https://api.together.ai/v1"
+# Result links live on Together's API hosts; a redirect is followed only to these (and the
+# configured base), never to a host the allow-list does not name.
 RESULT_HOSTS = ("api.together.ai", "api.together.xyz")
 # The request waits for the whole generation.
 GENERATE_TIMEOUT = httpx.Timeout(connect=5.0, read=120.0, write=30.0, pool=10.0)

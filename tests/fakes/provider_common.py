@@ -99,6 +99,8 @@ class FakeServer:
         # Seconds a generation takes (wall clock).
         self.generation_seconds = 0.0
         self.webhook_calls: list[tuple[str, int]] = []
+        # Result downloads without a User-Agent are refused (403) where the provider's CDN does.
+        self.require_user_agent = False
         self._background: set[asyncio.Task[Any]] = set()
         self.app.router.add_get("/results/{token}", self._serve_result)
 
@@ -215,6 +217,8 @@ class FakeServer:
         fault = self.take_fault("result")
         if fault is not None:
             return await self.apply(request, fault)
+        if self.require_user_agent and not request.headers.get("User-Agent"):
+            return web.Response(status=403, text="blank User-Agent")
         stored = self.images.get(request.match_info["token"])
         if stored is None:
             return web.Response(status=404, text="not found")

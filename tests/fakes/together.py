@@ -1,9 +1,11 @@
-"""A fake of Together AI's image API (api.together.xyz/v1), after its public docs.
+"""A fake of Together AI's image API (api.together.ai/v1), after its public docs
+(https://docs.together.ai/reference/post-images-generations).
 
 ``POST /v1/images/generations`` with ``Authorization: Bearer ...`` answers, once the images are
 made, ``{id, model, object: "list", data: [{index, url}]}`` or ``b64_json`` items for
 ``response_format: "base64"``; ``n`` images per call. A prompt its safety checker refuses gets a 422.
-``GET /v1/models`` lists models (a cheap authenticated call).
+``GET /v1/models`` lists models (a cheap authenticated call). Result links are refused (403) to a
+download without a User-Agent, as Together's CDN does (https://docs.together.ai/docs/images-overview).
 """
 
 from __future__ import annotations
@@ -35,6 +37,7 @@ class FakeTogether(FakeServer):
         self.generations: list[dict[str, Any]] = []
         # Prompts containing any of these words are refused by the "safety checker".
         self.unsafe_words: set[str] = {"forbidden"}
+        self.require_user_agent = True
         self.app.router.add_post("/v1/images/generations", self._generate)
         self.app.router.add_get("/v1/models", self._models)
 
