@@ -563,8 +563,12 @@ class Worker:
             return await self._finish(job, JobStatus.MODERATED, "moderated", _moderated(result))
         if result.state is PollState.FAILED:
             log.warning("job %s: provider reported failure: %s", job.id, result.message)
+            said = f" It said: {result.reason}" if result.reason else ""
             return await self._finish(
-                job, JobStatus.FAILED, "provider_failed", "The image service could not make it."
+                job,
+                JobStatus.FAILED,
+                "provider_failed",
+                f"The image service could not make it.{said}",
             )
         await self._downloads.acquire()
         try:

@@ -60,6 +60,8 @@ class PollResult:
     progress: float | None = None
     retry_after: float | None = None
     message: str | None = None
+    # What the provider said of a failure, already redacted, fit to show the user.
+    reason: str | None = None
     cost_usd: float | None = None
     seed: int | None = None
     extra: Mapping[str, Any] = field(default_factory=dict)

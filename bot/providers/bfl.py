@@ -28,6 +28,7 @@ from bot.errors import (
     ProviderUnavailable,
     SubmitOutcomeUnknown,
 )
+from bot.logs import redaction_filter
 from bot.providers.base import GenerationSpec, PollResult, PollState, Submission
 from bot.providers.download import AllowList, HostRule, ResultExpired
 from bot.providers.keyed import KeyedProvider
@@ -246,7 +247,8 @@ class BflProvider(KeyedProvider):
             if state == "Task not found":
                 return PollResult(PollState.FAILED, message="bfl: task not found")
             if state == "Error":
-                return PollResult(PollState.FAILED, message=f"bfl: error: {error_detail(data)}")
+                reason = error_details(data)
+                return PollResult(PollState.FAILED, message=f"bfl: error: {reason}", reason=reason)
             return PollResult(PollState.FAILED, message=f"bfl: unknown status {state[:40]!r}")
         if pending:
             # The job is as far as its slowest task; unknown if any task does not say.
@@ -281,6 +283,24 @@ class BflProvider(KeyedProvider):
         data = await self._key_call(f"{self.base_url}/v1/credits", "credits check")
         credits = data.get("credits") if isinstance(data, Mapping) else None
         return f"key accepted, {credits} credits" if credits is not None else "key accepted"
+
+
+def error_details(data: Mapping[str, Any]) -> str:
+    """The text of an ``Error`` result's ``details`` (a string or an object of them: "Check the
+    error details for more information", https://docs.bfl.ai/api_integration/errors), bounded and
+    with secret-shaped parts (signed URL queries, keys) redacted: it is shown to the user."""
+    details = data.get("details")
+    if isinstance(details, Mapping):
+        parts = [str(v) for v in details.values() if isinstance(v, str | int | float) and v != ""]
+        text = "; ".join(parts)
+    elif isinstance(details, list):
+        text = "; ".join(str(v) for v in details if isinstance(v, str | int | float))
+    elif details:
+        text = str(details)
+    else:
+        text = error_detail(data)
+    text = " ".join(text.split())[:200] or "no details given"
+    return redaction_filter().redact(text)
 
 
 def _progress(data: Mapping[str, Any]) -> float | None:

@@ -15,6 +15,7 @@ sha256=<hex HMAC-SHA256(secret, body)>``. 402 without credits, scripted 429/5xx/
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import hashlib
 import hmac
 import json
@@ -26,7 +27,7 @@ from typing import Any
 import aiohttp
 from aiohttp import web
 
-from tests.fakes.provider_common import FakeServer, make_png
+from tests.fakes.provider_common import FakeServer, Fault, make_png
 
 # Credits (1 credit = $0.01) for the first output megapixel and for each further output or input
 # megapixel, where a megapixel is 1024x1024 pixels: cost = first + (output_mp - 1) * mp +
@@ -82,6 +83,9 @@ class FakeBfl(FakeServer):
         self.credits = credits
         self.tasks: dict[str, BflTask] = {}
         self.outcomes: deque[str] = deque()
+        # The ``details`` of an ``Error`` result ("Check the error details for more
+        # information": https://docs.bfl.ai/api_integration/errors).
+        self.error_details: Any = {"error": "Generation failed"}
         self.region = "eu1"
         # False: answer only ``{id}`` (no polling URL) even without a webhook.
         self.polling_url_in_answer = True
@@ -97,6 +101,19 @@ class FakeBfl(FakeServer):
     @property
     def base_url(self) -> str:
         return self.origin
+
+    async def apply(self, request: web.Request, fault: Fault) -> web.StreamResponse:
+        """A scripted 429 answers BFL's documented body, its ``retry_after`` beside the header
+        (https://github.com/black-forest-labs/skills skills/bfl-api/references/rate-limiting.md)."""
+        if fault.status == 429 and fault.body is None and not fault.html:
+            body: dict[str, Any] = {
+                "error": "rate_limit_exceeded",
+                "message": "Too many concurrent requests",
+            }
+            if fault.retry_after is not None:
+                body["retry_after"] = fault.retry_after
+            fault = dataclasses.replace(fault, body=body)
+        return await super().apply(request, fault)
 
     def next_outcomes(self, *outcomes: str) -> None:
         for outcome in outcomes:
@@ -199,7 +216,7 @@ class FakeBfl(FakeServer):
                 "status": "Error",
                 "result": None,
                 "progress": None,
-                "details": {"error": "Generation failed"},
+                "details": self.error_details,
             }
         return {
             "id": task.id,

@@ -359,6 +359,17 @@ async def test_bfl_outcomes(bfl: Rig, outcome: str, state: PollState) -> None:
     assert images == []
 
 
+async def test_bfl_error_carries_its_details_redacted(bfl: Rig) -> None:
+    bfl.fake.next_outcomes("Error")
+    bfl.fake.error_details = {
+        "error": "Input image could not be read from https://x.example/in.png?sig=s3cr3t-sig"
+    }
+    result, _ = await run(bfl.provider, bfl.spec())
+    assert result.state is PollState.FAILED
+    assert result.reason and "Input image could not be read" in result.reason
+    assert "s3cr3t-sig" not in result.reason and "[redacted]" in result.reason
+
+
 async def test_bfl_polls_the_regional_polling_url(bfl: Rig) -> None:
     await run(bfl.provider, bfl.spec())
     polls = bfl.fake.recorded("GET", "/eu1/v1/get_result")

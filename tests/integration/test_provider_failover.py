@@ -179,6 +179,22 @@ async def test_moderation_is_terminal_with_a_policy_message(
     assert fakes["fal"].paid_tasks == 0
 
 
+async def test_a_bfl_error_shows_its_details_in_the_failure_reason(
+    fakes: dict[str, Any], data_dir: Path
+) -> None:
+    fakes["bfl"].next_outcomes("Error")
+    fakes[
+        "bfl"
+    ].error_details = (
+        "Prompt too long for upsampling; see https://x.example/r?token=abcdef0123456789"
+    )
+    job, port = await run_job(fakes, "bfl,fal", data_dir)
+    assert job.status is JobStatus.FAILED and job.error_code == "provider_failed"
+    assert job.error_message and "Prompt too long for upsampling" in job.error_message
+    assert "abcdef0123456789" not in job.error_message
+    assert port.failures and fakes["fal"].paid_tasks == 0
+
+
 async def test_a_flagged_black_image_is_never_posted(fakes: dict[str, Any], data_dir: Path) -> None:
     fakes["fal"].nsfw_next.append(True)
     job, port = await run_job(fakes, "fal", data_dir)
