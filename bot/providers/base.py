@@ -27,6 +27,9 @@ class GenerationSpec:
     input_images: tuple[str, ...] = ()
     safety_tolerance: int = 2
     webhook_url: str | None = None
+    # The image format asked for: "jpeg", "png" or "webp" (``OUTPUT_FORMATS``). A provider that
+    # cannot make the format asks for PNG (lossless) instead; see ``Provider.output_formats``.
+    output_format: str = "png"
 
     @property
     def model_id(self) -> str:
@@ -65,6 +68,14 @@ class PollResult:
     cost_usd: float | None = None
     seed: int | None = None
     extra: Mapping[str, Any] = field(default_factory=dict)
+
+
+OUTPUT_FORMATS = ("jpeg", "png", "webp")
+
+
+def format_for(wanted: str, offered: tuple[str, ...]) -> str:
+    """The format to ask a provider for: the one wanted where it makes it, else PNG."""
+    return wanted if wanted in offered else "png"
 
 
 class Provider(Protocol):

@@ -29,7 +29,7 @@ from bot.errors import (
     SubmitOutcomeUnknown,
 )
 from bot.logs import redaction_filter
-from bot.providers.base import GenerationSpec, PollResult, PollState, Submission
+from bot.providers.base import GenerationSpec, PollResult, PollState, Submission, format_for
 from bot.providers.download import AllowList, HostRule, ResultExpired
 from bot.providers.keyed import KeyedProvider
 from bot.providers.sizes import catalog_cost, provider_size
@@ -68,6 +68,9 @@ class BflProvider(KeyedProvider):
     default_base = DEFAULT_BASE
     default_concurrency = 24
     result_hosts = RESULT_HOSTS
+    # ``output_format``: jpeg (BFL's default) or png
+    # (https://docs.bfl.ai/api-reference/models/generate-or-edit-an-image-with-flux2-%5Bpro%5D).
+    output_formats = ("jpeg", "png")
 
     def _configure(self) -> None:
         # The key goes along with every poll, so polling URLs stay on the API's own host or
@@ -100,7 +103,7 @@ class BflProvider(KeyedProvider):
             "height": height,
             "seed": seed,
             "safety_tolerance": int(spec.safety_tolerance),
-            "output_format": "png",
+            "output_format": format_for(spec.output_format, self.output_formats),
         }
         for index, image in enumerate(spec.input_images[:8], start=1):
             body["input_image" if index == 1 else f"input_image_{index}"] = image

@@ -21,7 +21,7 @@ from bot.errors import (
     ProviderUnavailable,
     SubmitOutcomeUnknown,
 )
-from bot.providers.base import GenerationSpec, PollResult, PollState, Submission
+from bot.providers.base import GenerationSpec, PollResult, PollState, Submission, format_for
 from bot.providers.download import AllowList
 from bot.providers.keyed import KeyedProvider
 from bot.providers.sizes import catalog_cost, fal_image_size, provider_size
@@ -89,6 +89,8 @@ class FalProvider(KeyedProvider):
     default_base = DEFAULT_BASE
     default_concurrency = 16
     result_hosts = RESULT_HOSTS
+    # ``output_format``: jpeg (the default) or png (https://fal.ai/models/fal-ai/flux-2-pro/api).
+    output_formats = ("jpeg", "png")
 
     def _configure(self) -> None:
         self._queue_allow = AllowList.build(self.base_url, QUEUE_HOSTS)
@@ -111,7 +113,7 @@ class FalProvider(KeyedProvider):
             # fal takes the tolerance as a string from "1" (strict) to "5".
             "safety_tolerance": str(max(1, min(5, int(spec.safety_tolerance)))),
             "enable_safety_checker": True,
-            "output_format": "png",
+            "output_format": format_for(spec.output_format, self.output_formats),
         }
         if count > 1:
             body["num_images"] = count

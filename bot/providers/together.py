@@ -10,7 +10,7 @@ from typing import Any
 import httpx
 
 from bot.errors import ProviderModerated, SubmitOutcomeUnknown
-from bot.providers.base import GenerationSpec, PollResult, PollState, Submission
+from bot.providers.base import GenerationSpec, PollResult, PollState, Submission, format_for
 from bot.providers.keyed import KeyedProvider
 from bot.providers.sizes import catalog_cost, provider_size
 from bot.providers.transport import (
@@ -39,6 +39,9 @@ class TogetherProvider(KeyedProvider):
     result_hosts = RESULT_HOSTS
     # The generation happens inside the submit call.
     submit_timeout = GENERATE_TIMEOUT
+    # ``output_format``: jpeg (the default) or png
+    # (https://docs.together.ai/reference/post-images-generations).
+    output_formats = ("jpeg", "png")
 
     @property
     def _headers(self) -> dict[str, str]:
@@ -54,6 +57,7 @@ class TogetherProvider(KeyedProvider):
             "n": max(1, spec.count),
             "seed": spec.seed,
             "response_format": "url",
+            "output_format": format_for(spec.output_format, self.output_formats),
             # The safety checker stays on whatever the tolerance: Together has no finer control.
             "disable_safety_checker": False,
         }
@@ -97,7 +101,8 @@ class TogetherProvider(KeyedProvider):
             if isinstance(item.get("url"), str) and item["url"]:
                 outputs.append(item["url"])
             elif isinstance(item.get("b64_json"), str) and item["b64_json"]:
-                outputs.append("data:image/png;base64," + item["b64_json"])
+                kind = "jpeg" if body["output_format"] == "jpeg" else "png"
+                outputs.append(f"data:image/{kind};base64," + item["b64_json"])
         task_id = data.get("id") if isinstance(data.get("id"), str) else None
         return Submission(
             task={

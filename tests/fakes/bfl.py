@@ -27,7 +27,7 @@ from typing import Any
 import aiohttp
 from aiohttp import web
 
-from tests.fakes.provider_common import FakeServer, Fault, make_png
+from tests.fakes.provider_common import FakeServer, Fault, make_image
 
 # Credits (1 credit = $0.01) for the first output megapixel and for each further output or input
 # megapixel, where a megapixel is 1024x1024 pixels: cost = first + (output_mp - 1) * mp +
@@ -195,7 +195,10 @@ class FakeBfl(FakeServer):
                     int(task.body.get("width", 1024)),
                     int(task.body.get("height", 768)),
                 )
-                task.sample = self.store_image(make_png(*size))
+                # ``output_format`` defaults to jpeg (https://docs.bfl.ai/api-reference/models/
+                # generate-or-edit-an-image-with-flux2-%5Bpro%5D).
+                fmt = str(task.body.get("output_format") or "jpeg")
+                task.sample = self.store_image(make_image(*size, fmt=fmt), fmt)
             return {
                 "id": task.id,
                 "status": "Ready",

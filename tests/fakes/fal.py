@@ -28,7 +28,7 @@ from aiohttp import web
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 
-from tests.fakes.provider_common import FakeServer, make_png
+from tests.fakes.provider_common import FakeServer, content_type_of, make_image
 
 APPS = {
     "fal-ai/flux-2-pro",
@@ -217,13 +217,20 @@ class FakeFal(FakeServer):
     def _result(self, req: FalRequest) -> dict[str, Any]:
         count = int(req.body.get("num_images", 1))
         size = self.image_size or _size(req.body.get("image_size"))
+        # ``output_format``: jpeg (the default) or png (https://fal.ai/models/fal-ai/flux-2-pro/api).
+        fmt = str(req.body.get("output_format") or "jpeg")
         if req.images is None:
             colour = (0, 0, 0) if req.nsfw else (200, 80, 40)
-            data = make_png(*size, colour=colour) if not req.nsfw else _black(*size)
-            req.images = [self.store_image(data) for _ in range(count)]
+            data = make_image(*size, colour=colour, fmt=fmt) if not req.nsfw else _black(*size)
+            req.images = [self.store_image(data, fmt) for _ in range(count)]
         return {
             "images": [
-                {"url": url, "content_type": "image/png", "width": size[0], "height": size[1]}
+                {
+                    "url": url,
+                    "content_type": content_type_of(fmt),
+                    "width": size[0],
+                    "height": size[1],
+                }
                 for url in req.images
             ],
             "seed": req.body.get("seed", 42),
@@ -375,6 +382,8 @@ def _validate(app_id: str, body: Any) -> str | None:
     tolerance = body.get("safety_tolerance")
     if tolerance is not None and tolerance not in ("1", "2", "3", "4", "5"):
         return "safety_tolerance must be one of '1'..'5'"
+    if body.get("output_format", "jpeg") not in ("jpeg", "png"):
+        return "output_format must be one of 'jpeg', 'png'"
     if app_id.endswith("/edit") and not body.get("image_urls"):
         return "field required: image_urls"
     return None

@@ -17,7 +17,7 @@ from typing import Any
 
 from aiohttp import web
 
-from tests.fakes.provider_common import FakeServer, make_png
+from tests.fakes.provider_common import FakeServer, make_image
 
 MODELS = {
     "black-forest-labs/FLUX.2-pro",
@@ -98,6 +98,11 @@ class FakeTogether(FakeServer):
             or not (64 <= width <= 2048 and 64 <= height <= 2048)
         ):
             return _error(400, "width and height must be multiples of 16 between 64 and 2048")
+        # ``output_format``: jpeg (the default) or png
+        # (https://docs.together.ai/reference/post-images-generations).
+        fmt = body.get("output_format", "jpeg")
+        if fmt not in ("jpeg", "png"):
+            return _error(400, "output_format must be jpeg or png")
         count = body.get("n", 1)
         if not isinstance(count, int) or not 1 <= count <= 4:
             return _error(400, "n must be between 1 and 4")
@@ -117,13 +122,17 @@ class FakeTogether(FakeServer):
         size = self.image_size or (width, height)
         data: list[dict[str, Any]] = []
         for index in range(count):
-            png = make_png(*size, colour=(60, 160 + index * 20, 90))
+            image = make_image(*size, colour=(60, 160 + index * 20, 90), fmt=fmt)
             if body.get("response_format") == "base64":
                 data.append(
-                    {"index": index, "b64_json": base64.b64encode(png).decode(), "type": "b64_json"}
+                    {
+                        "index": index,
+                        "b64_json": base64.b64encode(image).decode(),
+                        "type": "b64_json",
+                    }
                 )
             else:
-                data.append({"index": index, "url": self.store_image(png), "type": "url"})
+                data.append({"index": index, "url": self.store_image(image, fmt), "type": "url"})
         after = self.take_fault("submit", after_accept=True)
         if after is not None:
             return await self.apply(request, after)

@@ -136,6 +136,31 @@ async def test_a_generation_comes_back_as_the_image_asked_for(rig: Rig) -> None:
     assert rig.fake.paid_tasks == 1
 
 
+def image_format(data: bytes) -> str:
+    with Image.open(io.BytesIO(data)) as image:
+        return str(image.format)
+
+
+@pytest.mark.parametrize(
+    ("wanted", "sent", "made"), [("jpeg", "jpeg", "JPEG"), ("png", "png", "PNG")]
+)
+async def test_the_output_format_goes_in_the_providers_own_field(
+    rig: Rig, wanted: str, sent: str, made: str
+) -> None:
+    result, images = await run(rig.provider, rig.spec(output_format=wanted))
+    assert result.state is PollState.READY
+    body = rig.fake.recorded("POST")[-1].json
+    assert body["output_format"] == sent
+    assert [image_format(i) for i in images] == [made]
+
+
+async def test_a_format_the_provider_lacks_is_asked_for_as_png(rig: Rig) -> None:
+    # None of the three makes WEBP (their output_format enums are jpeg and png).
+    _, images = await run(rig.provider, rig.spec(output_format="webp"))
+    assert rig.fake.recorded("POST")[-1].json["output_format"] == "png"
+    assert [image_format(i) for i in images] == ["PNG"]
+
+
 async def test_requests_carry_the_documented_auth_and_a_pinned_model(rig: Rig) -> None:
     await run(rig.provider, rig.spec())
     submit = rig.fake.recorded("POST")[0]
