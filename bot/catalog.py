@@ -79,6 +79,23 @@ class ProviderModel:
 
 
 @dataclass(frozen=True)
+class ParamRange:
+    """A generation parameter every provider of a variant takes: its default and allowed range."""
+
+    default: float
+    min: float
+    max: float
+
+    def check(self, value: float | None, what: str, label: str) -> float:
+        """``value`` (the default when None) inside the range; else InvalidRequest naming it."""
+        if value is None:
+            return self.default
+        if not self.min <= value <= self.max:
+            raise InvalidRequest(f"{what} for {label} must be from {self.min:g} to {self.max:g}.")
+        return value
+
+
+@dataclass(frozen=True)
 class SizeRules:
     multiple: int
     min_side: int
@@ -98,9 +115,19 @@ class Variant:
     input_images: int
     max_count: int
     providers: Mapping[str, ProviderModel]
+    # Sent explicitly, the same on every provider, where the variant takes them (FLUX.2 [flex]).
+    steps: ParamRange | None = None
+    guidance: ParamRange | None = None
 
     def model_for(self, provider: str) -> ProviderModel | None:
         return self.providers.get(provider)
+
+    def offers_enhance(self, providers: tuple[str, ...] | list[str]) -> bool:
+        """Whether any of ``providers`` can upsample this variant's prompts."""
+        return any(
+            (model := self.providers.get(name)) is not None and model.extra.get("enhance_field")
+            for name in providers
+        )
 
 
 @dataclass(frozen=True)
@@ -139,6 +166,8 @@ def _load(raw: Mapping[str, Any]) -> Catalog:
             safety_max=int(spec["safety"]["max"]),
             input_images=int(spec["input_images"]),
             max_count=int(spec["max_count"]),
+            steps=_range(spec.get("steps")),
+            guidance=_range(spec.get("guidance")),
             providers={
                 provider: ProviderModel(
                     model_id=entry["model_id"],
@@ -154,6 +183,12 @@ def _load(raw: Mapping[str, Any]) -> Catalog:
             },
         )
     return Catalog(variants=variants, default_variant=raw["default_variant"])
+
+
+def _range(raw: Mapping[str, Any] | None) -> ParamRange | None:
+    if raw is None:
+        return None
+    return ParamRange(default=float(raw["default"]), min=float(raw["min"]), max=float(raw["max"]))
 
 
 @cache

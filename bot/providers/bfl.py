@@ -102,9 +102,11 @@ class BflProvider(KeyedProvider):
             "width": width,
             "height": height,
             "seed": seed,
-            "safety_tolerance": int(spec.safety_tolerance),
             "output_format": format_for(spec.output_format, self.output_formats),
+            **spec.tuning(),
         }
+        if spec.sends("safety_tolerance"):
+            body["safety_tolerance"] = int(spec.safety_tolerance)
         for index, image in enumerate(spec.input_images[:8], start=1):
             body["input_image" if index == 1 else f"input_image_{index}"] = image
         url = spec.webhook_url or self.webhook_url(spec.job_id)

@@ -110,11 +110,14 @@ class FalProvider(KeyedProvider):
             "prompt": spec.prompt,
             "image_size": fal_image_size(width, height),
             "seed": seed,
-            # fal takes the tolerance as a string from "1" (strict) to "5".
-            "safety_tolerance": str(max(1, min(5, int(spec.safety_tolerance)))),
             "enable_safety_checker": True,
             "output_format": format_for(spec.output_format, self.output_formats),
+            **spec.tuning(),
         }
+        if spec.sends("safety_tolerance"):
+            # fal takes the tolerance as a string from "1" (strict) to "5"; [klein] and [dev]
+            # have none (their schemas: https://fal.ai/models/fal-ai/flux-2/klein/9b/llms.txt).
+            body["safety_tolerance"] = str(max(1, min(5, int(spec.safety_tolerance))))
         if count > 1:
             body["num_images"] = count
         if spec.input_images:

@@ -61,9 +61,7 @@ class TogetherProvider(KeyedProvider):
             # The safety checker stays on whatever the tolerance: Together has no finer control.
             "disable_safety_checker": False,
         }
-        steps = spec.model.extra.get("steps")
-        if steps:
-            body["steps"] = int(steps)
+        body.update(spec.tuning())
         if spec.input_images:
             if spec.model.extra.get("input_field") == "image_url":
                 body["image_url"] = spec.input_images[0]

@@ -146,7 +146,7 @@ class FakeBfl(FakeServer):
             body = await request.json()
         except (ValueError, json.JSONDecodeError):
             return web.json_response({"detail": "invalid JSON"}, status=422)
-        problem = _validate(body)
+        problem = _validate(body) or _validate_flex(endpoint, body)
         if problem:
             return web.json_response(
                 {"detail": [{"msg": problem, "type": "value_error"}]}, status=422
@@ -276,6 +276,24 @@ class FakeBfl(FakeServer):
             except aiohttp.ClientError:
                 self.webhook_calls.append((task.id, 0))
         task.webhook_sent = True
+
+
+def _validate_flex(endpoint: str, body: dict[str, Any]) -> str | None:
+    """FLUX.2 [flex]'s own fields: ``steps`` 1-50 (default 50), ``guidance`` 1.5-10 (default 4.5),
+    ``prompt_upsampling`` (default true) (https://github.com/black-forest-labs/skills
+    skills/bfl-api/references/endpoints.md; https://docs.bfl.ai/api-reference/models/
+    generate-or-edit-an-image-with-flux2-[flex])."""
+    if endpoint != "flux-2-flex":
+        return None
+    steps = body.get("steps", 50)
+    if not isinstance(steps, int) or isinstance(steps, bool) or not 1 <= steps <= 50:
+        return "steps must be an integer from 1 to 50"
+    guidance = body.get("guidance", 4.5)
+    if not isinstance(guidance, int | float) or not 1.5 <= guidance <= 10:
+        return "guidance must be from 1.5 to 10"
+    if not isinstance(body.get("prompt_upsampling", True), bool):
+        return "prompt_upsampling must be a boolean"
+    return None
 
 
 def _validate(body: Any) -> str | None:

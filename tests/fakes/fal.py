@@ -40,6 +40,9 @@ APPS = {
     "fal-ai/flux-2/klein/4b",
     "fal-ai/flux-2/klein/4b/edit",
     "fal-ai/flux-2/klein/9b",
+    "fal-ai/flux-2/klein/9b/edit",
+    "fal-ai/flux-2",
+    "fal-ai/flux-2/edit",
     "fal-ai/flux-pro/v1.1",
     "fal-ai/flux-pro/kontext",
 }
@@ -380,8 +383,20 @@ def _validate(app_id: str, body: Any) -> str | None:
         else:
             return "image_size must be a preset or {width, height}"
     tolerance = body.get("safety_tolerance")
+    # FLUX.2 [klein] and [dev] have no safety_tolerance in their input schemas
+    # (https://fal.ai/models/fal-ai/flux-2/klein/9b/llms.txt, https://fal.ai/models/fal-ai/flux-2-dev/llms.txt):
+    # this fake refuses the field there, so a bot sending it is caught.
+    if tolerance is not None and (app_id.startswith("fal-ai/flux-2/") or app_id == "fal-ai/flux-2"):
+        return f"safety_tolerance is not a field of {app_id}"
     if tolerance is not None and tolerance not in ("1", "2", "3", "4", "5"):
         return "safety_tolerance must be one of '1'..'5'"
+    if app_id.startswith("fal-ai/flux-2-flex"):
+        steps = body.get("num_inference_steps")
+        if steps is not None and (not isinstance(steps, int) or not 1 <= steps <= 50):
+            return "num_inference_steps must be from 1 to 50"
+        guidance = body.get("guidance_scale")
+        if guidance is not None and not 1.5 <= float(guidance) <= 10:
+            return "guidance_scale must be from 1.5 to 10"
     if body.get("output_format", "jpeg") not in ("jpeg", "png"):
         return "output_format must be one of 'jpeg', 'png'"
     if app_id.endswith("/edit") and not body.get("image_urls"):

@@ -103,6 +103,10 @@ class FakeTogether(FakeServer):
         fmt = body.get("output_format", "jpeg")
         if fmt not in ("jpeg", "png"):
             return _error(400, "output_format must be jpeg or png")
+        steps = body.get("steps")
+        if steps is not None and (not isinstance(steps, int) or not 1 <= steps <= 50):
+            # https://docs.together.ai/docs/images-overview: steps 1-50
+            return _error(400, "steps must be from 1 to 50")
         count = body.get("n", 1)
         if not isinstance(count, int) or not 1 <= count <= 4:
             return _error(400, "n must be between 1 and 4")

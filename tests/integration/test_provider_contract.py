@@ -19,6 +19,7 @@ from bot.catalog import load_catalog
 from bot.clock import ManualClock
 from bot.errors import (
     DownloadRefused,
+    InvalidRequest,
     ProviderBalanceExhausted,
     ProviderError,
     ProviderModerated,
@@ -159,6 +160,79 @@ async def test_a_format_the_provider_lacks_is_asked_for_as_png(rig: Rig) -> None
     _, images = await run(rig.provider, rig.spec(output_format="webp"))
     assert rig.fake.recorded("POST")[-1].json["output_format"] == "png"
     assert [image_format(i) for i in images] == ["PNG"]
+
+
+FLEX_FIELDS = {
+    # provider: (steps field, guidance field, prompt-upsampling field or None)
+    "bfl": ("steps", "guidance", "prompt_upsampling"),
+    "fal": ("num_inference_steps", "guidance_scale", "enable_prompt_expansion"),
+    "together": ("steps", "guidance_scale", None),
+}
+
+
+async def test_flex_steps_guidance_and_upsampling_are_sent_the_same_everywhere(rig: Rig) -> None:
+    steps, guidance, enhance = FLEX_FIELDS[rig.name]
+    result, _ = await run(rig.provider, rig.spec(variant="flex"))
+    assert result.state is PollState.READY
+    body = rig.fake.recorded("POST")[-1].json
+    # BFL's own defaults (50 steps, guidance 4.5), sent explicitly: no provider picks its own.
+    assert (body[steps], body[guidance]) == (50, 4.5)
+    if enhance:
+        assert body[enhance] is False  # BFL flex upsamples when the field is absent
+    assert not any("upsampl" in key or "expansion" in key for key in body if key != enhance)
+    await run(rig.provider, rig.spec(variant="flex", steps=20, guidance=3.0, enhance=True))
+    body = rig.fake.recorded("POST")[-1].json
+    assert (body[steps], body[guidance]) == (20, 3.0)
+    if enhance:
+        assert body[enhance] is True
+
+
+async def test_flex_steps_out_of_range_are_refused_with_the_range(rig: Rig) -> None:
+    with pytest.raises(InvalidRequest, match="from 1 to 50"):
+        await rig.provider.submit(rig.spec(variant="flex", steps=60))
+    with pytest.raises(InvalidRequest, match=r"from 1\.5 to 10"):
+        await rig.provider.submit(rig.spec(variant="flex", guidance=12.0))
+    assert rig.fake.paid_tasks == 0
+
+
+async def test_pro_sends_no_steps_guidance_or_upsampling(rig: Rig) -> None:
+    await run(rig.provider, rig.spec())
+    body = rig.fake.recorded("POST")[-1].json
+    for field in ("steps", "guidance", "num_inference_steps", "guidance_scale"):
+        assert field not in body
+
+
+@pytest.mark.parametrize(
+    ("variant", "provider", "model_id"),
+    [
+        ("klein-9b", "bfl", "flux-2-klein-9b"),
+        ("klein-9b", "fal", "fal-ai/flux-2/klein/9b"),
+        ("dev", "fal", "fal-ai/flux-2"),
+        ("dev", "together", "black-forest-labs/FLUX.2-dev"),
+    ],
+)
+async def test_new_variants_run_on_each_provider_that_offers_them(
+    variant: str, provider: str, model_id: str
+) -> None:
+    fake: Any = new_fake(provider)
+    await fake.start()
+    try:
+        async with httpx.AsyncClient() as http:
+            rig = Rig(
+                provider, fake, build(provider, fake, http, ManualClock()), http, ManualClock()
+            )
+            spec = rig.spec(variant=variant, safety_tolerance=3)
+            assert spec.model_id == model_id
+            result, images = await run(rig.provider, spec)
+            assert result.state is PollState.READY and len(images) == 1
+            body = fake.recorded("POST")[-1].json
+            if provider != "bfl":
+                # fal's [klein] and [dev] schemas have no safety_tolerance.
+                assert "safety_tolerance" not in body
+            else:
+                assert body["safety_tolerance"] == 3
+    finally:
+        await fake.aclose()
 
 
 async def test_requests_carry_the_documented_auth_and_a_pinned_model(rig: Rig) -> None:

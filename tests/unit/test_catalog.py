@@ -83,3 +83,15 @@ def test_prices_scale_with_the_number_of_images() -> None:
     assert "$0.030/image +$0.015/extra MP" in model.describe_price()
     flex = CATALOG.variants["flex"].model_for("fal")
     assert flex is not None and flex.describe_price().startswith("$0.050/MP (rounded up)")
+
+
+def test_new_variants_and_where_prompt_upsampling_is_offered() -> None:
+    nine = CATALOG.resolve("flux-2-klein-9b")
+    assert nine.label == "FLUX.2 [klein] 9B" and nine.input_images == 4
+    assert set(nine.providers) == {"offline", "bfl", "fal"}
+    dev = CATALOG.resolve("flux-2-dev")
+    assert dev.label == "FLUX.2 [dev]" and "bfl" not in dev.providers  # no BFL API for [dev]
+    flex = CATALOG.resolve("flex")
+    assert flex.offers_enhance(["together", "bfl"])
+    assert not flex.offers_enhance(["together"])
+    assert not CATALOG.resolve("pro").offers_enhance(["bfl", "fal", "together"])
