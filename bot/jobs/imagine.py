@@ -164,7 +164,9 @@ class Imagine:
             variant=variant.name,
             created_at=now,
             updated_at=now,
-            cost_usd=self.price_usd(variant, request.count),
+            cost_usd=self.price_usd(
+                variant, request.count, width, height, len(request.input_images)
+            ),
         )
         cache_key: str | None = None
         share = False
@@ -195,13 +197,15 @@ class Imagine:
         position = await self._store.queue_position(admission.job)
         return Accepted(job=admission.job, position=position, duplicate=not admission.created)
 
-    def price_usd(self, variant: Variant, count: int) -> float:
-        """What a job is charged against budgets: images x the price per image of the variant on
-        the first configured provider that offers it."""
+    def price_usd(
+        self, variant: Variant, count: int, width: int, height: int, input_images: int = 0
+    ) -> float:
+        """What a job is charged against budgets before it runs: the catalog's price of its
+        images at its size on the first configured provider that offers the variant."""
         for name in self._providers:
             model = variant.model_for(name)
             if model is not None:
-                return model.price_usd * count
+                return model.price(width, height, count, input_images)
         return 0.0
 
     async def _from_cache(self, job: Job, cache_key: str) -> Job:

@@ -59,7 +59,14 @@ class Outcome:
         return self.status.value not in CHARGED_STATUSES
 
     def user_message(self, **values: object) -> str:
-        return self.message.format(**values)
+        return self.message.format_map(_Blanks(values))
+
+
+class _Blanks(dict[str, object]):
+    """Values for a message; a value not given reads as nothing."""
+
+    def __missing__(self, key: str) -> str:
+        return ""
 
 
 # Outcomes of what a provider did -----------------------------------------------------------------
@@ -92,7 +99,10 @@ SUBMIT_INTERRUPTED = Outcome(
 SUBMIT_REFUSED = Outcome(
     JobStatus.FAILED, "provider_error", "The image service refused the request."
 )
-TASK_FAILED = Outcome(JobStatus.FAILED, "provider_failed", "The image service could not make it.")
+# ``said``: what the provider gave as the reason, when it gave one (" It said: ...").
+TASK_FAILED = Outcome(
+    JobStatus.FAILED, "provider_failed", "The image service could not make it.{said}"
+)
 POLL_AGAIN = Outcome(
     JobStatus.FAILED,
     "provider_failed",

@@ -242,7 +242,10 @@ class Worker:
             except ProviderError as exc:
                 outcome = outcome_for(Step.POLL, exc)
                 log.warning("job %s: %s: %s (%s)", job.id, provider.name, exc, outcome.code)
-                return await self._steps.finish(job, outcome)
+                reason = getattr(exc, "reason", None)
+                return await self._steps.finish(
+                    job, outcome, said=f" It said: {reason}" if reason else ""
+                )
             return await self._deliverer.fetch(job, provider, result)
         if job.status is JobStatus.FETCHED:
             return await self._deliverer.deliver(job)

@@ -97,7 +97,7 @@ class Submitter:
                 steps.slots.release(job.id)
                 outcome = outcome_for(Step.SUBMIT, exc)
                 if outcome.counts_against_provider:
-                    steps.router.breaker.failure(provider.name)
+                    steps.router.breaker.failure(provider.name, exc)
                 log.warning("job %s: %s: %s (%s)", job.id, provider.name, exc, outcome.code)
                 if outcome.action is Action.FAIL_OVER:
                     retry_after = max(retry_after, getattr(exc, "retry_after", None) or 0.0)
@@ -107,7 +107,9 @@ class Submitter:
             steps.router.breaker.success(provider.name)
             cost = submission.cost_usd
             if cost is None:
-                cost = model.price_usd * job.request.count
+                cost = model.price(
+                    job.width, job.height, job.request.count, len(job.request.input_images)
+                )
             job = await steps.save(
                 job,
                 job.evolve(

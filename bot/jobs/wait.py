@@ -136,5 +136,7 @@ def _ready(result: PollResult, provider: str) -> PollResult:
     if result.state is PollState.MODERATED:
         raise ProviderModerated(result.message or "moderated", provider=provider)
     if result.state is PollState.FAILED:
-        raise ProviderFailed(result.message or "the task failed", provider=provider)
+        raise ProviderFailed(
+            result.message or "the task failed", provider=provider, reason=result.reason
+        )
     return result

@@ -143,6 +143,9 @@ async def open_app(settings: Settings, *, clock: Clock | None = None) -> AsyncIt
             return None
 
         server.add_readiness_check("store", store_ready)
+        if any(name != "offline" for name in router.names):
+            # A paid provider's account out of money shows here (the offline renderer has none).
+            server.add_readiness_check("providers", router.account_problems)
 
         async def refresh_queue_metrics() -> None:
             counts = await store.job_counts()

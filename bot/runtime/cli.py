@@ -140,9 +140,7 @@ def _models() -> int:
         )
         for provider, model in variant.providers.items():
             edit = f", edit: {model.edit_model_id}" if model.edit_model_id else ""
-            extra = model.extra.get("price_per_extra_mp")
-            per_mp = f" +${float(extra):.3f}/extra MP" if extra else ""
-            print(f"  {provider:<9} {model.model_id}{edit}  ${model.price_usd:.3f}/image{per_mp}")
+            print(f"  {provider:<9} {model.model_id}{edit}  {model.describe_price()}")
     return EXIT_OK
 
 

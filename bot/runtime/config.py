@@ -50,7 +50,7 @@ class Settings(BaseModel):
         "https://rest.alpha.fal.ai/.well-known/jwks.json", alias="FAL_JWKS_URL"
     )
     together_api_key: SecretStr | None = Field(None, alias="TOGETHER_API_KEY")
-    together_api_base: str = Field("https://api.together.xyz/v1", alias="TOGETHER_API_BASE")
+    together_api_base: str = Field("https://api.together.ai/v1", alias="TOGETHER_API_BASE")
 
     discord_token: SecretStr | None = Field(None, alias="DISCORD_TOKEN")
     discord_api_base: str = Field("https://discord.com/api/v10", alias="DISCORD_API_BASE")
