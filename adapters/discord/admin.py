@@ -309,6 +309,14 @@ def build_admin_group(
     switch("input-images", "Whether /imagine takes images to edit")
     switch("cache", "Whether seeded requests may reuse a stored image")
     switch("admins-exempt", "Whether admins skip the per-user limits")
+    switch("shared-buttons", "Whether anyone may use U/V/Reroll under a result")
+
+    @admin.command(name="count", description="Images per /imagine when a request names none")
+    @app_commands.describe(images="1 to 4")
+    async def count(
+        interaction: discord.Interaction, images: app_commands.Range[int, 1, 4]
+    ) -> None:
+        await need().change(interaction, lambda: value_change("count", str(images)))
 
     admin_roles = app_commands.Group(
         name="admin-roles",

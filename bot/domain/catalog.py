@@ -267,3 +267,17 @@ def resolve_size(
         a, b = parse_aspect(aspect_ratio)
         return size_for_aspect(a, b, variant.size)
     return size_for_aspect(1, 1, variant.size)
+
+
+def upscale_size(width: int, height: int, rules: SizeRules) -> tuple[int, int] | None:
+    """About twice the pixels of ``width x height``, aspect kept, sides in multiples of the rules,
+    within the variant's area and side caps; None when that is no larger than the image itself."""
+    budget = min(2.0 * width * height, rules.max_megapixels * 1_000_000)
+    scale = math.sqrt(budget / (width * height))
+    scale = min(scale, rules.max_side / max(width, height))
+    m = rules.multiple
+    # Rounded down so the caps hold.
+    w, h = math.floor(width * scale / m) * m, math.floor(height * scale / m) * m
+    if w * h <= width * height or min(w, h) < rules.min_side:
+        return None
+    return w, h

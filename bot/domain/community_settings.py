@@ -15,6 +15,7 @@ from bot.domain.safety import parse_level
 
 MAX_BLOCKED_TERMS = 500
 MAX_TERM_CHARS = 100
+MAX_DEFAULT_COUNT = 4
 
 
 def _norm_id(value: str, what: str) -> str:
@@ -214,6 +215,31 @@ ADMINS_EXEMPT = ValueSetting(
     text=lambda on, _: "admins skip user limits" if on else "admins follow user limits",
 )
 
+SHARED_BUTTONS = ValueSetting(
+    "shared-buttons",
+    "shared_buttons",
+    "shared_buttons",
+    check=lambda on, _: bool(on),
+    text=lambda on, _: (
+        "anyone may use U/V/Reroll" if on else "only the requester may use U/V/Reroll"
+    ),
+)
+
+
+def _default_count(count: int) -> int:
+    if not isinstance(count, int) or not 1 <= count <= MAX_DEFAULT_COUNT:
+        raise InvalidRequest(f"The default count is 1 to {MAX_DEFAULT_COUNT} images.")
+    return count
+
+
+DEFAULT_COUNT = ValueSetting(
+    "count",
+    "default_count",
+    "default_count",
+    check=lambda count, _: _default_count(count),
+    text=lambda count, _: f"images per /imagine by default set to {count}",
+)
+
 
 @dataclass(frozen=True, eq=False)
 class ListSetting:
@@ -377,6 +403,8 @@ VALUE_SETTINGS: Mapping[str, ValueSetting] = {
         INPUT_IMAGES,
         CACHE,
         ADMINS_EXEMPT,
+        SHARED_BUTTONS,
+        DEFAULT_COUNT,
     )
 }
 LIST_SETTINGS: Mapping[str, ListSetting] = {

@@ -35,6 +35,9 @@ TERMINAL_STATUSES = frozenset(
     }
 )
 
+# ``ImagineRequest.count`` of a request that leaves the number of images to the community's setting.
+COUNT_DEFAULT = 0
+
 # ``Job.provider`` of a job served from another job's images (a stored image, or an identical
 # request in flight: then ``provider_task`` is ``{"follows": <job id>}``). No provider call, no cost.
 CACHE_PROVIDER = "cache"
@@ -82,6 +85,7 @@ class ImagineRequest:
     width: int | None = None
     height: int | None = None
     seed: int | None = None
+    # 1-4 images; COUNT_DEFAULT (0) asks for the community's default count.
     count: int = 1
     input_images: tuple[str, ...] = ()
     # The platform's id of the event (Discord interaction id, Slack trigger id): one job per event.
@@ -92,6 +96,8 @@ class ImagineRequest:
     use_cache: bool = True
     action: str = "imagine"
     parent_job_id: str | None = None
+    # Which image of the parent job (1-based) a follow-up starts from.
+    parent_image: int | None = None
     # The safety tolerance (BFL 0-6) fixed when the request was accepted; None on older rows.
     safety_tolerance: int | None = None
 
@@ -236,6 +242,10 @@ class CommunitySettings:
     community_budget_usd: float | None = None
     # Admins (platform admins, admin roles, admin users) skip the per-user limits.
     admins_exempt: bool = True
+    # Whether anyone, not only the requester, may press U/V/Reroll under a result.
+    shared_buttons: bool = False
+    # Images per /imagine when the request names no count (1-4).
+    default_count: int = 1
 
     def to_json(self) -> dict[str, Any]:
         raw: dict[str, Any] = {}

@@ -16,7 +16,7 @@ from bot.domain.clock import Clock
 from bot.domain.community import AuditEntry
 from bot.domain.errors import InvalidRequest, PolicyRefusal, RequestRejected
 from bot.domain.limits import refusal_message
-from bot.domain.models import CACHE_PROVIDER, ImagineRequest, Job, JobStatus, dumps
+from bot.domain.models import CACHE_PROVIDER, COUNT_DEFAULT, ImagineRequest, Job, JobStatus, dumps
 from bot.domain.policy import Policy
 from bot.jobs.admin import settings_of
 from bot.jobs.events import JobEvents
@@ -120,6 +120,8 @@ class Imagine:
         if request.dedupe_key:
             request = request.with_changes(dedupe_key=f"{request.platform}:{request.dedupe_key}")
         settings = await settings_of(self._store, self._policy, request.community_id)
+        if request.count == COUNT_DEFAULT:
+            request = request.with_changes(count=settings.default_count)
         prompt = clean_prompt(request.prompt)
         try:
             await self._policy.admit(request.with_changes(prompt=prompt), settings)

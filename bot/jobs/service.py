@@ -1,7 +1,7 @@
 """``ImagineService``: the one entry the adapters call, a facade over the use cases.
 
-Users: ``imagine`` (``bot.jobs.imagine``), ``follow_up`` (``bot.jobs.follow_ups``), ``job``,
-``wait``, ``cancel`` and ``note_delivery`` (``bot.jobs.tracking``), ``quota`` (``bot.jobs.quota``).
+Users: ``imagine`` (``bot.jobs.imagine``), ``follow_up`` and ``blend`` (``bot.jobs.follow_ups``), ``job``,
+``wait``, ``cancel``, ``delete`` and ``note_delivery`` (``bot.jobs.tracking``), ``quota`` (``bot.jobs.quota``).
 Admins: ``get_settings``, ``update_settings``, ``blocked_terms``, ``audit_log``, ``is_admin`` and
 ``require_admin`` (``bot.jobs.admin``), which re-check every permission and audit every change.
 """
@@ -55,7 +55,11 @@ class ImagineService:
         )
         self._tracking = Tracking(store=store, clock=clock, events=events)
         self._follow_ups = FollowUps(
-            catalog=catalog, imagine=self._imagine, tracking=self._tracking
+            catalog=catalog,
+            imagine=self._imagine,
+            tracking=self._tracking,
+            store=store,
+            policy=policy,
         )
         self._admin = Admin(store=store, catalog=catalog, clock=clock, policy=policy)
         self._quota = Quota(store=store, clock=clock, policy=policy)
@@ -70,9 +74,18 @@ class ImagineService:
         return await self._imagine.imagine(request)
 
     async def follow_up(
-        self, job_id: str, action: str, request: ImagineRequest, *, prompt: str | None = None
+        self,
+        job_id: str,
+        action: str,
+        request: ImagineRequest,
+        *,
+        prompt: str | None = None,
+        image: int = 1,
     ) -> Accepted:
-        return await self._follow_ups.follow_up(job_id, action, request, prompt=prompt)
+        return await self._follow_ups.follow_up(job_id, action, request, prompt=prompt, image=image)
+
+    async def blend(self, request: ImagineRequest) -> Accepted:
+        return await self._follow_ups.blend(request)
 
     async def job(self, job_id: str) -> Job:
         return await self._tracking.job(job_id)
@@ -82,6 +95,9 @@ class ImagineService:
 
     async def cancel(self, job_id: str, *, user_id: str, is_admin: bool = False) -> Job:
         return await self._tracking.cancel(job_id, user_id=user_id, is_admin=is_admin)
+
+    async def delete(self, job_id: str, *, user_id: str, is_admin: bool = False) -> Job:
+        return await self._tracking.delete(job_id, user_id=user_id, is_admin=is_admin)
 
     async def note_delivery(self, job_id: str, values: Mapping[str, Any]) -> bool:
         return await self._tracking.note_delivery(job_id, values)

@@ -11,6 +11,9 @@ from bot.domain.models import Job
 from bot.jobs.events import JobEvents
 from bot.store import Store
 
+# Key of ``Job.delivery`` set when the job's message was deleted.
+DELETED = "deleted"
+
 
 class Tracking:
     def __init__(self, *, store: Store, clock: Clock, events: JobEvents) -> None:
@@ -49,3 +52,9 @@ class Tracking:
             raise JobNotFound(f"No job {job_id}.")
         await self._events.job_changed(cancelled)
         return cancelled
+
+    async def delete(self, job_id: str, *, user_id: str, is_admin: bool = False) -> Job:
+        """Cancel the job if it still runs and mark it deleted, so its buttons answer so."""
+        job = await self.cancel(job_id, user_id=user_id, is_admin=is_admin)
+        await self._store.merge_job_delivery(job_id, {DELETED: True})
+        return job

@@ -15,6 +15,48 @@ NO_LIMITS = "No limits apply to you here."
 AUDIT_EMPTY = "The audit log is empty."
 BOT_DEFAULT = "(bot default)"
 
+# Follow-ups (U, V, Reroll, Edit) and /blend.
+FOREIGN_JOB = "That image belongs to another community."
+JOB_DELETED = "That image was deleted."
+JOB_NO_IMAGES = "That job ended without images, so there is nothing to start from."
+JOB_NOT_READY = "That job has no images yet; try again once it is posted."
+NOT_YOURS = "Only the person who asked for this image can use that button."
+MODERATORS_ONLY = "Only the person who asked for this image or a moderator can do that."
+BLEND_TOO_FEW = "/blend takes at least two images."
+BLEND_PROMPT = "A blend of the reference images"
+NOT_CANCELLABLE = "That job has already finished."
+
+# How each follow-up names itself above its image ("Variation of image 2 of <link>").
+FOLLOW_UP_NAMES = {
+    "reroll": "Reroll",
+    "vary": "Variation",
+    "vary-strong": "Strong variation",
+    "upscale": "Upscale",
+    "edit": "Edit",
+    "blend": "Blend",
+}
+
+
+def image_number(images: int) -> str:
+    if images == 1:
+        return "That job has one image: pick image 1."
+    return f"That job has {images} images: pick 1 to {images}."
+
+
+def upscale_at_max(image: int, label: str, width: int, height: int) -> str:
+    return (
+        f"Image {image} is already at the largest size {label} makes ({width}×{height}); "
+        "it cannot be upscaled further."
+    )
+
+
+def lineage(action: str, image: int | None, parent: str) -> str:
+    """What a follow-up is and where it came from; ``parent`` is a link or a job id."""
+    name = FOLLOW_UP_NAMES.get(action, action.capitalize())
+    if image is None:
+        return f"{name} of {parent}"
+    return f"{name} of image {image} of {parent}"
+
 
 def _default(value: int | float | None) -> str:
     """A bot default, where ``None`` means no limit."""
@@ -85,6 +127,8 @@ def settings_lines(
         f"Default model: {model}",
         f"Input images: {'on' if settings.allow_input_images else 'off'}",
         f"Cache for seeded requests: {'on' if settings.allow_cache else 'off'}",
+        f"Anyone may use U/V/Reroll: {'yes' if settings.shared_buttons else 'no'}",
+        f"Images per /imagine by default: {settings.default_count}",
     ]
     return lines
 

@@ -48,6 +48,8 @@ USAGE = (
     ("input-images on|off", "whether /imagine takes images to edit"),
     ("cache on|off", "whether seeded requests may reuse a stored image"),
     ("admins-exempt on|off", "whether admins skip the per-user limits"),
+    ("shared-buttons on|off", "whether anyone may use U/V/Reroll under a result"),
+    ("count 1-4", "images per /imagine when a request names no count"),
     ("admin-roles add <role> | remove <role>", "bot admins by role (platform admins only)"),
     ("admin-users add <user> | remove <user>", "bot admins by user (platform admins only)"),
 )
@@ -191,6 +193,8 @@ VALUES: Mapping[str, Callable[[str], Any]] = {
     "input-images": lambda w: parse_switch(w, "input-images"),
     "cache": lambda w: parse_switch(w, "cache"),
     "admins-exempt": lambda w: parse_switch(w, "admins-exempt"),
+    "shared-buttons": lambda w: parse_switch(w, "shared-buttons"),
+    "count": lambda w: parse_count(w, "count"),
 }
 
 

@@ -141,12 +141,14 @@ async def test_follow_ups_reuse_the_parent(app: App) -> None:
     port = RecordingPort()
     parent = await run_one(app, port, seed=41, aspect_ratio="3:2")
     vary = await app.service.follow_up(parent.id, "vary", make_request())
-    assert vary.job.seed == 42 and (vary.job.width, vary.job.height) == (
+    assert vary.job.seed != 41 and (vary.job.width, vary.job.height) == (
         parent.width,
         parent.height,
     )
+    assert vary.job.request.input_images == (f"blob:{parent.images[0]}",)
     upscale = await app.service.follow_up(parent.id, "upscale", make_request())
-    assert upscale.job.variant == "max" and upscale.job.seed == 41
+    assert upscale.job.variant == parent.variant and upscale.job.seed == 41
+    assert upscale.job.width * upscale.job.height > parent.width * parent.height
     edit = await app.service.follow_up(parent.id, "edit", make_request(), prompt="now in snow")
     assert edit.job.request.prompt == "now in snow"
     assert edit.job.request.input_images == (f"blob:{parent.images[0]}",)

@@ -118,6 +118,22 @@ CASES = {
         "admins_exempt",
         "admins follow user limits",
     ),
+    "shared-buttons": Case(
+        "shared-buttons on",
+        (["shared-buttons"], [_opt("value", "on")]),
+        "shared_buttons",
+        True,
+        "shared_buttons",
+        "anyone may use U/V/Reroll",
+    ),
+    "count": Case(
+        "count 3",
+        (["count"], [_opt("images", 3, 4)]),
+        "default_count",
+        3,
+        "default_count",
+        "images per /imagine by default set to 3",
+    ),
     "blocked": Case(
         "blocked add dragon fire",
         (["blocked", "add"], [_opt("term", "dragon fire")]),

@@ -5,8 +5,11 @@ from __future__ import annotations
 import random
 from typing import Any
 
+import pytest
+
 from bot.domain.community import Actor, AddItem
 from bot.domain.community_settings import BLOCKED_TERMS
+from bot.domain.errors import InvalidRequest
 from bot.domain.models import JobStatus
 from bot.jobs.service import ImagineService
 from tests.factories import make_request
@@ -21,13 +24,19 @@ async def test_every_method_reaches_its_use_case(rig: Rig, service_parts: dict[s
     accepted = await service.imagine(make_request(seed=9))
     assert (await service.job(accepted.job.id)).status is JobStatus.QUEUED
     assert await service.note_delivery(accepted.job.id, {"m": "1"})
-    vary = await service.follow_up(accepted.job.id, "vary", make_request())
-    assert vary.job.seed == 10
+    vary = await service.follow_up(accepted.job.id, "reroll", make_request())
+    assert vary.job.request.parent_job_id == accepted.job.id
     cancelled = await service.cancel(vary.job.id, user_id="u1")
     assert cancelled.status is JobStatus.CANCELLED
+    deleted = await service.delete(accepted.job.id, user_id="u1")
+    assert deleted.status is JobStatus.CANCELLED
+    assert (await service.job(accepted.job.id)).delivery["deleted"] is True
+    with pytest.raises(InvalidRequest, match="at least two"):
+        await service.blend(make_request(input_images=("blob:a.png",)))
     waited = await service.wait(vary.job.id, timeout=0)
     assert waited.id == vary.job.id
-    assert (await service.quota("c1", "u1")).used_today == 1  # cancelled before a submit: refunded
+    # Both jobs ended before a submit (one cancelled, one deleted): both refunded.
+    assert (await service.quota("c1", "u1")).used_today == 0
     assert await service.is_admin("g1", OWNER)
     await service.update_settings("g1", OWNER, AddItem(BLOCKED_TERMS, "wyvern"))
     assert (await service.get_settings("g1")).blocked_terms == ("wyvern",)
