@@ -22,8 +22,11 @@ HELP_TEXT = """**/imagine** turns a description into an image with FLUX.2.
 • `aspect`: the shape, e.g. 16:9 for wide, 9:16 for tall
 • `seed`: a whole number; the same prompt and seed give the same image
 • `image`: a picture to edit or start from
-Under each image: **Reroll** (new seed), **Vary** (a close variation), **Edit** (new prompt on \
-this image), **Upscale to Max** (the highest-quality model), **Delete** (the requester or a moderator).
+• `count`: how many images, 1 to 4
+Under the images: **U1**-**U4** (that image at about twice the pixels), **V1**-**V4** (a \
+variation of that image), **Reroll** (new seed), **Edit** (new prompt on one image), **Delete** \
+(the requester or a moderator); **Cancel** while it is being made.
+**/blend** makes one image from 2 to 5 images.
 **/quota** shows how many images you have left. Moderators: **/imagine-admin**."""
 
 
@@ -52,6 +55,7 @@ def build_tree(
         aspect="Aspect ratio",
         seed="Seed for repeatable images",
         image="An image to edit or start from",
+        count="How many images, 1 to 4 (default: the server's setting)",
     )
     @app_commands.choices(model=model_choices, aspect=aspect_choices)
     @app_commands.guild_only()
@@ -62,9 +66,39 @@ def build_tree(
         aspect: str | None = None,
         seed: app_commands.Range[int, 0, MAX_SEED] | None = None,
         image: discord.Attachment | None = None,
+        count: app_commands.Range[int, 1, 4] | None = None,
     ) -> None:
         await need().imagine(
-            interaction, prompt=prompt, model=model, aspect=aspect, seed=seed, image=image
+            interaction,
+            prompt=prompt,
+            model=model,
+            aspect=aspect,
+            seed=seed,
+            image=image,
+            count=count,
+        )
+
+    @app_commands.command(name="blend", description="Blend 2 to 5 images into a new one")
+    @app_commands.describe(
+        image1="First image",
+        image2="Second image",
+        image3="Third image",
+        image4="Fourth image",
+        image5="Fifth image",
+        prompt="What the blend should show (optional)",
+    )
+    @app_commands.guild_only()
+    async def blend(
+        interaction: discord.Interaction,
+        image1: discord.Attachment,
+        image2: discord.Attachment,
+        image3: discord.Attachment | None = None,
+        image4: discord.Attachment | None = None,
+        image5: discord.Attachment | None = None,
+        prompt: app_commands.Range[str, 1, 2000] | None = None,
+    ) -> None:
+        await need().blend(
+            interaction, images=[image1, image2, image3, image4, image5], prompt=prompt
         )
 
     @app_commands.command(name="imagine-help", description="How to use /imagine")
@@ -73,6 +107,7 @@ def build_tree(
 
     tree.add_command(imagine)
     tree.add_command(imagine_help)
+    tree.add_command(blend)
     for command in build_admin_group(lambda: need().admin, catalog):
         tree.add_command(command)
     return tree

@@ -18,7 +18,7 @@ import discord
 from PIL import Image
 
 from adapters.discord import messages
-from adapters.discord.components import result_view
+from adapters.discord.components import cancel_view, result_view
 from adapters.discord.login import DiscordLogin
 from bot.domain.catalog import Catalog
 from bot.domain.clock import Clock
@@ -26,6 +26,7 @@ from bot.domain.errors import ConfigError, DeliveryError, InvalidImage
 from bot.domain.models import Job, JobStatus
 from bot.media import images
 from bot.ports import OutImage, Progress
+from bot.text import replies
 
 log = logging.getLogger(__name__)
 
@@ -46,6 +47,8 @@ APPLICATION_ID = "application_id"
 INTERACTION_ID = "interaction_id"
 INTERACTION_TOKEN = "interaction_token"  # noqa: S105 - a key name, not a secret
 SIZE_LIMIT = "size_limit"
+# The jump link of the message whose button made this job (a follow-up's parent).
+PARENT_URL = "parent_url"
 
 # Discord's id of an interaction's original response in webhook message routes; discord.py puts
 # the id into the route as given (typed ``int`` there, as ordinary message ids are).
@@ -118,7 +121,9 @@ class DiscordDelivery:
             content = messages.generating_text(job, progress.elapsed, label)
         try:
             webhook = await self._interaction(job, token)
-            await webhook.edit_message(ORIGINAL, content=content, allowed_mentions=NO_MENTIONS)
+            await webhook.edit_message(
+                ORIGINAL, content=content, view=cancel_view(job), allowed_mentions=NO_MENTIONS
+            )
         except discord.HTTPException as exc:
             if not _token_gone(exc):
                 raise _delivery_error("edit_original_response", exc) from None
@@ -142,7 +147,7 @@ class DiscordDelivery:
                     webhook = await self._interaction(job, token)
                     message: discord.Message = await webhook.edit_message(
                         ORIGINAL,
-                        content=None,
+                        content=_lineage(job),
                         embed=self._result_embed(job, uploads),
                         attachments=[upload.file() for upload in uploads],
                         view=result_view(job),
@@ -156,8 +161,10 @@ class DiscordDelivery:
             operation = "create_message"
             uploads = await asyncio.to_thread(_refit, uploads, min(limit, DEFAULT_UPLOAD_LIMIT))
             channel = await self._channel(job)
+            lineage = _lineage(job)
             message = await channel.send(
-                content=f"<@{job.user_id}> your image is ready.",
+                content=f"<@{job.user_id}> your image is ready."
+                + (f" {lineage}" if lineage else ""),
                 embed=self._result_embed(job, uploads),
                 files=[upload.file() for upload in uploads],
                 view=result_view(job),
@@ -263,6 +270,16 @@ class DiscordDelivery:
         if self._token_left(job) < 0:
             return None
         return token
+
+
+def _lineage(job: Job) -> str | None:
+    """What a follow-up is, with a link to the message it came from ("Variation of image 2 of
+    <link>"); None for a job of its own."""
+    parent = job.request.parent_job_id
+    if parent is None:
+        return None
+    link = job.request.reply.data.get(PARENT_URL) or f"job {parent}"
+    return replies.lineage(job.request.action, job.request.parent_image, link)
 
 
 def _token_gone(exc: discord.HTTPException) -> bool:

@@ -6,6 +6,7 @@ from __future__ import annotations
 import contextlib
 import logging
 from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import replace
 from typing import Any
 
 import discord
@@ -18,12 +19,14 @@ from adapters.discord.delivery import (
     APPLICATION_ID,
     INTERACTION_ID,
     INTERACTION_TOKEN,
+    NO_MENTIONS,
+    PARENT_URL,
     PLATFORM,
     SIZE_LIMIT,
     DiscordDelivery,
 )
 from bot.domain.errors import ImagineError, JobNotFound, RequestRejected
-from bot.domain.models import ImagineRequest, ReplyTarget
+from bot.domain.models import COUNT_DEFAULT, ImagineRequest, JobStatus, ReplyTarget
 from bot.jobs.service import Accepted
 from bot.runtime.app import App
 from bot.text import replies
@@ -52,6 +55,7 @@ class InteractionHandler:
         aspect: str | None,
         seed: int | None,
         image: discord.Attachment | None,
+        count: int | None = None,
     ) -> None:
         if not await acknowledge(interaction, thinking=True):
             return
@@ -66,8 +70,31 @@ class InteractionHandler:
         except RequestRejected as exc:
             await self._refuse(interaction, exc.user_message)
             return
+        if count is not None and not 1 <= count <= messages.MAX_IMAGES:
+            await self._refuse(interaction, f"`count` is 1 to {messages.MAX_IMAGES} images.")
+            return
+        # No count given: the community's default (COUNT_DEFAULT asks the core for it).
+        args = replace(args, count=COUNT_DEFAULT if count is None else count)
         request = self._request(interaction, args, inputs)
         await self._submit(interaction, lambda: self._app.service.imagine(request))
+
+    async def blend(
+        self,
+        interaction: discord.Interaction,
+        *,
+        images: list[discord.Attachment | None],
+        prompt: str | None,
+    ) -> None:
+        """/blend: 2 to 5 attachments and an optional prompt, one image from all of them."""
+        if not await acknowledge(interaction, thinking=True):
+            return
+        attached = [image for image in images if image is not None]
+        if any(not (a.content_type or "").startswith("image/") for a in attached):
+            await self._refuse(interaction, "/blend takes PNG, JPEG or WebP images.")
+            return
+        inputs = tuple(a.url for a in attached)
+        request = self._request(interaction, ImagineArgs(prompt or ""), inputs)
+        await self._submit(interaction, lambda: self._app.service.blend(request))
 
     # Buttons and the Edit modal -----------------------------------------------------------------
 
@@ -78,11 +105,16 @@ class InteractionHandler:
         if action == "delete":
             await self._delete(interaction, job_id)
             return
+        if action == "cancel":
+            await self._cancel(interaction, job_id)
+            return
+        core_action, image = _follow_up(action)
         if not await acknowledge(interaction, thinking=True):
             return
         request = self._request(interaction, ImagineArgs(""))
         await self._submit(
-            interaction, lambda: self._app.service.follow_up(job_id, action, request)
+            interaction,
+            lambda: self._app.service.follow_up(job_id, core_action, request, image=image),
         )
 
     async def on_interaction(self, interaction: discord.Interaction) -> None:
@@ -95,12 +127,56 @@ class InteractionHandler:
         if not await acknowledge(interaction, thinking=True):
             return
         new_prompt = _submitted_value(interaction.data, messages.EDIT_PROMPT_INPUT) or ""
+        number = (_submitted_value(interaction.data, messages.EDIT_IMAGE_INPUT) or "1").strip()
+        if not number.isdigit() or not 1 <= int(number) <= messages.MAX_IMAGES:
+            await self._refuse(
+                interaction, f"The image to start from is a number from 1 to {messages.MAX_IMAGES}."
+            )
+            return
         request = self._request(interaction, ImagineArgs(new_prompt))
         job_id = match["job_id"]
         await self._submit(
             interaction,
-            lambda: self._app.service.follow_up(job_id, "edit", request, prompt=new_prompt),
+            lambda: self._app.service.follow_up(
+                job_id, "edit", request, prompt=new_prompt, image=int(number)
+            ),
         )
+
+    async def _is_moderator(self, interaction: discord.Interaction) -> bool:
+        actor = actor_of(interaction)
+        return (
+            actor.is_platform_admin
+            or interaction.permissions.manage_messages
+            or await self._app.service.is_admin(str(interaction.guild_id or ""), actor)
+        )
+
+    async def _cancel(self, interaction: discord.Interaction, job_id: str) -> None:
+        """Cancel a queued or generating job: it ends cancelled and its message says so."""
+        # A deferred update: the "original response" is then the message carrying the button.
+        if not await acknowledge(interaction):
+            return
+        moderator = await self._is_moderator(interaction)
+        try:
+            # Ownership is the core's rule: the requester or a moderator.
+            job = await self._app.service.cancel(
+                job_id, user_id=str(interaction.user.id), is_admin=moderator
+            )
+        except JobNotFound:
+            await self._tell(interaction, replies.JOB_UNKNOWN)
+            return
+        except RequestRejected as exc:
+            await self._tell(interaction, exc.user_message)
+            return
+        if job.status is not JobStatus.CANCELLED:
+            await self._tell(interaction, replies.NOT_CANCELLABLE)
+            return
+        with contextlib.suppress(discord.HTTPException):
+            await interaction.edit_original_response(
+                content=messages.cancelled_text(job), view=None, allowed_mentions=NO_MENTIONS
+            )
+
+    async def _tell(self, interaction: discord.Interaction, text: str) -> None:
+        await interaction.followup.send(f"⚠️ {text}", ephemeral=True, allowed_mentions=NO_MENTIONS)
 
     async def _delete(self, interaction: discord.Interaction, job_id: str) -> None:
         # A deferred update: the "original response" is then the message carrying the button.
@@ -108,14 +184,10 @@ class InteractionHandler:
             return
         actor = actor_of(interaction)
         service = self._app.service
-        moderator = (
-            actor.is_platform_admin
-            or interaction.permissions.manage_messages
-            or await service.is_admin(str(interaction.guild_id or ""), actor)
-        )
+        moderator = await self._is_moderator(interaction)
         try:
             # Ownership is the core's rule: the requester or a moderator.
-            await service.cancel(job_id, user_id=actor.user_id, is_admin=moderator)
+            await service.delete(job_id, user_id=actor.user_id, is_admin=moderator)
         except JobNotFound:
             if not moderator:
                 await interaction.followup.send(
@@ -138,6 +210,15 @@ class InteractionHandler:
         if isinstance(user, discord.Member):
             roles = tuple(str(role_id) for role_id in user._roles)
         channel_id = str(interaction.channel_id or "")
+        data = {
+            APPLICATION_ID: str(interaction.application_id),
+            INTERACTION_ID: str(interaction.id),
+            INTERACTION_TOKEN: interaction.token,
+            SIZE_LIMIT: str(interaction.filesize_limit),
+        }
+        if interaction.message is not None:
+            # A button or modal under a result: its follow-up links back to that message.
+            data[PARENT_URL] = interaction.message.jump_url
         return build_request(
             args,
             platform=PLATFORM,
@@ -145,16 +226,7 @@ class InteractionHandler:
             channel_id=channel_id,
             user_id=str(user.id),
             input_images=inputs,
-            reply=ReplyTarget(
-                platform=PLATFORM,
-                channel_id=channel_id,
-                data={
-                    APPLICATION_ID: str(interaction.application_id),
-                    INTERACTION_ID: str(interaction.id),
-                    INTERACTION_TOKEN: interaction.token,
-                    SIZE_LIMIT: str(interaction.filesize_limit),
-                },
-            ),
+            reply=ReplyTarget(platform=PLATFORM, channel_id=channel_id, data=data),
             dedupe_key=str(interaction.id),
             user_roles=roles,
             user_is_admin=_is_admin(interaction),
@@ -187,6 +259,14 @@ class InteractionHandler:
         await interaction.followup.send(
             f"⚠️ {text}", ephemeral=True, allowed_mentions=discord.AllowedMentions.none()
         )
+
+
+def _follow_up(action: str) -> tuple[str, int]:
+    """A button's action as the core's follow-up and image number: ``u2`` upscales image 2,
+    ``v3`` varies image 3; the buttons of an upscale (one image) and older buttons act on image 1."""
+    if action[0] in "uv" and action[1:].isdigit():
+        return ("upscale" if action[0] == "u" else "vary"), int(action[1:])
+    return {"vary-subtle": "vary"}.get(action, action), 1
 
 
 def _is_admin(interaction: discord.Interaction) -> bool:

@@ -12,14 +12,18 @@ from bot.domain.catalog import Catalog
 from bot.domain.models import Job
 
 # Button custom ids: ``imagine:<action>:<job id>``. The state lives in the id, so a button
-# works in any process and after any restart.
-ACTIONS = ("reroll", "vary", "edit", "upscale", "delete")
+# works in any process and after any restart. ``u1``-``u4`` and ``v1``-``v4`` act on one image of
+# the job; ``vary`` and ``upscale`` are the buttons of messages sent before those, on image 1.
+MAX_IMAGES = 4
+ACTIONS = ("reroll", "vary", "edit", "upscale", "delete", "cancel", "vary-subtle", "vary-strong")
 BUTTON_TEMPLATE = (
-    r"imagine:(?P<action>reroll|vary|edit|upscale|delete):(?P<job_id>[0-9A-Za-z_-]{1,64})"
+    r"imagine:(?P<action>reroll|vary|edit|upscale|delete|cancel|vary-subtle|vary-strong"
+    r"|[uv][1-4]):(?P<job_id>[0-9A-Za-z_-]{1,64})"
 )
 EDIT_MODAL_PREFIX = "imagine:edit-prompt:"
 EDIT_MODAL_RE = re.compile(r"^imagine:edit-prompt:(?P<job_id>[0-9A-Za-z_-]{1,64})$")
 EDIT_PROMPT_INPUT = "prompt"
+EDIT_IMAGE_INPUT = "image"
 
 EMBED_COLOR = 0x5865F2
 EMBED_DESCRIPTION_MAX = 4096
@@ -88,6 +92,10 @@ def result_embed(
     embed.add_field(name="Time", value=f"{seconds:.1f} s")
     embed.set_footer(text=f"job {job.id}")
     return embed
+
+
+def cancelled_text(job: Job) -> str:
+    return f"🚫 Cancelled: `{quote_prompt(job.request.prompt)}`"
 
 
 def mention_only(user_id: str) -> discord.AllowedMentions:

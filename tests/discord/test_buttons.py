@@ -1,12 +1,15 @@
-"""The buttons under a result: Reroll, Vary, Upscale, Edit (modal) and Delete."""
+"""The buttons under a result: Reroll, Edit (modal) and Delete, and the Vary and Upscale buttons
+of messages sent before the per-image U/V buttons (they act on image 1)."""
 
 from __future__ import annotations
 
 from typing import Any
 
+from bot.domain.models import CommunitySettings
 from tests.discord.conftest import Bot
 from tests.discord.test_imagine import USER, final_edit
-from tests.fakes.discord import MANAGE_MESSAGES, MEMBER_PERMISSIONS
+from tests.fakes.discord import GUILD_ID, MANAGE_MESSAGES, MEMBER_PERMISSIONS
+from tests.store_helpers import save_settings
 
 OTHER_USER = "1400000000000000099"
 
@@ -29,6 +32,11 @@ async def press(bot: Bot, action: str, job_id: str, message: dict[str, Any], **k
 
 async def test_reroll_makes_a_new_image_with_the_same_prompt_and_a_new_seed(bot: Bot) -> None:
     job_id, message = await imagine(bot, "a red fox", seed=7)
+    await save_settings(
+        bot.app.store,
+        CommunitySettings(community_id=GUILD_ID, shared_buttons=True),
+        bot.app.clock.now(),
+    )
     token = await press(bot, "reroll", job_id, message, user_id=OTHER_USER)
     edit = await bot.fake.wait_for(lambda: final_edit(bot, token), what="the reroll")
 
@@ -46,16 +54,30 @@ async def test_reroll_makes_a_new_image_with_the_same_prompt_and_a_new_seed(bot:
     assert edit.files  # a PNG again
 
 
-async def test_vary_keeps_the_prompt_and_upscale_uses_the_top_model(bot: Bot) -> None:
+def with_buttons(message: dict[str, Any], job_id: str, *actions: str) -> dict[str, Any]:
+    """The message as if it carried these buttons (discord.py routes only the buttons a message
+    has), such as those of a message sent by an earlier version of the bot."""
+    row = [
+        {"type": 2, "style": 2, "label": a, "custom_id": f"imagine:{a}:{job_id}"} for a in actions
+    ]
+    return {**message, "components": [{"type": 1, "components": row}]}
+
+
+async def test_older_vary_and_upscale_buttons_act_on_image_1(bot: Bot) -> None:
     job_id, message = await imagine(bot, "a castle", seed=7)
+    message = with_buttons(message, job_id, "vary", "upscale")
     vary = await press(bot, "vary", job_id, message)
-    upscale = await press(bot, "upscale", job_id, message)
     vary_edit = await bot.fake.wait_for(lambda: final_edit(bot, vary), what="the variation")
+    upscale = await press(bot, "upscale", job_id, message)
     up_edit = await bot.fake.wait_for(lambda: final_edit(bot, upscale), what="the upscale")
     assert vary_edit.json["embeds"][0]["description"] == "a castle"
     up_fields = {f["name"]: f["value"] for f in up_edit.json["embeds"][0]["fields"]}
-    assert up_fields["Model"] == "FLUX.2 [max]"
+    assert up_fields["Model"] == "FLUX.2 [pro]"
     assert up_fields["Seed"] == "7"
+    parent = await bot.app.service.job(job_id)
+    up = await bot.app.service.job(up_edit.json["embeds"][0]["footer"]["text"].removeprefix("job "))
+    assert up.request.input_images == (f"blob:{parent.images[0]}",)
+    assert up.width * up.height > parent.width * parent.height
 
 
 async def test_edit_opens_a_modal_and_its_prompt_edits_this_image(bot: Bot) -> None:

@@ -107,8 +107,8 @@ async def test_imagine_over_the_gateway_and_buttons_after_a_restart(
     assert embed["description"] == "a lighthouse in a storm"
     assert {f["name"]: f["value"] for f in embed["fields"]}["Seed"] == "11"
     job_id = embed["footer"]["text"].removeprefix("job ")
-    labels = [b["label"] for b in edit.json["components"][0]["components"]]
-    assert labels == ["Reroll", "Vary", "Edit", "Upscale to Max", "Delete"]
+    labels = [b["label"] for row in edit.json["components"] for b in row["components"]]
+    assert labels == ["U1", "V1", "Reroll", "Edit", "Delete"]
     message = fake.original_message(token)
     assert message is not None
     message = {k: v for k, v in message.items() if not k.startswith("_")}

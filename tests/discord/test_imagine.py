@@ -51,11 +51,12 @@ async def test_imagine_defers_first_then_edits_in_the_png_with_embed_and_buttons
     assert fields["Provider"] == "offline"
     assert fields["Size"] == f"{img.width}×{img.height}"
     assert fields["Time"].endswith(" s")
-    buttons = payload["components"][0]["components"]
+    buttons = [b for row in payload["components"] for b in row["components"]]
     job_id = embed["footer"]["text"].removeprefix("job ")
     assert [b["custom_id"] for b in buttons] == [
-        f"imagine:{action}:{job_id}" for action in ("reroll", "vary", "edit", "upscale", "delete")
+        f"imagine:{action}:{job_id}" for action in ("u1", "v1", "reroll", "edit", "delete")
     ]
+    assert [b["label"] for b in buttons] == ["U1", "V1", "Reroll", "Edit", "Delete"]
     message = bot.fake.original_message(token)
     assert message is not None and message["attachments"][0]["filename"] == name
 

@@ -45,18 +45,23 @@ async def test_global_sync_registers_every_command(
     assert await _main("sync-commands") == 0
     (call,) = fake_discord.calls("bulk_set_application_commands")
     commands = {c["name"]: c for c in call.json}
-    assert set(commands) == {"imagine", "quota", "imagine-help", "imagine-admin"}
+    assert set(commands) == {"imagine", "quota", "imagine-help", "imagine-admin", "blend"}
     imagine = {o["name"]: o for o in commands["imagine"]["options"]}
     assert imagine["prompt"]["required"] is True
     assert [c["value"] for c in imagine["aspect"]["choices"]][:3] == ["1:1", "16:9", "9:16"]
     assert "max" in [c["value"] for c in imagine["model"]["choices"]]
     assert imagine["image"]["type"] == 11  # attachment
+    assert (imagine["count"]["min_value"], imagine["count"]["max_value"]) == (1, 4)
+    blend = {o["name"]: o for o in commands["blend"]["options"]}
+    assert [blend[f"image{n}"]["required"] for n in range(1, 6)] == [True, True] + [False] * 3
+    assert all(blend[f"image{n}"]["type"] == 11 for n in range(1, 6))
+    assert blend["prompt"].get("required", False) is False
     admin = commands["imagine-admin"]
     assert int(admin["default_member_permissions"]) == 1 << 5  # Manage Server
     names = {o["name"] for o in admin["options"]}
     assert {"safety", "channel-safety", "channels", "blocked", "ban", "unban", "limits"} <= names
     assert {"budget", "audit"} <= names
-    assert "registered 4 commands" in capsys.readouterr().out
+    assert "registered 5 commands" in capsys.readouterr().out
 
 
 @pytest.mark.usefixtures("env")

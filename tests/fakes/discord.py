@@ -276,8 +276,9 @@ class FakeDiscord:
         for key in ("model", "aspect"):
             if key in options:
                 opts.append({"name": key, "type": 3, "value": options.pop(key)})
-        if "seed" in options:
-            opts.append({"name": "seed", "type": 4, "value": options.pop("seed")})
+        for key in ("seed", "count"):
+            if key in options:
+                opts.append({"name": key, "type": 4, "value": options.pop(key)})
         return self.command("imagine", opts, **options)
 
     def button(self, custom_id: str, message: dict[str, Any], **kw: Any) -> dict[str, Any]:
