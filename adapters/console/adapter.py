@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from bot.domain.community import Actor
-from bot.domain.errors import ImagineError, InvalidImage, RequestRejected
+from bot.domain.errors import ImagineError, InvalidImage, InvalidRequest, RequestRejected
 from bot.domain.models import ImagineRequest, Job, ReplyTarget
 from bot.media import images
 from bot.ports import OutImage, Progress
@@ -37,7 +37,11 @@ HELP = f"""Commands:
   /imagine <prompt> [options]   make an image (a line without a command does the same)
   /status <job>                 where a job stands
   /cancel <job>                 cancel a job that has not finished
-  /reroll <job>  /vary <job>  /upscale <job>  /edit <job> <new prompt>
+  /upscale <job> [K]            image K (default 1) at about twice the pixels
+  /vary <job> [K] [strong]      a variation of image K (strong: without it as the reference)
+  /reroll <job>                 the same prompt and options with a new seed
+  /edit <job> <new prompt>      a new prompt on image 1
+  /blend <img> <img> [...] [prompt]   one image from 2 or more files or links
   /quota                        what you may still imagine today
   /settings [...]               this community's settings (/settings help for the list)
   /help                         this text
@@ -161,11 +165,23 @@ class ConsoleAdapter:
         elif command == "/cancel":
             job = await service.cancel(rest, user_id=self._user, is_admin=True)
             self._write(f"job {job.id}: {job.status.value}")
-        elif command in ("/reroll", "/vary", "/upscale", "/edit"):
+        elif command in ("/reroll", "/edit"):
             job_id, _, prompt = rest.partition(" ")
             accepted = await service.follow_up(
                 job_id, command[1:], self._request(ImagineArgs("")), prompt=prompt.strip() or None
             )
+            self._announce(accepted.job, accepted.position)
+        elif command in ("/vary", "/upscale"):
+            job_id, action, image = _image_command(command[1:], rest)
+            accepted = await service.follow_up(
+                job_id, action, self._request(ImagineArgs("")), image=image
+            )
+            self._announce(accepted.job, accepted.position)
+        elif command == "/blend":
+            refs, prompt = _blend_words(rest)
+            request = self._request(ImagineArgs(prompt))
+            inputs = tuple([await self._store_input(ref) for ref in refs])
+            accepted = await service.blend(request.with_changes(input_images=inputs))
             self._announce(accepted.job, accepted.position)
         else:
             self._write(f"Unknown command {command}. Type /help for the list.")
@@ -241,3 +257,34 @@ class ConsoleAdapter:
         key = f"inputs/{hashlib.sha256(clean.data).hexdigest()[:24]}.{clean.extension}"
         await self._app.blobs.put(key, clean.data, clean.content_type)
         return f"blob:{key}"
+
+
+_IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".webp")
+
+
+def _image_command(action: str, rest: str) -> tuple[str, str, int]:
+    """``JOB [K] [strong]`` of /vary and /upscale: the job, the core's action and the image."""
+    words = rest.split()
+    if not words or len(words) > 3:
+        usage = "/vary <job> [K] [strong]" if action == "vary" else "/upscale <job> [K]"
+        raise InvalidRequest(f"Usage: {usage}")
+    job_id, image, strong = words[0], 1, False
+    for word in words[1:]:
+        if word.isdigit():
+            image = int(word)
+        elif action == "vary" and word.lower() == "strong":
+            strong = True
+        else:
+            raise InvalidRequest(f"{word!r} is neither an image number nor 'strong'.")
+    return job_id, "vary-strong" if strong else action, image
+
+
+def _blend_words(rest: str) -> tuple[list[str], str]:
+    """The leading words of /blend that name images (links, image files), then the prompt."""
+    words = rest.split()
+    refs: list[str] = []
+    while words and (
+        words[0].startswith(("http://", "https://")) or words[0].lower().endswith(_IMAGE_SUFFIXES)
+    ):
+        refs.append(words.pop(0))
+    return refs, " ".join(words)
