@@ -10,20 +10,22 @@ from collections.abc import Awaitable, Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from bot.domain.community import Actor, describe_settings
+from bot.domain.community import Actor
 from bot.domain.errors import ImagineError, InvalidImage, RequestRejected
 from bot.domain.models import ImagineRequest, Job, ReplyTarget
 from bot.media import images
 from bot.ports import OutImage, Progress
 from bot.runtime.app import App
+from bot.text import replies
 from bot.text.flags import ImagineArgs, flags_help, parse_imagine
+from bot.text.request import build_request
 from bot.text.settings import (
-    SETTINGS_HELP,
     ListBlockedTerms,
     ShowAudit,
     ShowSettings,
     ShowSettingsHelp,
     parse_settings_command,
+    settings_help,
 )
 
 PLATFORM = "console"
@@ -149,9 +151,9 @@ class ConsoleAdapter:
             self._write(HELP)
         elif command == "/quota":
             report = await service.quota(COMMUNITY, self._user, is_platform_admin=True)
-            for line in report.lines():
+            for line in replies.quota_lines(report) or [replies.NO_LIMITS]:
                 self._write(line)
-        elif command == "/settings":
+        elif command in ("/settings", "/imagine-admin"):
             await self._settings(rest)
         elif command == "/status":
             job = await service.job(rest)
@@ -162,7 +164,7 @@ class ConsoleAdapter:
         elif command in ("/reroll", "/vary", "/upscale", "/edit"):
             job_id, _, prompt = rest.partition(" ")
             accepted = await service.follow_up(
-                job_id, command[1:], self._request(""), prompt=prompt.strip() or None
+                job_id, command[1:], self._request(ImagineArgs("")), prompt=prompt.strip() or None
             )
             self._announce(accepted.job, accepted.position)
         else:
@@ -174,17 +176,21 @@ class ConsoleAdapter:
         actor = Actor(self._user, is_platform_admin=True)
         command = parse_settings_command(rest)
         if isinstance(command, ShowSettingsHelp):
-            self._write(SETTINGS_HELP)
+            self._write(settings_help("/settings"))
         elif isinstance(command, ShowSettings):
-            for line in describe_settings(await service.get_settings(COMMUNITY)):
+            settings = await service.get_settings(COMMUNITY)
+            app = self._app
+            lines = replies.settings_lines(
+                settings, app.policy.defaults.limits, app.catalog.default_variant
+            )
+            for line in lines:
                 self._write(line)
         elif isinstance(command, ListBlockedTerms):
-            terms = await service.blocked_terms(COMMUNITY, actor)
-            self._write("Blocked terms: " + (", ".join(terms) if terms else "none"))
+            self._write(replies.blocked_terms_text(await service.blocked_terms(COMMUNITY, actor)))
         elif isinstance(command, ShowAudit):
             entries = await service.audit_log(COMMUNITY, actor, command.limit)
             if not entries:
-                self._write("The audit log is empty.")
+                self._write(replies.AUDIT_EMPTY)
             for entry in entries:
                 when = time.strftime("%Y-%m-%d %H:%M:%S", time.gmtime(entry.at))
                 self._write(
@@ -194,38 +200,23 @@ class ConsoleAdapter:
             changed = await service.update_settings(COMMUNITY, actor, command)
             self._write(changed.message)
 
-    def _request(self, prompt: str, **options: Any) -> ImagineRequest:
+    def _request(self, args: ImagineArgs, inputs: tuple[str, ...] = ()) -> ImagineRequest:
         self._counter += 1
-        return ImagineRequest(
+        return build_request(
+            args,
             platform=PLATFORM,
             community_id=COMMUNITY,
             channel_id=CHANNEL,
             user_id=self._user,
-            prompt=prompt,
             reply=ReplyTarget(platform=PLATFORM, channel_id=CHANNEL),
+            input_images=inputs,
             user_is_admin=True,
-            **options,
         )
 
     async def _imagine(self, args: ImagineArgs) -> None:
-        width = height = None
-        if args.size:
-            from bot.domain.catalog import parse_size
-
-            width, height = parse_size(args.size)
+        request = self._request(args)  # a malformed size is refused before reading any file
         inputs = tuple([await self._store_input(ref) for ref in args.images])
-        request = self._request(
-            args.prompt,
-            variant=args.model,
-            aspect_ratio=args.aspect_ratio,
-            width=width,
-            height=height,
-            seed=args.seed,
-            count=args.count,
-            input_images=inputs,
-            use_cache=args.use_cache,
-        )
-        accepted = await self._app.service.imagine(request)
+        accepted = await self._app.service.imagine(request.with_changes(input_images=inputs))
         self._announce(accepted.job, accepted.position)
 
     def _announce(self, job: Job, position: int) -> None:

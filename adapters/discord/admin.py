@@ -14,30 +14,20 @@ from discord import app_commands
 
 from adapters.discord.ack import acknowledge
 from bot.domain.catalog import Catalog
-from bot.domain.community import (
-    Actor,
-    AllowAllChannels,
-    AllowChannel,
-    BanUser,
-    BlockTerm,
-    ClearUserLimits,
-    DisallowChannel,
-    SetBudget,
-    SetChannelSafety,
-    SetCommunityDaily,
-    SetDefaultModel,
-    SetSafetyLevel,
-    SettingsChange,
-    SetUserLimits,
-    UnbanUser,
-    UnblockTerm,
-    describe_settings,
+from bot.domain.community import Actor, AddItem, Clear, RemoveItem, SettingsChange
+from bot.domain.community_settings import (
+    ADMIN_ROLES,
+    ADMIN_USERS,
+    BANNED_USERS,
+    BLOCKED_TERMS,
+    CHANNELS,
+    LIMITS,
 )
 from bot.domain.errors import ImagineError, InvalidRequest, RequestRejected
-from bot.domain.limits import UNLIMITED, parse_rate
-from bot.domain.models import Limits
 from bot.domain.safety import NAMED_LEVELS
 from bot.runtime.app import App
+from bot.text import replies
+from bot.text.settings import channel_safety_change, limits_change, value_change
 
 log = logging.getLogger(__name__)
 
@@ -45,6 +35,7 @@ log = logging.getLogger(__name__)
 Reply = Callable[[Actor, str], Awaitable[str]]
 MAX_REPLY = 1900
 SAFETY_CHOICES = [app_commands.Choice(name=name, value=name) for name in NAMED_LEVELS]
+SWITCH_CHOICES = [app_commands.Choice(name=name, value=name) for name in ("on", "off")]
 
 
 class ChannelOption(app_commands.Transformer):
@@ -104,20 +95,27 @@ class AdminCommands:
             text = f"⚠️ {exc.user_message}"
         except ImagineError:
             log.exception("admin command failed")
-            text = "⚠️ Something went wrong on our side; please try again in a moment."
+            text = f"⚠️ {replies.SOMETHING_WRONG}"
         if len(text) > MAX_REPLY:
             text = text[: MAX_REPLY - 1] + "…"
         await interaction.edit_original_response(
             content=text, allowed_mentions=discord.AllowedMentions.none()
         )
 
-    async def change(self, interaction: discord.Interaction, *changes: SettingsChange) -> None:
+    async def change(
+        self, interaction: discord.Interaction, build: Callable[[], SettingsChange]
+    ) -> None:
+        """Read the options with the shared settings grammar (a mistake is answered at once,
+        before any ack), then apply the change."""
+        try:
+            change = build()
+        except InvalidRequest as exc:
+            await interaction.response.send_message(f"⚠️ {exc.user_message}", ephemeral=True)
+            return
+
         async def answer(actor: Actor, community: str) -> str:
-            lines = []
-            for change in changes:
-                changed = await self._app.service.update_settings(community, actor, change)
-                lines.append(changed.message)
-            return "\n".join(lines)
+            changed = await self._app.service.update_settings(community, actor, change)
+            return changed.message
 
         await self.run(interaction, answer)
 
@@ -126,7 +124,7 @@ class AdminCommands:
             report = await self._app.service.quota(
                 community, actor.user_id, actor.role_ids, is_platform_admin=actor.is_platform_admin
             )
-            return "\n".join(report.lines()) or "No limits apply to you here."
+            return "\n".join(replies.quota_lines(report)) or replies.NO_LIMITS
 
         await self.run(interaction, answer)
 
@@ -137,16 +135,18 @@ class AdminCommands:
                 # Let the service refuse and audit it, as for any other admin action.
                 await service.audit_log(community, actor, 1)
             settings = await service.get_settings(community)
-            return "\n".join(describe_settings(settings))
+            app = self._app
+            lines = replies.settings_lines(
+                settings, app.policy.defaults.limits, app.catalog.default_variant
+            )
+            return "\n".join(lines)
 
         await self.run(interaction, answer)
 
     async def blocked_list(self, interaction: discord.Interaction) -> None:
         async def answer(actor: Actor, community: str) -> str:
             terms = await self._app.service.blocked_terms(community, actor)
-            if not terms:
-                return "This server's word list is empty (the bot's built-in list still applies)."
-            return "Blocked terms: " + ", ".join(f"`{t}`" for t in terms)
+            return replies.blocked_terms_text(terms, quote="`")
 
         await self.run(interaction, answer)
 
@@ -154,7 +154,7 @@ class AdminCommands:
         async def answer(actor: Actor, community: str) -> str:
             entries = await self._app.service.audit_log(community, actor, count)
             if not entries:
-                return "The audit log is empty."
+                return replies.AUDIT_EMPTY
             lines = []
             for entry in entries:
                 when = dt.datetime.fromtimestamp(entry.at, dt.UTC).strftime("%Y-%m-%d %H:%M")
@@ -168,22 +168,11 @@ class AdminCommands:
         await self.run(interaction, answer)
 
 
-def parse_count(text: str | None, what: str) -> int | None:
-    """A limit typed by an admin: a number, ``unlimited``, or ``default`` (empty: no change)."""
-    if text is None:
-        return None
-    value = text.strip().lower()
-    if value in ("unlimited", "none", "off", "no limit"):
-        return UNLIMITED
-    if not value.isdigit():
-        raise InvalidRequest(f"{what} is a whole number or 'unlimited'; got {text!r}.")
-    return int(value)
-
-
 def build_admin_group(
     need: Callable[[], AdminCommands], catalog: Catalog
 ) -> list[app_commands.Command[Any, ..., None] | app_commands.Group]:
-    """``/quota`` and the ``/imagine-admin`` group."""
+    """``/quota`` and the ``/imagine-admin`` group: the settings of the shared grammar
+    (``bot.text.settings``) under the same names, one subcommand (or group) per setting."""
 
     @app_commands.command(name="quota", description="How many images you have left")
     @app_commands.guild_only()
@@ -197,14 +186,14 @@ def build_admin_group(
         guild_only=True,
     )
 
-    @admin.command(name="settings", description="Show this server's /imagine settings")
-    async def settings(interaction: discord.Interaction) -> None:
+    @admin.command(name="show", description="Show this server's /imagine settings")
+    async def show(interaction: discord.Interaction) -> None:
         await need().show_settings(interaction)
 
     @admin.command(name="safety", description="The server's safety level")
     @app_commands.choices(level=SAFETY_CHOICES)
     async def safety(interaction: discord.Interaction, level: str) -> None:
-        await need().change(interaction, SetSafetyLevel(level))
+        await need().change(interaction, lambda: value_change("safety", level))
 
     @admin.command(name="channel-safety", description="A channel's own safety level")
     @app_commands.describe(level="Leave empty to clear the channel's own level")
@@ -214,7 +203,7 @@ def build_admin_group(
         channel: Channel,
         level: str | None = None,
     ) -> None:
-        await need().change(interaction, SetChannelSafety(str(channel.id), level))
+        await need().change(interaction, lambda: channel_safety_change(str(channel.id), level))
 
     channels = app_commands.Group(
         name="channels", description="Where /imagine may be used", parent=admin
@@ -222,15 +211,15 @@ def build_admin_group(
 
     @channels.command(name="allow", description="Allow /imagine in a channel")
     async def channels_allow(interaction: discord.Interaction, channel: Channel) -> None:
-        await need().change(interaction, AllowChannel(str(channel.id)))
+        await need().change(interaction, lambda: AddItem(CHANNELS, str(channel.id)))
 
     @channels.command(name="disallow", description="Remove a channel from the allowed list")
     async def channels_disallow(interaction: discord.Interaction, channel: Channel) -> None:
-        await need().change(interaction, DisallowChannel(str(channel.id)))
+        await need().change(interaction, lambda: RemoveItem(CHANNELS, str(channel.id)))
 
     @channels.command(name="allow-all", description="Allow /imagine in every channel")
     async def channels_all(interaction: discord.Interaction) -> None:
-        await need().change(interaction, AllowAllChannels())
+        await need().change(interaction, lambda: Clear(CHANNELS))
 
     blocked = app_commands.Group(
         name="blocked", description="This server's blocked terms", parent=admin
@@ -240,13 +229,13 @@ def build_admin_group(
     async def blocked_add(
         interaction: discord.Interaction, term: app_commands.Range[str, 1, 100]
     ) -> None:
-        await need().change(interaction, BlockTerm(term))
+        await need().change(interaction, lambda: AddItem(BLOCKED_TERMS, term))
 
     @blocked.command(name="remove", description="Unblock a term")
     async def blocked_remove(
         interaction: discord.Interaction, term: app_commands.Range[str, 1, 100]
     ) -> None:
-        await need().change(interaction, UnblockTerm(term))
+        await need().change(interaction, lambda: RemoveItem(BLOCKED_TERMS, term))
 
     @blocked.command(name="list", description="List this server's blocked terms")
     async def blocked_list(interaction: discord.Interaction) -> None:
@@ -254,77 +243,100 @@ def build_admin_group(
 
     @admin.command(name="ban", description="Stop a member from using /imagine")
     async def ban(interaction: discord.Interaction, user: discord.User) -> None:
-        await need().change(interaction, BanUser(str(user.id)))
+        await need().change(interaction, lambda: AddItem(BANNED_USERS, str(user.id)))
 
     @admin.command(name="unban", description="Let a member use /imagine again")
     async def unban(interaction: discord.Interaction, user: discord.User) -> None:
-        await need().change(interaction, UnbanUser(str(user.id)))
+        await need().change(interaction, lambda: RemoveItem(BANNED_USERS, str(user.id)))
 
     @admin.command(name="limits", description="Per-user limits (for everyone, or one role)")
+    @app_commands.rename(in_flight="in-flight")
     @app_commands.describe(
         rate="e.g. 5/minute, 20/hour, or off",
-        daily="images per user per day, or unlimited",
-        burst="images at once within the rate",
-        in_progress="unfinished images per user at a time, or unlimited",
+        burst="images at once within the rate, or off",
+        daily="images per user per day, or off",
+        in_flight="unfinished images per user at a time, or off",
         role="set an override for this role's members instead",
         reset="back to the bot defaults (for the role, if given)",
     )
     async def limits(
         interaction: discord.Interaction,
         rate: str | None = None,
+        burst: str | None = None,
         daily: str | None = None,
-        burst: app_commands.Range[int, 1, 1000] | None = None,
-        in_progress: str | None = None,
+        in_flight: str | None = None,
         role: discord.Role | None = None,
         reset: bool = False,
     ) -> None:
         role_id = str(role.id) if role is not None else None
-        if reset:
-            await need().change(interaction, ClearUserLimits(role_id))
-            return
-        try:
-            change = SetUserLimits(_limits(rate, daily, burst, in_progress), role_id=role_id)
-        except InvalidRequest as exc:
-            await interaction.response.send_message(f"⚠️ {exc.user_message}", ephemeral=True)
-            return
-        await need().change(interaction, change)
+        given = {"rate": rate, "burst": burst, "daily": daily, "in-flight": in_flight}
+        values = {name: value for name, value in given.items() if value is not None}
 
-    @admin.command(name="budget", description="The server's daily spend and image quota")
-    @app_commands.describe(
-        dollars="daily spend in US dollars, or unlimited, or default",
-        images="images per day for the whole server, or unlimited, or default",
-    )
-    async def budget(
-        interaction: discord.Interaction, dollars: str | None = None, images: str | None = None
-    ) -> None:
-        try:
-            changes: list[SettingsChange] = []
-            if dollars is not None:
-                changes.append(SetBudget(_money(dollars)))
-            if images is not None:
-                value = (
-                    None if images.strip().lower() == "default" else parse_count(images, "images")
-                )
-                changes.append(SetCommunityDaily(value))
-        except InvalidRequest as exc:
-            await interaction.response.send_message(f"⚠️ {exc.user_message}", ephemeral=True)
-            return
-        if not changes:
-            await interaction.response.send_message(
-                "Give `dollars`, `images` or both.", ephemeral=True
-            )
-            return
-        await need().change(interaction, *changes)
+        def build() -> SettingsChange:
+            return Clear(LIMITS, role_id) if reset else limits_change(values, role_id)
+
+        await need().change(interaction, build)
+
+    @admin.command(name="server-daily", description="Images per day for the whole server")
+    @app_commands.describe(images="a number of images, or off, or default")
+    async def server_daily(interaction: discord.Interaction, images: str) -> None:
+        await need().change(interaction, lambda: value_change("server-daily", images))
+
+    @admin.command(name="budget", description="The server's daily spend in US dollars")
+    @app_commands.describe(dollars="US dollars per day, like 2.50, or off, or default")
+    async def budget(interaction: discord.Interaction, dollars: str) -> None:
+        await need().change(interaction, lambda: value_change("budget", dollars))
 
     @admin.command(name="model", description="The model used when a request names none")
     @app_commands.choices(
         model=[
-            app_commands.Choice(name=v.label, value=v.name)
-            for v in list(catalog.variants.values())[:25]
+            *(
+                app_commands.Choice(name=v.label, value=v.name)
+                for v in list(catalog.variants.values())[:24]
+            ),
+            app_commands.Choice(name="The bot's default", value="default"),
         ]
     )
     async def model(interaction: discord.Interaction, model: str) -> None:
-        await need().change(interaction, SetDefaultModel(model))
+        await need().change(interaction, lambda: value_change("model", model))
+
+    def switch(name: str, description: str) -> None:
+        @admin.command(name=name, description=description)
+        @app_commands.choices(value=SWITCH_CHOICES)
+        async def command(interaction: discord.Interaction, value: str) -> None:
+            await need().change(interaction, lambda: value_change(name, value))
+
+    switch("input-images", "Whether /imagine takes images to edit")
+    switch("cache", "Whether seeded requests may reuse a stored image")
+    switch("admins-exempt", "Whether admins skip the per-user limits")
+
+    admin_roles = app_commands.Group(
+        name="admin-roles",
+        description="Roles whose members are bot admins (server administrators only)",
+        parent=admin,
+    )
+
+    @admin_roles.command(name="add", description="Make a role's members bot admins")
+    async def admin_roles_add(interaction: discord.Interaction, role: discord.Role) -> None:
+        await need().change(interaction, lambda: AddItem(ADMIN_ROLES, str(role.id)))
+
+    @admin_roles.command(name="remove", description="A role's members are no longer bot admins")
+    async def admin_roles_remove(interaction: discord.Interaction, role: discord.Role) -> None:
+        await need().change(interaction, lambda: RemoveItem(ADMIN_ROLES, str(role.id)))
+
+    admin_users = app_commands.Group(
+        name="admin-users",
+        description="Members who are bot admins (server administrators only)",
+        parent=admin,
+    )
+
+    @admin_users.command(name="add", description="Make a member a bot admin")
+    async def admin_users_add(interaction: discord.Interaction, user: discord.User) -> None:
+        await need().change(interaction, lambda: AddItem(ADMIN_USERS, str(user.id)))
+
+    @admin_users.command(name="remove", description="A member is no longer a bot admin")
+    async def admin_users_remove(interaction: discord.Interaction, user: discord.User) -> None:
+        await need().change(interaction, lambda: RemoveItem(ADMIN_USERS, str(user.id)))
 
     @admin.command(name="audit", description="Recent settings changes and refusals")
     async def audit(
@@ -333,40 +345,3 @@ def build_admin_group(
         await need().audit(interaction, count)
 
     return [quota, admin]
-
-
-def _limits(
-    rate: str | None, daily: str | None, burst: int | None, in_progress: str | None
-) -> Limits:
-    rate_count: int | None = None
-    period: float | None = None
-    if rate is not None:
-        try:
-            parsed = parse_rate(rate)
-        except ValueError as exc:
-            raise InvalidRequest(str(exc)) from None
-        if parsed is None:
-            rate_count, period = UNLIMITED, 60.0
-        else:
-            rate_count, period = parsed
-    return Limits(
-        rate=rate_count,
-        period=period,
-        burst=burst,
-        daily=parse_count(daily, "The daily quota"),
-        max_in_flight=parse_count(in_progress, "The in-progress cap"),
-    )
-
-
-def _money(text: str) -> float | None:
-    value = text.strip().lower().removeprefix("$")
-    if value == "default":
-        return None
-    if value in ("unlimited", "none", "off"):
-        return float(UNLIMITED)
-    try:
-        return float(value)
-    except ValueError:
-        raise InvalidRequest(
-            f"The budget is an amount in dollars like 5 or 2.50; got {text!r}."
-        ) from None

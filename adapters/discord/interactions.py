@@ -26,10 +26,11 @@ from bot.domain.errors import ImagineError, JobNotFound, RequestRejected
 from bot.domain.models import ImagineRequest, ReplyTarget
 from bot.jobs.service import Accepted
 from bot.runtime.app import App
+from bot.text import replies
+from bot.text.flags import ImagineArgs, option_args
+from bot.text.request import build_request
 
 log = logging.getLogger(__name__)
-
-SOMETHING_WRONG = "Something went wrong on our side; please try again in a moment."
 
 
 class InteractionHandler:
@@ -60,9 +61,12 @@ class InteractionHandler:
                 await self._refuse(interaction, "The `image` option takes a PNG, JPEG or WebP.")
                 return
             inputs = (image.url,)
-        request = self._request(interaction, prompt=prompt).with_changes(
-            variant=model, aspect_ratio=aspect, seed=seed, input_images=inputs
-        )
+        try:
+            args = option_args(prompt, model=model, aspect_ratio=aspect, seed=seed, images=inputs)
+        except RequestRejected as exc:
+            await self._refuse(interaction, exc.user_message)
+            return
+        request = self._request(interaction, args, inputs)
         await self._submit(interaction, lambda: self._app.service.imagine(request))
 
     # Buttons and the Edit modal -----------------------------------------------------------------
@@ -76,7 +80,7 @@ class InteractionHandler:
             return
         if not await acknowledge(interaction, thinking=True):
             return
-        request = self._request(interaction, prompt="")
+        request = self._request(interaction, ImagineArgs(""))
         await self._submit(
             interaction, lambda: self._app.service.follow_up(job_id, action, request)
         )
@@ -91,7 +95,7 @@ class InteractionHandler:
         if not await acknowledge(interaction, thinking=True):
             return
         new_prompt = _submitted_value(interaction.data, messages.EDIT_PROMPT_INPUT) or ""
-        request = self._request(interaction, prompt=new_prompt)
+        request = self._request(interaction, ImagineArgs(new_prompt))
         job_id = match["job_id"]
         await self._submit(
             interaction,
@@ -126,18 +130,21 @@ class InteractionHandler:
 
     # Shared ---------------------------------------------------------------------------------------
 
-    def _request(self, interaction: discord.Interaction, *, prompt: str) -> ImagineRequest:
+    def _request(
+        self, interaction: discord.Interaction, args: ImagineArgs, inputs: tuple[str, ...] = ()
+    ) -> ImagineRequest:
         user = interaction.user
         roles: tuple[str, ...] = ()
         if isinstance(user, discord.Member):
             roles = tuple(str(role_id) for role_id in user._roles)
         channel_id = str(interaction.channel_id or "")
-        return ImagineRequest(
+        return build_request(
+            args,
             platform=PLATFORM,
             community_id=str(interaction.guild_id or f"dm-{user.id}"),
             channel_id=channel_id,
             user_id=str(user.id),
-            prompt=prompt,
+            input_images=inputs,
             reply=ReplyTarget(
                 platform=PLATFORM,
                 channel_id=channel_id,
@@ -164,11 +171,11 @@ class InteractionHandler:
             await self._refuse(interaction, exc.user_message)
             return
         except JobNotFound:
-            await self._refuse(interaction, "That image is no longer known to the bot.")
+            await self._refuse(interaction, replies.JOB_UNKNOWN)
             return
         except ImagineError:
             log.exception("interaction %s: the core failed", interaction.id)
-            await self._refuse(interaction, SOMETHING_WRONG)
+            await self._refuse(interaction, replies.SOMETHING_WRONG)
             return
         if not accepted.duplicate:
             await self._delivery.show_queued(accepted.job, accepted.position)

@@ -36,7 +36,6 @@ from adapters.slack.delivery import (
 )
 from adapters.slack.files import SlackFiles
 from adapters.slack.verify import SignatureChecker
-from bot.domain.catalog import parse_size
 from bot.domain.errors import (
     DownloadRefused,
     InvalidImage,
@@ -46,7 +45,9 @@ from bot.domain.errors import (
 )
 from bot.domain.models import ImagineRequest, Job, ReplyTarget
 from bot.runtime.app import App
+from bot.text import replies
 from bot.text.flags import ImagineArgs, parse_imagine
+from bot.text.request import build_request
 
 log = logging.getLogger(__name__)
 
@@ -89,7 +90,7 @@ class SlackAdapter:
         )
         self.files = SlackFiles(self._session, token, app.blobs, settings.slack_files_url)
         self.admins = AdminGate(self.client, app.service, app.clock.monotonic)
-        self.admin_commands = AdminCommands(app.service, self.admins)
+        self.admin_commands = AdminCommands(app.service, self.admins, app.policy.defaults.limits)
         self._checker = (
             SignatureChecker(self._signing_secret, app.clock.now) if self._signing_secret else None
         )
@@ -226,8 +227,7 @@ class SlackAdapter:
     async def _on_imagine(self, ack: Ack, command: Payload) -> None:
         try:
             args = parse_imagine(_str(command.get("text")))
-            if args.size:
-                parse_size(args.size)
+            request = self._imagine_request(command, args)
         except InvalidRequest as exc:
             await ack(**messages.refusal(exc.user_message))
             return
@@ -235,17 +235,37 @@ class SlackAdapter:
             await ack(**messages.ephemeral(messages.HELP))
             return
         await ack(**messages.ack_queued(args.prompt))
-        self._spawn(self._imagine(command, args), "imagine")
+        self._spawn(self._imagine(request, args), "imagine")
 
-    async def _imagine(self, command: Payload, args: ImagineArgs) -> None:
+    def _imagine_request(self, command: Payload, args: ImagineArgs) -> ImagineRequest:
+        """The request without its input images (stored after the ack) and admin flag."""
         team = _str(command.get("team_id"))
         user = _str(command.get("user_id"))
         channel = _str(command.get("channel_id"))
-        response_url = _str(command.get("response_url"))
-        trigger = _str(command.get("trigger_id")) or None
-        width = height = None
-        if args.size:
-            width, height = parse_size(args.size)
+        reply = ReplyTarget(
+            platform=PLATFORM,
+            channel_id=channel,
+            thread_id=_str(command.get("thread_ts")) or None,
+            data={
+                "team_id": team,
+                "user_id": user,
+                "response_url": _str(command.get("response_url")),
+            },
+        )
+        return build_request(
+            args,
+            platform=PLATFORM,
+            community_id=team,
+            channel_id=channel,
+            user_id=user,
+            reply=reply,
+            dedupe_key=_str(command.get("trigger_id")) or None,
+        )
+
+    async def _imagine(self, request: ImagineRequest, args: ImagineArgs) -> None:
+        user = request.user_id
+        channel = request.channel_id
+        response_url = str(request.reply.data.get("response_url", ""))
         try:
             inputs = await self.files.store_inputs(args.images)
         except DownloadRefused as exc:
@@ -255,29 +275,9 @@ class SlackAdapter:
             message = f"That Slack file is not a usable image: {exc}."
             await self.tell(response_url, channel, user, messages.refusal(message))
             return
-        reply = ReplyTarget(
-            platform=PLATFORM,
-            channel_id=channel,
-            thread_id=_str(command.get("thread_ts")) or None,
-            data={"team_id": team, "user_id": user, "response_url": response_url},
-        )
-        request = ImagineRequest(
-            platform=PLATFORM,
-            community_id=team,
-            channel_id=channel,
-            user_id=user,
-            prompt=args.prompt,
-            reply=reply,
-            variant=args.model,
-            aspect_ratio=args.aspect_ratio,
-            width=width,
-            height=height,
-            seed=args.seed,
-            count=args.count,
+        request = request.with_changes(
             input_images=inputs,
-            dedupe_key=trigger,
-            user_is_admin=await self._is_admin(team, user),
-            use_cache=args.use_cache,
+            user_is_admin=await self._is_admin(request.community_id, user),
         )
         await self._submit(
             request, lambda r: self._app.service.imagine(r), response_url, channel, user
@@ -310,7 +310,7 @@ class SlackAdapter:
                 response_url,
                 channel,
                 user,
-                messages.refusal("Something went wrong; please try again in a moment."),
+                messages.refusal(replies.SOMETHING_WRONG),
             )
             return
         if accepted.duplicate:
@@ -362,9 +362,7 @@ class SlackAdapter:
             if job.community_id != team:
                 raise JobNotFound(job_id)
         except JobNotFound:
-            await self.tell(
-                response_url, channel, user, messages.refusal("That image is no longer known.")
-            )
+            await self.tell(response_url, channel, user, messages.refusal(replies.JOB_UNKNOWN))
             return
         if verb == "delete":
             await self._delete(job, team, user, channel, response_url)
@@ -420,7 +418,7 @@ class SlackAdapter:
             if job.community_id != team:
                 raise JobNotFound(job_id)
         except JobNotFound:
-            await self.tell("", channel, user, messages.refusal("That image is no longer known."))
+            await self.tell("", channel, user, messages.refusal(replies.JOB_UNKNOWN))
             return
         request = self._follow_up_request(
             team, channel, _str(metadata.get("thread_ts")) or None, user, trigger, ""
@@ -446,12 +444,12 @@ class SlackAdapter:
             thread_id=thread_ts,
             data={"team_id": team, "user_id": user, "response_url": response_url},
         )
-        return ImagineRequest(
+        return build_request(
+            ImagineArgs(""),
             platform=PLATFORM,
             community_id=team,
             channel_id=channel,
             user_id=user,
-            prompt="",
             reply=reply,
             dedupe_key=trigger,
         )
@@ -531,8 +529,8 @@ class SlackAdapter:
         report = await service.quota(team, user, is_platform_admin=actor.is_platform_admin)
         admin = await service.is_admin(team, actor)
         view = messages.home_view(
-            quota_lines=report.lines(),
-            settings=await service.get_settings(team) if admin else None,
+            quota_lines=replies.quota_lines(report) or [replies.NO_LIMITS],
+            settings_lines=await self.admin_commands.settings_lines(team) if admin else None,
             catalog=self._app.catalog,
         )
         try:

@@ -18,32 +18,33 @@ from slack_sdk.web.async_client import AsyncWebClient
 from adapters.slack import messages
 from adapters.slack.delivery import SLACK_ERRORS
 from bot.domain import community as c
-from bot.domain.catalog import Catalog
 from bot.domain.errors import InvalidRequest, RequestRejected
-from bot.domain.limits import UNLIMITED, parse_rate
-from bot.domain.models import Limits
+from bot.domain.limits import LimitDefaults
 from bot.jobs.service import ImagineService
+from bot.text import replies
+from bot.text.settings import (
+    ListBlockedTerms,
+    SettingsCommand,
+    ShowAudit,
+    ShowSettings,
+    ShowSettingsHelp,
+    parse_settings_command,
+    settings_help,
+)
 
 log = logging.getLogger(__name__)
 
 # Slack roles change rarely; a short memory spares one users.info call per command.
 ADMIN_CACHE_SECONDS = 300.0
-AUDIT_LINES = 15
 # Slack escapes mentions in command text as <@U123|name> and <#C123|name> (should_escape: true).
 _USER = re.compile(r"^<@([UW][A-Z0-9]+)(?:\|[^>]*)?>$|^([UW][A-Z0-9]+)$")
 _CHANNEL = re.compile(r"^<#([CGD][A-Z0-9]+)(?:\|[^>]*)?>$|^([CGD][A-Z0-9]+)$")
-_ON = {"on": True, "yes": True, "true": True, "off": False, "no": False, "false": False}
 
-ADMIN_HELP = """*/imagine-admin* (workspace admins and owners, and bot admins):
-`show` the settings · `audit [n]` the newest audit entries
-`safety strict|standard|relaxed|adult|0-6` · `channel-safety #channel <level>|clear`
-`channels allow #channel` · `channels disallow #channel` · `channels all`
-`terms add <term>` · `terms remove <term>` · `terms list`
-`ban @user` · `unban @user`
-`limits rate 5/minute burst 2 daily 50 in-flight 3` (any of them; `unlimited` lifts one) · `limits reset`
-`workspace-daily <images>|unlimited|default` · `budget <usd>|unlimited|default`
-`admins-exempt on|off` · `model <name>|default` · `images on|off` · `cache on|off`
-`admins add @user` · `admins remove @user` (workspace admins and owners only)"""
+ADMIN_HELP = (
+    "*/imagine-admin* (workspace admins and owners, and bot admins):\n```"
+    + settings_help("/imagine-admin")
+    + "```"
+)
 
 
 class AdminGate:
@@ -97,170 +98,70 @@ class AdminGate:
         return await self._service.is_admin(team_id, await self.actor(user_id))
 
 
-def _user_id(word: str) -> str:
-    match = _USER.match(word)
-    if not match:
-        raise InvalidRequest(f"{word!r} is not a user: mention them, like @someone.")
-    return match.group(1) or match.group(2)
+class SlackMentions:
+    """Users and channels as Slack writes them in command text; Slack has no roles the bot sees."""
+
+    def user(self, word: str) -> str:
+        match = _USER.match(word)
+        if not match:
+            raise InvalidRequest(f"{word!r} is not a user: mention them, like @someone.")
+        return match.group(1) or match.group(2)
+
+    def channel(self, word: str) -> str:
+        match = _CHANNEL.match(word)
+        if not match:
+            raise InvalidRequest(f"{word!r} is not a channel: mention it, like #general.")
+        return match.group(1) or match.group(2)
+
+    def role(self, word: str) -> str:
+        raise InvalidRequest(
+            "Slack workspaces have no roles the bot can see: name people instead, like "
+            "`admin-users add @someone`."
+        )
 
 
-def _channel_id(word: str) -> str:
-    match = _CHANNEL.match(word)
-    if not match:
-        raise InvalidRequest(f"{word!r} is not a channel: mention it, like #general.")
-    return match.group(1) or match.group(2)
-
-
-def _switch(word: str) -> bool:
-    if word.lower() not in _ON:
-        raise InvalidRequest(f"Say on or off, not {word!r}.")
-    return _ON[word.lower()]
-
-
-def _count(word: str, what: str) -> int:
-    if word.lower() == "unlimited":
-        return UNLIMITED
-    if not word.isdigit():
-        raise InvalidRequest(f"{what} is a whole number or unlimited, not {word!r}.")
-    return int(word)
-
-
-def parse_limits(words: list[str]) -> Limits:
-    """``rate 5/minute burst 2 daily 50 in-flight 3`` in any order and subset."""
-    if not words or len(words) % 2:
-        raise InvalidRequest("Give limits as pairs, like: limits rate 5/minute daily 50.")
-    values: dict[str, int | float | None] = {}
-    for name, value in zip(words[::2], words[1::2], strict=True):
-        name = name.lower()
-        if name == "rate":
-            if value.lower() == "unlimited":
-                values.update(rate=UNLIMITED)
-                continue
-            try:
-                parsed = parse_rate(value)
-            except ValueError as exc:
-                raise InvalidRequest(str(exc)) from None
-            if parsed is None:
-                values.update(rate=UNLIMITED)
-            else:
-                values.update(rate=parsed[0], period=parsed[1])
-        elif name == "burst":
-            values["burst"] = _count(value, "The burst")
-        elif name == "daily":
-            values["daily"] = _count(value, "The daily quota")
-        elif name in ("in-flight", "inflight", "max-in-flight"):
-            values["max_in_flight"] = _count(value, "The in-progress cap")
-        else:
-            raise InvalidRequest(f"Unknown limit {name!r}: use rate, burst, daily or in-flight.")
-    return Limits(**values)  # type: ignore[arg-type]
-
-
-def parse_change(text: str, catalog: Catalog) -> c.SettingsChange:
-    """One ``/imagine-admin`` line as a typed settings change; raises InvalidRequest."""
-    words = text.split()
-    verb = words[0].lower() if words else ""
-    rest = words[1:]
-    sub = rest[0].lower() if rest else ""
-    arg = " ".join(rest[1:])
-
-    def need(count: int) -> None:
-        if len(rest) < count:
-            raise InvalidRequest(f"`{verb}` needs more: see `/imagine-admin help`.")
-
-    if verb == "safety":
-        need(1)
-        return c.SetSafetyLevel(rest[0])
-    if verb == "channel-safety":
-        need(2)
-        level = None if rest[1].lower() in ("clear", "default") else rest[1]
-        return c.SetChannelSafety(_channel_id(rest[0]), level)
-    if verb == "channels":
-        if sub == "all":
-            return c.AllowAllChannels()
-        need(2)
-        if sub == "allow":
-            return c.AllowChannel(_channel_id(rest[1]))
-        if sub == "disallow":
-            return c.DisallowChannel(_channel_id(rest[1]))
-    if verb == "terms" and sub in ("add", "remove"):
-        if not arg.strip():
-            raise InvalidRequest("Give the term, like: terms add some words.")
-        return c.BlockTerm(arg) if sub == "add" else c.UnblockTerm(arg)
-    if verb in ("ban", "unban"):
-        need(1)
-        user = _user_id(rest[0])
-        return c.BanUser(user) if verb == "ban" else c.UnbanUser(user)
-    if verb == "limits":
-        if sub == "reset":
-            return c.ClearUserLimits()
-        return c.SetUserLimits(parse_limits(rest))
-    if verb in ("workspace-daily", "server-daily"):
-        need(1)
-        return c.SetCommunityDaily(None if sub == "default" else _count(rest[0], "The quota"))
-    if verb == "budget":
-        need(1)
-        if sub in ("default", "unlimited"):
-            return c.SetBudget(None if sub == "default" else UNLIMITED)
-        try:
-            return c.SetBudget(float(rest[0].lstrip("$")))
-        except ValueError:
-            raise InvalidRequest(
-                f"The budget is US dollars, like 5 or 2.50, not {rest[0]!r}."
-            ) from None
-    if verb == "admins-exempt":
-        need(1)
-        return c.SetAdminsExempt(_switch(rest[0]))
-    if verb == "model":
-        need(1)
-        return c.SetDefaultModel(None if sub == "default" else catalog.resolve(rest[0]).name)
-    if verb == "images":
-        need(1)
-        return c.SetInputImages(_switch(rest[0]))
-    if verb == "cache":
-        need(1)
-        return c.SetCache(_switch(rest[0]))
-    if verb == "admins" and sub in ("add", "remove"):
-        need(2)
-        user = _user_id(rest[1])
-        return c.AddAdminUser(user) if sub == "add" else c.RemoveAdminUser(user)
-    raise InvalidRequest(f"Unknown setting {text.strip()!r}.\n{ADMIN_HELP}")
+def parse_command(text: str) -> SettingsCommand:
+    """One ``/imagine-admin`` line, read by the settings grammar every platform shares."""
+    return parse_settings_command(text, SlackMentions())
 
 
 class AdminCommands:
-    def __init__(self, service: ImagineService, gate: AdminGate) -> None:
+    def __init__(self, service: ImagineService, gate: AdminGate, defaults: LimitDefaults) -> None:
         self._service = service
         self._gate = gate
+        self._defaults = defaults
 
     async def run(self, team: str, user: str, text: str) -> str:
         """Answer one ``/imagine-admin`` command (as mrkdwn for an ephemeral reply)."""
-        words = text.split()
-        verb = words[0].lower() if words else "show"
         actor = await self._gate.actor(user)
+        service = self._service
         try:
-            if verb == "help":
+            command = parse_command(text)
+            if isinstance(command, ShowSettingsHelp):
                 return ADMIN_HELP
-            if verb == "show":
-                await self._service.require_admin(team, actor, "show_settings")
-                settings = await self._service.get_settings(team)
+            if isinstance(command, ShowSettings):
+                await service.require_admin(team, actor, "show_settings")
                 return "*Workspace settings*\n" + "\n".join(
-                    messages.escape(line) for line in c.describe_settings(settings)
+                    messages.escape(line) for line in await self.settings_lines(team)
                 )
-            if verb == "audit":
-                limit = int(words[1]) if len(words) > 1 and words[1].isdigit() else AUDIT_LINES
-                entries = await self._service.audit_log(team, actor, limit)
+            if isinstance(command, ShowAudit):
+                entries = await service.audit_log(team, actor, command.limit)
                 if not entries:
-                    return "The audit log is empty."
+                    return replies.AUDIT_EMPTY
                 return "*Audit log* (newest first)\n" + "\n".join(
                     f"<!date^{int(e.at)}^{{date_short_pretty}} {{time}}|{int(e.at)}> <@{e.actor_id}> "
                     f"{e.kind} {e.action}: {messages.escape(e.detail)}"
                     for e in entries
                 )
-            if verb == "terms" and (len(words) < 2 or words[1].lower() == "list"):
-                terms = await self._service.blocked_terms(team, actor)
-                listed = ", ".join(f"`{messages.escape(t)}`" for t in terms)
-                return f"Blocked terms ({len(terms)}): {listed or 'none'}"
-            change = parse_change(text, self._service.catalog)
-            changed = await self._service.update_settings(team, actor, change)
+            if isinstance(command, ListBlockedTerms):
+                terms = await service.blocked_terms(team, actor)
+                return messages.escape(replies.blocked_terms_text(terms, quote="`"))
+            changed = await service.update_settings(team, actor, command)
             return messages.escape(changed.message)
         except RequestRejected as exc:
             return f":no_entry_sign: {messages.escape(exc.user_message)}"
+
+    async def settings_lines(self, team: str) -> list[str]:
+        settings = await self._service.get_settings(team)
+        default_model = self._service.catalog.default_variant
+        return replies.settings_lines(settings, self._defaults, default_model)

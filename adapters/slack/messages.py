@@ -12,8 +12,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from bot.domain.catalog import Catalog
-from bot.domain.community import describe_settings
-from bot.domain.models import CommunitySettings, Job
+from bot.domain.models import Job
 from bot.text.flags import flags_help
 
 Block = dict[str, Any]
@@ -178,7 +177,7 @@ def edit_modal(job: Job, metadata: Mapping[str, str]) -> dict[str, Any]:
 
 
 def home_view(
-    *, quota_lines: Sequence[str], settings: CommunitySettings | None, catalog: Catalog
+    *, quota_lines: Sequence[str], settings_lines: Sequence[str] | None, catalog: Catalog
 ) -> dict[str, Any]:
     models = ", ".join(f"`{v.name}` ({v.label})" for v in catalog.variants.values())
     blocks: list[Block] = [
@@ -191,7 +190,7 @@ def home_view(
             "text": {"type": "mrkdwn", "text": "*Your allowance*\n" + "\n".join(quota_lines)},
         },
     ]
-    if settings is not None:
+    if settings_lines is not None:
         blocks.append({"type": "divider"})
         blocks.append(
             {
@@ -199,8 +198,7 @@ def home_view(
                 "text": {
                     "type": "mrkdwn",
                     "text": "*Workspace settings* (you are an admin; change them with "
-                    "`/imagine-admin`)\n"
-                    + "\n".join(escape(line) for line in describe_settings(settings)),
+                    "`/imagine-admin`)\n" + "\n".join(escape(line) for line in settings_lines),
                 },
             }
         )

@@ -307,7 +307,8 @@ def refusal_message(decision: Decision, plan: LimitPlan, now: float) -> str:
 
 @dataclass(frozen=True)
 class QuotaReport:
-    """A user's remaining allowances, for ``/quota``. ``None`` in a limit means unlimited."""
+    """A user's remaining allowances, for ``/quota`` (``bot.text.replies.quota_lines`` says them).
+    ``None`` in a limit means unlimited."""
 
     community_id: str
     user_id: str
@@ -344,39 +345,6 @@ class QuotaReport:
         if self.budget_usd is None:
             return None
         return max(0.0, self.budget_usd - self.spent_usd)
-
-    def lines(self) -> list[str]:
-        """The report as short lines of plain text (adapters may format their own)."""
-        reset = f"resets at 00:00 UTC (in {format_wait(self.resets_at - self.now)})"
-        out: list[str] = []
-        if self.exempt:
-            out.append("You are an admin here: your own limits do not apply.")
-        else:
-            if self.rate is None:
-                out.append("Rate: unlimited")
-            else:
-                line = f"Rate: {format_rate(self.rate, self.period)} (bursts of {self.burst})"
-                line += f", {self.rate_available} available now"
-                if self.rate_next_at is not None and self.rate_available == 0:
-                    line += f", next in {format_wait(self.rate_next_at - self.now)}"
-                out.append(line)
-            if self.daily is None:
-                out.append(f"Today: {self.used_today} images used (no daily limit)")
-            else:
-                out.append(f"Today: {self.remaining_today} of {self.daily} images left; {reset}")
-            if self.max_in_flight is not None:
-                out.append(f"In progress: {self.in_flight} of at most {self.max_in_flight}")
-        if self.community_daily is not None:
-            out.append(
-                f"Server today: {self.community_remaining_today} of {self.community_daily} "
-                f"images left"
-            )
-        if self.budget_usd is not None:
-            out.append(
-                f"Server budget today: ${self.budget_remaining_usd:.2f} of "
-                f"${self.budget_usd:.2f} left; {reset}"
-            )
-        return out
 
 
 def quota_report(plan: LimitPlan, usage: Usage, now: float) -> QuotaReport:

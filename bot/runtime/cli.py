@@ -16,13 +16,15 @@ from pathlib import Path
 from typing import Any
 
 from bot import __version__
-from bot.domain.catalog import load_catalog, parse_size
+from bot.domain.catalog import load_catalog
 from bot.domain.errors import ConfigError, RequestRejected, StoreError
-from bot.domain.models import ImagineRequest, Job, JobStatus, ReplyTarget
+from bot.domain.models import Job, JobStatus, ReplyTarget
 from bot.ops.logs import setup_logging
 from bot.ports import OutImage, Progress
 from bot.runtime.app import open_app
 from bot.runtime.config import Settings, load_settings
+from bot.text.flags import option_args
+from bot.text.request import build_request
 
 log = logging.getLogger("imagine-bot")
 
@@ -304,30 +306,29 @@ async def imagine_once(settings: Settings, args: argparse.Namespace) -> int:
     async with open_app(settings) as app:
         app.add_delivery("cli", delivery)
         await app.start_workers()
-        width = height = None
-        if args.size:
-            width, height = parse_size(args.size)
         try:
-            inputs: list[str] = []
-            helper = ConsoleAdapter(app)
-            for ref in args.image:
-                inputs.append(await helper._store_input(ref))
-            request = ImagineRequest(
+            parsed = option_args(
+                args.prompt,
+                aspect_ratio=args.ar,
+                size=args.size,
+                seed=args.seed,
+                model=args.model,
+                count=args.n,
+            )
+            reply = ReplyTarget(platform="cli", channel_id="cli")
+            user = os.environ.get("USER", "operator")
+            request = build_request(
+                parsed,
                 platform="cli",
                 community_id="cli",
                 channel_id="cli",
-                user_id=os.environ.get("USER", "operator"),
-                prompt=args.prompt,
-                reply=ReplyTarget(platform="cli", channel_id="cli"),
-                variant=args.model,
-                aspect_ratio=args.ar,
-                width=width,
-                height=height,
-                seed=args.seed,
-                count=args.n,
-                input_images=tuple(inputs),
+                user_id=user,
+                reply=reply,
                 user_is_admin=True,
             )
+            helper = ConsoleAdapter(app)
+            inputs = tuple([await helper._store_input(ref) for ref in args.image])
+            request = request.with_changes(input_images=inputs)
             # Listening before the job exists: a worker may take it up before imagine returns.
             printer = ProgressPrinter()
             app.events.add_listener(printer)

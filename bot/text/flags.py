@@ -99,6 +99,32 @@ def parse_imagine(text: str) -> ImagineArgs:
     )
 
 
+def option_args(
+    prompt: str,
+    *,
+    aspect_ratio: str | None = None,
+    size: str | None = None,
+    seed: int | None = None,
+    model: str | None = None,
+    count: int = 1,
+    images: tuple[str, ...] = (),
+) -> ImagineArgs:
+    """The same arguments from a platform's typed options (Discord), checked like typed flags."""
+    if seed is not None:
+        _parse_seed(str(seed))
+    if count != 1:
+        _parse_count(str(count))
+    return ImagineArgs(
+        prompt=prompt,
+        aspect_ratio=aspect_ratio,
+        size=size,
+        seed=seed,
+        model=model,
+        count=count,
+        images=images,
+    )
+
+
 def _parse_seed(text: str) -> int:
     if not text.isdigit() or int(text) > MAX_SEED:
         raise InvalidRequest(

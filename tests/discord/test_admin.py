@@ -137,3 +137,56 @@ async def test_allowed_channels_close_the_others(bot: Bot) -> None:
     assert "not enabled in this channel" in refusal[0].json["content"]
     allowed = bot.feed(bot.fake.imagine("a fox", channel_id=art))
     await bot.fake.wait_for(lambda: final_edit(bot, allowed), what="the image in #art")
+
+
+MEMBER_ROLE = "1500000000000000005"  # every member of the fake's payloads has it
+
+
+def _role_payload(role_id: str) -> dict[str, Any]:
+    return {
+        "id": role_id,
+        "name": "mods",
+        "color": 0,
+        "hoist": False,
+        "position": 1,
+        "permissions": "0",
+        "managed": False,
+        "mentionable": False,
+        "flags": 0,
+    }
+
+
+async def test_an_admin_role_makes_its_members_bot_admins_but_not_admin_makers(bot: Bot) -> None:
+    grant = admin_command(
+        bot, ["admin-roles", "add"], [{"name": "role", "type": 8, "value": MEMBER_ROLE}]
+    )
+    grant["data"]["resolved"] = {"roles": {MEMBER_ROLE: _role_payload(MEMBER_ROLE)}}
+    assert await answer(bot, bot.feed(grant)) == f"Done: role {MEMBER_ROLE} made bot admin."
+
+    # A member without Manage Server, in that role: may change settings...
+    as_member = {"user_id": USER, "permissions": MEMBER_PERMISSIONS}
+    cache = admin_command(
+        bot, ["cache"], [{"name": "value", "type": 3, "value": "off"}], **as_member
+    )
+    assert await answer(bot, bot.feed(cache)) == "Done: cache off."
+    # ...but not name more admins: that stays with the server's own administrators.
+    promote = admin_command(
+        bot, ["admin-users", "add"], [{"name": "user", "type": 6, "value": USER}], **as_member
+    )
+    promote["data"]["resolved"] = {"users": {USER: user_payload(USER)}}
+    assert "Only the server's own administrators" in await answer(bot, bot.feed(promote))
+
+    settings = await bot.app.service.get_settings(GUILD_ID)
+    assert settings.admin_roles == (MEMBER_ROLE,) and settings.admin_users == ()
+    assert not settings.allow_cache
+    [denied, *_] = await bot.app.store.list_audit(GUILD_ID, 5)
+    assert (denied.kind, denied.action, denied.actor_id) == ("denied", "add_admin_user", USER)
+
+
+async def test_the_settings_screen_shows_the_bot_defaults_that_apply(bot: Bot) -> None:
+    shown = await answer(bot, bot.feed(admin_command(bot, ["show"], [])))
+    [limits] = [line for line in shown.splitlines() if line.startswith("User limits:")]
+    assert limits == (
+        "User limits: rate 5/minute (bot default), burst 5 (bot default), "
+        "daily 100 (bot default), in progress 5 (bot default)"
+    )

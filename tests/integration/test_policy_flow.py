@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from bot.domain.community import Actor, SetCache, SetChannelSafety, SetSafetyLevel
+from bot.domain.community import Actor, SetValue
+from bot.domain.community_settings import CACHE, CHANNEL_SAFETY, SAFETY
 from bot.domain.models import Job, JobStatus
 from bot.runtime.app import App
 from tests.factories import make_request
@@ -33,7 +34,7 @@ async def test_adult_applies_only_in_age_restricted_channels(app: App) -> None:
     provider = ScriptedProvider("offline")
     port = RecordingPort()
     await _start(app, port, provider)
-    await app.service.update_settings("c1", OWNER, SetSafetyLevel("adult"))
+    await app.service.update_settings("c1", OWNER, SetValue(SAFETY, "adult"))
     open_job = await app.service.imagine(make_request(channel_id="general"))
     nsfw_job = await app.service.imagine(
         make_request(channel_id="nsfw", channel_age_restricted=True)
@@ -49,8 +50,8 @@ async def test_adult_applies_only_in_age_restricted_channels(app: App) -> None:
 async def test_a_channel_override_is_capped_outside_age_restricted_channels(app: App) -> None:
     provider = ScriptedProvider("offline")
     await _start(app, RecordingPort(), provider)
-    await app.service.update_settings("c1", OWNER, SetSafetyLevel("strict"))
-    await app.service.update_settings("c1", OWNER, SetChannelSafety("art", "relaxed"))
+    await app.service.update_settings("c1", OWNER, SetValue(SAFETY, "strict"))
+    await app.service.update_settings("c1", OWNER, SetValue(CHANNEL_SAFETY, "relaxed", key="art"))
     art = await app.service.imagine(make_request(channel_id="art"))
     other = await app.service.imagine(make_request(channel_id="other"))
     assert art.job.request.safety_tolerance == 2
@@ -63,7 +64,7 @@ async def test_an_image_is_not_posted_when_the_channel_lost_its_age_restriction(
     provider = ScriptedProvider("offline")
     port = ChannelPort(age_restricted_now=False)
     await _start(app, port, provider)
-    await app.service.update_settings("c1", OWNER, SetSafetyLevel("adult"))
+    await app.service.update_settings("c1", OWNER, SetValue(SAFETY, "adult"))
     accepted = await app.service.imagine(make_request(channel_age_restricted=True))
     done = await app.service.wait(accepted.job.id, timeout=20)
     assert done.status is JobStatus.FAILED and done.error_code == "safety_recheck"
@@ -102,7 +103,7 @@ async def test_an_identical_seeded_request_is_served_from_the_stored_image(app: 
     # Asked not to, or with the cache off, it is made anew.
     fresh = await app.service.imagine(make_request(seed=42, use_cache=False))
     await app.service.wait(fresh.job.id, timeout=20)
-    await app.service.update_settings("c1", OWNER, SetCache(False))
+    await app.service.update_settings("c1", OWNER, SetValue(CACHE, False))
     off = await app.service.imagine(make_request(seed=42))
     await app.service.wait(off.job.id, timeout=20)
     assert len(provider.submits) == 3

@@ -5,7 +5,8 @@ from __future__ import annotations
 import pytest
 
 from adapters.console.adapter import ConsoleAdapter
-from bot.domain.community import BanUser, SetBudget, SetUserLimits
+from bot.domain.community import AddItem, SetValue
+from bot.domain.community_settings import BANNED_USERS, BUDGET, LIMITS
 from bot.domain.errors import InvalidRequest
 from bot.domain.limits import UNLIMITED
 from bot.domain.models import Limits
@@ -40,7 +41,7 @@ async def test_settings_changes_show_up_in_settings_and_the_audit_log(app: App) 
     assert "Blocked terms: 1" in lines
     lines.clear()
     await adapter.handle("/settings blocked")
-    assert lines == ["Blocked terms: dragon"]
+    assert lines == ["Blocked terms (1): dragon"]
     lines.clear()
     await adapter.handle("/settings audit 2")
     assert len(lines) == 2 and "user_limits" in lines[0] and "block_term" in lines[1]
@@ -74,11 +75,25 @@ def test_the_parser_reads_every_documented_form() -> None:
     assert parse_settings_command("") == ShowSettings()
     assert parse_settings_command("blocked") == ListBlockedTerms()
     assert parse_settings_command("audit 5") == ShowAudit(5)
-    assert parse_settings_command("ban 123") == BanUser("123")
-    assert parse_settings_command("budget $2.50") == SetBudget(2.5)
-    assert parse_settings_command("budget off") == SetBudget(float(UNLIMITED))
-    assert parse_settings_command("limits role=vip daily=off in-flight=9") == SetUserLimits(
-        Limits(daily=UNLIMITED, max_in_flight=9), role_id="vip"
+    assert parse_settings_command("ban 123") == AddItem(BANNED_USERS, "123")
+    assert parse_settings_command("budget $2.50") == SetValue(BUDGET, 2.5)
+    assert parse_settings_command("budget off") == SetValue(BUDGET, float(UNLIMITED))
+    assert parse_settings_command("limits role=vip daily=off in-flight=9") == SetValue(
+        LIMITS, Limits(daily=UNLIMITED, max_in_flight=9), key="vip"
     )
     with pytest.raises(InvalidRequest, match="Usage"):
         parse_settings_command("channel-safety only-one")
+
+
+async def test_the_settings_screen_shows_the_bot_defaults_that_apply(app: App) -> None:
+    adapter, lines = console(app)
+    await adapter.handle("/settings")
+    assert (
+        "User limits: rate 5/minute (bot default), burst 5 (bot default), "
+        "daily 100 (bot default), in progress 5 (bot default)"
+    ) in lines
+    await adapter.handle("/settings limits daily=off")
+    lines.clear()
+    await adapter.handle("/settings")
+    assert any(line.startswith("User limits: rate 5/minute (bot default)") for line in lines)
+    assert any("daily unlimited, in progress 5 (bot default)" in line for line in lines)

@@ -17,6 +17,7 @@ from bot.domain.limits import (
     resolve_plan,
 )
 from bot.domain.models import CommunitySettings, Limits
+from bot.text.replies import quota_lines
 
 NOW = 1_790_000_000.0
 DEFAULTS = LimitDefaults(user=Limits(rate=5, period=60.0, daily=100, max_in_flight=5))
@@ -95,5 +96,5 @@ def test_quota_report_counts_down_and_says_when_the_next_image_frees_up() -> Non
     assert fresh.rate_available == 5 and fresh.remaining_today == 100
     spent = quota_report(plan, Usage(rate_tat=NOW + 60, user_images_today=5), NOW)
     assert spent.rate_available == 0 and spent.rate_next_at == NOW + 12
-    assert any("next in 12 s" in line for line in spent.lines())
+    assert any("next in 12 s" in line for line in quota_lines(spent))
     assert spent.remaining_today == 95

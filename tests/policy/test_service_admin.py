@@ -7,16 +7,16 @@ from collections.abc import AsyncIterator
 import pytest
 
 from bot.domain.clock import ManualClock
-from bot.domain.community import (
-    Actor,
-    AddAdminRole,
-    AllowChannel,
-    BanUser,
-    BlockTerm,
-    SetBudget,
-    SetChannelSafety,
-    SetSafetyLevel,
-    SetUserLimits,
+from bot.domain.community import Actor, AddItem, SetValue
+from bot.domain.community_settings import (
+    ADMIN_ROLES,
+    BANNED_USERS,
+    BLOCKED_TERMS,
+    BUDGET,
+    CHANNEL_SAFETY,
+    CHANNELS,
+    LIMITS,
+    SAFETY,
 )
 from bot.domain.errors import InvalidRequest, PolicyRefusal
 from bot.domain.limits import parse_rate
@@ -24,6 +24,7 @@ from bot.domain.models import Limits
 from bot.jobs.service import ImagineService
 from bot.runtime.app import App, open_app
 from bot.runtime.config import Settings
+from bot.text.replies import quota_lines
 from tests.factories import make_request
 
 START = 1_790_000_000.0  # 2026-09-21 14:13:20 UTC
@@ -46,7 +47,7 @@ async def policy_app(settings: Settings, clock: ManualClock) -> AsyncIterator[Ap
 async def test_a_non_admin_is_refused_and_the_attempt_is_audited(policy_app: App) -> None:
     service = policy_app.service
     with pytest.raises(PolicyRefusal) as refused:
-        await service.update_settings("g1", MEMBER, SetSafetyLevel("adult"))
+        await service.update_settings("g1", MEMBER, SetValue(SAFETY, "adult"))
     assert refused.value.code == "not_admin"
     assert (await service.get_settings("g1")).safety_level == "standard"
     log = await service.audit_log("g1", OWNER)
@@ -55,12 +56,12 @@ async def test_a_non_admin_is_refused_and_the_attempt_is_audited(policy_app: App
 
 async def test_admin_roles_grant_changes_but_not_admin_management(policy_app: App) -> None:
     service = policy_app.service
-    changed = await service.update_settings("g1", OWNER, AddAdminRole("r-mod"))
+    changed = await service.update_settings("g1", OWNER, AddItem(ADMIN_ROLES, "r-mod"))
     assert changed.settings.admin_roles == ("r-mod",)
-    done = await service.update_settings("g1", MOD, BanUser("troll"))
+    done = await service.update_settings("g1", MOD, AddItem(BANNED_USERS, "troll"))
     assert "troll" in done.settings.banned_users and done.message.startswith("Done")
     with pytest.raises(PolicyRefusal):
-        await service.update_settings("g1", MOD, AddAdminRole("r-fan"))
+        await service.update_settings("g1", MOD, AddItem(ADMIN_ROLES, "r-fan"))
     log = await service.audit_log("g1", MOD, limit=10)
     assert [(e.kind, e.action) for e in log] == [
         ("denied", "add_admin_role"),
@@ -74,15 +75,15 @@ async def test_admin_roles_grant_changes_but_not_admin_management(policy_app: Ap
 async def test_invalid_changes_explain_and_store_nothing(policy_app: App) -> None:
     service = policy_app.service
     with pytest.raises(InvalidRequest, match="Unknown safety level"):
-        await service.update_settings("g1", OWNER, SetSafetyLevel("spicy"))
+        await service.update_settings("g1", OWNER, SetValue(SAFETY, "spicy"))
     with pytest.raises(InvalidRequest):
-        await service.update_settings("g1", OWNER, SetChannelSafety("ch", "9"))
+        await service.update_settings("g1", OWNER, SetValue(CHANNEL_SAFETY, "9", key="ch"))
     assert await service.audit_log("g1", OWNER) == []
 
 
 async def test_a_banned_user_is_refused_and_audited(policy_app: App) -> None:
     service = policy_app.service
-    await service.update_settings("c1", OWNER, BanUser("u1"))
+    await service.update_settings("c1", OWNER, AddItem(BANNED_USERS, "u1"))
     with pytest.raises(PolicyRefusal) as refused:
         await service.imagine(make_request())
     assert refused.value.code == "banned"
@@ -97,8 +98,8 @@ async def test_a_banned_user_is_refused_and_audited(policy_app: App) -> None:
 
 async def test_channel_list_and_word_list_refuse_in_order(policy_app: App) -> None:
     service = policy_app.service
-    await service.update_settings("c1", OWNER, AllowChannel("art"))
-    await service.update_settings("c1", OWNER, BlockTerm("clown"))
+    await service.update_settings("c1", OWNER, AddItem(CHANNELS, "art"))
+    await service.update_settings("c1", OWNER, AddItem(BLOCKED_TERMS, "clown"))
     with pytest.raises(PolicyRefusal) as wrong_channel:
         await service.imagine(make_request(prompt="a sad clown"))
     assert wrong_channel.value.code == "channel_not_allowed"
@@ -116,7 +117,7 @@ async def test_rate_refusal_says_when_to_try_again(policy_app: App, clock: Manua
     service = policy_app.service
     rate, period = parse_rate("2/minute") or (0, 0.0)
     await service.update_settings(
-        "c1", OWNER, SetUserLimits(Limits(rate=rate, period=period, burst=1))
+        "c1", OWNER, SetValue(LIMITS, Limits(rate=rate, period=period, burst=1))
     )
     await service.imagine(make_request())
     clock.advance(18)
@@ -139,7 +140,7 @@ async def test_budget_refusal_names_the_reset(policy_app: App, clock: ManualCloc
         providers=("bfl", "offline"),
         policy=policy_app.policy,
     )
-    await service.update_settings("c1", OWNER, SetBudget(0.10))
+    await service.update_settings("c1", OWNER, SetValue(BUDGET, 0.10))
     first = await service.imagine(make_request(count=3))
     assert first.job.cost_usd == pytest.approx(0.09)
     with pytest.raises(PolicyRefusal) as refused:
@@ -155,14 +156,14 @@ async def test_budget_refusal_names_the_reset(policy_app: App, clock: ManualCloc
 async def test_quota_reports_what_is_left(policy_app: App) -> None:
     service = policy_app.service
     await service.update_settings(
-        "c1", OWNER, SetUserLimits(Limits(rate=3, period=60.0, daily=10, max_in_flight=4))
+        "c1", OWNER, SetValue(LIMITS, Limits(rate=3, period=60.0, daily=10, max_in_flight=4))
     )
     before = await service.quota("c1", "u1")
     assert (before.rate_available, before.remaining_today, before.in_flight) == (3, 10, 0)
     await service.imagine(make_request(count=2))
     after = await service.quota("c1", "u1")
     assert (after.rate_available, after.remaining_today, after.in_flight) == (1, 8, 1)
-    text = "\n".join(after.lines())
+    text = "\n".join(quota_lines(after))
     assert "8 of 10 images left" in text and "resets at 00:00 UTC" in text
     owner = await service.quota("c1", "owner", is_platform_admin=True)
-    assert owner.exempt and "admin" in owner.lines()[0]
+    assert owner.exempt and "admin" in quota_lines(owner)[0]

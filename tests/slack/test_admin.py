@@ -6,9 +6,9 @@ import json
 
 import pytest
 
-from adapters.slack.admin import parse_change
+from adapters.slack.admin import parse_command
 from bot.domain import community as c
-from bot.domain.catalog import load_catalog
+from bot.domain.community_settings import BANNED_USERS, BUDGET, CHANNELS, LIMITS, SERVER_DAILY
 from bot.domain.errors import InvalidRequest
 from bot.domain.limits import UNLIMITED
 from tests.slack.conftest import TEAM, SlackBot
@@ -151,13 +151,14 @@ async def test_app_home_shows_the_users_allowance(admins: SlackBot) -> None:
 
 
 def test_admin_text_becomes_typed_changes() -> None:
-    catalog = load_catalog()
-    assert parse_change("ban <@W123|x>", catalog) == c.BanUser("W123")
-    assert parse_change("channels all", catalog) == c.AllowAllChannels()
-    assert parse_change("budget unlimited", catalog) == c.SetBudget(UNLIMITED)
-    assert parse_change("limits reset", catalog) == c.ClearUserLimits()
-    assert parse_change("workspace-daily default", catalog) == c.SetCommunityDaily(None)
+    assert parse_command("ban <@W123|x>") == c.AddItem(BANNED_USERS, "W123")
+    assert parse_command("channels all") == c.Clear(CHANNELS)
+    assert parse_command("budget unlimited") == c.SetValue(BUDGET, UNLIMITED)
+    assert parse_command("limits reset") == c.Clear(LIMITS)
+    assert parse_command("workspace-daily default") == c.SetValue(SERVER_DAILY, None)
     with pytest.raises(InvalidRequest):
-        parse_change("limits rate", catalog)
+        parse_command("limits rate")
     with pytest.raises(InvalidRequest):
-        parse_change("channels allow general", catalog)
+        parse_command("channels allow general")
+    with pytest.raises(InvalidRequest, match="no roles"):
+        parse_command("admin-roles add R1")

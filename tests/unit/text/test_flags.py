@@ -3,7 +3,7 @@ from __future__ import annotations
 import pytest
 
 from bot.domain.errors import InvalidRequest
-from bot.text.flags import parse_imagine
+from bot.text.flags import option_args, parse_imagine
 
 
 def test_prompt_and_flags_are_split() -> None:
@@ -42,3 +42,12 @@ def test_bad_flags_say_what_is_wrong(text: str, message: str) -> None:
 def test_help_and_empty() -> None:
     assert parse_imagine("").help
     assert parse_imagine("help").help
+
+
+def test_typed_options_are_checked_like_typed_flags() -> None:
+    args = option_args("a cat", aspect_ratio="16:9", seed=7, model="max", images=("u",))
+    assert args == parse_imagine("a cat --ar 16:9 --seed 7 --model max --image u")
+    with pytest.raises(InvalidRequest, match="--seed must be"):
+        option_args("a cat", seed=2**32)
+    with pytest.raises(InvalidRequest, match="--n must be 1 to 4"):
+        option_args("a cat", count=5)
