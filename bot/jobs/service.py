@@ -15,14 +15,20 @@ import re
 import secrets
 import unicodedata
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from bot.domain.catalog import Catalog, Variant, resolve_size
 from bot.domain.clock import Clock
 from bot.domain.community import Actor, AuditEntry, SettingsChange, SettingsChanged, is_admin
 from bot.domain.errors import InvalidRequest, JobNotFound, PolicyRefusal, RequestRejected
-from bot.domain.limits import QuotaReport, quota_report, refusal_message, resolve_plan
+from bot.domain.limits import (
+    UNLIMITED,
+    QuotaReport,
+    quota_report,
+    refusal_message,
+    resolve_plan,
+)
 from bot.domain.models import (
     CACHE_PROVIDER,
     CommunitySettings,
@@ -31,17 +37,19 @@ from bot.domain.models import (
     JobStatus,
     dumps,
 )
-from bot.domain.policy import Policy
+from bot.domain.policy import Policy, PolicyDefaults
 from bot.jobs.events import JobEvents
 from bot.ops import metrics
 from bot.ops.logs import log_job_step
 from bot.store import Store
+from bot.store.base import AuditQuery, DayUsage, JobCounts, UserUsage
 
 log = logging.getLogger(__name__)
 
 MAX_PROMPT_CHARS = 2000
 MAX_SEED = 2**32 - 1
 MAX_AUDIT_ENTRIES = 200
+TOP_USERS = 10
 _SPACES = re.compile(r"\s+")
 
 
@@ -92,6 +100,27 @@ def request_cache_key(job: Job) -> str:
     return hashlib.sha256(dumps(parts).encode()).hexdigest()
 
 
+@dataclass(frozen=True)
+class UsageReport:
+    """A community's recent usage (``ImagineService.usage_report``); ``days`` leaves out days
+    without any charged image, ``first_day`` is the first UTC day (days since 1970) covered."""
+
+    first_day: int
+    days: list[DayUsage]
+    refusals: dict[str, int]
+    top_users: list[UserUsage]
+    queue: JobCounts
+    budget_usd: float | None
+
+
+def _budget(settings: CommunitySettings, policy: Policy) -> float | None:
+    """The community's daily budget in effect (its own, else the bot's); None when unlimited."""
+    budget = settings.community_budget_usd
+    if budget is None:
+        budget = policy.defaults.limits.community_budget_usd
+    return None if budget is None or budget == UNLIMITED else budget
+
+
 class ImagineService:
     def __init__(
         self,
@@ -111,6 +140,11 @@ class ImagineService:
         self._providers = providers
         self._policy = policy or Policy()
         self._rng = rng or random.SystemRandom()
+
+    @property
+    def policy_defaults(self) -> PolicyDefaults:
+        """The limits, word list and safety level every community starts from."""
+        return self._policy.defaults
 
     @property
     def catalog(self) -> Catalog:
@@ -293,7 +327,7 @@ class ImagineService:
         return is_admin(actor, await self.settings_for(community_id))
 
     async def update_settings(
-        self, community_id: str, actor: Actor, change: SettingsChange
+        self, community_id: str, actor: Actor, change: SettingsChange, *, origin: str = ""
     ) -> SettingsChanged:
         """Apply one typed change (``bot.domain.community``) for ``actor`` and audit it.
 
@@ -301,7 +335,8 @@ class ImagineService:
         platform's own command permissions say: a non-admin gets PolicyRefusal(code="not_admin")
         and the attempt is written to the audit log. Changes to who the admins are need the
         platform's own admin flag. A change that does not make sense raises InvalidRequest with
-        a message for the admin (nothing is written)."""
+        a message for the admin (nothing is written). ``origin`` marks where the change was made
+        in the audit log ("dashboard"; "" for chat commands)."""
         now = self._clock.now()
         description = change.describe()
 
@@ -325,6 +360,7 @@ class ImagineService:
             kind="change",
             action=change.action,
             detail=description,
+            origin=origin,
         )
         try:
             settings = await self._store.change_settings(community_id, apply, entry)
@@ -337,6 +373,7 @@ class ImagineService:
                     kind="denied",
                     action=change.action,
                     detail=f"refused ({refusal.code}): {description}",
+                    origin=origin,
                 )
             )
             raise
@@ -354,12 +391,60 @@ class ImagineService:
         await self._require_admin(settings, actor, "read_audit_log")
         return await self._store.list_audit(community_id, max(1, min(limit, MAX_AUDIT_ENTRIES)))
 
-    async def require_admin(self, community_id: str, actor: Actor, action: str) -> None:
+    async def require_admin(
+        self, community_id: str, actor: Actor, action: str, *, origin: str = ""
+    ) -> None:
         """Raise PolicyRefusal(code="not_admin") unless ``actor`` administers the community; a
         refused attempt is written to the audit log as ``action``."""
-        await self._require_admin(await self.settings_for(community_id), actor, action)
+        await self._require_admin(await self.settings_for(community_id), actor, action, origin)
 
-    async def _require_admin(self, settings: CommunitySettings, actor: Actor, action: str) -> None:
+    async def note_attempt(
+        self, community_id: str, actor_id: str, *, kind: str, action: str, detail: str, origin: str
+    ) -> None:
+        """Audit an attempt refused before it reached a change (a dashboard form with a bad CSRF
+        token, ``kind="denied"``, or values the settings' checks refused, ``kind="invalid"``)."""
+        await self._store.add_audit(
+            AuditEntry(
+                community_id=community_id,
+                at=self._clock.now(),
+                actor_id=actor_id,
+                kind=kind,
+                action=action,
+                detail=detail,
+                origin=origin,
+            )
+        )
+
+    async def audit_page(
+        self, query: AuditQuery, actor: Actor, *, origin: str = ""
+    ) -> list[AuditEntry]:
+        """One page of the audit log (``AuditQuery``), for admins only."""
+        settings = await self.settings_for(query.community_id)
+        await self._require_admin(settings, actor, "read_audit_log", origin)
+        limit = max(1, min(query.limit, MAX_AUDIT_ENTRIES))
+        return await self._store.search_audit(replace(query, limit=limit))
+
+    async def usage_report(
+        self, community_id: str, actor: Actor, *, days: int = 30, origin: str = ""
+    ) -> UsageReport:
+        """The community's last ``days`` UTC days (today included): charged images and spend per
+        day, policy refusals by reason, the top users, and its queue now; for admins only."""
+        settings = await self.settings_for(community_id)
+        await self._require_admin(settings, actor, "read_usage", origin)
+        today = int(self._clock.now() // 86_400)
+        since = (today - days + 1) * 86_400.0
+        return UsageReport(
+            first_day=today - days + 1,
+            days=await self._store.usage_by_day(community_id, since),
+            refusals=await self._store.refusals_by_reason(community_id, since),
+            top_users=await self._store.top_users(community_id, since, TOP_USERS),
+            queue=await self._store.community_job_counts(community_id),
+            budget_usd=_budget(settings, self._policy),
+        )
+
+    async def _require_admin(
+        self, settings: CommunitySettings, actor: Actor, action: str, origin: str = ""
+    ) -> None:
         if is_admin(actor, settings):
             return
         await self._store.add_audit(
@@ -370,6 +455,7 @@ class ImagineService:
                 kind="denied",
                 action=action,
                 detail="refused (not_admin)",
+                origin=origin,
             )
         )
         raise PolicyRefusal("Only this server's admins can do that.", code="not_admin")

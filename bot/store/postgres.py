@@ -22,7 +22,11 @@ from bot.domain.limits import Decision, LimitPlan, Usage, day_start, decide
 from bot.domain.models import CommunitySettings, Job, JobStatus, dumps
 from bot.store.base import (
     Admission,
+    AuditQuery,
+    DayUsage,
     JobCounts,
+    ProviderSpend,
+    UserUsage,
     as_follower,
     job_from_row,
     job_row_values,
@@ -405,19 +409,43 @@ class PostgresStore:
 
     async def list_audit(self, community_id: str, limit: int) -> list[AuditEntry]:
         rows = await self._fetch("list_audit", {"community_id": community_id, "limit": limit})
-        return [
-            AuditEntry(
-                id=int(row["id"]),
-                community_id=row["community_id"],
-                at=float(row["at"]),
-                actor_id=row["actor_id"],
-                kind=row["kind"],
-                action=row["action"],
-                detail=row["detail"],
-                channel_id=row["channel_id"],
-            )
-            for row in rows
-        ]
+        return [_audit_entry(row) for row in rows]
+
+    async def search_audit(self, query: AuditQuery) -> list[AuditEntry]:
+        params = {
+            "community_id": query.community_id,
+            "limit": query.limit,
+            "before_id": query.before_id,
+            "actor_id": query.actor_id,
+            "kind": query.kind,
+        }
+        return [_audit_entry(row) for row in await self._fetch("search_audit", params)]
+
+    # Reports ------------------------------------------------------------------------------------
+
+    async def usage_by_day(self, community_id: str, since: float) -> list[DayUsage]:
+        rows = await self._fetch("usage_by_day", {"community_id": community_id, "since": since})
+        return [DayUsage(int(r["day"]), int(r["images"]), float(r["spend"])) for r in rows]
+
+    async def top_users(self, community_id: str, since: float, limit: int) -> list[UserUsage]:
+        params = {"community_id": community_id, "since": since, "limit": limit}
+        rows = await self._fetch("top_users", params)
+        return [UserUsage(r["user_id"], int(r["images"]), float(r["spend"])) for r in rows]
+
+    async def refusals_by_reason(self, community_id: str, since: float) -> dict[str, int]:
+        params = {"community_id": community_id, "since": since}
+        rows = await self._fetch("refusals_by_reason", params)
+        return {r["action"]: int(r["refusals"]) for r in rows}
+
+    async def community_job_counts(self, community_id: str) -> JobCounts:
+        row = await self._fetchrow("community_job_counts", {"community_id": community_id})
+        if row is None:  # pragma: no cover - an aggregate always answers one row
+            return JobCounts(0, 0)
+        return JobCounts(queued=int(row["queued"]), running=int(row["running"]))
+
+    async def spend_by_provider(self, since: float) -> list[ProviderSpend]:
+        rows = await self._fetch("spend_by_provider", {"since": since})
+        return [ProviderSpend(r["provider"], int(r["images"]), float(r["spend"])) for r in rows]
 
 
 if TYPE_CHECKING:
@@ -454,6 +482,20 @@ async def _usage(conn: _Conn, plan: LimitPlan, now: float) -> Usage:
     )
 
 
+def _audit_entry(row: asyncpg.Record) -> AuditEntry:
+    return AuditEntry(
+        id=int(row["id"]),
+        community_id=row["community_id"],
+        at=float(row["at"]),
+        actor_id=row["actor_id"],
+        kind=row["kind"],
+        action=row["action"],
+        detail=row["detail"],
+        channel_id=row["channel_id"],
+        origin=row["origin"],
+    )
+
+
 def _audit_values(entry: AuditEntry) -> dict[str, Any]:
     return {
         "community_id": entry.community_id,
@@ -463,6 +505,7 @@ def _audit_values(entry: AuditEntry) -> dict[str, Any]:
         "action": entry.action,
         "detail": entry.detail,
         "channel_id": entry.channel_id,
+        "origin": entry.origin,
     }
 
 

@@ -18,7 +18,11 @@ from bot.domain.limits import Decision, LimitPlan, Usage, day_start, decide
 from bot.domain.models import CommunitySettings, Job, JobStatus, dumps
 from bot.store.base import (
     Admission,
+    AuditQuery,
+    DayUsage,
     JobCounts,
+    ProviderSpend,
+    UserUsage,
     as_follower,
     job_from_row,
     job_row_values,
@@ -291,20 +295,45 @@ class SqliteStore:
 
     async def list_audit(self, community_id: str, limit: int) -> list[AuditEntry]:
         params = {"community_id": community_id, "limit": limit}
-        rows = await self._read(lambda db: db.execute(Q["list_audit"], params).fetchall())
-        return [
-            AuditEntry(
-                id=int(row[0]),
-                community_id=row[1],
-                at=float(row[2]),
-                actor_id=row[3],
-                kind=row[4],
-                action=row[5],
-                detail=row[6],
-                channel_id=row[7],
-            )
-            for row in rows
-        ]
+        return [_audit_entry(row) for row in await self._rows("list_audit", params)]
+
+    async def search_audit(self, query: AuditQuery) -> list[AuditEntry]:
+        params = {
+            "community_id": query.community_id,
+            "limit": query.limit,
+            "before_id": query.before_id,
+            "actor_id": query.actor_id,
+            "kind": query.kind,
+        }
+        return [_audit_entry(row) for row in await self._rows("search_audit", params)]
+
+    # Reports ------------------------------------------------------------------------------------
+
+    async def _rows(self, name: str, params: dict[str, Any]) -> list[sqlite3.Row]:
+        sql = Q[name]
+        rows: list[sqlite3.Row] = await self._read(lambda db: db.execute(sql, params).fetchall())
+        return rows
+
+    async def usage_by_day(self, community_id: str, since: float) -> list[DayUsage]:
+        rows = await self._rows("usage_by_day", {"community_id": community_id, "since": since})
+        return [DayUsage(int(r[0]), int(r[1]), float(r[2])) for r in rows]
+
+    async def top_users(self, community_id: str, since: float, limit: int) -> list[UserUsage]:
+        params = {"community_id": community_id, "since": since, "limit": limit}
+        rows = await self._rows("top_users", params)
+        return [UserUsage(str(r[0]), int(r[1]), float(r[2])) for r in rows]
+
+    async def refusals_by_reason(self, community_id: str, since: float) -> dict[str, int]:
+        params = {"community_id": community_id, "since": since}
+        return {str(r[0]): int(r[1]) for r in await self._rows("refusals_by_reason", params)}
+
+    async def community_job_counts(self, community_id: str) -> JobCounts:
+        rows = await self._rows("community_job_counts", {"community_id": community_id})
+        return JobCounts(queued=int(rows[0][0]), running=int(rows[0][1]))
+
+    async def spend_by_provider(self, since: float) -> list[ProviderSpend]:
+        rows = await self._rows("spend_by_provider", {"since": since})
+        return [ProviderSpend(str(r[0]), int(r[1]), float(r[2])) for r in rows]
 
 
 _ADMITTED = Decision(True)
@@ -411,6 +440,20 @@ def _migrate(db: sqlite3.Connection) -> None:
         )
 
 
+def _audit_entry(row: sqlite3.Row) -> AuditEntry:
+    return AuditEntry(
+        id=int(row[0]),
+        community_id=row[1],
+        at=float(row[2]),
+        actor_id=row[3],
+        kind=row[4],
+        action=row[5],
+        detail=row[6],
+        channel_id=row[7],
+        origin=row[8],
+    )
+
+
 def _audit_values(entry: AuditEntry) -> dict[str, Any]:
     return {
         "community_id": entry.community_id,
@@ -420,6 +463,7 @@ def _audit_values(entry: AuditEntry) -> dict[str, Any]:
         "action": entry.action,
         "detail": entry.detail,
         "channel_id": entry.channel_id,
+        "origin": entry.origin,
     }
 
 
