@@ -144,7 +144,7 @@ def _list_view(setting: ListSetting, settings: CommunitySettings) -> SettingView
     items = tuple((entry, Form("remove", "Remove", hidden=(("item", entry),))) for entry in entries)
     forms = [Form("add", "Add", (Input("item", setting.item, placeholder=f"{setting.item}"),))]
     if setting.clear_action:
-        forms.append(Form("clear", setting.cleared.capitalize() if setting.cleared else "Clear"))
+        forms.append(Form("clear", f"Clear the list ({setting.cleared})"))
     current = f"{len(entries)} {setting.item}{'' if len(entries) == 1 else 's'}"
     if setting.name == "channels" and not entries:
         current = "every channel"

@@ -69,7 +69,11 @@ def discord_world(fake: FakeDiscord) -> None:
         members={ADMIN: ["1700000000000000001"], MEMBER: [], OWNER: []},
     )
     fake.guilds[OTHER_GUILD] = FakeGuild(
-        OTHER_GUILD, "Sculptors", owner_id="1500000000000000098", roles={OTHER_GUILD: SEND}, members={MEMBER: []}
+        OTHER_GUILD,
+        "Sculptors",
+        owner_id="1500000000000000098",
+        roles={OTHER_GUILD: SEND},
+        members={MEMBER: []},
     )
     fake.guilds[BOTLESS_GUILD] = FakeGuild(
         BOTLESS_GUILD,
