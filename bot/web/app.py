@@ -324,7 +324,7 @@ class Dashboard:
             )
         except PolicyRefusal as exc:
             return self._error(request, 403, "Refused", exc.user_message)
-        session["done"] = done.message
+        session["done"] = [name, done.message]
         raise web.HTTPSeeOther(
             request.app.router["community"].url_for(cid=community.id).with_fragment(name)
         )

@@ -46,7 +46,8 @@ def bar_chart(
             f'<rect x="{x:.1f}" y="{y:.1f}" width="{max(step - 2, 1):.1f}" height="{h:.1f}" '
             f'class="bar"><title>{escape(label)}: {escape(fmt(value))}</title></rect>'
         )
-        if i % 7 == 0 or i == len(bars) - 1:
+        # Every seventh day and the last, unless the last would overlap the one before.
+        if (i % 7 == 0 and len(bars) - 1 - i >= 4) or i == len(bars) - 1:
             parts.append(
                 f'<text x="{x + step / 2:.1f}" y="{HEIGHT - 6}" class="tick" '
                 f'text-anchor="middle">{escape(label)}</text>'
