@@ -30,6 +30,10 @@ from tests.web.conftest import ADMIN, GUILD, MEMBER, SECRET, discord_world
 
 CHROMIUM = shutil.which("chromium")
 CHROMEDRIVER = shutil.which("chromedriver")
+# Read at import: the autouse fixture clears IMAGINE_* variables before each test.
+_REQUIRED = os.environ.get("IMAGINE_REQUIRE_BROWSER", "") not in ("", "0")
+if _REQUIRED and not (CHROMIUM and CHROMEDRIVER):
+    raise RuntimeError("IMAGINE_REQUIRE_BROWSER=1 but chromium or chromedriver is missing")
 pytestmark = pytest.mark.skipif(
     not (CHROMIUM and CHROMEDRIVER),
     reason="needs Debian's chromium and chromium-driver (.ci/run installs them)",
