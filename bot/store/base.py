@@ -46,6 +46,16 @@ class ProviderSpend:
 
 
 @dataclass(frozen=True)
+class ProviderError:
+    """A provider's newest failed job: its error code and the message its user got."""
+
+    provider: str
+    code: str
+    message: str
+    at: float
+
+
+@dataclass(frozen=True)
 class AuditQuery:
     """One page of an audit log: entries older than ``before_id`` (0: the newest), optionally of
     one actor and one kind."""
@@ -207,6 +217,9 @@ class Store(Protocol):
 
     async def spend_by_provider(self, since: float) -> list[ProviderSpend]:
         """Every community's images and spend since ``since`` by the provider that made them."""
+
+    async def last_provider_errors(self, since: float) -> list[ProviderError]:
+        """Each provider's newest failed job since ``since`` (providers without one are left out)."""
 
 
 def as_follower(job: Job, leader_id: str) -> Job:

@@ -25,6 +25,7 @@ from bot.store.base import (
     AuditQuery,
     DayUsage,
     JobCounts,
+    ProviderError,
     ProviderSpend,
     UserUsage,
     as_follower,
@@ -446,6 +447,13 @@ class PostgresStore:
     async def spend_by_provider(self, since: float) -> list[ProviderSpend]:
         rows = await self._fetch("spend_by_provider", {"since": since})
         return [ProviderSpend(r["provider"], int(r["images"]), float(r["spend"])) for r in rows]
+
+    async def last_provider_errors(self, since: float) -> list[ProviderError]:
+        rows = await self._fetch("last_provider_errors", {"since": since})
+        return [
+            ProviderError(r["provider"], r["error_code"], r["error_message"] or "", float(r["at"]))
+            for r in rows
+        ]
 
 
 if TYPE_CHECKING:

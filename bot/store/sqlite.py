@@ -21,6 +21,7 @@ from bot.store.base import (
     AuditQuery,
     DayUsage,
     JobCounts,
+    ProviderError,
     ProviderSpend,
     UserUsage,
     as_follower,
@@ -334,6 +335,10 @@ class SqliteStore:
     async def spend_by_provider(self, since: float) -> list[ProviderSpend]:
         rows = await self._rows("spend_by_provider", {"since": since})
         return [ProviderSpend(str(r[0]), int(r[1]), float(r[2])) for r in rows]
+
+    async def last_provider_errors(self, since: float) -> list[ProviderError]:
+        rows = await self._rows("last_provider_errors", {"since": since})
+        return [ProviderError(r[0], r[1], r[2] or "", float(r[3])) for r in rows]
 
 
 _ADMITTED = Decision(True)

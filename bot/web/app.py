@@ -413,10 +413,15 @@ class Dashboard:
         if not await self._is_owner(user):
             return self._error(request, 403, "Refused", "This page is for the bot's owners.")
         since = (int(self._clock.now() // 86_400) - 29) * 86_400.0
-        providers = [(name, self._router.breaker.state(name)) for name in self._router.names]
+        errors = {e.provider: e for e in await self._store.last_provider_errors(since)}
+        providers = [
+            (name, self._router.breaker.state(name), errors.get(name))
+            for name in self._router.names
+        ]
         return self._page(
             request,
             "owner.html",
+            when=_when,
             providers=providers,
             queue=await self._store.job_counts(),
             spend=await self._store.spend_by_provider(since),

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from bot.domain.models import JobStatus
+from tests.factories import make_job
 from tests.web.conftest import ADMIN, BOTLESS_GUILD, GUILD, MEMBER, OTHER_GUILD, OWNER, Site
 
 
@@ -83,8 +85,24 @@ async def test_owner_page_for_the_application_owner_and_named_owners_only(site: 
     site.client.session.cookie_jar.clear()
     page = await (await site.sign_in("discord", OWNER)).text()
     assert "Bot owner page" in page
+    now = site.app.clock.now()
+    failed = make_job(
+        now,
+        status=JobStatus.FAILED,
+        provider="offline",
+        cost_usd=0.03,
+        error_code="provider_error",
+        error_message="The image service failed.",
+        updated_at=now,
+    )
+    await site.app.store.enqueue_job(failed)
     owner = await site.client.get("/dashboard/owner")
-    assert owner.status == 200 and "offline" in await owner.text()
+    page = await owner.text()
+    assert owner.status == 200
+    row = page.split('id="providers"')[1].split("</tr>")[1]
+    assert "offline" in row and "closed" in row
+    assert "provider_error, The image service failed." in row
+    assert "<td>offline</td><td>1</td><td>$0.03</td>" in page.split('id="spend"')[1]
     site.client.session.cookie_jar.clear()
     site.slack.users["UOWNER"] = {"id": "UOWNER", "team_id": "T1"}
     await site.sign_in("slack", "UOWNER")  # named in IMAGINE_OWNERS

@@ -241,3 +241,10 @@ SELECT COALESCE(provider, '') AS provider, COALESCE(SUM(image_count), 0) AS imag
 FROM jobs
 WHERE created_at >= :since AND provider IS NOT NULL
 GROUP BY 1 ORDER BY 3 DESC, 1
+
+-- name: last_provider_errors
+-- Each provider's newest failed job since :since.
+SELECT DISTINCT ON (provider) provider, error_code, error_message, updated_at AS at FROM jobs
+WHERE provider IS NOT NULL AND provider != 'cache' AND error_code IS NOT NULL
+  AND updated_at >= :since
+ORDER BY provider, updated_at DESC

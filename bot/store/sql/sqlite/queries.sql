@@ -242,3 +242,11 @@ SELECT COALESCE(provider, '') AS provider, COALESCE(SUM(image_count), 0) AS imag
 FROM jobs
 WHERE created_at >= :since AND provider IS NOT NULL
 GROUP BY 1 ORDER BY 3 DESC, 1
+
+-- name: last_provider_errors
+-- Each provider's newest failed job since :since (SQLite takes the other columns from the row
+-- that holds the MAX).
+SELECT provider, error_code, error_message, MAX(updated_at) AS at FROM jobs
+WHERE provider IS NOT NULL AND provider != 'cache' AND error_code IS NOT NULL
+  AND updated_at >= :since
+GROUP BY provider
