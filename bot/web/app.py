@@ -127,8 +127,18 @@ class Dashboard:
     def _error(self, request: web.Request, status: int, title: str, message: str) -> web.Response:
         return self._page(request, "error.html", status, title=title, message=message)
 
+    def _not_yours(self, request: web.Request) -> web.Response:
+        return self._error(
+            request,
+            403,
+            "Not yours",
+            "You do not administer that community with the bot, or the bot is not in it.",
+        )
+
     async def _signed_in(self, request: web.Request) -> User | None:
-        return _user(await aiohttp_session.get_session(request))
+        """The session's user, if their platform's sign-in is still configured."""
+        user = _user(await aiohttp_session.get_session(request))
+        return user if user is not None and user.platform in self._signins else None
 
     async def _admin_of(
         self, request: web.Request, action: str
@@ -157,12 +167,12 @@ class Dashboard:
                     detail="refused (not a member)",
                     origin=ORIGIN,
                 )
-            return _not_yours(self, request)
+            return self._not_yours(request)
         actor = Actor(user.id, membership.role_ids, membership.is_platform_admin, user.name)
         try:
             await self._service.require_admin(cid, actor, action, origin=ORIGIN)
         except PolicyRefusal:
-            return _not_yours(self, request)
+            return self._not_yours(request)
         return user, community, actor
 
     # Sign-in ------------------------------------------------------------------------------------
@@ -436,22 +446,10 @@ def _user(session: aiohttp_session.Session) -> User | None:
 
 
 def _remember(session: aiohttp_session.Session, signed: SignedIn) -> None:
-    state = session.get("state")
     session.clear()
-    if state is not None:  # pragma: no cover - popped before
-        session["state"] = state
     session["u"] = [signed.platform, signed.user_id, signed.name[:100]]
     session["c"] = [[c.id, c.name[:100]] for c in signed.candidates]
     session["csrf"] = secrets.token_urlsafe(32)
-
-
-def _not_yours(dashboard: Dashboard, request: web.Request) -> web.Response:
-    return dashboard._error(
-        request,
-        403,
-        "Not yours",
-        "You do not administer that community with the bot, or the bot is not in it.",
-    )
 
 
 def _day_label(day: int) -> str:

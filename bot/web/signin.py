@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import re
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlencode, urlsplit
@@ -98,7 +99,9 @@ class DiscordSignIn:
                 "redirect_uri": redirect_uri,
             }
         )
-        return f"{self._api}/oauth2/authorize?{query}"
+        # The authorization endpoint has no API version (discord.com/.well-known/oauth-
+        # authorization-server: https://discord.com/api/oauth2/authorize).
+        return f"{re.sub(r'/v[0-9]+$', '', self._api)}/oauth2/authorize?{query}"
 
     async def finish(self, code: str, redirect_uri: str) -> SignedIn:
         # Token exchange: form-encoded POST to /oauth2/token with grant_type=authorization_code,
@@ -121,6 +124,8 @@ class DiscordSignIn:
         bearer = {"Authorization": f"Bearer {token}"}
         user = await self._get("/users/@me", bearer)
         guilds = await self._get("/users/@me/guilds", bearer)
+        if not isinstance(user, dict) or "id" not in user or not isinstance(guilds, list):
+            raise SignInFailed("Discord's answer did not name the user and their servers.")
         bot_guilds = await self._bot_guild_ids()
         candidates = tuple(
             Community(self.platform, str(g["id"]), str(g.get("name", g["id"])))

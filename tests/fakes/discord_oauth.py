@@ -64,7 +64,8 @@ class DiscordOAuth:
         self.oauth_violations: list[str] = []
 
     def add_oauth_routes(self, app: web.Application) -> None:
-        app.router.add_get(self.api_prefix + "/oauth2/authorize", self._authorize)
+        # The authorization endpoint is unversioned (https://discord.com/api/oauth2/authorize).
+        app.router.add_get("/api/oauth2/authorize", self._authorize)
         app.router.add_post(self.api_prefix + "/oauth2/token", self._token)
 
     def add_user(self, user_id: str, name: str) -> None:

@@ -41,3 +41,13 @@ def test_sign_in_starts_are_limited_per_client_and_window() -> None:
     assert limiter.allow("b")
     clock.at += 60
     assert limiter.allow("a")
+
+
+def test_the_cookie_is_secure_on_https_and_never_readable_by_scripts() -> None:
+    from bot.web.security import session_storage
+
+    for secure in (True, False):
+        params = session_storage("a-test-secret-key-of-enough-length", secure=secure).cookie_params
+        assert params["secure"] is secure
+        assert params["httponly"] is True and params["samesite"] == "Lax"
+        assert params["max_age"] == 24 * 3600 and params["path"] == "/dashboard"
