@@ -2,9 +2,15 @@
 
 from __future__ import annotations
 
+import logging
+
+import pytest
+
 from bot.domain.models import JobStatus
 from tests.factories import make_job
-from tests.web.conftest import ADMIN, BOTLESS_GUILD, GUILD, MEMBER, OTHER_GUILD, OWNER, Site
+from tests.fakes import discord_oauth, slack_openid
+from tests.fakes.discord import BOT_TOKEN
+from tests.web.conftest import ADMIN, BOTLESS_GUILD, GUILD, MEMBER, OTHER_GUILD, OWNER, SECRET, Site
 
 
 async def test_the_sign_in_page_offers_both_platforms_with_safe_headers(site: Site) -> None:
@@ -126,3 +132,29 @@ async def test_sign_out_needs_the_forms_token(site: Site) -> None:
     out = await site.client.post("/dashboard/logout", data={"csrf_token": token})
     assert "Sign in with Discord" in await out.text()
     assert (await site.client.get(f"/dashboard/c/{GUILD}")).status == 401
+
+
+async def test_no_token_code_or_secret_reaches_a_log_line_or_a_url(
+    site: Site, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.DEBUG)
+    site.slack.users["UADMIN"] = {"id": "UADMIN", "team_id": "T1", "is_admin": True}
+    urls: list[str] = []
+    for platform, user in (("discord", ADMIN), ("slack", "UADMIN")):
+        site.client.session.cookie_jar.clear()
+        response = await site.sign_in(platform, user)
+        urls += [str(r.url) for r in response.history] + [str(response.url)]
+        await site.client.get(f"/dashboard/c/{GUILD if platform == 'discord' else 'T1'}")
+    secrets_ = [
+        SECRET,
+        BOT_TOKEN,
+        site.slack.token,
+        discord_oauth.CLIENT_SECRET,
+        slack_openid.CLIENT_SECRET,
+        *site.discord._tokens,
+        *site.slack._user_tokens,
+    ]
+    logged = "\n".join(record.getMessage() for record in caplog.records)
+    for secret in secrets_:
+        assert secret not in logged
+        assert not any(secret in url for url in urls)
