@@ -278,6 +278,7 @@ class Dashboard:
         *,
         status: int = 200,
         error: tuple[str, str] | None = None,
+        posted: Mapping[str, str] | None = None,
     ) -> web.Response:
         session = await aiohttp_session.get_session(request)
         settings = await self._service.settings_for(community.id)
@@ -293,6 +294,7 @@ class Dashboard:
             ),
             done=session.pop("done", None),
             error=error,
+            posted=posted or {},
         )
 
     async def change(self, request: web.Request) -> web.Response:
@@ -330,7 +332,11 @@ class Dashboard:
                 origin=ORIGIN,
             )
             return await self._settings_page(
-                request, community, status=400, error=(name, exc.user_message)
+                request,
+                community,
+                status=400,
+                error=(name, exc.user_message),
+                posted={k: v for k, v in fields.items() if k != CSRF_FIELD} | {"op": op},
             )
         except PolicyRefusal as exc:
             return self._error(request, 403, "Refused", exc.user_message)

@@ -203,7 +203,7 @@ async def test_a_moderator_changes_a_limit_in_the_browser(
     assert "You have used your 1 images for today" in refusal.json["content"]
 
     await browser.click('nav.tabs a[href$="/usage"]')
-    assert "1 images" in await browser.text("main")
+    assert "1 image," in await browser.text("main")
     await browser.shot("dashboard-usage")
 
 

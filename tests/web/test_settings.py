@@ -119,6 +119,9 @@ async def test_values_the_commands_refuse_are_refused_with_their_message(
     assert await site.app.service.settings_for(GUILD) == before
     kind, _, detail, origin = (await _audit(site))[0]
     assert (kind, origin) == ("invalid", "dashboard") and message in detail
+    if name in ("limits", "budget"):  # text boxes keep what was typed
+        typed = next(v for k, v in form.items() if k != "op")
+        assert f'value="{escape(typed)}"' in page
 
 
 async def test_a_full_word_list_refuses_one_more_term(site: Site) -> None:
