@@ -10,7 +10,17 @@ from bot.domain.models import JobStatus
 from tests.factories import make_job
 from tests.fakes import discord_oauth, slack_openid
 from tests.fakes.discord import BOT_TOKEN
-from tests.web.conftest import ADMIN, BOTLESS_GUILD, GUILD, MEMBER, OTHER_GUILD, OWNER, SECRET, Site
+from tests.web.conftest import (
+    ADMIN,
+    BOTLESS_GUILD,
+    GUILD,
+    HELPER_ROLE,
+    MEMBER,
+    OTHER_GUILD,
+    OWNER,
+    SECRET,
+    Site,
+)
 
 
 async def test_the_sign_in_page_offers_both_platforms_with_safe_headers(site: Site) -> None:
@@ -57,6 +67,17 @@ async def test_the_communitys_own_admin_users_and_roles_count(site: Site) -> Non
     page = await (await site.sign_in("discord", MEMBER)).text()
     assert f"/dashboard/c/{GUILD}" in page
     assert (await site.client.get(f"/dashboard/c/{GUILD}")).status == 200
+
+
+async def test_a_member_holding_one_of_the_communitys_admin_roles_is_an_admin(site: Site) -> None:
+    site.discord.guilds[GUILD].members[MEMBER] = [HELPER_ROLE]
+    settings = await site.app.service.settings_for(GUILD)
+    await site.app.store.save_settings(settings.evolve(admin_roles=(HELPER_ROLE,)), 0.0)
+    page = await (await site.sign_in("discord", MEMBER)).text()
+    assert f"/dashboard/c/{GUILD}" in page
+    # The role is read from Discord on each request: without it, no more pages.
+    site.discord.guilds[GUILD].members[MEMBER] = []
+    assert (await site.client.get(f"/dashboard/c/{GUILD}")).status == 403
 
 
 async def test_denied_consent_and_a_foreign_state_are_clear_pages(site: Site) -> None:
