@@ -9,7 +9,9 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import sys
 
+import aiohttp
 import discord
 
 from adapters.discord.commands import build_tree
@@ -22,6 +24,7 @@ from adapters.discord.login import (
     configure_endpoints,
     rest_only_client,
 )
+from adapters.discord.startup import start_gateway
 from bot.domain.errors import ConfigError
 from bot.runtime.app import App
 from bot.runtime.config import Settings
@@ -99,32 +102,29 @@ class DiscordAdapter:
             return
         client = self.client
         self._started = True
-        runner = asyncio.create_task(self._connect(), name="discord-gateway")
+        runner = asyncio.create_task(start_gateway(self.login), name="discord-gateway")
         stopper = asyncio.create_task(stop.wait())
-        refused = False
+        refused: ConfigError | None = None
         try:
             done, _ = await asyncio.wait({runner, stopper}, return_when=asyncio.FIRST_COMPLETED)
             if runner in done:
                 runner.result()
                 await stop.wait()
         except discord.LoginFailure:
-            refused = True
+            refused = ConfigError(
+                "DISCORD_TOKEN", "Discord refused the token; reset it in the Developer Portal"
+            )
+        except ConfigError as exc:
+            refused = exc
         finally:
             stopper.cancel()
             await client.close()
             if not runner.done():
                 runner.cancel()
             await asyncio.gather(runner, stopper, return_exceptions=True)
-        if refused:
-            stop.set()  # nothing works without the token: stop the whole process, say why
-            raise ConfigError(
-                "DISCORD_TOKEN", "Discord refused the token; reset it in the Developer Portal"
-            )
-
-    async def _connect(self) -> None:
-        # Client.start is login + connect; the login may already be done by a delivery.
-        client = await self.login.logged_in()
-        await client.connect()
+        if refused is not None:
+            stop.set()  # nothing works without Discord: stop the whole process, say why
+            raise refused
 
     async def aclose(self) -> None:
         client = self.login.client
@@ -149,7 +149,8 @@ async def sync_commands(settings: Settings, guild: str | None) -> int:
         print("imagine-bot: DISCORD_TOKEN is not set")
         return 2
     configure_endpoints(settings)
-    client = discord.Client(intents=discord.Intents.none())
+    # Never connects to the gateway; ``guilds`` only keeps discord.py from warning about it.
+    client = discord.Client(intents=discord.Intents(guilds=True))
     tree = build_tree(client, None, load_catalog())
     target = discord.Object(id=int(guild)) if guild else None
     try:
@@ -157,8 +158,18 @@ async def sync_commands(settings: Settings, guild: str | None) -> int:
         if target is not None:
             tree.copy_global_to(guild=target)
         synced = await tree.sync(guild=target)
+    except discord.LoginFailure:
+        print("imagine-bot: DISCORD_TOKEN: Discord refused the token", file=sys.stderr)
+        return 2
     except discord.HTTPException as exc:
         print(f"imagine-bot: Discord refused the commands: HTTP {exc.status} {exc.text}")
+        return 1
+    except (aiohttp.ClientError, OSError, TimeoutError) as exc:
+        print(
+            f"imagine-bot: could not reach Discord at {settings.discord_api_base} "
+            f"({type(exc).__name__}); check the network",
+            file=sys.stderr,
+        )
         return 1
     finally:
         await client.close()

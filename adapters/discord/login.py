@@ -4,6 +4,7 @@ worker can call Discord through discord.py's HTTP client and its per-route rate-
 from __future__ import annotations
 
 import asyncio
+import logging
 from types import SimpleNamespace
 from typing import Any
 
@@ -19,8 +20,32 @@ from bot.runtime.config import Settings
 MAX_RATE_LIMIT_WAIT = 30.0
 
 
+# discord.py logs these with the whole traceback of a network error it is about to retry.
+_RETRY_MESSAGES = ("Attempting a reconnect", "Failed to connect for shard_id")
+
+
+def _one_line_retries(record: logging.LogRecord) -> bool:
+    """A reconnect attempt keeps its line and names the error; its traceback goes."""
+    if record.exc_info and str(record.msg).startswith(_RETRY_MESSAGES):
+        exc = record.exc_info[1]
+        record.msg = f"{record.getMessage()} ({type(exc).__name__}: {exc})"
+        record.args = None
+        record.exc_info = None
+        record.exc_text = None
+    return True
+
+
+def quiet_discord() -> None:
+    """The bot uses no voice: discord.py's warnings that PyNaCl and davey are missing are noise."""
+    discord.VoiceClient.warn_nacl = False
+    discord.VoiceClient.warn_dave = False
+    for name in ("discord.client", "discord.shard"):
+        logging.getLogger(name).addFilter(_one_line_retries)
+
+
 def configure_endpoints(settings: Settings) -> None:
     """Point discord.py at DISCORD_API_BASE / DISCORD_GATEWAY_URL (regional proxies, tests)."""
+    quiet_discord()
     discord.http.Route.BASE = settings.discord_api_base.rstrip("/")
     if settings.discord_gateway_url:
         discord.gateway.DiscordWebSocket.DEFAULT_GATEWAY = yarl.URL(settings.discord_gateway_url)

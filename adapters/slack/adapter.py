@@ -20,6 +20,10 @@ from slack_bolt.adapter.aiohttp import to_aiohttp_response
 from slack_bolt.app.async_app import AsyncApp
 from slack_bolt.authorization import AuthorizeResult
 from slack_bolt.context.ack.async_ack import AsyncAck
+from slack_bolt.logger.messages import (
+    warning_client_prioritized_and_token_skipped,
+    warning_token_skipped,
+)
 from slack_bolt.request.async_request import AsyncBoltRequest
 from slack_sdk.errors import SlackApiError
 from slack_sdk.http_retry.builtin_async_handlers import AsyncRateLimitErrorRetryHandler
@@ -37,6 +41,7 @@ from adapters.slack.delivery import (
 from adapters.slack.files import SlackFiles
 from adapters.slack.verify import SignatureChecker
 from bot.domain.errors import (
+    ConfigError,
     DownloadRefused,
     InvalidImage,
     InvalidRequest,
@@ -58,6 +63,17 @@ _MENTION = re.compile(r"^<[@#]([A-Z0-9]+)(?:\|[^>]*)?>$")
 
 Ack = AsyncAck
 Payload = dict[str, Any]
+
+
+def _quiet_unused_token(record: logging.LogRecord) -> bool:
+    """Drop Bolt's warning that ``token`` is unused: Bolt reads SLACK_BOT_TOKEN from the
+    environment by itself, and the bot hands the token over through ``authorize`` instead."""
+    return record.getMessage() not in _UNUSED_TOKEN_WARNINGS
+
+
+_UNUSED_TOKEN_WARNINGS = frozenset(
+    {warning_client_prioritized_and_token_skipped(), warning_token_skipped()}
+)
 
 
 def _str(value: Any) -> str:
@@ -88,7 +104,7 @@ class SlackAdapter:
         self.delivery = SlackDelivery(
             self.client, app.catalog, self.board, app.service, app.clock.now
         )
-        self.files = SlackFiles(self._session, token, app.blobs, settings.slack_files_url)
+        self.files = SlackFiles(app.http, token, app.blobs, settings.slack_files_url)
         self.admins = AdminGate(self.client, app.service, app.clock.monotonic)
         self.admin_commands = AdminCommands(app.service, self.admins, app.policy.defaults.limits)
         self._checker = (
@@ -98,6 +114,8 @@ class SlackAdapter:
         self._bot_id: str | None = None
         self._tasks: set[asyncio.Task[None]] = set()
         self._socket: Any = None
+        bolt_log = logging.getLogger("adapters.slack.bolt")
+        bolt_log.addFilter(_quiet_unused_token)
         self.bolt = AsyncApp(
             # Bolt gets the token from ``authorize``; a client of its own carrying no token keeps
             # it from warning that the client's token is ignored.
@@ -105,7 +123,7 @@ class SlackAdapter:
             authorize=self._authorizer(),
             request_verification_enabled=False,  # done by SignatureChecker, which never raises
             process_before_response=True,  # listeners only ack; the work runs in our own tasks
-            logger=logging.getLogger("adapters.slack.bolt"),
+            logger=bolt_log,
         )
         self.bolt.command("/imagine")(self._on_imagine)
         self.bolt.command("/imagine-admin")(self._on_admin)
@@ -133,14 +151,14 @@ class SlackAdapter:
         return None
 
     async def run(self, stop: asyncio.Event) -> None:
-        await self._identify()
+        try:
+            await self._identify()
+            if self._app_token:
+                await self._connect_socket_mode(self._app_token)
+        except ConfigError:
+            stop.set()  # nothing works without the token: stop the whole process, say why
+            raise
         if self._app_token:
-            from slack_bolt.adapter.socket_mode.async_handler import AsyncSocketModeHandler
-
-            self._socket = AsyncSocketModeHandler(
-                self.bolt, app_token=self._app_token, web_client=self.client
-            )
-            await self._socket.connect_async()
             log.info("Slack: connected in Socket Mode")
         else:
             log.info("Slack: taking requests at %s", EVENTS_PATH)
@@ -166,11 +184,43 @@ class SlackAdapter:
                 await asyncio.wait(pending)
                 return
 
+    async def _connect_socket_mode(self, app_token: str) -> None:
+        from slack_bolt.adapter.socket_mode.async_handler import AsyncSocketModeHandler
+
+        self._socket = AsyncSocketModeHandler(
+            self.bolt, app_token=app_token, web_client=self.client
+        )
+        # The socket client retries a refused app token forever; asking for the first URL here
+        # turns a refusal into one clear error (the client then connects to that URL).
+        try:
+            opened = await self.client.apps_connections_open(app_token=app_token)
+        except SlackApiError as exc:
+            raise ConfigError(
+                "SLACK_APP_TOKEN",
+                f"Slack refused the app token ({exc.response.get('error')}); it needs the "
+                "connections:write scope",
+            ) from None
+        except SLACK_ERRORS:
+            pass  # not reachable yet: the socket client keeps trying
+        else:
+            self._socket.client.wss_uri = opened.get("url")
+        await self._socket.connect_async()
+
     async def _identify(self) -> None:
         try:
             me = await self.client.auth_test()
-        except (SlackApiError, *SLACK_ERRORS) as exc:
-            log.warning("Slack: auth.test failed (%s); check SLACK_BOT_TOKEN", type(exc).__name__)
+        except SlackApiError as exc:
+            # auth.test takes nothing but the token: any refusal is the token's.
+            raise ConfigError(
+                "SLACK_BOT_TOKEN",
+                f"Slack refused the token ({exc.response.get('error')}); copy the Bot User OAuth "
+                "Token (xoxb-...) from the app's OAuth & Permissions page",
+            ) from None
+        except SLACK_ERRORS as exc:
+            log.warning(
+                "Slack: auth.test failed (%s); check the network and SLACK_API_URL",
+                type(exc).__name__,
+            )
             return
         self._bot_user_id = _str(me.get("user_id")) or None
         self._bot_id = _str(me.get("bot_id")) or None

@@ -8,11 +8,12 @@ import hashlib
 import logging
 from urllib.parse import urlsplit
 
-import aiohttp
+import httpx
 
 from bot.domain.errors import DownloadRefused
 from bot.media import images
 from bot.net.guard import MAX_BYTES, TIMEOUT
+from bot.net.httpclient import read_capped
 from bot.ports import BlobStore
 
 log = logging.getLogger(__name__)
@@ -42,7 +43,7 @@ class SlackFiles:
 
     def __init__(
         self,
-        session: aiohttp.ClientSession,
+        http: httpx.AsyncClient,
         token: str,
         blobs: BlobStore,
         files_url: str = DEFAULT_FILES_URL,
@@ -50,7 +51,7 @@ class SlackFiles:
         max_bytes: int = MAX_BYTES,
         timeout: float = TIMEOUT,
     ) -> None:
-        self._session = session
+        self._http = http
         self._token = token
         self._blobs = blobs
         self._origin = origin(files_url)
@@ -77,35 +78,28 @@ class SlackFiles:
         """The file's bytes; DownloadRefused when Slack does not hand them over."""
         if not self.is_slack_file(url):
             raise DownloadRefused("That is not a file hosted by Slack.")
+        too_large = f"That image is larger than the {self._max_bytes / 1024**2:.0f} MB limit."
         try:
             async with asyncio.timeout(self._timeout):
-                async with self._session.get(
+                async with self._http.stream(
+                    "GET",
                     url,
                     headers={"Authorization": f"Bearer {self._token}"},
-                    allow_redirects=False,
+                    timeout=self._timeout,
+                    follow_redirects=False,
                 ) as response:
-                    if response.status != 200:
-                        log.info("Slack file: HTTP %d", response.status)
+                    if response.status_code != 200:
+                        log.info("Slack file: HTTP %d", response.status_code)
                         raise DownloadRefused(
                             "The bot could not open that Slack file (is it shared in a channel "
                             "the bot is in, and does the app have the files:read scope?)."
                         )
-                    return await self._read_capped(response)
-        except TimeoutError:
+                    data = await read_capped(response, self._max_bytes)
+        except (TimeoutError, httpx.TimeoutException):
             raise DownloadRefused("That image took too long to download.") from None
-        except aiohttp.ClientError as exc:
+        except httpx.RequestError as exc:
             log.info("Slack file: download failed: %s", type(exc).__name__)
             raise DownloadRefused("That image could not be downloaded.") from None
-
-    async def _read_capped(self, response: aiohttp.ClientResponse) -> bytes:
-        too_large = f"That image is larger than the {self._max_bytes / 1024**2:.0f} MB limit."
-        if response.content_length is not None and response.content_length > self._max_bytes:
+        if data is None:
             raise DownloadRefused(too_large)
-        chunks: list[bytes] = []
-        received = 0
-        async for chunk in response.content.iter_chunked(64 * 1024):
-            received += len(chunk)
-            if received > self._max_bytes:
-                raise DownloadRefused(too_large)
-            chunks.append(chunk)
-        return b"".join(chunks)
+        return data

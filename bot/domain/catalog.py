@@ -20,12 +20,79 @@ DEFAULT_MEGAPIXELS = 1.05
 MAX_ASPECT = 4.0
 
 
+# A megapixel as the providers bill it: 1024 x 1024 pixels (BFL's ``output_mp`` for 1024x768 is
+# 0.75: https://docs.bfl.ai/api-reference/models/generate-or-edit-an-image-with-flux2-%5Bflex%5D;
+# fal: "1 megapixel = 1024x1024", https://fal.ai/models/fal-ai/flux-2-flex/llms.txt).
+PIXELS_PER_MEGAPIXEL = 1024 * 1024
+
+
+def billed_megapixels(width: int, height: int) -> float:
+    return width * height / PIXELS_PER_MEGAPIXEL
+
+
 @dataclass(frozen=True)
 class ProviderModel:
     model_id: str
     price_usd: float
     edit_model_id: str | None = None
     extra: Mapping[str, Any] = field(default_factory=dict)
+
+    def price(self, width: int, height: int, count: int = 1, input_images: int = 0) -> float:
+        """US dollars for ``count`` images of ``width x height`` from ``input_images`` inputs.
+
+        Two price rules, after the providers' pages: ``price_per_mp`` is per megapixel rounded up
+        to whole megapixels, output and each input alike (fal's FLUX.2 [flex] and [klein]);
+        otherwise ``price_usd`` is the first output megapixel and ``price_per_extra_mp`` each
+        further one, with ``price_per_input_mp`` per input megapixel (BFL's formula
+        ``firstMP + (outputMP - 1) * mpPrice + inputMP * mpPrice``). Input images count as one
+        megapixel each: their size is not known before they are fetched.
+        """
+        output_mp = billed_megapixels(width, height)
+        per_mp = self.extra.get("price_per_mp")
+        if per_mp:
+            per_image = float(per_mp) * max(1, math.ceil(output_mp - 1e-9))
+            per_image += float(self.extra.get("price_per_input_mp") or 0.0) * input_images
+        else:
+            per_image = self.price_usd
+            per_image += float(self.extra.get("price_per_extra_mp") or 0.0) * max(
+                0.0, output_mp - 1.0
+            )
+            per_image += float(self.extra.get("price_per_input_mp") or 0.0) * input_images
+        return round(per_image * max(1, count), 6)
+
+    def describe_price(self) -> str:
+        """The price rule in a few words, for ``imagine-bot models``."""
+        per_mp = self.extra.get("price_per_mp")
+        text = (
+            f"${float(per_mp):.3f}/MP (rounded up)"
+            if per_mp
+            else f"${self.price_usd:.3f}/image"
+            + (
+                f" +${float(self.extra['price_per_extra_mp']):.3f}/extra MP"
+                if self.extra.get("price_per_extra_mp")
+                else ""
+            )
+        )
+        if self.extra.get("price_per_input_mp"):
+            text += f" +${float(self.extra['price_per_input_mp']):.3f}/input MP"
+        return text
+
+
+@dataclass(frozen=True)
+class ParamRange:
+    """A generation parameter every provider of a variant takes: its default and allowed range."""
+
+    default: float
+    min: float
+    max: float
+
+    def check(self, value: float | None, what: str, label: str) -> float:
+        """``value`` (the default when None) inside the range; else InvalidRequest naming it."""
+        if value is None:
+            return self.default
+        if not self.min <= value <= self.max:
+            raise InvalidRequest(f"{what} for {label} must be from {self.min:g} to {self.max:g}.")
+        return value
 
 
 @dataclass(frozen=True)
@@ -48,9 +115,19 @@ class Variant:
     input_images: int
     max_count: int
     providers: Mapping[str, ProviderModel]
+    # Sent explicitly, the same on every provider, where the variant takes them (FLUX.2 [flex]).
+    steps: ParamRange | None = None
+    guidance: ParamRange | None = None
 
     def model_for(self, provider: str) -> ProviderModel | None:
         return self.providers.get(provider)
+
+    def offers_enhance(self, providers: tuple[str, ...] | list[str]) -> bool:
+        """Whether any of ``providers`` can upsample this variant's prompts."""
+        return any(
+            (model := self.providers.get(name)) is not None and model.extra.get("enhance_field")
+            for name in providers
+        )
 
 
 @dataclass(frozen=True)
@@ -89,6 +166,8 @@ def _load(raw: Mapping[str, Any]) -> Catalog:
             safety_max=int(spec["safety"]["max"]),
             input_images=int(spec["input_images"]),
             max_count=int(spec["max_count"]),
+            steps=_range(spec.get("steps")),
+            guidance=_range(spec.get("guidance")),
             providers={
                 provider: ProviderModel(
                     model_id=entry["model_id"],
@@ -104,6 +183,12 @@ def _load(raw: Mapping[str, Any]) -> Catalog:
             },
         )
     return Catalog(variants=variants, default_variant=raw["default_variant"])
+
+
+def _range(raw: Mapping[str, Any] | None) -> ParamRange | None:
+    if raw is None:
+        return None
+    return ParamRange(default=float(raw["default"]), min=float(raw["min"]), max=float(raw["max"]))
 
 
 @cache

@@ -9,6 +9,7 @@ ImagineError
 ├── StoreError               the store failed (database unreachable, migration failed)
 ├── ProviderError            a provider call failed
 │   ├── ProviderUnavailable  refused before a task exists: safe to fail over (429, 5xx, 402, circuit open)
+│   │   └── ProviderBalanceExhausted  the account has no money left: fail over, open the circuit
 │   ├── SubmitOutcomeUnknown the request may have created a paid task: never resubmit
 │   ├── ProviderTimeout      a poll or download exceeded its bound
 │   ├── ProviderModerated    the provider refused the prompt or flagged the image
@@ -88,6 +89,12 @@ class ProviderUnavailable(ProviderError):
         self.retry_after = retry_after
 
 
+class ProviderBalanceExhausted(ProviderUnavailable):
+    """The provider's account has no balance or credits left (BFL 402, fal's 403 "User is locked.
+    Reason: Exhausted balance"): not a refused key. Jobs fail over and the provider's circuit
+    opens at once; only an operator topping up helps."""
+
+
 class SubmitOutcomeUnknown(ProviderError):
     """The submit may have reached the provider; submitting again could pay twice."""
 
@@ -101,7 +108,18 @@ class ProviderModerated(ProviderError):
 
 
 class ProviderFailed(ProviderError):
-    pass
+    """The provider ended the task without an image; ``reason`` is what it said, made safe to show."""
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        provider: str = "",
+        status: int | None = None,
+        reason: str | None = None,
+    ) -> None:
+        super().__init__(message, provider=provider, status=status)
+        self.reason = reason
 
 
 class DownloadRefused(ImagineError):

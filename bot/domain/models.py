@@ -35,42 +35,9 @@ TERMINAL_STATUSES = frozenset(
     }
 )
 
-# The job state machine: every status a job may move to from each status.
-TRANSITIONS: Mapping[JobStatus, frozenset[JobStatus]] = {
-    JobStatus.QUEUED: frozenset(
-        {
-            JobStatus.SUBMITTED,
-            JobStatus.FAILED,
-            JobStatus.MODERATED,
-            JobStatus.CANCELLED,
-            JobStatus.EXPIRED,
-        }
-    ),
-    JobStatus.SUBMITTED: frozenset(
-        {
-            JobStatus.FETCHED,
-            JobStatus.FAILED,
-            JobStatus.MODERATED,
-            JobStatus.CANCELLED,
-            JobStatus.EXPIRED,
-        }
-    ),
-    JobStatus.FETCHED: frozenset({JobStatus.DELIVERED, JobStatus.FAILED, JobStatus.CANCELLED}),
-    JobStatus.DELIVERED: frozenset(),
-    JobStatus.FAILED: frozenset(),
-    JobStatus.MODERATED: frozenset(),
-    JobStatus.CANCELLED: frozenset(),
-    JobStatus.EXPIRED: frozenset(),
-}
-
-
 # ``Job.provider`` of a job served from another job's images (a stored image, or an identical
 # request in flight: then ``provider_task`` is ``{"follows": <job id>}``). No provider call, no cost.
 CACHE_PROVIDER = "cache"
-
-
-def can_transition(current: JobStatus, new: JobStatus) -> bool:
-    return new in TRANSITIONS[current]
 
 
 @dataclass(frozen=True)

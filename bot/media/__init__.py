@@ -1,1 +1,1 @@
-"""Image checks and re-encoding before anything is stored or posted."""
+"""Image checks and re-encoding (Pillow): what an image passes before it is stored or posted."""

@@ -1,352 +1,152 @@
-"""Image checks before anything is stored or posted: real image, allowed format, bounded size,
-metadata stripped, re-encoded to fit a platform's upload limit.
+"""Image checks before anything is stored or posted: a real image in an allowed format, of bounded
+size, verified and decoded by Pillow, and re-encoded wherever more than its pixels would travel on.
 
-Memory stays bounded: the signature is sniffed before any parser runs, only the allowed formats'
-parsers are tried, and size, pixel count and frame count are read from the header and checked
-before a single pixel is decoded.
-
-An 8-bit RGB(A) PNG or an RGB JPEG that decodes completely and fits keeps its pixel data as sent:
-only its metadata chunks or segments are dropped (re-encoding a PNG costs about 15 times its
-decoding, and re-encoding a JPEG loses quality). Anything else is decoded and re-encoded. Such a
-PNG (what the providers send) is not even decoded: its image data is inflated and its rows
-counted (``_checked_png``), which checks what a decode would, for a fraction of the CPU.
+Memory stays bounded: Pillow tries only the allowed formats' parsers, and size, pixel count and
+animation are read from the header and checked before a single pixel is decoded.
 """
 
 from __future__ import annotations
 
 import io
-import math
-import struct
-import warnings
-import zlib
-from collections.abc import Iterable, Iterator
+import os
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
-from dataclasses import dataclass
 
-from PIL import Image, ImageOps, UnidentifiedImageError
+from PIL import ExifTags, Image, ImageFile, ImageOps, PngImagePlugin, UnidentifiedImageError
 
 from bot.domain.errors import InvalidImage
+from bot.media.encode import CleanImage, encode, fit, has_alpha
+
+__all__ = [
+    "ALLOWED_FORMATS",
+    "MAX_FILE_BYTES",
+    "MAX_PIXELS",
+    "MAX_SIDE",
+    "CleanImage",
+    "clean",
+    "fit",
+    "inspect",
+]
 
 ALLOWED_FORMATS = ("PNG", "JPEG", "WEBP")
 MAX_PIXELS = 40_000_000
 MAX_SIDE = 8192
 MAX_FILE_BYTES = 50 * 1024 * 1024
-# Fitting never goes below this shorter side; an image that still does not fit is refused.
-MIN_FIT_SIDE = 64
-
-_ORIENTATION = 0x0112
-_SIGNATURES = (b"\x89PNG\r\n\x1a\n", b"\xff\xd8\xff")
-
-
-@dataclass(frozen=True)
-class CleanImage:
-    data: bytes
-    width: int
-    height: int
-    content_type: str
-    extension: str
-
-
-def sniff(data: bytes) -> str | None:
-    """The format the first bytes announce (PNG, JPEG, WEBP), or None: HTML, ZIP, SVG, GIF..."""
-    if data.startswith(_SIGNATURES[0]):
-        return "PNG"
-    if data.startswith(_SIGNATURES[1]):
-        return "JPEG"
-    if len(data) >= 12 and data[:4] == b"RIFF" and data[8:12] == b"WEBP":
-        return "WEBP"
-    return None
-
-
-def _open(data: bytes) -> Image.Image:
-    """Open with the allowed parsers only (no other plugin ever sees the bytes)."""
-    return Image.open(io.BytesIO(data), formats=ALLOWED_FORMATS)
-
-
-@contextmanager
-def _guarded(failure: str) -> Iterator[None]:
-    """Pillow's bomb warning becomes a refusal; any parser or decoder error becomes InvalidImage."""
-    try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("error", Image.DecompressionBombWarning)
-            warnings.simplefilter("ignore", UserWarning)  # "malformed MPO": read as plain JPEG
-            yield
-    except InvalidImage:
-        raise
-    except (UnidentifiedImageError, Image.DecompressionBombError, Image.DecompressionBombWarning):
-        raise InvalidImage("not an image, or too large to open safely") from None
-    except MemoryError:
-        raise
-    except Exception as exc:  # hostile files make decoders raise all sorts of things
-        raise InvalidImage(f"{failure} ({type(exc).__name__})") from None
+# Images decoded at once in this process: half the cores, the event loop and the rest keep the
+# others. More at once would only add memory (a 4-megapixel image takes about 30 MB to decode and
+# re-encode), and the same few threads reuse their buffers (glibc keeps a heap per thread: decodes
+# spread over every thread of asyncio's default executor hold several times as much).
+DECODERS = max(1, (os.cpu_count() or 1) // 2)
+_decoders = ThreadPoolExecutor(DECODERS, thread_name_prefix="image-decode")
+# The chunks of a PNG that hold nothing but its pixels (RGB or RGBA: no palette, no colour key).
+_IMAGE_CHUNKS = frozenset({b"IHDR", b"IDAT"})
 
 
 def inspect(
     data: bytes, *, max_pixels: int = MAX_PIXELS, max_bytes: int = MAX_FILE_BYTES
 ) -> tuple[str, int, int]:
     """Format and size of an image, from its header only. Raises InvalidImage."""
+    with _guarded("unreadable image"), _opened(data, max_pixels, max_bytes) as img:
+        return _format(img), img.width, img.height
+
+
+def clean(data: bytes, *, max_pixels: int = MAX_PIXELS, max_bytes: int | None = None) -> CleanImage:
+    """Verify and fully decode; then re-encode where needed: PNG (or JPEG where that is needed to
+    fit ``max_bytes``) with no EXIF, GPS, XMP, ICC profile, comment, text chunk or trailing bytes.
+
+    An RGB(A) PNG that holds nothing but its image goes on as it came. A JPEG stays a JPEG,
+    written with its own quantization tables and subsampling. The EXIF orientation is applied to
+    the pixels first, so a phone photo stays upright once its EXIF is gone. The work runs on the
+    decoder threads and this call waits for it: call it off the event loop (``asyncio.to_thread``).
+    """
+    return _decoders.submit(_clean, data, max_pixels, max_bytes).result()
+
+
+def _clean(data: bytes, max_pixels: int, max_bytes: int | None) -> CleanImage:
+    with _guarded("corrupt image"), _opened(data, max_pixels, MAX_FILE_BYTES) as img:
+        if img.format == "PNG":
+            bare = _bare_png(data)
+        else:
+            img.verify()  # a no-op for JPEG and WEBP today; their decode below checks them
+            bare = False
+    # Pillow's docs: an image must be opened again after verify().
+    with _guarded("truncated or corrupt image"), _opened(data, max_pixels, MAX_FILE_BYTES) as img:
+        img.load()
+        if bare and img.mode in ("RGB", "RGBA") and (max_bytes is None or len(data) <= max_bytes):
+            # Nothing to strip and every row decoded: re-encoding would only cost time.
+            return CleanImage(data, img.width, img.height, "image/png", "png")
+        orientation = img.getexif().get(ExifTags.Base.Orientation, 1)
+        if orientation == 1 and _format(img) == "JPEG" and img.mode == "RGB":
+            # Only pixels travel on: a JPEG comment is the one thing Pillow copies from info.
+            img.info = {}
+            # "keep" writes the source's own tables and subsampling (JPEG images only).
+            jpeg = encode(img, "JPEG", quality="keep")
+            if max_bytes is None or len(jpeg) <= max_bytes:
+                return CleanImage(jpeg, img.width, img.height, "image/jpeg", "jpg")
+        # Transpose only when the EXIF asks for it: a copy of a large image is costly.
+        upright = ImageOps.exif_transpose(img) if orientation != 1 else img
+        mode = "RGBA" if has_alpha(upright) else "RGB"
+        pixels = upright if upright.mode == mode else upright.convert(mode)
+        # Only pixels travel on: EXIF, XMP, ICC, comments and text chunks stay behind.
+        pixels.info = {}
+        return fit(pixels, max_bytes)
+
+
+def _bare_png(data: bytes) -> bool:
+    """Whether a PNG is nothing but its image (IHDR and IDAT chunks, then IEND and not one byte
+    more). Pillow's PngStream.verify(), which Image.verify() runs for a PNG, reads the chunks and
+    checks each one's CRC; it stops at IEND, before its own 4-byte CRC."""
+    fp = io.BytesIO(data)
+    fp.seek(8)  # past the signature, which Image.open has checked
+    with PngImagePlugin.PngStream(fp) as stream:
+        kinds = stream.verify()
+    return set(kinds) <= _IMAGE_CHUNKS and fp.tell() + 4 == len(data)
+
+
+def _format(img: Image.Image) -> str:
+    # A phone photo with extra pictures (depth, preview) opens as MPO: its first is the photo.
+    return "JPEG" if img.format == "MPO" else img.format or ""
+
+
+@contextmanager
+def _opened(data: bytes, max_pixels: int, max_bytes: int) -> Iterator[ImageFile.ImageFile]:
+    """The image opened by the allowed parsers only, its header checked against the limits."""
     if not data:
         raise InvalidImage("empty image")
     if len(data) > max_bytes:
         raise InvalidImage(f"file of {len(data) // (1024 * 1024)} MB is too large")
-    if sniff(data) is None:
-        raise InvalidImage("not an image (only PNG, JPEG and WEBP are accepted)")
-    with _guarded("unreadable image"), _open(data) as img:
-        fmt = img.format or ""
+    with Image.open(io.BytesIO(data), formats=ALLOWED_FORMATS) as img:
         width, height = img.size
-        _check_size(width, height, max_pixels)
+        if width < 1 or height < 1:
+            raise InvalidImage("image has no pixels")
+        if width * height > max_pixels or max(width, height) > MAX_SIDE:
+            raise InvalidImage(f"image of {width}x{height} is too large")
+        if _format(img) not in ALLOWED_FORMATS:  # pragma: no cover - no other parser is tried
+            raise InvalidImage(f"format {img.format or 'unknown'} is not allowed")
         # Read from the header (acTL, the WEBP animation flag): no walk through the frames.
-        animated = bool(getattr(img, "is_animated", False))
-    if fmt == "MPO":  # a phone photo with extra pictures (depth, preview): its first is the photo
-        fmt, animated = "JPEG", False
-    if fmt not in ALLOWED_FORMATS:  # pragma: no cover - _open tries no other parser
-        raise InvalidImage(f"format {fmt or 'unknown'} is not allowed")
-    if animated:
-        raise InvalidImage("animated images are not allowed")
-    return fmt, width, height
+        if img.format != "MPO" and getattr(img, "is_animated", False):
+            raise InvalidImage("animated images are not allowed")
+        yield img
 
 
-def _check_size(width: int, height: int, max_pixels: int) -> None:
-    if width < 1 or height < 1:
-        raise InvalidImage("image has no pixels")
-    if width * height > max_pixels or max(width, height) > MAX_SIDE:
-        raise InvalidImage(f"image of {width}x{height} is too large")
+@contextmanager
+def _guarded(failure: str) -> Iterator[None]:
+    """Any parser or decoder error becomes InvalidImage with a short reason.
 
-
-def clean(data: bytes, *, max_pixels: int = MAX_PIXELS, max_bytes: int | None = None) -> CleanImage:
-    """Verify, fully decode, drop every piece of metadata and re-encode (PNG, or JPEG to fit).
-
-    The EXIF orientation is applied to the pixels first, so a phone photo stays upright once its
-    EXIF is gone.
-    """
-    fmt, width, height = inspect(data, max_pixels=max_pixels)
-    if fmt == "PNG":
-        kept = _checked_png(data)
-        if kept is not None and (max_bytes is None or len(kept) <= max_bytes):
-            return CleanImage(kept, width, height, "image/png", "png")
-    with _guarded("truncated or corrupt image"), _open(data) as img:
-        img.load()
-        # Transpose only when the EXIF asks for it: a copy of a large image is costly.
-        upright = ImageOps.exif_transpose(img) if img.getexif().get(_ORIENTATION, 1) != 1 else img
-        if upright is img:
-            kept = strip_metadata(data, img.format or "", img.mode)
-            if kept is not None and (max_bytes is None or len(kept) <= max_bytes):
-                png = img.format == "PNG"
-                return CleanImage(
-                    kept,
-                    img.width,
-                    img.height,
-                    "image/png" if png else "image/jpeg",
-                    "png" if png else "jpg",
-                )
-        pixels = upright.convert("RGBA" if _has_alpha(upright) or _has_alpha(img) else "RGB")
-    # Only pixels travel on: EXIF, GPS, XMP, ICC, comments and text chunks stay behind.
-    pixels.info = {}
-    return fit(pixels, max_bytes)
-
-
-def fit(image: Image.Image, max_bytes: int | None) -> CleanImage:
-    """Encode as PNG; where that exceeds ``max_bytes``, JPEG at falling quality, then smaller sizes
-    of the same aspect ratio. Metadata never reaches the output."""
-    if image.info:
-        image = image.convert("RGBA") if _has_alpha(image) else image.copy()
-        image.info = {}
-    png = _encode(image, "PNG")
-    if max_bytes is None or len(png) <= max_bytes:
-        return CleanImage(png, image.width, image.height, "image/png", "png")
-    flat = _flatten(image)
-    width, height = flat.size
-    scale = 1.0
-    while True:
-        current = flat if scale == 1.0 else _scaled(flat, width, height, scale)
-        smallest = 0
-        for quality in (92, 85, 75, 65):
-            jpeg = _encode(current, "JPEG", quality=quality)
-            if len(jpeg) <= max_bytes:
-                return CleanImage(jpeg, current.width, current.height, "image/jpeg", "jpg")
-            smallest = len(jpeg)
-        if min(current.size) <= MIN_FIT_SIDE:
-            raise InvalidImage("image cannot be made small enough for the upload limit")
-        # Bytes shrink roughly with the area: jump close to the size that fits.
-        step = min(0.9, math.sqrt(max_bytes / smallest) * 0.95)
-        scale = max(scale * step, MIN_FIT_SIDE / min(width, height))
-
-
-def _scaled(image: Image.Image, width: int, height: int, scale: float) -> Image.Image:
-    """The image at ``scale`` of its original size, both sides from the original (no drift)."""
-    size = (max(1, round(width * scale)), max(1, round(height * scale)))
-    return image.resize(size, Image.Resampling.LANCZOS)
-
-
-def _flatten(image: Image.Image) -> Image.Image:
-    """RGB for JPEG; transparent parts become white rather than black."""
-    if image.mode == "RGB":
-        return image
-    if _has_alpha(image):
-        rgba = image.convert("RGBA")
-        background = Image.new("RGB", rgba.size, (255, 255, 255))
-        background.paste(rgba, mask=rgba.getchannel("A"))
-        return background
-    return image.convert("RGB")
-
-
-def _has_alpha(image: Image.Image) -> bool:
-    return image.mode in ("RGBA", "LA", "PA", "RGBa", "La") or "transparency" in image.info
-
-
-def _encode(image: Image.Image, fmt: str, **options: int) -> bytes:
-    out = io.BytesIO()
-    if fmt == "PNG":
-        image.save(out, format="PNG", compress_level=6)
-    else:
-        image.save(out, format=fmt, optimize=True, **options)
-    return out.getvalue()
-
-
-# Chunks a PNG keeps: the image itself (what a re-encode of its pixels would write).
-_PNG_KEEP = frozenset({b"IHDR", b"PLTE", b"tRNS", b"IDAT", b"IEND"})
-_PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
-# JPEG segments a JPEG keeps: structure only (JFIF and Adobe's colour transform), no EXIF, XMP,
-# ICC, IPTC or comments.
-_JPEG_DROP = frozenset({*range(0xE1, 0xEE), 0xEF, 0xFE})
-
-
-def strip_metadata(data: bytes, fmt: str, mode: str) -> bytes | None:
-    """The same image without its metadata, its pixel data untouched; None where only a re-encode
-    will do (another format or mode, or a structure this parser does not vouch for)."""
-    try:
-        if fmt == "PNG" and mode in ("RGB", "RGBA"):
-            return _checked_png(data)
-        if fmt == "JPEG" and mode == "RGB":
-            return _strip_jpeg(data)
-    except (IndexError, struct.error):
-        return None
-    return None
-
-
-def _png_chunks(data: bytes) -> Iterator[tuple[bytes, int, int]]:
-    """Each chunk of a PNG as (type, start, end), its CRC checked; stops after IEND. Raises
-    ValueError on a bad signature, a bad CRC, a chunk past the end or a missing IEND."""
-    if not data.startswith(_PNG_SIGNATURE):
-        raise ValueError("not a PNG")
-    pos = len(_PNG_SIGNATURE)
-    while pos + 12 <= len(data):
-        (length,) = struct.unpack(">I", data[pos : pos + 4])
-        kind = data[pos + 4 : pos + 8]
-        end = pos + 12 + length
-        if end > len(data):
-            raise ValueError("chunk runs past the end")
-        (crc,) = struct.unpack(">I", data[end - 4 : end])
-        if zlib.crc32(data[pos + 4 : end - 4]) != crc:
-            raise ValueError("bad chunk CRC")
-        yield kind, pos, end
-        if kind == b"IEND":
-            return
-        pos = end
-    raise ValueError("no IEND")
-
-
-def _checked_png(data: bytes) -> bytes | None:
-    """The PNG without its metadata, checked as completely as a full decode would check it, or
-    None where only Pillow's decode may decide (another bit depth, colour type or interlacing,
-    an EXIF orientation to apply, or anything this check does not vouch for).
-
-    The check: every chunk's CRC, then the image data inflated (in pieces, never held whole) to
-    exactly one filter byte plus one row of pixels per row, each filter byte a known filter.
-    Unfiltering cannot fail on such data, so a full decode would accept the file too; skipping it
-    saves most of the CPU (zlib also runs without the GIL, so other threads go on meanwhile).
+    Pillow's own guard fires while a header is read: past ``Image.MAX_IMAGE_PIXELS`` a
+    DecompressionBombWarning (an error where warnings are errors), past twice that a
+    DecompressionBombError. The tighter caps above are checked right after, still before decoding.
     """
     try:
-        chunks = list(_png_chunks(data))
-    except ValueError:
-        return None
-    kind, start, _ = chunks[0]
-    if kind != b"IHDR" or any(k == b"eXIf" for k, _, _ in chunks):
-        return None
-    width, height, depth, colour, _, _, interlace = struct.unpack(
-        ">IIBBBBB", data[start + 8 : start + 21]
-    )
-    if depth != 8 or colour not in (2, 6) or interlace != 0:
-        return None
-    stride = 1 + width * (3 if colour == 2 else 4)
-    # Views, not slices: a large image's data is never copied to be checked or kept.
-    view = memoryview(data)
-    if not _rows_complete(
-        (view[s + 8 : e - 4] for k, s, e in chunks if k == b"IDAT"), stride, height
-    ):
-        return None
-    kept = [(s, e) for k, s, e in chunks if k in _PNG_KEEP]
-    if len(kept) == len(chunks) and kept[-1][1] == len(data):
-        return data  # nothing to drop (no metadata, nothing after IEND): the file as it came
-    return b"".join([_PNG_SIGNATURE, *(view[s:e] for s, e in kept)])
-
-
-# Enough output per step to keep memory small and the Python-level loop short.
-_INFLATE_STEP = 1 << 20
-
-
-def _rows_complete(parts: Iterable[bytes | memoryview], stride: int, rows: int) -> bool:
-    """Whether the zlib stream split over ``parts`` inflates to exactly ``rows`` rows of
-    ``stride`` bytes, each starting with a filter type from 0 to 4."""
-    inflater = zlib.decompressobj()
-    expected = stride * rows
-    seen = 0
-
-    def rows_ok(out: bytes) -> bool:
-        nonlocal seen
-        # Filter bytes sit at every multiple of the stride.
-        if any(out[i] > 4 for i in range(-seen % stride, len(out), stride)):
-            return False
-        seen += len(out)
-        return seen <= expected
-
-    try:
-        for part in parts:
-            pending = part
-            while pending:
-                if not rows_ok(inflater.decompress(pending, _INFLATE_STEP)):
-                    return False
-                pending = inflater.unconsumed_tail
-        if not rows_ok(inflater.flush()):
-            return False
-    except zlib.error:
-        return False
-    return inflater.eof and seen == expected and not inflater.unused_data
-
-
-def _strip_jpeg(data: bytes) -> bytes | None:
-    if not data.startswith(b"\xff\xd8"):
-        return None
-    out = [b"\xff\xd8"]
-    pos = 2
-    while pos + 2 <= len(data):
-        if data[pos] != 0xFF:
-            return None
-        marker = data[pos + 1]
-        if marker == 0xFF:  # fill byte
-            pos += 1
-            continue
-        if marker == 0xD9:
-            out.append(b"\xff\xd9")
-            return b"".join(out)
-        (length,) = struct.unpack(">H", data[pos + 2 : pos + 4])
-        end = pos + 2 + length
-        if length < 2 or end > len(data):
-            return None
-        if marker == 0xDA:
-            # Entropy-coded data runs to the next marker that is not a stuffed 0 or a restart.
-            scan = end
-            while True:
-                scan = data.index(b"\xff", scan)
-                following = data[scan + 1]
-                if following == 0x00 or 0xD0 <= following <= 0xD7:
-                    scan += 2
-                    continue
-                break
-            out.append(data[pos:scan])
-            pos = scan
-            continue
-        if marker not in _JPEG_DROP:
-            out.append(data[pos:end])
-        pos = end
-    return None
+        yield
+    except InvalidImage:
+        raise
+    except UnidentifiedImageError:
+        raise InvalidImage("not an image (only PNG, JPEG and WEBP are accepted)") from None
+    except (Image.DecompressionBombError, Image.DecompressionBombWarning):
+        raise InvalidImage("image too large to open safely") from None
+    except MemoryError:
+        raise
+    except Exception as exc:  # hostile files make decoders raise all sorts of things
+        raise InvalidImage(f"{failure} ({type(exc).__name__})") from None

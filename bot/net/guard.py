@@ -1,7 +1,7 @@
 """Fetching a user-supplied image URL without letting it reach the bot's own network (SSRF).
 
 Every hop: https only, default port only, the host resolved once and every address it resolves to
-checked, the connection pinned to a checked address (no second lookup, so no DNS rebinding), few
+checked, the request sent to a checked address (no second lookup, so no DNS rebinding), few
 redirects, a byte cap and a total time cap. Refusals raise DownloadRefused with a message fit for
 the user; the operator's detail goes to the log.
 """
@@ -12,14 +12,12 @@ import asyncio
 import ipaddress
 import logging
 import socket
-import ssl
 from collections.abc import Awaitable, Callable, Iterable, Mapping
-from typing import Any
 
-import httpcore
 import httpx
 
 from bot.domain.errors import DownloadRefused
+from bot.net.httpclient import read_capped
 
 log = logging.getLogger(__name__)
 
@@ -147,50 +145,14 @@ async def system_resolver(host: str, port: int) -> list[str]:
     return [str(info[4][0]) for info in infos]
 
 
-class _PinnedBackend(httpcore.AsyncNetworkBackend):
-    """Connects only to addresses vetted for a host; never resolves a name itself."""
-
-    def __init__(self) -> None:
-        self._inner = httpcore.AnyIOBackend()
-        self.pins: dict[tuple[str, int], list[str]] = {}
-
-    async def connect_tcp(
-        self,
-        host: str,
-        port: int,
-        timeout: float | None = None,
-        local_address: str | None = None,
-        socket_options: Iterable[Any] | None = None,
-    ) -> httpcore.AsyncNetworkStream:
-        addresses = self.pins.get((host, port))
-        if not addresses:  # fail closed: nothing unvetted is ever dialled
-            raise DownloadRefused(_REFUSED)
-        error: Exception | None = None
-        for address in addresses:
-            try:
-                return await self._inner.connect_tcp(
-                    address, port, timeout=timeout, socket_options=socket_options
-                )
-            except (httpcore.ConnectError, httpcore.ConnectTimeout) as exc:
-                error = exc
-        assert error is not None
-        raise error
-
-    async def connect_unix_socket(
-        self, path: str, timeout: float | None = None, socket_options: Iterable[Any] | None = None
-    ) -> httpcore.AsyncNetworkStream:
-        raise DownloadRefused(_REFUSED)
-
-    async def sleep(self, seconds: float) -> None:
-        await self._inner.sleep(seconds)
-
-
 _REFUSED = "That image link is not allowed."
 _PRIVATE = "That image link points to a private or local address, which is not allowed."
 
 
 class SafeFetcher:
-    """Downloads user-supplied URLs under the rules in the module docstring.
+    """Downloads user-supplied URLs under the rules in the module docstring, on the process's
+    shared client: each hop is vetted here, then asked of a checked address directly (the URL
+    names the address; Host and TLS's server name keep the link's host).
 
     ``allow_http``, ``extra_ports`` and ``trusted_endpoints`` exist for tests against local fakes
     and are off by default; production code never sets them.
@@ -198,6 +160,7 @@ class SafeFetcher:
 
     def __init__(
         self,
+        http: httpx.AsyncClient,
         *,
         max_bytes: int = MAX_BYTES,
         timeout: float = TIMEOUT,
@@ -207,8 +170,8 @@ class SafeFetcher:
         allow_http: bool = False,
         extra_ports: Iterable[int] = (),
         trusted_endpoints: Iterable[tuple[str, int]] = (),
-        ssl_context: ssl.SSLContext | None = None,
     ) -> None:
+        self._http = http
         self.max_bytes = max_bytes
         self.timeout = timeout
         self.connect_timeout = connect_timeout
@@ -217,7 +180,6 @@ class SafeFetcher:
         self._schemes = {"https", "http"} if allow_http else {"https"}
         self._ports = {_DEFAULT_PORTS[s] for s in self._schemes} | set(extra_ports)
         self._trusted = {(str(ipaddress.ip_address(a)), int(p)) for a, p in trusted_endpoints}
-        self._ssl_context = ssl_context or httpx.create_ssl_context()
 
     async def fetch(self, url: str, *, headers: Mapping[str, str] | None = None) -> bytes:
         """The body behind ``url``, or DownloadRefused with a message for the user."""
@@ -229,29 +191,19 @@ class SafeFetcher:
             raise DownloadRefused("That image took too long to download.") from None
 
     async def _fetch(self, url: str, headers: dict[str, str]) -> bytes:
-        backend = _PinnedBackend()
-        async with httpcore.AsyncConnectionPool(
-            ssl_context=self._ssl_context,
-            network_backend=backend,
-            max_connections=2,
-            retries=0,
-        ) as pool:
-            current = self._parse(url)
-            first_origin = _origin_of(current)
-            for _hop in range(self.max_redirects + 1):
-                host = current.host
-                port = current.port or _DEFAULT_PORTS[current.scheme]
-                backend.pins[(_pin_host(current), port)] = await self._vet(host, port)
-                if _origin_of(current) != first_origin:
-                    headers = {}  # credentials meant for one host never follow to another
-                location = await self._request(pool, current, headers)
-                if isinstance(location, bytes):
-                    return location
-                current = self._parse(str(current.join(location)))
-            log.info(
-                "input image from %s: more than %d redirects", first_origin, self.max_redirects
-            )
-            raise DownloadRefused("That image link redirected too many times.")
+        current = self._parse(url)
+        first_origin = _origin_of(current)
+        for _hop in range(self.max_redirects + 1):
+            port = current.port or _DEFAULT_PORTS[current.scheme]
+            addresses = await self._vet(current.host, port)
+            if _origin_of(current) != first_origin:
+                headers = {}  # credentials meant for one host never follow to another
+            location = await self._request(current, addresses, headers)
+            if isinstance(location, bytes):
+                return location
+            current = self._parse(str(current.join(location)))
+        log.info("input image from %s: more than %d redirects", first_origin, self.max_redirects)
+        raise DownloadRefused("That image link redirected too many times.")
 
     def _parse(self, url: str) -> httpx.URL:
         try:
@@ -298,84 +250,68 @@ class SafeFetcher:
         return [str(address) for address in addresses]
 
     async def _request(
-        self, pool: httpcore.AsyncConnectionPool, url: httpx.URL, headers: dict[str, str]
+        self, url: httpx.URL, addresses: list[str], headers: dict[str, str]
     ) -> bytes | str:
-        """The body of a 200, or the Location of a redirect."""
+        """The body of a 200, or the Location of a redirect, from the first vetted address that
+        takes the connection."""
+        host = url.raw_host.decode("ascii")
         request_headers = {
+            "Host": url.netloc.decode("ascii"),
             "User-Agent": "imagine-bot (input image)",
             "Accept": "image/png, image/jpeg, image/webp;q=0.9, */*;q=0.1",
             "Accept-Encoding": "identity",
+            # Never pooled: a later link must not ride a connection whose TLS was checked for
+            # another host at the same address.
+            "Connection": "close",
             **headers,
         }
-        target = httpcore.URL(
-            scheme=url.raw_scheme,
-            host=_pin_host(url).encode("ascii"),
-            port=url.port,
-            target=url.raw_path,
+        # TLS checks the certificate against the link's host, not the address dialled.
+        extensions = {} if parse_ip_literal(host) is not None else {"sni_hostname": host}
+        timeout = httpx.Timeout(
+            connect=self.connect_timeout, read=self.timeout, write=self.timeout, pool=self.timeout
         )
-        timeouts = {
-            "connect": self.connect_timeout,
-            "read": self.timeout,
-            "write": self.timeout,
-            "pool": self.timeout,
-        }
         try:
-            async with pool.stream(
-                "GET",
-                target,
-                headers=list(request_headers.items()),
-                extensions={"timeout": timeouts},
-            ) as response:
-                status = response.status
-                if status in _REDIRECTS:
-                    location = _header(response.headers, b"location")
-                    if not location:
-                        raise DownloadRefused("That image could not be downloaded.")
-                    return location
-                if status != 200:
-                    log.info("input image from %s: HTTP %d", _origin_of(url), status)
-                    raise DownloadRefused(
-                        f"That image could not be downloaded (the server answered {status})."
-                    )
-                return await self._read_capped(response, url)
-        except httpcore.TimeoutException:
+            for index, address in enumerate(addresses):
+                pinned = url.copy_with(host=address)
+                try:
+                    async with self._http.stream(
+                        "GET",
+                        pinned,
+                        headers=request_headers,
+                        timeout=timeout,
+                        extensions=extensions,
+                        follow_redirects=False,
+                    ) as response:
+                        return await self._answer(response, url)
+                except (httpx.ConnectError, httpx.ConnectTimeout):
+                    if index == len(addresses) - 1:
+                        raise
+            raise AssertionError("no address to connect to")  # _vet returns at least one
+        except httpx.TimeoutException:
             raise DownloadRefused("That image took too long to download.") from None
-        except (httpcore.NetworkError, httpcore.ProtocolError, httpcore.UnsupportedProtocol):
+        except (httpx.TransportError, httpx.InvalidURL):
             log.info("input image from %s: connection failed", _origin_of(url), exc_info=True)
             raise DownloadRefused("That image could not be downloaded.") from None
 
-    async def _read_capped(self, response: httpcore.Response, url: httpx.URL) -> bytes:
-        limit_mb = self.max_bytes / (1024 * 1024)
-        too_large = f"That image is larger than the {limit_mb:.0f} MB limit."
-        declared = _header(response.headers, b"content-length")
-        if declared is not None:
-            try:
-                length = int(declared)
-            except ValueError:
-                raise DownloadRefused("That image could not be downloaded.") from None
-            if length > self.max_bytes:
-                log.info("input image from %s: Content-Length %d refused", _origin_of(url), length)
-                raise DownloadRefused(too_large)
-        chunks: list[bytes] = []
-        received = 0
-        async for chunk in response.aiter_stream():
-            received += len(chunk)
-            if received > self.max_bytes:
-                log.info("input image from %s: cut at %d bytes", _origin_of(url), received)
-                raise DownloadRefused(too_large)
-            chunks.append(chunk)
-        return b"".join(chunks)
-
-
-def _header(headers: list[tuple[bytes, bytes]], name: bytes) -> str | None:
-    for key, value in headers:
-        if key.lower() == name:
-            return value.decode("latin-1").strip()
-    return None
-
-
-def _pin_host(url: httpx.URL) -> str:
-    return url.raw_host.decode("ascii")
+    async def _answer(self, response: httpx.Response, url: httpx.URL) -> bytes | str:
+        status = response.status_code
+        if status in _REDIRECTS:
+            location: str = response.headers.get("location", "")
+            if not location:
+                raise DownloadRefused("That image could not be downloaded.")
+            return location
+        if status != 200:
+            log.info("input image from %s: HTTP %d", _origin_of(url), status)
+            raise DownloadRefused(
+                f"That image could not be downloaded (the server answered {status})."
+            )
+        body = await read_capped(response, self.max_bytes, raw=True)
+        if body is None:
+            log.info("input image from %s: over the %d byte cap", _origin_of(url), self.max_bytes)
+            raise DownloadRefused(
+                f"That image is larger than the {self.max_bytes / (1024 * 1024):.0f} MB limit."
+            )
+        return body
 
 
 def _origin_of(url: httpx.URL) -> str:

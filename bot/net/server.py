@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import asyncio
+import errno
 import logging
 from collections.abc import Awaitable, Callable
 
 from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
+from bot.domain.errors import ConfigError
 from bot.ops.metrics import REGISTRY
 
 log = logging.getLogger(__name__)
@@ -44,7 +46,11 @@ class HttpServer:
         self._runner = web.AppRunner(self.app, access_log=None)
         await self._runner.setup()
         site = web.TCPSite(self._runner, self._host, self._port)
-        await site.start()
+        try:
+            await site.start()
+        except OSError as exc:
+            await self.aclose()
+            raise _bind_error(self._host, self._port, exc) from None
         server = site._server
         sockets = getattr(server, "sockets", None) or []
         self.port = int(sockets[0].getsockname()[1]) if sockets else self._port
@@ -85,3 +91,16 @@ class HttpServer:
                 log.warning("refreshing metrics failed: %s", type(exc).__name__)
         body = generate_latest(REGISTRY)
         return web.Response(body=body, headers={"Content-Type": CONTENT_TYPE_LATEST})
+
+
+def _bind_error(host: str, port: int, exc: OSError) -> ConfigError:
+    """Why the server could not listen, as one line naming the settings to change."""
+    if exc.errno == errno.EADDRINUSE:
+        problem = f"{host}:{port} is already in use; stop what listens there or choose another port"
+    elif exc.errno == errno.EADDRNOTAVAIL:
+        problem = f"{host} is not an address of this machine (use 127.0.0.1 or 0.0.0.0)"
+    elif exc.errno == errno.EACCES:
+        problem = f"not allowed to listen on {host}:{port} (ports below 1024 need privileges)"
+    else:
+        problem = f"cannot listen on {host}:{port} ({exc.strerror or type(exc).__name__})"
+    return ConfigError("IMAGINE_HTTP_HOST/IMAGINE_HTTP_PORT", problem)

@@ -21,7 +21,8 @@ async def check_store(settings: Settings) -> str:
 
 async def check_blobs(settings: Settings) -> str:
     async with open_blobs(settings.effective_blob_url) as blobs:
-        key = f"doctor/{uuid.uuid4().hex}.txt"
+        # At the top of the store: a folder of its own would stay behind, empty, in a local store.
+        key = f"doctor-{uuid.uuid4().hex}.txt"
         await blobs.put(key, b"ok", "text/plain")
         data = await blobs.get(key)
         await blobs.delete(key)

@@ -53,6 +53,8 @@ NOISY_LOGGERS = {
     "aiohttp.access": logging.WARNING,
     "aiohttp.client": logging.WARNING,
     "asyncpg": logging.INFO,
+    # aiosqlite logs each call it runs at DEBUG, with its parameters (job rows hold reply tokens).
+    "aiosqlite": logging.INFO,
     "discord.http": logging.WARNING,
     "discord.gateway": logging.INFO,
     "discord.webhook": logging.WARNING,

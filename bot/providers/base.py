@@ -27,6 +27,46 @@ class GenerationSpec:
     input_images: tuple[str, ...] = ()
     safety_tolerance: int = 2
     webhook_url: str | None = None
+    # The image format asked for: "jpeg", "png" or "webp" (``OUTPUT_FORMATS``). A provider that
+    # cannot make the format asks for PNG (lossless) instead; see ``Provider.output_formats``.
+    output_format: str = "png"
+    # Prompt upsampling where the provider offers it; pinned off everywhere else it can be set.
+    enhance: bool = False
+    # Inference steps and guidance where the variant takes them (else its catalog defaults).
+    steps: int | None = None
+    guidance: float | None = None
+
+    @property
+    def sampling(self) -> tuple[int | None, float | None]:
+        """``(steps, guidance)`` to send: the asked values, else the variant's defaults, each
+        None where the variant takes none."""
+        steps = self.variant.steps
+        guidance = self.variant.guidance
+        return (
+            int(steps.check(self.steps, "Steps", self.variant.label)) if steps else None,
+            float(guidance.check(self.guidance, "Guidance", self.variant.label))
+            if guidance
+            else None,
+        )
+
+    def tuning(self) -> dict[str, Any]:
+        """The provider fields for enhancement, steps and guidance, named as ``model`` names
+        them (``enhance_field``, ``steps_field``, ``guidance_field``): each sent where the
+        model takes it, none where its schema lacks it."""
+        fields: dict[str, Any] = {}
+        enhance = self.model.extra.get("enhance_field")
+        if enhance:
+            fields[str(enhance)] = bool(self.enhance)
+        steps, guidance = self.sampling
+        if steps is not None and self.model.extra.get("steps_field"):
+            fields[str(self.model.extra["steps_field"])] = steps
+        if guidance is not None and self.model.extra.get("guidance_field"):
+            fields[str(self.model.extra["guidance_field"])] = guidance
+        return fields
+
+    def sends(self, field: str) -> bool:
+        """False for a field the model's schema lacks (``omit`` in its catalog entry)."""
+        return field not in (self.model.extra.get("omit") or ())
 
     @property
     def model_id(self) -> str:
@@ -60,9 +100,19 @@ class PollResult:
     progress: float | None = None
     retry_after: float | None = None
     message: str | None = None
+    # What the provider said of a failure, already redacted, fit to show the user.
+    reason: str | None = None
     cost_usd: float | None = None
     seed: int | None = None
     extra: Mapping[str, Any] = field(default_factory=dict)
+
+
+OUTPUT_FORMATS = ("jpeg", "png", "webp")
+
+
+def format_for(wanted: str, offered: tuple[str, ...]) -> str:
+    """The format to ask a provider for: the one wanted where it makes it, else PNG."""
+    return wanted if wanted in offered else "png"
 
 
 class Provider(Protocol):

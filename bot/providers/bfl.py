@@ -1,5 +1,12 @@
 """Black Forest Labs: ``POST /v1/<endpoint>`` with ``x-key``, then poll the returned ``polling_url``.
 
+The submit answer is an ``AsyncResponse`` (``id``, ``polling_url``, ``cost``...) or, when a webhook
+was given, an ``AsyncWebhookResponse`` (``id``, ``status``, ``webhook_url``) without a polling URL
+(https://docs.bfl.ai/api-reference/models/generate-or-edit-an-image-with-flux2-%5Bpro%5D). A given
+``polling_url`` is always the one polled (the global endpoint routes tasks to regional clusters:
+https://docs.bfl.ml/quick_start/generating_images.md); without one, ``/v1/get_result?id=`` on the
+configured base, where a task just created may not be known yet ("Task not found") for a moment.
+
 One BFL task makes one image, so a job asking for ``n`` images holds ``n`` tasks; all of them are
 stored with the job before anything waits on them.
 """
@@ -21,7 +28,8 @@ from bot.domain.errors import (
     ProviderUnavailable,
     SubmitOutcomeUnknown,
 )
-from bot.providers.base import GenerationSpec, PollResult, PollState, Submission
+from bot.ops.logs import redaction_filter
+from bot.providers.base import GenerationSpec, PollResult, PollState, Submission, format_for
 from bot.providers.download import AllowList, HostRule, ResultExpired
 from bot.providers.keyed import KeyedProvider
 from bot.providers.sizes import catalog_cost, provider_size
@@ -43,6 +51,9 @@ PENDING = {"Pending", "Queued", "Processing", "Running"}
 MODERATED = {"Request Moderated", "Content Moderated"}
 # 1 BFL credit is 0.01 USD.
 USD_PER_CREDIT = 0.01
+# Seconds after its submit during which a task polled without a ``polling_url`` that BFL does
+# not know yet ("Task not found") counts as pending, not failed.
+NOT_FOUND_GRACE = 30.0
 
 
 def webhook_secret_for(key: str, job_id: str) -> str:
@@ -57,6 +68,9 @@ class BflProvider(KeyedProvider):
     default_base = DEFAULT_BASE
     default_concurrency = 24
     result_hosts = RESULT_HOSTS
+    # ``output_format``: jpeg (BFL's default) or png
+    # (https://docs.bfl.ai/api-reference/models/generate-or-edit-an-image-with-flux2-%5Bpro%5D).
+    output_formats = ("jpeg", "png")
 
     def _configure(self) -> None:
         # The key goes along with every poll, so polling URLs stay on the API's own host or
@@ -88,9 +102,11 @@ class BflProvider(KeyedProvider):
             "width": width,
             "height": height,
             "seed": seed,
-            "safety_tolerance": int(spec.safety_tolerance),
-            "output_format": "png",
+            "output_format": format_for(spec.output_format, self.output_formats),
+            **spec.tuning(),
         }
+        if spec.sends("safety_tolerance"):
+            body["safety_tolerance"] = int(spec.safety_tolerance)
         for index, image in enumerate(spec.input_images[:8], start=1):
             body["input_image" if index == 1 else f"input_image_{index}"] = image
         url = spec.webhook_url or self.webhook_url(spec.job_id)
@@ -117,6 +133,7 @@ class BflProvider(KeyedProvider):
                     body=body,
                 )
                 task = self._accepted(status, data)
+                task["submitted_at"] = self._clock.now()
             except ProviderError as exc:
                 if not tasks:
                     raise
@@ -133,7 +150,7 @@ class BflProvider(KeyedProvider):
                 cost = (cost or 0.0) + float(data["cost"]) * USD_PER_CREDIT
         width, height = provider_size(spec.variant, spec.model, spec.width, spec.height)
         if cost is None:
-            cost = catalog_cost(spec.model, width, height, len(tasks))
+            cost = catalog_cost(spec.model, width, height, len(tasks), len(spec.input_images))
         first = tasks[0]
         return Submission(
             task={
@@ -165,12 +182,24 @@ class BflProvider(KeyedProvider):
         raise fail_for_status(self.name, status, data)
 
     def _poll_url(self, task: Mapping[str, Any]) -> str:
+        """The task's own ``polling_url`` where BFL gave one (never rebuilt: the task may live on
+        a regional cluster), else ``get_result`` on the configured base."""
         url = task.get("polling_url")
-        if isinstance(url, str) and self._poll_allow.allows(url):
-            return url
         if url:
-            log.warning("bfl: ignoring a polling_url on a foreign host; using the API base")
+            if isinstance(url, str) and self._poll_allow.allows(url):
+                return url
+            # The key goes along with every poll: never to a host that is not BFL's.
+            raise ProviderFailed(
+                "bfl: the task's polling_url is not on a BFL host; not polled", provider=self.name
+            )
         return f"{self.base_url}/v1/get_result?id={quote(str(task['id']), safe='')}"
+
+    def _just_created(self, task: Mapping[str, Any]) -> bool:
+        """A task without a ``polling_url`` submitted under ``NOT_FOUND_GRACE`` seconds ago."""
+        submitted = task.get("submitted_at")
+        if task.get("polling_url") or not isinstance(submitted, int | float):
+            return False
+        return self._clock.now() - float(submitted) < NOT_FOUND_GRACE
 
     async def _poll_one(self, task: Mapping[str, Any]) -> tuple[str, Mapping[str, Any]]:
         status, data, _ = await request_json(
@@ -197,7 +226,13 @@ class BflProvider(KeyedProvider):
         seed: int | None = None
         pending: list[float | None] = []
         for one in tasks:
-            state, data = await self._poll_one(one)
+            try:
+                state, data = await self._poll_one(one)
+            except ProviderFailed as exc:
+                return PollResult(PollState.FAILED, message=str(exc))
+            if state == "Task not found" and self._just_created(one):
+                pending.append(None)
+                continue
             if state in PENDING:
                 pending.append(_progress(data))
                 continue
@@ -217,7 +252,8 @@ class BflProvider(KeyedProvider):
             if state == "Task not found":
                 return PollResult(PollState.FAILED, message="bfl: task not found")
             if state == "Error":
-                return PollResult(PollState.FAILED, message=f"bfl: error: {error_detail(data)}")
+                reason = error_details(data)
+                return PollResult(PollState.FAILED, message=f"bfl: error: {reason}", reason=reason)
             return PollResult(PollState.FAILED, message=f"bfl: unknown status {state[:40]!r}")
         if pending:
             # The job is as far as its slowest task; unknown if any task does not say.
@@ -252,6 +288,24 @@ class BflProvider(KeyedProvider):
         data = await self._key_call(f"{self.base_url}/v1/credits", "credits check")
         credits = data.get("credits") if isinstance(data, Mapping) else None
         return f"key accepted, {credits} credits" if credits is not None else "key accepted"
+
+
+def error_details(data: Mapping[str, Any]) -> str:
+    """The text of an ``Error`` result's ``details`` (a string or an object of them: "Check the
+    error details for more information", https://docs.bfl.ai/api_integration/errors), bounded and
+    with secret-shaped parts (signed URL queries, keys) redacted: it is shown to the user."""
+    details = data.get("details")
+    if isinstance(details, Mapping):
+        parts = [str(v) for v in details.values() if isinstance(v, str | int | float) and v != ""]
+        text = "; ".join(parts)
+    elif isinstance(details, list):
+        text = "; ".join(str(v) for v in details if isinstance(v, str | int | float))
+    elif details:
+        text = str(details)
+    else:
+        text = error_detail(data)
+    text = " ".join(text.split())[:200] or "no details given"
+    return redaction_filter().redact(text)
 
 
 def _progress(data: Mapping[str, Any]) -> float | None:

@@ -5,9 +5,8 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
 
-import httpx
-
 from bot.domain.clock import SystemClock
+from bot.net.httpclient import open_http_client
 from bot.providers.factory import build_providers
 from bot.runtime.config import Settings
 
@@ -16,7 +15,7 @@ Check = Callable[[Settings], Awaitable[str]]
 
 def _check_for(name: str) -> Check:
     async def check(settings: Settings) -> str:
-        async with httpx.AsyncClient(timeout=httpx.Timeout(10.0), follow_redirects=False) as http:
+        async with open_http_client() as http:
             for provider in build_providers(settings, http, SystemClock()):
                 if provider.name == name:
                     probe: Callable[[], Awaitable[str]] | None = getattr(

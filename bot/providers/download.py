@@ -18,9 +18,9 @@ from urllib.parse import urljoin, urlsplit
 
 import httpx
 
-from bot.aiohttp_transport import fetch
 from bot.domain.clock import Clock
 from bot.domain.errors import DownloadRefused, ProviderFailed, ProviderTimeout, ProviderUnavailable
+from bot.net.httpclient import read_capped
 from bot.providers.retry import RetryPolicy
 from bot.providers.transport import host_of, retry_after_seconds
 
@@ -29,6 +29,8 @@ log = logging.getLogger(__name__)
 MAX_RESULT_BYTES = 40 * 1024 * 1024
 DOWNLOAD_SECONDS = 60.0
 MAX_REDIRECTS = 3
+# Per connect and per read; DOWNLOAD_SECONDS bounds the whole download (a trickle).
+DOWNLOAD_TIMEOUT = httpx.Timeout(10.0, read=30.0)
 # What httpx calls a redirect (with a Location header).
 REDIRECTS = frozenset({301, 302, 303, 307, 308})
 
@@ -179,54 +181,62 @@ class Downloader:
             ) from None
 
     async def _follow(self, url: str) -> bytes:
+        """Each hop checked against the allow-list before it is asked for (a redirect is followed
+        only to an allowed host)."""
         for _ in range(MAX_REDIRECTS + 1):
             self.check(url)
             try:
-                answer = await fetch(
-                    self._http,
-                    "GET",
-                    url,
-                    headers={},
-                    timeout=httpx.Timeout(10.0, read=30.0),
-                    max_bytes=self.max_bytes,
-                )
+                async with self._http.stream(
+                    "GET", url, timeout=DOWNLOAD_TIMEOUT, follow_redirects=False
+                ) as response:
+                    location = response.headers.get("location")
+                    if response.status_code in REDIRECTS and location:
+                        url = urljoin(url, location)
+                        continue
+                    self._refuse_status(url, response)
+                    content = await read_capped(response, self.max_bytes)
+            except httpx.InvalidURL:
+                raise ProviderFailed(
+                    f"{self._provider}: result URL for {host_of(url)} is not a valid URL",
+                    provider=self._provider,
+                ) from None
             except (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout) as exc:
                 raise ProviderUnavailable(
                     f"{self._provider}: could not connect to {host_of(url)} ({type(exc).__name__})",
                     provider=self._provider,
                 ) from None
-            except httpx.TransportError as exc:
+            except httpx.RequestError as exc:
                 raise ProviderUnavailable(
                     f"{self._provider}: download from {host_of(url)} broke ({type(exc).__name__})",
                     provider=self._provider,
                 ) from None
-            status = answer.status
-            if status in REDIRECTS and answer.headers.get("location"):
-                url = urljoin(url, answer.headers["location"])
-                continue
-            if status in (403, 404, 410):
-                raise ResultExpired(
-                    f"{self._provider}: result URL answered {status} (expired?)",
-                    provider=self._provider,
-                    status=status,
-                )
-            if status == 429 or status >= 500:
-                raise ProviderUnavailable(
-                    f"{self._provider}: result host {host_of(url)} answered {status}",
-                    provider=self._provider,
-                    status=status,
-                    retry_after=retry_after_seconds(answer.headers.get("retry-after")),
-                )
-            if status != 200:
-                raise ProviderFailed(
-                    f"{self._provider}: result download answered {status}",
-                    provider=self._provider,
-                    status=status,
-                )
-            if answer.truncated:
+            if content is None:
                 raise DownloadRefused(f"{self._provider}: result is over {self.max_bytes} bytes")
-            return answer.content
+            return content
         raise DownloadRefused(f"{self._provider}: too many redirects")
+
+    def _refuse_status(self, url: str, response: httpx.Response) -> None:
+        """The project's error for an answer other than 200 (its body is never read)."""
+        status = response.status_code
+        if status in (403, 404, 410):
+            raise ResultExpired(
+                f"{self._provider}: result URL answered {status} (expired?)",
+                provider=self._provider,
+                status=status,
+            )
+        if status == 429 or status >= 500:
+            raise ProviderUnavailable(
+                f"{self._provider}: result host {host_of(url)} answered {status}",
+                provider=self._provider,
+                status=status,
+                retry_after=retry_after_seconds(response.headers.get("retry-after")),
+            )
+        if status != 200:
+            raise ProviderFailed(
+                f"{self._provider}: result download answered {status}",
+                provider=self._provider,
+                status=status,
+            )
 
 
 def decode_data_url(url: str, max_bytes: int) -> bytes:

@@ -1,6 +1,10 @@
 """fal.ai through its queue API: ``POST /<app id>`` with ``Authorization: Key``, then the request's
 ``status_url`` until ``COMPLETED``, then its ``response_url`` (``images[].url``, ``seed``,
-``has_nsfw_concepts``). A flagged image comes back black: that is moderation, never an image."""
+``has_nsfw_concepts``). A flagged image comes back black: that is moderation, never an image.
+
+fal's errors are classified by their machine-readable ``type``, never by words in the message: a
+``detail`` array of ``{loc, msg, type, url}`` objects (https://docs.fal.ai/errors), where
+``content_policy_violation`` is a refusal for content (moderation, never failed over)."""
 
 from __future__ import annotations
 
@@ -10,21 +14,18 @@ from typing import Any
 from urllib.parse import quote, urlencode
 
 from bot.domain.errors import (
+    ProviderBalanceExhausted,
     ProviderError,
+    ProviderFailed,
     ProviderModerated,
     ProviderUnavailable,
     SubmitOutcomeUnknown,
 )
-from bot.providers.base import GenerationSpec, PollResult, PollState, Submission
+from bot.providers.base import GenerationSpec, PollResult, PollState, Submission, format_for
 from bot.providers.download import AllowList
 from bot.providers.keyed import KeyedProvider
 from bot.providers.sizes import catalog_cost, fal_image_size, provider_size
-from bot.providers.transport import (
-    error_detail,
-    fail_for_status,
-    mentions_moderation,
-    request_json,
-)
+from bot.providers.transport import error_detail, request_json
 
 log = logging.getLogger(__name__)
 
@@ -32,6 +33,49 @@ DEFAULT_BASE = "https://queue.fal.run"
 # fal serves results from its CDN (``v3.fal.media`` and siblings) and its storage bucket.
 RESULT_HOSTS = ("fal.media", "*.fal.media", "storage.googleapis.com")
 QUEUE_HOSTS = ("queue.fal.run",)
+# The error ``type`` fal gives a request its content checker refused (422), on the submit, the
+# status or the result: https://docs.fal.ai/errors#content_policy_violation
+CONTENT_POLICY_VIOLATION = "content_policy_violation"
+
+
+def fal_errors(data: Any) -> list[Mapping[str, Any]]:
+    """The typed error objects of a fal error answer: ``detail`` is an array of
+    ``{loc, msg, type, url, ctx?, input?}`` (https://docs.fal.ai/errors). Request-level errors
+    carry a string ``detail`` and an ``error_type`` instead
+    (https://fal.ai/docs/documentation/model-apis/request-errors): those hold no typed objects."""
+    detail = data.get("detail") if isinstance(data, Mapping) else None
+    if isinstance(detail, list):
+        return [error for error in detail if isinstance(error, Mapping)]
+    return []
+
+
+def refused_for_content(data: Any) -> bool:
+    """Whether a fal answer says its content checker refused the request (by ``type``)."""
+    if isinstance(data, Mapping) and data.get("error_type") == CONTENT_POLICY_VIOLATION:
+        return True
+    return any(error.get("type") == CONTENT_POLICY_VIOLATION for error in fal_errors(data))
+
+
+def balance_lock(data: Any) -> str | None:
+    """The reason of fal's account lock for an exhausted balance, else None. fal answers every
+    billable call of such an account 403 ``{"detail": "User is locked. Reason: Exhausted balance.
+    Top up your balance at fal.ai/dashboard/billing."}`` (also ``Reason: TOP_UP``):
+    https://github.com/fal-ai/fal/issues/1147, https://github.com/fal-ai/fal/issues/1163."""
+    detail = data.get("detail") if isinstance(data, Mapping) else None
+    if not isinstance(detail, str) or not detail.startswith("User is locked"):
+        return None
+    reason = detail.partition("Reason:")[2].strip()
+    if reason.lower().startswith(("exhausted balance", "top_up")):
+        return detail[:200]
+    return None
+
+
+def describe(data: Any) -> str:
+    """The human part of a fal error answer, bounded: the typed errors' ``msg``, else the detail."""
+    messages = [str(error.get("msg", "")) for error in fal_errors(data) if error.get("msg")]
+    if messages:
+        return "; ".join(messages)[:300]
+    return error_detail(data)
 
 
 def _app_root(app_id: str) -> str:
@@ -45,6 +89,8 @@ class FalProvider(KeyedProvider):
     default_base = DEFAULT_BASE
     default_concurrency = 16
     result_hosts = RESULT_HOSTS
+    # ``output_format``: jpeg (the default) or png (https://fal.ai/models/fal-ai/flux-2-pro/api).
+    output_formats = ("jpeg", "png")
 
     def _configure(self) -> None:
         self._queue_allow = AllowList.build(self.base_url, QUEUE_HOSTS)
@@ -64,11 +110,14 @@ class FalProvider(KeyedProvider):
             "prompt": spec.prompt,
             "image_size": fal_image_size(width, height),
             "seed": seed,
-            # fal takes the tolerance as a string from "1" (strict) to "5".
-            "safety_tolerance": str(max(1, min(5, int(spec.safety_tolerance)))),
             "enable_safety_checker": True,
-            "output_format": "png",
+            "output_format": format_for(spec.output_format, self.output_formats),
+            **spec.tuning(),
         }
+        if spec.sends("safety_tolerance"):
+            # fal takes the tolerance as a string from "1" (strict) to "5"; [klein] and [dev]
+            # have none (their schemas: https://fal.ai/models/fal-ai/flux-2/klein/9b/llms.txt).
+            body["safety_tolerance"] = str(max(1, min(5, int(spec.safety_tolerance))))
         if count > 1:
             body["num_images"] = count
         if spec.input_images:
@@ -88,16 +137,21 @@ class FalProvider(KeyedProvider):
         for index in range(requests):
             body = self.body(spec, spec.seed + index, per_request)
             try:
-                status, data, _ = await request_json(
-                    self._http,
-                    "POST",
-                    url,
-                    provider=self.name,
-                    kind="submit",
-                    timeout=self.submit_timeout,
-                    headers=self._headers,
-                    body=body,
-                )
+                try:
+                    status, data, _ = await request_json(
+                        self._http,
+                        "POST",
+                        url,
+                        provider=self.name,
+                        kind="submit",
+                        timeout=self.submit_timeout,
+                        headers=self._headers,
+                        body=body,
+                    )
+                except ProviderUnavailable as exc:
+                    if exc.status == 403:
+                        await self._raise_if_locked(exc)
+                    raise
                 tasks.append(self._accepted(app_id, status, data))
             except ProviderError as exc:
                 if not tasks:
@@ -113,7 +167,9 @@ class FalProvider(KeyedProvider):
                 "eta": spec.variant.typical_seconds,
                 "webhook": bool(hook),
             },
-            cost_usd=catalog_cost(spec.model, width, height, len(tasks) * per_request),
+            cost_usd=catalog_cost(
+                spec.model, width, height, len(tasks) * per_request, len(spec.input_images)
+            ),
         )
 
     def _accepted(self, app_id: str, status: int, data: Any) -> dict[str, Any]:
@@ -131,10 +187,15 @@ class FalProvider(KeyedProvider):
             raise SubmitOutcomeUnknown(
                 "fal: the submit answer holds no request_id", provider=self.name, status=status
             )
-        detail = error_detail(data)
-        if status in (400, 422) and mentions_moderation(detail):
-            raise ProviderModerated(f"fal: {detail}", provider=self.name, status=status)
-        raise fail_for_status(self.name, status, data)
+        if refused_for_content(data):
+            raise ProviderModerated(
+                f"fal: refused by the content checker: {describe(data)}",
+                provider=self.name,
+                status=status,
+            )
+        raise ProviderFailed(
+            f"fal: request refused ({status}): {describe(data)}", provider=self.name, status=status
+        )
 
     def _own(self, url: Any, fallback: str) -> str:
         """A queue URL from an answer, kept only where it points at the queue itself (the key
@@ -162,6 +223,8 @@ class FalProvider(KeyedProvider):
             )
             if status == 404:
                 return PollResult(PollState.FAILED, message="fal: request not found")
+            if status >= 400 and refused_for_content(data):
+                return _moderated(data)
             if status >= 400 or not isinstance(data, Mapping):
                 raise ProviderUnavailable(f"fal: status answered {status}", provider=self.name)
             state = str(data.get("status", ""))
@@ -174,8 +237,10 @@ class FalProvider(KeyedProvider):
                 return PollResult(PollState.FAILED, message=f"fal: {state.lower()}")
             if state != "COMPLETED":
                 return PollResult(PollState.FAILED, message=f"fal: unknown status {state[:40]!r}")
+            if refused_for_content(data):
+                return _moderated(data)
             if data.get("error"):
-                return _failure(str(data.get("error")))
+                return PollResult(PollState.FAILED, message=f"fal: {str(data['error'])[:200]}")
             result = await self._response(one)
             if result.state is not PollState.READY:
                 return result
@@ -201,7 +266,9 @@ class FalProvider(KeyedProvider):
             timeout=self.poll_timeout,
         )
         if status >= 400:
-            return _failure(error_detail(data))
+            if refused_for_content(data):
+                return _moderated(data)
+            return PollResult(PollState.FAILED, message=f"fal: {describe(data)[:200]}")
         if not isinstance(data, Mapping):
             return PollResult(PollState.FAILED, message="fal: response without JSON")
         images = data.get("images")
@@ -246,15 +313,53 @@ class FalProvider(KeyedProvider):
             except ProviderError as exc:
                 log.info("fal: cancel failed: %s", exc)
 
-    async def check_key(self) -> str:
+    async def _probe(self) -> tuple[int, Any]:
         """A cheap authenticated call: the status of a request id that cannot exist. fal answers
-        401/403 for a refused key and 404 (or 400) for an unknown request with a good key."""
+        401/403 for a refused key or a locked account, 404 (or 400) for an unknown request."""
         url = f"{self.base_url}/fal-ai/flux-2-pro/requests/00000000-0000-0000-0000-000000000000/status"
-        await self._key_call(url, "status check", strict=False)
+        status, data, _ = await request_json(
+            self._http,
+            "GET",
+            url,
+            provider=self.name,
+            kind="poll",
+            headers=self._headers,
+            timeout=self.poll_timeout,
+        )
+        return status, data
+
+    async def _raise_if_locked(self, refused: ProviderUnavailable) -> None:
+        """A submit refused 403 is a refused key or an account locked for its balance; the
+        answer's body says which, so one cheap call reads it (the submit's own body is not
+        kept by the transport)."""
+        try:
+            status, data = await self._probe()
+        except ProviderError:
+            return
+        reason = balance_lock(data) if status == 403 else None
+        if reason is not None:
+            raise ProviderBalanceExhausted(
+                f"fal: the account's balance is exhausted ({reason})",
+                provider=self.name,
+                status=403,
+            ) from refused
+
+    async def check_key(self) -> str:
+        """The key check: a refused key names its variable, a lock names the exhausted balance."""
+        status, data = await self._probe()
+        reason = balance_lock(data) if status == 403 else None
+        if reason is not None:
+            raise ProviderBalanceExhausted(
+                f"fal: key accepted, but the account's balance is exhausted ({reason})",
+                provider=self.name,
+                status=403,
+            )
+        if status in (401, 403):
+            raise ProviderFailed(f"fal: {self.key_variable} was refused", status=status)
         return "key accepted"
 
 
-def _failure(detail: str) -> PollResult:
-    if mentions_moderation(detail):
-        return PollResult(PollState.MODERATED, message=f"fal: {detail[:200]}")
-    return PollResult(PollState.FAILED, message=f"fal: {detail[:200]}")
+def _moderated(data: Any) -> PollResult:
+    return PollResult(
+        PollState.MODERATED, message=f"fal: refused by the content checker: {describe(data)[:200]}"
+    )

@@ -12,7 +12,14 @@ from typing import Any
 from PIL import Image, ImageDraw, ImageFont
 
 from bot.domain.clock import Clock, SystemClock
-from bot.providers.base import GenerationSpec, PollResult, PollState, Submission
+from bot.providers.base import (
+    OUTPUT_FORMATS,
+    GenerationSpec,
+    PollResult,
+    PollState,
+    Submission,
+    format_for,
+)
 
 
 class OfflineProvider:
@@ -20,6 +27,8 @@ class OfflineProvider:
 
     name = "offline"
     submit_is_idempotent = True
+    # Pillow writes every format the bot offers.
+    output_formats = OUTPUT_FORMATS
 
     def __init__(
         self, *, latency: float = 0.0, clock: Clock | None = None, concurrency: int = 64
@@ -41,6 +50,7 @@ class OfflineProvider:
                 "seed": spec.seed,
                 "count": spec.count,
                 "inputs": len(spec.input_images),
+                "format": format_for(spec.output_format, self.output_formats),
             },
             cost_usd=0.0,
         )
@@ -59,6 +69,7 @@ class OfflineProvider:
                 width=int(task["width"]),
                 height=int(task["height"]),
                 seed=int(task["seed"]) + index,
+                fmt=str(task.get("format", "png")),
             )
             for index in range(int(task.get("count", 1)))
         ]
@@ -67,8 +78,11 @@ class OfflineProvider:
         return None
 
 
-def render_preview(*, prompt: str, model_id: str, width: int, height: int, seed: int) -> bytes:
-    """A PNG that depends only on its arguments (no timestamps, no metadata)."""
+def render_preview(
+    *, prompt: str, model_id: str, width: int, height: int, seed: int, fmt: str = "png"
+) -> bytes:
+    """An image (PNG, JPEG or WEBP) that depends only on its arguments (no timestamps, no
+    metadata)."""
     digest = hashlib.sha256(f"{prompt}\x00{model_id}\x00{seed}".encode()).digest()
     rng = random.Random(digest)
     top = tuple(rng.randrange(30, 220) for _ in range(3))
@@ -93,5 +107,10 @@ def render_preview(*, prompt: str, model_id: str, width: int, height: int, seed:
         draw.text((size, y), line, fill=(255, 255, 255, 255), font=font)
         y += int(size * 1.3)
     out = io.BytesIO()
-    image.save(out, format="PNG", optimize=False, compress_level=6)
+    if fmt == "jpeg":
+        image.save(out, format="JPEG", quality=90)
+    elif fmt == "webp":
+        image.save(out, format="WEBP", quality=90)
+    else:
+        image.save(out, format="PNG", optimize=False, compress_level=6)
     return out.getvalue()

@@ -86,6 +86,14 @@ class Router:
     def providers(self) -> list[Provider]:
         return [self._providers[name] for name in self._order]
 
+    async def account_problems(self) -> str | None:
+        """A readiness check (``/readyz``): each provider skipped because its account must be
+        topped up, with the provider's own words, else None."""
+        problems = [
+            reason for name in self._order if (reason := self.breaker.reason(name)) is not None
+        ]
+        return "; ".join(problems) or None
+
     def slot(self, name: str) -> asyncio.Semaphore:
         """Held from submit until the result is downloaded: the provider's cap on active tasks."""
         return self._slots[name]

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import math
 from typing import Any
 
 from bot.domain.catalog import ProviderModel, SizeRules, Variant, fit_size
@@ -53,15 +52,8 @@ def fal_image_size(width: int, height: int) -> str | dict[str, int]:
     return {"width": width, "height": height}
 
 
-def megapixels(width: int, height: int) -> float:
-    return width * height / 1_000_000
-
-
-def catalog_cost(model: ProviderModel, width: int, height: int, count: int) -> float:
-    """The catalog's price: per image, plus ``price_per_extra_mp`` for each megapixel past one."""
-    per_image = model.price_usd
-    extra_rate = model.extra.get("price_per_extra_mp")
-    if extra_rate:
-        extra_mp = max(0.0, math.ceil(megapixels(width, height) * 10 - 10) / 10)
-        per_image += float(extra_rate) * extra_mp
-    return round(per_image * max(1, count), 6)
+def catalog_cost(
+    model: ProviderModel, width: int, height: int, count: int, input_images: int = 0
+) -> float:
+    """The catalog's price of ``count`` images (``ProviderModel.price`` holds the rules)."""
+    return model.price(width, height, count, input_images)

@@ -10,7 +10,7 @@ from typing import Any
 import httpx
 
 from bot.domain.errors import ProviderModerated, SubmitOutcomeUnknown
-from bot.providers.base import GenerationSpec, PollResult, PollState, Submission
+from bot.providers.base import GenerationSpec, PollResult, PollState, Submission, format_for
 from bot.providers.keyed import KeyedProvider
 from bot.providers.sizes import catalog_cost, provider_size
 from bot.providers.transport import (
@@ -22,7 +22,10 @@ from bot.providers.transport import (
 
 log = logging.getLogger(__name__)
 
-DEFAULT_BASE = "https://api.together.xyz/v1"
+# https://docs.together.ai/reference/post-images-generations (api.together.xyz is the old name).
+DEFAULT_BASE = "https://api.together.ai/v1"
+# Result links live on Together's API hosts; a redirect is followed only to these (and the
+# configured base), never to a host the allow-list does not name.
 RESULT_HOSTS = ("api.together.ai", "api.together.xyz")
 # The request waits for the whole generation.
 GENERATE_TIMEOUT = httpx.Timeout(connect=5.0, read=120.0, write=30.0, pool=10.0)
@@ -36,6 +39,9 @@ class TogetherProvider(KeyedProvider):
     result_hosts = RESULT_HOSTS
     # The generation happens inside the submit call.
     submit_timeout = GENERATE_TIMEOUT
+    # ``output_format``: jpeg (the default) or png
+    # (https://docs.together.ai/reference/post-images-generations).
+    output_formats = ("jpeg", "png")
 
     @property
     def _headers(self) -> dict[str, str]:
@@ -51,12 +57,11 @@ class TogetherProvider(KeyedProvider):
             "n": max(1, spec.count),
             "seed": spec.seed,
             "response_format": "url",
+            "output_format": format_for(spec.output_format, self.output_formats),
             # The safety checker stays on whatever the tolerance: Together has no finer control.
             "disable_safety_checker": False,
         }
-        steps = spec.model.extra.get("steps")
-        if steps:
-            body["steps"] = int(steps)
+        body.update(spec.tuning())
         if spec.input_images:
             if spec.model.extra.get("input_field") == "image_url":
                 body["image_url"] = spec.input_images[0]
@@ -94,7 +99,8 @@ class TogetherProvider(KeyedProvider):
             if isinstance(item.get("url"), str) and item["url"]:
                 outputs.append(item["url"])
             elif isinstance(item.get("b64_json"), str) and item["b64_json"]:
-                outputs.append("data:image/png;base64," + item["b64_json"])
+                kind = "jpeg" if body["output_format"] == "jpeg" else "png"
+                outputs.append(f"data:image/{kind};base64," + item["b64_json"])
         task_id = data.get("id") if isinstance(data.get("id"), str) else None
         return Submission(
             task={
@@ -103,7 +109,13 @@ class TogetherProvider(KeyedProvider):
                 "outputs": outputs,
                 "eta": 0.0,
             },
-            cost_usd=catalog_cost(spec.model, int(body["width"]), int(body["height"]), spec.count),
+            cost_usd=catalog_cost(
+                spec.model,
+                int(body["width"]),
+                int(body["height"]),
+                spec.count,
+                len(spec.input_images),
+            ),
         )
 
     async def poll(self, task: Mapping[str, Any]) -> PollResult:

@@ -18,13 +18,13 @@ from urllib.parse import urlsplit
 
 import httpx
 
-from bot.aiohttp_transport import fetch
 from bot.domain.errors import (
     ProviderError,
     ProviderFailed,
     ProviderUnavailable,
     SubmitOutcomeUnknown,
 )
+from bot.net.httpclient import read_capped
 
 log = logging.getLogger(__name__)
 
@@ -82,7 +82,6 @@ async def request_json(
     kind: Kind,
     headers: Mapping[str, str],
     body: Mapping[str, Any] | None = None,
-    params: Mapping[str, str] | None = None,
     timeout: httpx.Timeout | None = None,
 ) -> tuple[int, Any, Mapping[str, str]]:
     """Send one request and return ``(status, parsed JSON or None, headers)`` for 2xx and 4xx
@@ -93,16 +92,18 @@ async def request_json(
     total = (timeout.connect or 5.0) + (timeout.read or 60.0)
     try:
         async with asyncio.timeout(total):
-            response = await fetch(
-                http,
+            async with http.stream(
                 method,
                 url,
                 headers=headers,
                 json=body,
-                params=params,
                 timeout=timeout,
-                max_bytes=MAX_JSON_BYTES,
-            )
+                follow_redirects=False,
+            ) as response:
+                content = await read_capped(response, MAX_JSON_BYTES)
+    except httpx.InvalidURL:
+        # Before anything was sent: a base URL or a provider's link that httpx cannot parse.
+        raise ProviderFailed(f"{provider}: invalid URL for {where}", provider=provider) from None
     except TimeoutError:
         if kind == "submit":
             raise SubmitOutcomeUnknown(
@@ -138,7 +139,8 @@ async def request_json(
         raise ProviderUnavailable(
             f"{provider}: connection to {where} broke ({type(exc).__name__})", provider=provider
         ) from None
-    status = response.status
+    status = response.status_code
+    snippet = _snippet(content or b"")
     retry_after = retry_after_seconds(response.headers.get("retry-after"))
     if status == 429:
         raise ProviderUnavailable(
@@ -169,16 +171,14 @@ async def request_json(
         )
     if status >= 500 or status == 408:
         raise ProviderUnavailable(
-            f"{provider}: server error {status}: {_snippet(response.content)}",
+            f"{provider}: server error {status}: {snippet}",
             provider=provider,
             status=status,
             retry_after=retry_after,
         )
-    data = None if response.truncated else parse_json(response.content)
+    data = None if content is None else parse_json(content)
     if 200 <= status < 300 and data is None:
-        message = (
-            f"{provider}: malformed answer ({status}) from {where}: {_snippet(response.content)}"
-        )
+        message = f"{provider}: malformed answer ({status}) from {where}: {snippet}"
         if kind == "submit":
             raise SubmitOutcomeUnknown(message, provider=provider, status=status)
         raise ProviderUnavailable(message, provider=provider, status=status)

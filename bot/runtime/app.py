@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import os
 import random
 from collections.abc import AsyncIterator
 from contextlib import AsyncExitStack, asynccontextmanager
@@ -10,26 +11,27 @@ from dataclasses import dataclass, field
 
 import httpx
 
-from bot.aiohttp_transport import AiohttpTransport, CookielessClient
 from bot.blobs import open_blobs
 from bot.domain.catalog import Catalog, load_catalog
 from bot.domain.clock import Clock, SystemClock
+from bot.domain.errors import ConfigError
 from bot.domain.policy import Policy
 from bot.jobs.events import JobEvents
+from bot.jobs.pool import Worker, WorkerConfig
 from bot.jobs.service import ImagineService
-from bot.jobs.worker import Worker, WorkerConfig
+from bot.net.guard import SafeFetcher
+from bot.net.httpclient import open_http_client
 from bot.net.server import HttpServer
 from bot.ops import metrics
 from bot.ports import BlobStore, DeliveryPort
 from bot.providers.factory import build_providers
 from bot.providers.router import Router
 from bot.runtime.config import Settings
+from bot.runtime.crash import crash_hook
 from bot.store import Store, open_store
 
 log = logging.getLogger(__name__)
 
-HTTP_TIMEOUT = httpx.Timeout(connect=5.0, read=60.0, write=30.0, pool=10.0)
-HTTP_LIMITS = httpx.Limits(max_connections=200, max_keepalive_connections=50)
 # With store wake-ups, polling only finds retries whose delay ran out and leases of dead workers.
 IDLE_POLL_WITH_WAKEUPS = 5.0
 
@@ -69,7 +71,7 @@ class App:
             platforms=frozenset(self.deliveries),
             concurrency=s.workers,
             lease_seconds=s.lease_seconds,
-            crash_at=s.crash_at,
+            crash_hook=crash_hook(s.crash_at),
             idle_poll=IDLE_POLL_WITH_WAKEUPS if self.store_wakes_workers else 1.0,
         )
         if overrides:
@@ -87,23 +89,33 @@ class App:
             config=config,
             policy=self.policy,
             rng=random.Random(),
+            input_fetcher=SafeFetcher(self.http),
         )
         await self.worker.start()
         return self.worker
+
+
+def _prepare_data_dir(settings: Settings) -> None:
+    """Create IMAGINE_DATA_DIR, or say in one line why it cannot hold the database and images."""
+    folder = settings.data_dir
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except FileExistsError:
+        raise ConfigError("IMAGINE_DATA_DIR", f"{folder} is a file, not a folder") from None
+    except OSError as exc:
+        reason = exc.strerror or type(exc).__name__
+        raise ConfigError("IMAGINE_DATA_DIR", f"cannot create {folder}: {reason}") from None
+    if not os.access(folder, os.W_OK | os.X_OK):
+        raise ConfigError("IMAGINE_DATA_DIR", f"{folder} is not writable by this user")
 
 
 @asynccontextmanager
 async def open_app(settings: Settings, *, clock: Clock | None = None) -> AsyncIterator[App]:
     clock = clock or SystemClock()
     async with AsyncExitStack() as stack:
-        settings.data_dir.mkdir(parents=True, exist_ok=True)
-        http = await stack.enter_async_context(
-            CookielessClient(
-                timeout=HTTP_TIMEOUT,
-                follow_redirects=False,
-                transport=AiohttpTransport(HTTP_LIMITS),
-            )
-        )
+        _prepare_data_dir(settings)
+        # The one outbound HTTP client of this process, for every call the bot itself makes.
+        http = await stack.enter_async_context(open_http_client())
         store = await stack.enter_async_context(open_store(settings.effective_database_url))
         blobs = await stack.enter_async_context(open_blobs(settings.effective_blob_url))
         catalog = load_catalog()
@@ -146,6 +158,9 @@ async def open_app(settings: Settings, *, clock: Clock | None = None) -> AsyncIt
             return None
 
         server.add_readiness_check("store", store_ready)
+        if any(name != "offline" for name in router.names):
+            # A paid provider's account out of money shows here (the offline renderer has none).
+            server.add_readiness_check("providers", router.account_problems)
 
         async def refresh_queue_metrics() -> None:
             counts = await store.job_counts()

@@ -1,4 +1,4 @@
-"""``imagine-bot``: run | worker | imagine | doctor | models | sync-commands |
+"""The ``imagine-bot`` command line: run, worker, imagine, doctor, models, sync-commands and
 migrate-sqlite-to-postgres."""
 
 from __future__ import annotations
@@ -36,7 +36,12 @@ EXIT_FAILED = 5
 
 
 def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="imagine-bot", description=__doc__)
+    # Plain text: argparse prints the description as it is, so no markup from the docstring.
+    parser = argparse.ArgumentParser(
+        prog="imagine-bot",
+        description="An /imagine bot for Discord and Slack on FLUX.2. Settings come from the "
+        "environment and .env (see .env.example); with no platform token, `run` is a console.",
+    )
     parser.add_argument("--version", action="version", version=f"imagine-bot {__version__}")
     sub = parser.add_subparsers(dest="command", required=True)
     run = sub.add_parser("run", help="run the bot (gateway, HTTP server and workers)")
@@ -81,8 +86,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         return EXIT_CONFIG
     level = settings.log_level
     console = not (settings.discord_enabled or settings.slack_enabled)
-    if args.command in ("run", "imagine") and console and "IMAGINE_LOG_LEVEL" not in os.environ:
+    # A level set in .env counts like an exported one.
+    chosen_level = "log_level" in settings.model_fields_set
+    if args.command in ("run", "imagine") and console and not chosen_level:
         level = "WARNING"  # the console's own lines say what happens; logs would drown them
+    if args.command == "sync-commands" and not chosen_level:
+        level = "WARNING"  # one command, one line of outcome
     setup_logging(level, settings.log_format, settings.secret_values())
     try:
         if args.command == "models":
@@ -131,9 +140,7 @@ def _models() -> int:
         )
         for provider, model in variant.providers.items():
             edit = f", edit: {model.edit_model_id}" if model.edit_model_id else ""
-            extra = model.extra.get("price_per_extra_mp")
-            per_mp = f" +${float(extra):.3f}/extra MP" if extra else ""
-            print(f"  {provider:<9} {model.model_id}{edit}  ${model.price_usd:.3f}/image{per_mp}")
+            print(f"  {provider:<9} {model.model_id}{edit}  {model.describe_price()}")
     return EXIT_OK
 
 
@@ -180,6 +187,11 @@ async def run(settings: Settings, *, workers: bool = True, platforms: bool = Tru
     """Run the adapters the settings enable (the console when none is), the HTTP server and workers."""
     import importlib
 
+    if not (settings.discord_enabled or settings.slack_enabled) and not (platforms and workers):
+        # Nothing to serve: stop cleanly (exit 0), so a supervisor that restarts failures only
+        # (docker compose's on-failure) does not restart this in a loop.
+        print(f"imagine-bot: {_nothing_to_serve(platforms)}", file=sys.stderr, flush=True)
+        return EXIT_OK
     stop = asyncio.Event()
     _install_signal_handlers(stop)
     async with open_app(settings) as app:
@@ -190,12 +202,6 @@ async def run(settings: Settings, *, workers: bool = True, platforms: bool = Tru
             wanted.append("discord")
         if settings.slack_enabled:
             wanted.append("slack")
-        if not wanted and not platforms:
-            raise ConfigError(
-                "DISCORD_TOKEN",
-                "imagine-bot worker delivers Discord and Slack jobs: give it the same "
-                "DISCORD_TOKEN / SLACK_BOT_TOKEN as the bot (the console runs in imagine-bot run)",
-            )
         # Without a gateway (imagine-bot worker) an adapter only registers its delivery port,
         # which speaks REST: a worker delivers the jobs of every configured platform.
         for name in wanted:
@@ -209,9 +215,15 @@ async def run(settings: Settings, *, workers: bool = True, platforms: bool = Tru
             _console_banner(settings)
         for adapter in adapters:
             adapter.attach()
-        # A worker serves /healthz and /metrics only when given a port: several run on one host.
-        if (wanted and platforms) or "IMAGINE_HTTP_PORT" in os.environ:
-            await app.http_server.start()
+        # A worker serves /healthz and /metrics only when given a port (in the environment or
+        # .env): several run on one host.
+        if (wanted and platforms) or "http_port" in settings.model_fields_set:
+            try:
+                await app.http_server.start()
+            except ConfigError:
+                for adapter in adapters:
+                    await adapter.aclose()
+                raise
         if workers:
             worker = await app.start_workers()
             log.info(
@@ -245,6 +257,20 @@ async def run(settings: Settings, *, workers: bool = True, platforms: bool = Tru
         if isinstance(result, ConfigError):  # e.g. a platform refused its token: stop, say why
             raise result
     return EXIT_OK
+
+
+def _nothing_to_serve(platforms: bool) -> str:
+    if platforms:
+        return (
+            "imagine-bot run --no-workers takes Discord and Slack commands, and neither "
+            "DISCORD_TOKEN nor SLACK_BOT_TOKEN is set: set one (in .env with docker compose) and "
+            "start it again; stopping"
+        )
+    return (
+        "imagine-bot worker delivers Discord and Slack jobs: give it the same DISCORD_TOKEN / "
+        "SLACK_BOT_TOKEN as the bot (in .env with docker compose; the console runs in "
+        "imagine-bot run); stopping"
+    )
 
 
 def _warn_without_workers(settings: Settings) -> None:

@@ -50,7 +50,7 @@ class Settings(BaseModel):
         "https://rest.alpha.fal.ai/.well-known/jwks.json", alias="FAL_JWKS_URL"
     )
     together_api_key: SecretStr | None = Field(None, alias="TOGETHER_API_KEY")
-    together_api_base: str = Field("https://api.together.xyz/v1", alias="TOGETHER_API_BASE")
+    together_api_base: str = Field("https://api.together.ai/v1", alias="TOGETHER_API_BASE")
 
     discord_token: SecretStr | None = Field(None, alias="DISCORD_TOKEN")
     discord_api_base: str = Field("https://discord.com/api/v10", alias="DISCORD_API_BASE")
@@ -69,7 +69,7 @@ class Settings(BaseModel):
 
     # The moderators' dashboard (docs/dashboard.md): served when the secret key and at least one
     # sign-in (Discord or Slack OAuth client) are set.
-    secret_key: SecretStr | None = Field(None, alias="IMAGINE_SECRET_KEY", min_length=16)
+    secret_key: SecretStr | None = Field(None, alias="IMAGINE_SECRET_KEY")
     discord_client_id: str | None = Field(None, alias="DISCORD_CLIENT_ID")
     discord_client_secret: SecretStr | None = Field(None, alias="DISCORD_CLIENT_SECRET")
     slack_client_id: str | None = Field(None, alias="SLACK_CLIENT_ID")
@@ -311,6 +311,9 @@ def _check_consistency(settings: Settings) -> None:
             raise ConfigError("DISCORD_SHARD_COUNT", "required with DISCORD_SHARD_IDS")
         if any(not 0 <= shard < count for shard in settings.discord_shard_ids):
             raise ConfigError("DISCORD_SHARD_IDS", f"each shard must be from 0 to {count - 1}")
+    key = settings.secret_key.get_secret_value() if settings.secret_key else None
+    if key is not None and len(key) < 16:
+        raise ConfigError("IMAGINE_SECRET_KEY", f"at least 16 characters, not {len(key)}")
     for owner in settings.owners:
         if owner.partition(":")[0] not in ("discord", "slack") or not owner.partition(":")[2]:
             raise ConfigError(

@@ -1,5 +1,6 @@
-"""The ``Store`` port and the choice of backend from ``IMAGINE_DATABASE_URL``."""
+"""Durable state: the ``Store`` port, its SQLite and PostgreSQL backends, and ``open_store``."""
 
-from bot.store.base import ClaimedJob, Store, open_store
+from bot.store.base import ClaimedJob, Store
+from bot.store.factory import open_store
 
 __all__ = ["ClaimedJob", "Store", "open_store"]

@@ -2,11 +2,8 @@
 
 from __future__ import annotations
 
-import re
-from collections.abc import AsyncIterator, Callable, Iterable, Mapping
-from contextlib import asynccontextmanager
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
-from importlib import resources
 from typing import Any, Protocol
 
 from bot.domain.community import AuditEntry
@@ -91,16 +88,7 @@ class Store(Protocol):
 
     # Jobs ---------------------------------------------------------------------------------------
 
-    async def enqueue_job(self, job: Job) -> tuple[Job, bool]:
-        """Store a new queued job; with a dedupe key already stored, return that job and False."""
-
     async def get_job(self, job_id: str) -> Job | None: ...
-
-    async def claim_next_job(
-        self, worker_id: str, now: float, lease_seconds: float, platforms: Iterable[str]
-    ) -> Job | None:
-        """Lease the next job needing work on one of ``platforms``, fairly across communities
-        and users. A job needs work until its outcome (image or failure) has been sent."""
 
     async def claim_jobs(
         self,
@@ -110,8 +98,10 @@ class Store(Protocol):
         platforms: Iterable[str],
         limit: int,
     ) -> list[Job]:
-        """Up to ``limit`` jobs, each leased as ``claim_next_job`` would in turn (the same fair
-        order), in one trip to the store where the backend allows: a deep queue is taken in
+        """Lease up to ``limit`` jobs needing work on one of ``platforms``, one after the other
+        in fair order: the community served longest ago, then its user served longest ago, then
+        that user's oldest job. A job needs work until its outcome (image or failure) has been
+        sent. In one trip to the store where the backend allows: a deep queue is taken in
         batches instead of a round trip per job."""
 
     async def renew_leases(
@@ -153,8 +143,6 @@ class Store(Protocol):
     # Community settings -------------------------------------------------------------------------
 
     async def get_settings(self, community_id: str) -> CommunitySettings | None: ...
-
-    async def save_settings(self, settings: CommunitySettings, now: float) -> None: ...
 
     async def change_settings(
         self,
@@ -225,133 +213,3 @@ class Store(Protocol):
 def as_follower(job: Job, leader_id: str) -> Job:
     """The job, made to share an identical unfinished job's provider call (see the worker)."""
     return job.evolve(provider=CACHE_PROVIDER, provider_task={"follows": leader_id}, cost_usd=0.0)
-
-
-def load_queries(backend: str) -> dict[str, str]:
-    """Named SQL of one backend: ``-- name: x`` sections of ``sql/<backend>/queries.sql``."""
-    text = resources.files("bot.store").joinpath(f"sql/{backend}/queries.sql").read_text("utf-8")
-    queries: dict[str, str] = {}
-    for match in re.finditer(r"^-- name: (\w+)\n(.*?)(?=^-- name: |\Z)", text, re.S | re.M):
-        queries[match.group(1)] = match.group(2).strip()
-    return queries
-
-
-def load_migrations(backend: str) -> list[tuple[int, str]]:
-    """Versioned migrations of one backend, ``sql/<backend>/NNNN_name.sql``, in order."""
-    folder = resources.files("bot.store").joinpath(f"sql/{backend}")
-    found: list[tuple[int, str]] = []
-    for entry in folder.iterdir():
-        match = re.match(r"^(\d{4})_\w+\.sql$", entry.name)
-        if match:
-            found.append((int(match.group(1)), entry.read_text("utf-8")))
-    return sorted(found)
-
-
-def job_row_values(job: Job) -> Mapping[str, Any]:
-    """The columns a job is stored in, shared by every backend."""
-    values: dict[str, Any] = {
-        "community_id": job.request.community_id,
-        "user_id": job.request.user_id,
-        "platform": job.request.platform,
-        "dedupe_key": job.request.dedupe_key,
-        "request_json": job.request.json_text,
-        # The request's image count again, so usage sums need not parse request_json.
-        "image_count": job.request.count,
-        "variant": job.variant,
-        "created_at": job.created_at,
-    }
-    values.update(job_step_values(job))
-    return values
-
-
-def job_step_values(job: Job) -> dict[str, Any]:
-    """The columns a stored step may change (``save_job_step``): all but those the request fixed
-    when the job was made, which are never serialized again."""
-    from bot.domain.models import dumps
-
-    return {
-        "id": job.id,
-        "status": job.status.value,
-        "width": job.width,
-        "height": job.height,
-        "seed": job.seed,
-        "provider": job.provider,
-        "model_id": job.model_id,
-        "provider_task_json": dumps(dict(job.provider_task)) if job.provider_task else None,
-        "submit_started_at": job.submit_started_at,
-        "attempts": job.attempts,
-        "not_before": job.not_before,
-        "lease_owner": job.lease_owner,
-        "lease_expires_at": job.lease_expires_at,
-        "images_json": dumps(list(job.images)) if job.images else "[]",
-        "cost_usd": job.cost_usd,
-        "error_code": job.error_code,
-        "error_message": job.error_message,
-        "outcome_sent": 1 if job.outcome_sent else 0,
-        "delivery_json": dumps(dict(job.delivery)) if job.delivery else "{}",
-        "updated_at": job.updated_at,
-        "finished_at": job.finished_at,
-    }
-
-
-def job_from_row(row: Mapping[str, Any]) -> Job:
-    import json
-
-    from bot.domain.models import ImagineRequest
-
-    task = row["provider_task_json"]
-    return Job(
-        id=row["id"],
-        request=ImagineRequest.from_json(json.loads(row["request_json"])),
-        status=JobStatus(row["status"]),
-        width=int(row["width"]),
-        height=int(row["height"]),
-        seed=int(row["seed"]),
-        variant=row["variant"],
-        created_at=float(row["created_at"]),
-        updated_at=float(row["updated_at"]),
-        provider=row["provider"],
-        model_id=row["model_id"],
-        provider_task=json.loads(task) if task else None,
-        submit_started_at=row["submit_started_at"],
-        attempts=int(row["attempts"]),
-        not_before=float(row["not_before"]),
-        lease_owner=row["lease_owner"],
-        lease_expires_at=row["lease_expires_at"],
-        images=tuple(json.loads(row["images_json"])),
-        cost_usd=float(row["cost_usd"]),
-        error_code=row["error_code"],
-        error_message=row["error_message"],
-        outcome_sent=bool(row["outcome_sent"]),
-        delivery=json.loads(row["delivery_json"]),
-        finished_at=row["finished_at"],
-    )
-
-
-@asynccontextmanager
-async def open_store(url: str) -> AsyncIterator[Store]:
-    """Open the backend named by the URL, apply its migrations, and close it on exit."""
-    store: Store
-    if url.startswith("sqlite:"):
-        from bot.store.sqlite import SqliteStore
-
-        store = await SqliteStore.open(url)
-    elif url.startswith(("postgresql:", "postgres:")):
-        try:
-            from bot.store.postgres import PostgresStore  # type: ignore[import-not-found,unused-ignore]
-        except ImportError as exc:  # pragma: no cover - depends on the install
-            from bot.domain.errors import ConfigError
-
-            raise ConfigError(
-                "IMAGINE_DATABASE_URL",
-                "PostgreSQL needs the postgres extra: pip install 'imagine-bot[postgres]'",
-            ) from exc
-        store = await PostgresStore.open(url)
-    else:
-        from bot.domain.errors import ConfigError
-
-        raise ConfigError("IMAGINE_DATABASE_URL", "must start with sqlite:/// or postgresql://")
-    try:
-        yield store
-    finally:
-        await store.aclose()

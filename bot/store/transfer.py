@@ -10,16 +10,18 @@ from __future__ import annotations
 
 import logging
 import sqlite3
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
+import aiosqlite
 import asyncpg
 
 from bot.domain.errors import StoreError
-from bot.store.postgres import PostgresStore, redact_url
-from bot.store.sqlite import SqliteStore, path_from_url
-from bot.store.sqlite_thread import DatabaseThread
+from bot.store.postgres import PostgresStore
+from bot.store.postgres.pool import redact_url
+from bot.store.sqlite import SqliteStore
+from bot.store.sqlite.connection import path_from_url, sqlite_errors
 
 log = logging.getLogger(__name__)
 
@@ -51,12 +53,13 @@ async def copy_sqlite_to_postgres(
     try:
         target = await PostgresStore.open(postgres_url, max_size=2)
         try:
-            lite = DatabaseThread("sqlite-transfer")
+            with sqlite_errors():
+                lite = await aiosqlite.connect(path_from_url(sqlite_url))
             try:
-                await lite.open(path_from_url(sqlite_url))
                 conn = await asyncpg.connect(postgres_url)
                 try:
-                    return await _copy(lite, conn, progress or (lambda _: None))
+                    with sqlite_errors():
+                        return await _copy(lite, conn, progress or (lambda _: None))
                 finally:
                     await conn.close()
             finally:
@@ -72,7 +75,7 @@ async def copy_sqlite_to_postgres(
 
 
 async def _copy(
-    lite: DatabaseThread, pg: asyncpg.Connection, progress: Callable[[str], None]
+    lite: aiosqlite.Connection, pg: asyncpg.Connection, progress: Callable[[str], None]
 ) -> TransferReport:
     lite_version = await _sqlite_version(lite)
     pg_version = await pg.fetchval("SELECT max(version) FROM schema_migrations")
@@ -100,7 +103,7 @@ async def _copy(
 
 
 async def _copy_table(
-    lite: DatabaseThread,
+    lite: aiosqlite.Connection,
     pg: asyncpg.Connection,
     table: str,
     columns: list[str],
@@ -112,18 +115,14 @@ async def _copy_table(
     await pg.execute(f'CREATE TEMP TABLE "{scratch}" (LIKE "{table}") ON COMMIT DROP')
     converters = [_converter(types[c]) for c in columns]
     seen = 0
-    cursor = await lite.run(lambda db: db.execute(f'SELECT {names} FROM "{table}"'))  # noqa: S608
-    try:
-        # One hop to the SQLite thread per batch; the cursor stays on that thread.
-        while rows := await lite.run(lambda _: cursor.fetchmany(BATCH)):
+    async with lite.execute(f'SELECT {names} FROM "{table}"') as cursor:  # noqa: S608
+        while rows := list(await cursor.fetchmany(BATCH)):
             records = [
                 tuple(convert(value) for convert, value in zip(converters, row, strict=True))
                 for row in rows
             ]
             await pg.copy_records_to_table(scratch, records=records, columns=columns)
             seen += len(records)
-    finally:
-        await lite.run(lambda _: cursor.close())
     status = await pg.execute(
         f'INSERT INTO "{table}" ({names}) SELECT {names} FROM "{scratch}" '  # noqa: S608
         "ON CONFLICT DO NOTHING"
@@ -161,12 +160,12 @@ async def _advance_sequences(pg: asyncpg.Connection) -> None:
         await pg.execute("SELECT setval('dispatch_order', $1)", int(top_claim))
 
 
-async def _sqlite_version(lite: DatabaseThread) -> int | None:
+async def _sqlite_version(lite: aiosqlite.Connection) -> int | None:
     row = await _fetchone(lite, "SELECT max(version) FROM schema_migrations")
     return int(row[0]) if row and row[0] is not None else None
 
 
-async def _sqlite_tables(lite: DatabaseThread) -> list[str]:
+async def _sqlite_tables(lite: aiosqlite.Connection) -> list[str]:
     rows = await _fetchall(
         lite,
         "SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%' "
@@ -175,17 +174,18 @@ async def _sqlite_tables(lite: DatabaseThread) -> list[str]:
     return [str(row[0]) for row in rows if row[0] not in SKIPPED]
 
 
-async def _sqlite_columns(lite: DatabaseThread, table: str) -> list[str]:
+async def _sqlite_columns(lite: aiosqlite.Connection, table: str) -> list[str]:
     return [str(row[1]) for row in await _fetchall(lite, f'PRAGMA table_info("{table}")')]
 
 
-async def _fetchone(lite: DatabaseThread, sql: str) -> sqlite3.Row | None:
-    row: sqlite3.Row | None = await lite.run(lambda db: db.execute(sql).fetchone())
-    return row
+async def _fetchone(lite: aiosqlite.Connection, sql: str) -> sqlite3.Row | None:
+    rows = await _fetchall(lite, sql)
+    return rows[0] if rows else None
 
 
-async def _fetchall(lite: DatabaseThread, sql: str) -> list[sqlite3.Row]:
-    return await lite.run(lambda db: db.execute(sql).fetchall())
+async def _fetchall(lite: aiosqlite.Connection, sql: str) -> list[sqlite3.Row]:
+    rows: Iterable[sqlite3.Row] = await lite.execute_fetchall(sql)
+    return list(rows)
 
 
 async def _postgres_columns(pg: asyncpg.Connection, table: str) -> dict[str, str]:

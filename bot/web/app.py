@@ -281,7 +281,7 @@ class Dashboard:
         posted: Mapping[str, str] | None = None,
     ) -> web.Response:
         session = await aiohttp_session.get_session(request)
-        settings = await self._service.settings_for(community.id)
+        settings = await self._service.get_settings(community.id)
         defaults = self._service.policy_defaults
         return self._page(
             request,

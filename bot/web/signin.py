@@ -5,6 +5,7 @@ one httpx client; no token reaches a page, a URL the browser sees, or a log line
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 import re
 from dataclasses import dataclass
@@ -12,6 +13,8 @@ from typing import Any
 from urllib.parse import urlencode, urlsplit
 
 import httpx
+
+from bot.net.httpclient import read_capped
 
 log = logging.getLogger(__name__)
 
@@ -21,6 +24,9 @@ ADMINISTRATOR = 1 << 3
 MANAGE_GUILD = 1 << 5
 # At most this many communities are remembered in one session (the cookie stays small).
 MAX_COMMUNITIES = 50
+# Most bytes one answer of a sign-in's API calls may hold (a page of 200 guilds is well under
+# 100 KB); a longer one is no answer of theirs.
+MAX_ANSWER_BYTES = 1024 * 1024
 
 
 class SignInFailed(Exception):
@@ -61,9 +67,27 @@ def _origin(url: str) -> str:
     return f"{parts.scheme}://{parts.netloc}"
 
 
-async def _json(response: httpx.Response, what: str) -> Any:
+async def _ask(
+    http: httpx.AsyncClient, method: str, url: str, what: str, **options: Any
+) -> tuple[int, bytes]:
+    """One call through the shared client, its answer read under ``MAX_ANSWER_BYTES``: the status
+    and the body. A platform that cannot be reached, or answers too much, fails the sign-in."""
     try:
-        return response.json()
+        async with http.stream(method, url, **options) as response:
+            content = await read_capped(response, MAX_ANSWER_BYTES)
+            status = response.status_code
+    except httpx.HTTPError as exc:
+        # The exception's text may hold the URL; its type is enough to tell what went wrong.
+        log.info("%s could not be reached: %s", what, type(exc).__name__)
+        raise SignInFailed(f"{what} could not be reached; please try again in a moment.") from None
+    if content is None:
+        raise SignInFailed(f"{what} answered more than a sign-in needs.")
+    return status, content
+
+
+def _json(content: bytes, what: str) -> Any:
+    try:
+        return json.loads(content)
     except ValueError:
         raise SignInFailed(f"{what} answered something that is not JSON.") from None
 
@@ -106,8 +130,11 @@ class DiscordSignIn:
     async def finish(self, code: str, redirect_uri: str) -> SignedIn:
         # Token exchange: form-encoded POST to /oauth2/token with grant_type=authorization_code,
         # code, redirect_uri and the client's id and secret (client_secret_post).
-        response = await self._http.post(
+        status, content = await _ask(
+            self._http,
+            "POST",
             f"{self._api}/oauth2/token",
+            "Discord",
             data={
                 "grant_type": "authorization_code",
                 "code": code,
@@ -116,9 +143,10 @@ class DiscordSignIn:
                 "client_secret": self._client_secret,
             },
         )
-        if response.status_code != 200:
+        if status != 200:
             raise SignInFailed("Discord did not accept the sign-in; please try again.")
-        token = (await _json(response, "Discord")).get("access_token")
+        answer = _json(content, "Discord")
+        token = answer.get("access_token") if isinstance(answer, dict) else None
         if not isinstance(token, str):
             raise SignInFailed("Discord's answer had no access token.")
         bearer = {"Authorization": f"Bearer {token}"}
@@ -136,10 +164,12 @@ class DiscordSignIn:
         return SignedIn(self.platform, str(user["id"]), str(name), candidates)
 
     async def _get(self, path: str, headers: dict[str, str]) -> Any:
-        response = await self._http.get(f"{self._api}{path}", headers=headers)
-        if response.status_code != 200:
+        status, content = await _ask(
+            self._http, "GET", f"{self._api}{path}", "Discord", headers=headers
+        )
+        if status != 200:
             raise SignInFailed("Discord did not answer the sign-in's questions; please try again.")
-        return await _json(response, "Discord")
+        return _json(content, "Discord")
 
     def _bot(self) -> dict[str, str]:
         return {"Authorization": f"Bot {self._bot_token}"}
@@ -151,14 +181,17 @@ class DiscordSignIn:
         ids: set[str] = set()
         after = "0"
         while True:
-            response = await self._http.get(
+            status, content = await _ask(
+                self._http,
+                "GET",
                 f"{self._api}/users/@me/guilds",
+                "Discord",
                 params={"limit": "200", "after": after},
                 headers=self._bot(),
             )
-            if response.status_code != 200:
+            if status != 200:
                 raise SignInFailed("The bot could not list its servers; please try again.")
-            page = await _json(response, "Discord")
+            page = _json(content, "Discord")
             ids.update(str(g["id"]) for g in page)
             if len(page) < 200:
                 return ids
@@ -171,18 +204,22 @@ class DiscordSignIn:
         ADMINISTRATOR implies all). None: the bot or the user is not in that guild."""
         if not self._bot_token or not community_id.isdigit() or not user_id.isdigit():
             return None
-        guild_r, member_r = await asyncio.gather(
-            self._http.get(f"{self._api}/guilds/{community_id}", headers=self._bot()),
-            self._http.get(
-                f"{self._api}/guilds/{community_id}/members/{user_id}", headers=self._bot()
+        (guild_status, guild_body), (member_status, member_body) = await asyncio.gather(
+            _ask(
+                self._http, "GET", f"{self._api}/guilds/{community_id}", "Discord",
+                headers=self._bot(),
             ),
-        )
-        if guild_r.status_code in (403, 404) or member_r.status_code in (403, 404):
+            _ask(
+                self._http, "GET", f"{self._api}/guilds/{community_id}/members/{user_id}",
+                "Discord", headers=self._bot(),
+            ),
+        )  # fmt: skip
+        if guild_status in (403, 404) or member_status in (403, 404):
             return None
-        if guild_r.status_code != 200 or member_r.status_code != 200:
+        if guild_status != 200 or member_status != 200:
             raise SignInFailed("Discord did not answer; please try again in a moment.")
-        guild = await _json(guild_r, "Discord")
-        member = await _json(member_r, "Discord")
+        guild = _json(guild_body, "Discord")
+        member = _json(member_body, "Discord")
         roles = tuple(str(r) for r in member.get("roles", []))
         if str(guild.get("owner_id")) == user_id:
             return Membership(roles, True)
@@ -196,20 +233,28 @@ class DiscordSignIn:
     async def community(self, community_id: str) -> Community | None:
         if not self._bot_token or not community_id.isdigit():
             return None
-        response = await self._http.get(f"{self._api}/guilds/{community_id}", headers=self._bot())
-        if response.status_code != 200:
+        status, content = await _ask(
+            self._http, "GET", f"{self._api}/guilds/{community_id}", "Discord", headers=self._bot()
+        )
+        if status != 200:
             return None
-        guild = await _json(response, "Discord")
+        guild = _json(content, "Discord")
         return Community(self.platform, community_id, str(guild.get("name", community_id)))
 
     async def application_owners(self) -> set[str]:
         """The application's owner, or its team's members (GET /oauth2/applications/@me)."""
         if not self._bot_token:
             return set()
-        response = await self._http.get(f"{self._api}/oauth2/applications/@me", headers=self._bot())
-        if response.status_code != 200:
+        status, content = await _ask(
+            self._http,
+            "GET",
+            f"{self._api}/oauth2/applications/@me",
+            "Discord",
+            headers=self._bot(),
+        )
+        if status != 200:
             return set()
-        app = await _json(response, "Discord")
+        app = _json(content, "Discord")
         team = app.get("team") or {}
         members = {str(m["user"]["id"]) for m in team.get("members", []) if m.get("user")}
         owner = app.get("owner") or {}
@@ -253,11 +298,13 @@ class SlackSignIn:
 
     async def _call(self, method: str, token: str | None, **form: str) -> dict[str, Any]:
         headers = {"Authorization": f"Bearer {token}"} if token else {}
-        response = await self._http.post(f"{self._api}{method}", data=form, headers=headers)
-        body = await _json(response, "Slack")
-        if response.status_code != 200 or not isinstance(body, dict) or not body.get("ok"):
+        status, content = await _ask(
+            self._http, "POST", f"{self._api}{method}", "Slack", data=form, headers=headers
+        )
+        body = _json(content, "Slack")
+        if status != 200 or not isinstance(body, dict) or not body.get("ok"):
             error = body.get("error") if isinstance(body, dict) else None
-            log.info("Slack %s refused: %s", method, error or response.status_code)
+            log.info("Slack %s refused: %s", method, error or status)
             raise SignInFailed("Slack did not accept the sign-in; please try again.")
         return body
 

@@ -9,6 +9,7 @@ from PIL import Image
 from bot.domain.models import CommunitySettings
 from tests.discord.conftest import Bot
 from tests.fakes.discord import GUILD_ID, Recorded
+from tests.store_helpers import claim_next_job, save_settings
 
 USER = "1400000000000000004"
 
@@ -80,8 +81,8 @@ async def test_the_deferred_response_shows_the_queue_position(bot: Bot) -> None:
 
 
 async def test_a_banned_user_gets_an_ephemeral_refusal_and_no_job(bot: Bot) -> None:
-    await bot.app.store.save_settings(
-        CommunitySettings(GUILD_ID, banned_users=(USER,)), bot.app.clock.now()
+    await save_settings(
+        bot.app.store, CommunitySettings(GUILD_ID, banned_users=(USER,)), bot.app.clock.now()
     )
     token = bot.feed(bot.fake.imagine("a castle"))
     follow = await bot.fake.wait_for(
@@ -138,7 +139,7 @@ async def test_an_attached_image_becomes_the_input_image(bot: Bot) -> None:
         lambda: bot.fake.calls("update_original_webhook_message", token), what="queued"
     )
     assert "Queued" in bot.fake.calls("update_original_webhook_message", token)[0].json["content"]
-    job = await bot.app.store.claim_next_job("test", bot.app.clock.now(), 60, {"discord"})
+    job = await claim_next_job(bot.app.store, "test", bot.app.clock.now(), 60, {"discord"})
     assert job is not None and job.request.input_images == (url,)
     assert job.request.prompt == "make it snowy"
 
@@ -219,6 +220,6 @@ async def test_a_thread_inherits_the_age_restriction_of_its_parent_channel(bot: 
     await bot.fake.wait_for(
         lambda: bot.fake.calls("update_original_webhook_message", token), what="queued"
     )
-    job = await bot.app.store.claim_next_job("test", bot.app.clock.now(), 60, {"discord"})
+    job = await claim_next_job(bot.app.store, "test", bot.app.clock.now(), 60, {"discord"})
     assert job is not None and job.request.channel_age_restricted
     assert job.request.channel_id == thread

@@ -103,6 +103,22 @@ async def test_imagine_reports_moderation(tmp_path: Path) -> None:
         await fake.aclose()
 
 
+async def test_imagine_reports_fal_content_policy_as_moderation(tmp_path: Path) -> None:
+    fake = await FakeFal().start()
+    try:
+        fake.content_policy_next.append("submit")
+        code, _, err = await run_bot(
+            ["imagine", "a harbour", "-o", str(tmp_path / "out.png")],
+            tmp_path / "data",
+            **contract_env("fal", fake),
+        )
+        assert code == 4
+        assert "safety filter" in err
+        assert not (tmp_path / "out.png").exists()
+    finally:
+        await fake.aclose()
+
+
 async def test_doctor_checks_each_configured_key(tmp_path: Path) -> None:
     fakes = [await FakeBfl().start(), await FakeFal().start(), await FakeTogether().start()]
     try:
@@ -118,6 +134,12 @@ async def test_doctor_checks_each_configured_key(tmp_path: Path) -> None:
             assert any(
                 line.startswith(f"ok    provider {name}: key accepted") for line in out.splitlines()
             ), out
+        fakes[1].exhaust_balance()
+        code, out, _ = await run_bot(["doctor"], tmp_path / "data", **env)
+        assert code == 1
+        line = next(line for line in out.splitlines() if line.startswith("FAIL  provider fal:"))
+        assert "balance is exhausted" in line and "refused" not in line
+        fakes[1].locked = None
         env["FAL_KEY"] = "wrong-fal-key-123456"
         code, out, err = await run_bot(["doctor"], tmp_path / "data", **env)
         assert code == 1
@@ -139,5 +161,6 @@ async def test_models_prints_every_pinned_id_with_its_price_and_rules(tmp_path: 
             assert model.model_id in out
             if model.edit_model_id:
                 assert model.edit_model_id in out
-    assert "flux-2-pro  $0.030/image +$0.015/extra MP" in out
+    assert "flux-2-pro  $0.030/image +$0.015/extra MP +$0.015/input MP" in out
+    assert "fal-ai/flux-2-flex/edit  $0.050/MP (rounded up)" in out
     assert "sizes: multiples of 32, sides 256-1440 px" in out  # FLUX1.1 [pro]

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from bot.jobs.worker import CRASH_POINTS
+from bot.jobs.steps import CRASH_POINTS
 from tests.e2e.conftest import run_bot
 
 DONE = re.compile(r"job (\w+): done -> (\S+\.png) ")

@@ -135,7 +135,7 @@ async def wait_for_rows(url: str, sql: str, count: int) -> None:
 
 def test_a_worker_without_any_platform_says_what_it_needs(tmp_path: Path) -> None:
     out = run_bot(["worker"], data_dir=tmp_path / "data")
-    assert out.returncode == 2
+    assert out.returncode == 0  # a clean stop: compose restarts only failures (docs/scaling.md)
     assert "imagine-bot worker delivers Discord and Slack jobs" in out.stderr
     assert "DISCORD_TOKEN" in out.stderr
 

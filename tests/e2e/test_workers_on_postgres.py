@@ -27,6 +27,7 @@ from tests.e2e.conftest import REPO, bot_env
 from tests.e2e.worker_process import RECORDING_TABLES
 from tests.factories import make_job, make_request
 from tests.pg import connect, private_schema
+from tests.store_helpers import enqueue_job
 
 pytestmark = [pytest.mark.postgres, pytest.mark.slow]
 
@@ -83,7 +84,9 @@ async def test_three_workers_one_killed_every_job_has_one_outcome(url: str, tmp_
                 user_id=f"u{n % 40}",
                 reply=ReplyTarget(platform="recorder", channel_id="ch1"),
             )
-            await store.enqueue_job(make_job(now=now, request=request, width=64, height=64, seed=n))
+            await enqueue_job(
+                store, make_job(now=now, request=request, width=64, height=64, seed=n)
+            )
 
     probe = await connect(url)
     await probe.execute(RECORDING_TABLES)

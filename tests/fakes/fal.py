@@ -4,7 +4,10 @@
 ``response_url``, ``cancel_url`` (request URLs live under the app's owner/name, without ``/edit``).
 ``GET .../status`` answers ``IN_QUEUE`` (``queue_position``), ``IN_PROGRESS``, ``COMPLETED``;
 ``GET .../requests/<id>`` the result (``images[].url``, ``seed``, ``has_nsfw_concepts``; a flagged
-image is black); ``PUT .../cancel``. With ``?fal_webhook=`` it POSTs the result, signed with
+image is black); ``PUT .../cancel``. Errors answer a ``detail`` array of typed objects
+(https://docs.fal.ai/errors); a prompt the content checker refuses gets a 422 of type
+``content_policy_violation`` on the submit, the status or the result (``content_policy_next``).
+With ``?fal_webhook=`` it POSTs the result, signed with
 Ed25519 over ``request id\\nuser id\\ntimestamp\\nsha256(body)`` (headers ``X-Fal-Webhook-*``).
 """
 
@@ -25,7 +28,7 @@ from aiohttp import web
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 
-from tests.fakes.provider_common import FakeServer, make_png
+from tests.fakes.provider_common import FakeServer, content_type_of, make_image
 
 APPS = {
     "fal-ai/flux-2-pro",
@@ -37,6 +40,9 @@ APPS = {
     "fal-ai/flux-2/klein/4b",
     "fal-ai/flux-2/klein/4b/edit",
     "fal-ai/flux-2/klein/9b",
+    "fal-ai/flux-2/klein/9b/edit",
+    "fal-ai/flux-2",
+    "fal-ai/flux-2/edit",
     "fal-ai/flux-pro/v1.1",
     "fal-ai/flux-pro/kontext",
 }
@@ -60,6 +66,8 @@ class FalRequest:
     queue_until: float
     nsfw: bool = False
     error: str | None = None
+    # "status" or "result": where this request's content-policy refusal shows.
+    refused_at: str | None = None
     cancelled: bool = False
     webhook: str | None = None
     images: list[str] | None = None
@@ -76,6 +84,13 @@ class FakeFal(FakeServer):
         self.queue_position = 3
         self.nsfw_next: deque[bool] = deque()
         self.error_next: deque[str] = deque()
+        # An account out of money: fal locks it and answers 403 with this detail. fal's issue
+        # threads show it on every billable call (some report status reads still answering);
+        # this fake locks every authenticated route.
+        # https://github.com/fal-ai/fal/issues/1147, https://github.com/fal-ai/fal/issues/1163
+        self.locked: str | None = None
+        # Where the next requests are refused for content: "submit", "status" or "result".
+        self.content_policy_next: deque[str] = deque()
         r = self.app.router
         r.add_get("/.well-known/jwks.json", self._jwks)
         r.add_get("/{owner}/{name}/requests/{rid}/status", self._status)
@@ -108,7 +123,16 @@ class FakeFal(FakeServer):
     def _authorised(self, request: web.Request) -> web.Response | None:
         if request.headers.get("Authorization") != f"Key {self.key}":
             return web.json_response({"detail": "Unauthorized"}, status=401)
+        if self.locked is not None:
+            return web.json_response({"detail": self.locked}, status=403)
         return None
+
+    def exhaust_balance(self) -> None:
+        """Lock the account as fal does when its balance runs out."""
+        self.locked = (
+            "User is locked. Reason: Exhausted balance. "
+            "Top up your balance at fal.ai/dashboard/billing."
+        )
 
     def _urls(self, req: FalRequest) -> dict[str, str]:
         root = "/".join(req.app_id.split("/")[:2])
@@ -138,6 +162,9 @@ class FakeFal(FakeServer):
             return web.json_response(
                 {"detail": [{"loc": ["body"], "msg": problem, "type": "value_error"}]}, status=422
             )
+        refused_at = self.content_policy_next.popleft() if self.content_policy_next else None
+        if refused_at == "submit":
+            return content_policy_violation(body.get("prompt"))
         now = time.monotonic()
         req = FalRequest(
             id=str(uuid.uuid4()),
@@ -148,6 +175,7 @@ class FakeFal(FakeServer):
             ready_at=now + self.queue_seconds + self.generation_seconds,
             nsfw=self.nsfw_next.popleft() if self.nsfw_next else False,
             error=self.error_next.popleft() if self.error_next else None,
+            refused_at=refused_at,
             webhook=request.query.get("fal_webhook"),
         )
         self.requests_by_id[req.id] = req
@@ -183,6 +211,8 @@ class FakeFal(FakeServer):
             )
         if now < req.ready_at:
             return web.json_response({"status": "IN_PROGRESS", "logs": [], **urls}, status=202)
+        if req.refused_at == "status":
+            return content_policy_violation(req.body.get("prompt"))
         return web.json_response(
             {"status": "COMPLETED", "logs": [], "metrics": {"inference_time": 1.0}, **urls}
         )
@@ -190,13 +220,20 @@ class FakeFal(FakeServer):
     def _result(self, req: FalRequest) -> dict[str, Any]:
         count = int(req.body.get("num_images", 1))
         size = self.image_size or _size(req.body.get("image_size"))
+        # ``output_format``: jpeg (the default) or png (https://fal.ai/models/fal-ai/flux-2-pro/api).
+        fmt = str(req.body.get("output_format") or "jpeg")
         if req.images is None:
             colour = (0, 0, 0) if req.nsfw else (200, 80, 40)
-            data = make_png(*size, colour=colour) if not req.nsfw else _black(*size)
-            req.images = [self.store_image(data) for _ in range(count)]
+            data = make_image(*size, colour=colour, fmt=fmt) if not req.nsfw else _black(*size)
+            req.images = [self.store_image(data, fmt) for _ in range(count)]
         return {
             "images": [
-                {"url": url, "content_type": "image/png", "width": size[0], "height": size[1]}
+                {
+                    "url": url,
+                    "content_type": content_type_of(fmt),
+                    "width": size[0],
+                    "height": size[1],
+                }
                 for url in req.images
             ],
             "seed": req.body.get("seed", 42),
@@ -217,6 +254,8 @@ class FakeFal(FakeServer):
             return web.json_response({"detail": "Request not found"}, status=404)
         if time.monotonic() < req.ready_at:
             return web.json_response({"detail": "Request is still in progress"}, status=400)
+        if req.refused_at == "result":
+            return content_policy_violation(req.body.get("prompt"))
         if req.error:
             return web.json_response({"detail": req.error}, status=422)
         return web.json_response(self._result(req))
@@ -242,8 +281,20 @@ class FakeFal(FakeServer):
         fault = self.take_fault("webhook")
         if fault is not None and fault.drop:
             return
-        if req.error:
+        if req.refused_at:
+            # A failed request's webhook: status ERROR with the error body as its payload
+            # (https://docs.fal.ai/model-endpoints/webhooks).
             payload: dict[str, Any] = {
+                "request_id": req.id,
+                "gateway_request_id": req.id,
+                "status": "ERROR",
+                "error": "Unprocessable Entity",
+                "payload": json.loads(
+                    content_policy_violation(req.body.get("prompt")).text or "{}"
+                ),
+            }
+        elif req.error:
+            payload = {
                 "request_id": req.id,
                 "gateway_request_id": req.id,
                 "status": "ERROR",
@@ -273,6 +324,28 @@ class FakeFal(FakeServer):
                     self.webhook_calls.append((req.id, response.status))
             except aiohttp.ClientError:
                 self.webhook_calls.append((req.id, 0))
+
+
+def content_policy_violation(prompt: Any) -> web.Response:
+    """fal's answer to a request its content checker refused: 422 with a ``detail`` array of
+    error objects ``{loc, msg, type, url, input}``; ``type`` is the field to act on, ``msg`` is
+    for people (https://docs.fal.ai/errors, https://docs.fal.ai/errors#content_policy_violation)."""
+    return web.json_response(
+        {
+            "detail": [
+                {
+                    "loc": ["body", "prompt"],
+                    "msg": "The content was flagged by a content checker.",
+                    "type": "content_policy_violation",
+                    "url": "https://docs.fal.ai/errors#content_policy_violation",
+                    "input": prompt,
+                }
+            ]
+        },
+        status=422,
+        # Retrying the same request cannot succeed (https://docs.fal.ai/errors: X-Fal-Retryable).
+        headers={"X-Fal-Retryable": "false"},
+    )
 
 
 def _size(image_size: Any) -> tuple[int, int]:
@@ -310,8 +383,22 @@ def _validate(app_id: str, body: Any) -> str | None:
         else:
             return "image_size must be a preset or {width, height}"
     tolerance = body.get("safety_tolerance")
+    # FLUX.2 [klein] and [dev] have no safety_tolerance in their input schemas
+    # (https://fal.ai/models/fal-ai/flux-2/klein/9b/llms.txt, https://fal.ai/models/fal-ai/flux-2-dev/llms.txt):
+    # this fake refuses the field there, so a bot sending it is caught.
+    if tolerance is not None and (app_id.startswith("fal-ai/flux-2/") or app_id == "fal-ai/flux-2"):
+        return f"safety_tolerance is not a field of {app_id}"
     if tolerance is not None and tolerance not in ("1", "2", "3", "4", "5"):
         return "safety_tolerance must be one of '1'..'5'"
+    if app_id.startswith("fal-ai/flux-2-flex"):
+        steps = body.get("num_inference_steps")
+        if steps is not None and (not isinstance(steps, int) or not 1 <= steps <= 50):
+            return "num_inference_steps must be from 1 to 50"
+        guidance = body.get("guidance_scale")
+        if guidance is not None and not 1.5 <= float(guidance) <= 10:
+            return "guidance_scale must be from 1.5 to 10"
+    if body.get("output_format", "jpeg") not in ("jpeg", "png"):
+        return "output_format must be one of 'jpeg', 'png'"
     if app_id.endswith("/edit") and not body.get("image_urls"):
         return "field required: image_urls"
     return None

@@ -59,6 +59,7 @@ class StoredImage:
     data: bytes
     expires_at: float | None
     fetches: int = 0
+    content_type: str = "image/png"
 
 
 def make_png(width: int, height: int, colour: tuple[int, int, int] = (40, 120, 200)) -> bytes:
@@ -70,6 +71,23 @@ def make_png(width: int, height: int, colour: tuple[int, int, int] = (40, 120, 2
     out = io.BytesIO()
     image.save(out, format="PNG")
     return out.getvalue()
+
+
+def make_image(
+    width: int, height: int, colour: tuple[int, int, int] = (40, 120, 200), fmt: str = "png"
+) -> bytes:
+    """A test image in ``fmt`` ("png", "jpeg" or "webp"), as a provider answering
+    ``output_format`` would make it."""
+    if fmt == "png":
+        return make_png(width, height, colour)
+    with Image.open(io.BytesIO(make_png(width, height, colour))) as image:
+        out = io.BytesIO()
+        image.convert("RGB").save(out, format="JPEG" if fmt == "jpeg" else "WEBP", quality=90)
+    return out.getvalue()
+
+
+def content_type_of(fmt: str) -> str:
+    return {"jpeg": "image/jpeg", "webp": "image/webp"}.get(fmt, "image/png")
 
 
 HTML_ERROR = (
@@ -99,6 +117,8 @@ class FakeServer:
         # Seconds a generation takes (wall clock).
         self.generation_seconds = 0.0
         self.webhook_calls: list[tuple[str, int]] = []
+        # Result downloads without a User-Agent are refused (403) where the provider's CDN does.
+        self.require_user_agent = False
         self._background: set[asyncio.Task[Any]] = set()
         self.app.router.add_get("/results/{token}", self._serve_result)
 
@@ -205,16 +225,19 @@ class FakeServer:
     def next_id(self, prefix: str) -> str:
         return f"{prefix}-{next(self._ids):04d}-{int(time.time() * 1000) % 100000:05d}"
 
-    def store_image(self, data: bytes) -> str:
-        token = f"img{next(self._ids):05d}.png"
+    def store_image(self, data: bytes, fmt: str = "png") -> str:
+        extension = {"jpeg": "jpg"}.get(fmt, fmt)
+        token = f"img{next(self._ids):05d}.{extension}"
         expires = time.monotonic() + self.result_ttl if self.result_ttl is not None else None
-        self.images[token] = StoredImage(data, expires)
+        self.images[token] = StoredImage(data, expires, content_type=content_type_of(fmt))
         return f"{self.result_base or self.origin}/results/{token}"
 
     async def _serve_result(self, request: web.Request) -> web.StreamResponse:
         fault = self.take_fault("result")
         if fault is not None:
             return await self.apply(request, fault)
+        if self.require_user_agent and not request.headers.get("User-Agent"):
+            return web.Response(status=403, text="blank User-Agent")
         stored = self.images.get(request.match_info["token"])
         if stored is None:
             return web.Response(status=404, text="not found")
@@ -226,7 +249,7 @@ class FakeServer:
                 content_type="application/xml",
             )
         stored.fetches += 1
-        return web.Response(body=stored.data, content_type="image/png")
+        return web.Response(body=stored.data, content_type=stored.content_type)
 
     def spawn(self, coro: Any) -> None:
         task = asyncio.ensure_future(coro)

@@ -1,9 +1,11 @@
-"""A fake of Together AI's image API (api.together.xyz/v1), after its public docs.
+"""A fake of Together AI's image API (api.together.ai/v1), after its public docs
+(https://docs.together.ai/reference/post-images-generations).
 
 ``POST /v1/images/generations`` with ``Authorization: Bearer ...`` answers, once the images are
 made, ``{id, model, object: "list", data: [{index, url}]}`` or ``b64_json`` items for
 ``response_format: "base64"``; ``n`` images per call. A prompt its safety checker refuses gets a 422.
-``GET /v1/models`` lists models (a cheap authenticated call).
+``GET /v1/models`` lists models (a cheap authenticated call). Result links are refused (403) to a
+download without a User-Agent, as Together's CDN does (https://docs.together.ai/docs/images-overview).
 """
 
 from __future__ import annotations
@@ -15,7 +17,7 @@ from typing import Any
 
 from aiohttp import web
 
-from tests.fakes.provider_common import FakeServer, make_png
+from tests.fakes.provider_common import FakeServer, make_image
 
 MODELS = {
     "black-forest-labs/FLUX.2-pro",
@@ -35,6 +37,7 @@ class FakeTogether(FakeServer):
         self.generations: list[dict[str, Any]] = []
         # Prompts containing any of these words are refused by the "safety checker".
         self.unsafe_words: set[str] = {"forbidden"}
+        self.require_user_agent = True
         self.app.router.add_post("/v1/images/generations", self._generate)
         self.app.router.add_get("/v1/models", self._models)
 
@@ -95,6 +98,15 @@ class FakeTogether(FakeServer):
             or not (64 <= width <= 2048 and 64 <= height <= 2048)
         ):
             return _error(400, "width and height must be multiples of 16 between 64 and 2048")
+        # ``output_format``: jpeg (the default) or png
+        # (https://docs.together.ai/reference/post-images-generations).
+        fmt = body.get("output_format", "jpeg")
+        if fmt not in ("jpeg", "png"):
+            return _error(400, "output_format must be jpeg or png")
+        steps = body.get("steps")
+        if steps is not None and (not isinstance(steps, int) or not 1 <= steps <= 50):
+            # https://docs.together.ai/docs/images-overview: steps 1-50
+            return _error(400, "steps must be from 1 to 50")
         count = body.get("n", 1)
         if not isinstance(count, int) or not 1 <= count <= 4:
             return _error(400, "n must be between 1 and 4")
@@ -114,13 +126,17 @@ class FakeTogether(FakeServer):
         size = self.image_size or (width, height)
         data: list[dict[str, Any]] = []
         for index in range(count):
-            png = make_png(*size, colour=(60, 160 + index * 20, 90))
+            image = make_image(*size, colour=(60, 160 + index * 20, 90), fmt=fmt)
             if body.get("response_format") == "base64":
                 data.append(
-                    {"index": index, "b64_json": base64.b64encode(png).decode(), "type": "b64_json"}
+                    {
+                        "index": index,
+                        "b64_json": base64.b64encode(image).decode(),
+                        "type": "b64_json",
+                    }
                 )
             else:
-                data.append({"index": index, "url": self.store_image(png), "type": "url"})
+                data.append({"index": index, "url": self.store_image(image, fmt), "type": "url"})
         after = self.take_fault("submit", after_accept=True)
         if after is not None:
             return await self.apply(request, after)

@@ -12,7 +12,7 @@ import pytest
 from PIL import Image
 
 from adapters.console import ConsoleAdapter
-from bot.jobs.worker import Worker, WorkerConfig
+from bot.jobs.pool import Worker, WorkerConfig
 from bot.net.guard import SafeFetcher
 from bot.providers.base import GenerationSpec, Submission
 from bot.providers.offline import OfflineProvider
@@ -50,6 +50,7 @@ async def test_a_linked_input_reaches_the_provider_cleaned(
     console.attach()
     provider = RecordingOffline()
     fetcher = SafeFetcher(
+        app.http,
         allow_http=True,
         extra_ports={photo_server.port},
         trusted_endpoints={("127.0.0.1", photo_server.port)},
@@ -121,6 +122,7 @@ async def test_a_link_to_something_not_an_image_fails_clearly(app: App) -> None:
         catalog=app.catalog,
         config=WorkerConfig(platforms=frozenset({"console"})),
         input_fetcher=SafeFetcher(
+            app.http,
             allow_http=True,
             extra_ports={page.port},
             trusted_endpoints={("127.0.0.1", page.port)},

@@ -17,6 +17,7 @@ from bot.providers.polling import Schedule
 from bot.providers.router import Router
 from bot.runtime.app import App
 from tests.factories import make_request
+from tests.store_helpers import save_settings
 
 
 @dataclass
@@ -84,7 +85,7 @@ async def test_a_job_is_delivered_with_its_image_stored(app: App) -> None:
 async def test_refused_requests_store_nothing(app: App) -> None:
     with pytest.raises(InvalidRequest, match="describe the image"):
         await app.service.imagine(make_request(prompt=" \x00\x07 "))
-    await app.store.save_settings(CommunitySettings("c1", banned_users=("u1",)), 0)
+    await save_settings(app.store, CommunitySettings("c1", banned_users=("u1",)), 0)
     with pytest.raises(PolicyRefusal, match="not allowed"):
         await app.service.imagine(make_request())
     assert (await app.store.job_counts()).queued == 0
@@ -193,7 +194,7 @@ async def test_the_worker_feeds_each_answer_s_progress_to_its_schedule(
             seen.append((self.reports_progress, progress))
             return super().next_delay(elapsed, progress, retry_after)
 
-    monkeypatch.setattr("bot.jobs.worker.Schedule", Recording)
+    monkeypatch.setattr("bot.jobs.wait.Schedule", Recording)
     provider = ProgressingProvider()
     with_providers(app, provider)
     job = await run_one(app, RecordingPort())

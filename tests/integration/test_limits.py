@@ -8,6 +8,7 @@ from bot.domain.limits import DAY, LimitPlan, day_start
 from bot.domain.models import JobStatus
 from bot.store import Store
 from tests.factories import make_job, make_request
+from tests.store_helpers import claim_next_job
 
 NOW = 1_790_000_000.0
 
@@ -75,7 +76,7 @@ async def test_moderated_and_expired_jobs_refund_and_retries_are_charged_once(
     usage = await store.read_usage(plan, NOW + 5)
     assert (usage.user_images_today, usage.community_spent_usd) == (3, 0.75)
 
-    first = await store.claim_next_job("w1", NOW + 10, 30, {"console"})
+    first = await claim_next_job(store, "w1", NOW + 10, 30, {"console"})
     assert first is not None
     # Retried three times: the same row, charged once.
     for attempt in range(1, 4):
@@ -86,7 +87,7 @@ async def test_moderated_and_expired_jobs_refund_and_retries_are_charged_once(
 
     moderated = first.evolve(status=JobStatus.MODERATED, attempts=3, outcome_sent=True)
     assert await store.save_job_step(moderated, worker_id="w1", expected=JobStatus.QUEUED)
-    second = await store.claim_next_job("w2", NOW + 12, 30, {"console"})
+    second = await claim_next_job(store, "w2", NOW + 12, 30, {"console"})
     assert second is not None
     expired = second.evolve(status=JobStatus.EXPIRED, outcome_sent=True)
     assert await store.save_job_step(expired, worker_id="w2", expected=JobStatus.QUEUED)

@@ -16,6 +16,7 @@ from bot.runtime.cli import main
 from bot.store import open_store
 from tests.factories import make_job, make_request
 from tests.pg import private_schema
+from tests.store_helpers import claim_next_job, enqueue_job, save_settings
 
 pytestmark = pytest.mark.postgres
 
@@ -50,11 +51,11 @@ async def test_every_row_moves_and_the_bot_carries_on(
     sqlite_url = f"sqlite:///{data / 'imagine.db'}"
     async with open_store(sqlite_url) as old:
         done = make_job(request=make_request(prompt="long done"))
-        await old.enqueue_job(done)
-        claimed = await old.claim_next_job("w1", NOW, 30, CONSOLE)
+        await enqueue_job(old, done)
+        claimed = await claim_next_job(old, "w1", NOW, 30, CONSOLE)
         assert claimed is not None and claimed.id == done.id
         queued = make_job(request=make_request(prompt="still waiting", dedupe_key="console:e1"))
-        await old.enqueue_job(queued)
+        await enqueue_job(old, queued)
         admitted = await old.admit_job(make_job(request=make_request(user_id="u7")), plan("u7"))
         assert admitted.created
         delivered = claimed.evolve(
@@ -68,7 +69,7 @@ async def test_every_row_moves_and_the_bot_carries_on(
         )
         assert await old.save_job_step(delivered, worker_id="w1", expected=JobStatus.QUEUED)
         settings = CommunitySettings("c1", safety_level="strict", banned_users=("u9",))
-        await old.save_settings(settings, NOW)
+        await save_settings(old, settings, NOW)
         for n in range(3):
             await old.add_audit(AuditEntry("c1", NOW + n, "admin", "change", f"step {n}"))
         jobs_before = {j.id: await old.get_job(j.id) for j in (queued, admitted.job, done)}
@@ -90,17 +91,17 @@ async def test_every_row_moves_and_the_bot_carries_on(
             assert await new.get_job(job_id) == before
         assert await new.get_settings("c1") == settings
         audit = await new.list_audit("c1", 10)
-        assert [a.action for a in audit] == ["step 2", "step 1", "step 0"]
+        assert [a.action for a in audit] == ["step 2", "step 1", "step 0", "test setup"]
         await new.add_audit(AuditEntry("c1", NOW + 9, "admin", "change", "after the move"))
         assert (await new.list_audit("c1", 1))[0].action == "after the move"
         assert await new.read_usage(plan("u7"), NOW) == usage_before
         # The same event replayed after the move is still one job.
-        _, created = await new.enqueue_job(
-            make_job(request=make_request(prompt="still waiting", dedupe_key="console:e1"))
+        _, created = await enqueue_job(
+            new, make_job(request=make_request(prompt="still waiting", dedupe_key="console:e1"))
         )
         assert not created
         # The queued jobs are worked on from where they stood.
-        claims = [await new.claim_next_job("w2", NOW + 60, 30, CONSOLE) for _ in range(3)]
+        claims = [await claim_next_job(new, "w2", NOW + 60, 30, CONSOLE) for _ in range(3)]
         assert {c.id for c in claims if c is not None} == {queued.id, admitted.job.id}
 
 

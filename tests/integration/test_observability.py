@@ -22,6 +22,7 @@ from bot.providers.router import Router
 from bot.runtime.app import App, open_app
 from bot.runtime.config import load_settings
 from tests.factories import make_request
+from tests.store_helpers import save_settings
 
 
 class RecordingDelivery:
@@ -128,7 +129,7 @@ async def test_metrics_count_delivered_jobs_queue_depth_and_refusals(
     await app.start_workers()
     job = await run_job(app, community_id="metrics-c")
     assert job.status is JobStatus.DELIVERED
-    await app.store.save_settings(CommunitySettings("metrics-c", banned_users=("u-bad",)), 0.0)
+    await save_settings(app.store, CommunitySettings("metrics-c", banned_users=("u-bad",)), 0.0)
     with pytest.raises(PolicyRefusal):
         await app.service.imagine(make_request(community_id="metrics-c", user_id="u-bad"))
     while await app.store.count_pending({"console"}):

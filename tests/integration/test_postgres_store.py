@@ -11,9 +11,11 @@ from bot.domain.errors import StoreError
 from bot.domain.limits import LimitPlan
 from bot.domain.models import JobStatus
 from bot.store import Store, open_store
-from bot.store.base import job_row_values, load_migrations
+from bot.store.rows import job_row_values
+from bot.store.sql import load_migrations
 from tests.factories import make_job, make_request
 from tests.pg import connect, private_schema
+from tests.store_helpers import claim_next_job, enqueue_job
 
 pytestmark = pytest.mark.postgres
 
@@ -30,11 +32,11 @@ async def url() -> AsyncIterator[str]:
 async def test_two_processes_never_claim_the_same_job(url: str) -> None:
     async with open_store(url) as first, open_store(url) as second:
         for n in range(120):
-            await first.enqueue_job(make_job(request=make_request(user_id=f"u{n % 7}")))
+            await enqueue_job(first, make_job(request=make_request(user_id=f"u{n % 7}")))
 
         async def drain(store: Store, worker: str) -> list[str]:
             claimed: list[str] = []
-            while (job := await store.claim_next_job(worker, NOW, 30, CONSOLE)) is not None:
+            while (job := await claim_next_job(store, worker, NOW, 30, CONSOLE)) is not None:
                 claimed.append(job.id)
             return claimed
 
@@ -49,13 +51,13 @@ async def test_two_processes_never_claim_the_same_job(url: str) -> None:
 async def test_a_dead_workers_job_is_taken_over_after_its_lease(url: str) -> None:
     async with open_store(url) as alive, open_store(url) as dying:
         job = make_job()
-        await alive.enqueue_job(job)
-        held = await dying.claim_next_job("dead", NOW, 30, CONSOLE)
+        await enqueue_job(alive, job)
+        held = await claim_next_job(dying, "dead", NOW, 30, CONSOLE)
         assert held is not None
     # The dying process is gone; its lease is still in the table until it expires.
     async with open_store(url) as alive:
-        assert await alive.claim_next_job("live", NOW + 29, 30, CONSOLE) is None
-        taken = await alive.claim_next_job("live", NOW + 31, 30, CONSOLE)
+        assert await claim_next_job(alive, "live", NOW + 29, 30, CONSOLE) is None
+        taken = await claim_next_job(alive, "live", NOW + 31, 30, CONSOLE)
         assert taken is not None and taken.id == job.id and taken.lease_owner == "live"
         late = held.evolve(status=JobStatus.SUBMITTED, provider_task={"id": "t"})
         assert not await alive.save_job_step(late, worker_id="dead", expected=JobStatus.QUEUED)
@@ -87,9 +89,9 @@ async def test_a_job_queued_by_one_process_wakes_the_other(url: str) -> None:
     async with private_schema() as other_url, open_store(url) as worker_side:
         assert await worker_side.listen_for_work(wake)
         async with open_store(other_url) as unrelated:
-            await unrelated.enqueue_job(make_job())
+            await enqueue_job(unrelated, make_job())
         async with open_store(url) as gateway_side:
-            await gateway_side.enqueue_job(make_job())
+            await enqueue_job(gateway_side, make_job())
         await asyncio.wait_for(woken.wait(), timeout=10)
     # Notifications arrive in commit order: the other schema's would have come first.
     assert len(wakeups) == 1, "a job of another bot sharing the database woke this one"
@@ -112,7 +114,7 @@ async def test_a_lost_listen_connection_comes_back(url: str) -> None:
         # The reconnect itself wakes the workers: something may have been queued meanwhile.
         await asyncio.wait_for(woken.wait(), timeout=15)
         woken.clear()
-        await other.enqueue_job(make_job())
+        await enqueue_job(other, make_job())
         await asyncio.wait_for(woken.wait(), timeout=10)
 
 
@@ -137,7 +139,6 @@ async def test_jobs_stored_before_the_image_count_column_are_counted_by_their_re
             await conn.execute(sql)
             await conn.execute("INSERT INTO schema_migrations VALUES ($1, 0)", version)
         values = {k: v for k, v in job_row_values(job).items() if k != "image_count"}
-        values["outcome_sent"] = bool(values["outcome_sent"])
         names = ", ".join(values)
         numbers = ", ".join(f"${n}" for n in range(1, len(values) + 1))
         await conn.execute(f"INSERT INTO jobs ({names}) VALUES ({numbers})", *values.values())

@@ -14,6 +14,7 @@ import pytest
 from bot.domain.clock import ManualClock, SystemClock
 from bot.domain.errors import ProviderUnavailable, SubmitOutcomeUnknown
 from bot.domain.models import JobStatus
+from bot.net.httpclient import open_http_client
 from bot.providers.bfl import BflProvider
 from bot.runtime.app import open_app
 from bot.runtime.config import load_settings
@@ -28,7 +29,7 @@ from tests.integration.test_provider_contract import Rig
 async def test_a_trickling_answer_is_cut_at_its_time_cap() -> None:
     fake = await FakeBfl().start()
     try:
-        async with httpx.AsyncClient() as http:
+        async with open_http_client() as http:
             provider = BflProvider(
                 http,
                 api_key=fake.key,

@@ -13,21 +13,22 @@ import httpx
 import pytest
 from PIL import Image
 
-from bot.aiohttp_transport import AiohttpTransport, CookielessClient
 from bot.domain.catalog import load_catalog
 from bot.domain.clock import ManualClock
 from bot.domain.errors import (
     DownloadRefused,
+    InvalidRequest,
+    ProviderBalanceExhausted,
     ProviderError,
     ProviderModerated,
     ProviderUnavailable,
     SubmitOutcomeUnknown,
 )
+from bot.net.httpclient import open_http_client
 from bot.providers.base import GenerationSpec, PollResult, PollState, Provider
 from bot.providers.bfl import BflProvider
 from bot.providers.fal import FalProvider
 from bot.providers.together import TogetherProvider
-from bot.runtime.app import HTTP_LIMITS, HTTP_TIMEOUT
 from tests.fakes.bfl import FakeBfl
 from tests.fakes.fal import FakeFal
 from tests.fakes.provider_common import FakeServer, Fault, Sink
@@ -80,28 +81,14 @@ def new_fake(name: str) -> FakeServer:
     return {"bfl": FakeBfl, "fal": FakeFal, "together": FakeTogether}[name]()
 
 
-def client(kind: str) -> httpx.AsyncClient:
-    """httpx's own transport, or the bot's shared client as bot/runtime/app.py builds it (aiohttp under
-    httpx): the contract holds on both."""
-    if kind == "httpx":
-        return httpx.AsyncClient(follow_redirects=False)
-    return CookielessClient(
-        timeout=HTTP_TIMEOUT, follow_redirects=False, transport=AiohttpTransport(HTTP_LIMITS)
-    )
-
-
-@pytest.fixture(params=["httpx", "shared"])
-def transport_kind(request: pytest.FixtureRequest) -> str:
-    return str(request.param)
-
-
 @pytest.fixture(params=NAMES)
-async def rig(request: pytest.FixtureRequest, transport_kind: str) -> AsyncIterator[Rig]:
+async def rig(request: pytest.FixtureRequest) -> AsyncIterator[Rig]:
     name = request.param
     fake: Any = new_fake(name)
     await fake.start()
     clock = ManualClock()
-    async with client(transport_kind) as http:
+    # The bot's own client, as bot/runtime/app.py opens it.
+    async with open_http_client() as http:
         provider = build(name, fake, http, clock)
         try:
             yield Rig(name, fake, provider, http, clock)
@@ -133,6 +120,104 @@ async def test_a_generation_comes_back_as_the_image_asked_for(rig: Rig) -> None:
     assert result.state is PollState.READY
     assert [png_size(i) for i in images] == [(1024, 768)]
     assert rig.fake.paid_tasks == 1
+
+
+def image_format(data: bytes) -> str:
+    with Image.open(io.BytesIO(data)) as image:
+        return str(image.format)
+
+
+@pytest.mark.parametrize(
+    ("wanted", "sent", "made"), [("jpeg", "jpeg", "JPEG"), ("png", "png", "PNG")]
+)
+async def test_the_output_format_goes_in_the_providers_own_field(
+    rig: Rig, wanted: str, sent: str, made: str
+) -> None:
+    result, images = await run(rig.provider, rig.spec(output_format=wanted))
+    assert result.state is PollState.READY
+    body = rig.fake.recorded("POST")[-1].json
+    assert body["output_format"] == sent
+    assert [image_format(i) for i in images] == [made]
+
+
+async def test_a_format_the_provider_lacks_is_asked_for_as_png(rig: Rig) -> None:
+    # None of the three makes WEBP (their output_format enums are jpeg and png).
+    _, images = await run(rig.provider, rig.spec(output_format="webp"))
+    assert rig.fake.recorded("POST")[-1].json["output_format"] == "png"
+    assert [image_format(i) for i in images] == ["PNG"]
+
+
+FLEX_FIELDS = {
+    # provider: (steps field, guidance field, prompt-upsampling field or None)
+    "bfl": ("steps", "guidance", "prompt_upsampling"),
+    "fal": ("num_inference_steps", "guidance_scale", "enable_prompt_expansion"),
+    "together": ("steps", "guidance_scale", None),
+}
+
+
+async def test_flex_steps_guidance_and_upsampling_are_sent_the_same_everywhere(rig: Rig) -> None:
+    steps, guidance, enhance = FLEX_FIELDS[rig.name]
+    result, _ = await run(rig.provider, rig.spec(variant="flex"))
+    assert result.state is PollState.READY
+    body = rig.fake.recorded("POST")[-1].json
+    # BFL's own defaults (50 steps, guidance 4.5), sent explicitly: no provider picks its own.
+    assert (body[steps], body[guidance]) == (50, 4.5)
+    if enhance:
+        assert body[enhance] is False  # BFL flex upsamples when the field is absent
+    assert not any("upsampl" in key or "expansion" in key for key in body if key != enhance)
+    await run(rig.provider, rig.spec(variant="flex", steps=20, guidance=3.0, enhance=True))
+    body = rig.fake.recorded("POST")[-1].json
+    assert (body[steps], body[guidance]) == (20, 3.0)
+    if enhance:
+        assert body[enhance] is True
+
+
+async def test_flex_steps_out_of_range_are_refused_with_the_range(rig: Rig) -> None:
+    with pytest.raises(InvalidRequest, match="from 1 to 50"):
+        await rig.provider.submit(rig.spec(variant="flex", steps=60))
+    with pytest.raises(InvalidRequest, match=r"from 1\.5 to 10"):
+        await rig.provider.submit(rig.spec(variant="flex", guidance=12.0))
+    assert rig.fake.paid_tasks == 0
+
+
+async def test_pro_sends_no_steps_guidance_or_upsampling(rig: Rig) -> None:
+    await run(rig.provider, rig.spec())
+    body = rig.fake.recorded("POST")[-1].json
+    for field in ("steps", "guidance", "num_inference_steps", "guidance_scale"):
+        assert field not in body
+
+
+@pytest.mark.parametrize(
+    ("variant", "provider", "model_id"),
+    [
+        ("klein-9b", "bfl", "flux-2-klein-9b"),
+        ("klein-9b", "fal", "fal-ai/flux-2/klein/9b"),
+        ("dev", "fal", "fal-ai/flux-2"),
+        ("dev", "together", "black-forest-labs/FLUX.2-dev"),
+    ],
+)
+async def test_new_variants_run_on_each_provider_that_offers_them(
+    variant: str, provider: str, model_id: str
+) -> None:
+    fake: Any = new_fake(provider)
+    await fake.start()
+    try:
+        async with httpx.AsyncClient() as http:
+            rig = Rig(
+                provider, fake, build(provider, fake, http, ManualClock()), http, ManualClock()
+            )
+            spec = rig.spec(variant=variant, safety_tolerance=3)
+            assert spec.model_id == model_id
+            result, images = await run(rig.provider, spec)
+            assert result.state is PollState.READY and len(images) == 1
+            body = fake.recorded("POST")[-1].json
+            if provider != "bfl":
+                # fal's [klein] and [dev] schemas have no safety_tolerance.
+                assert "safety_tolerance" not in body
+            else:
+                assert body["safety_tolerance"] == 3
+    finally:
+        await fake.aclose()
 
 
 async def test_requests_carry_the_documented_auth_and_a_pinned_model(rig: Rig) -> None:
@@ -337,7 +422,7 @@ async def bfl() -> AsyncIterator[Rig]:
     fake = FakeBfl()
     await fake.start()
     clock = ManualClock()
-    async with httpx.AsyncClient() as http:
+    async with open_http_client() as http:
         yield Rig("bfl", fake, build("bfl", fake, http, clock), http, clock)
     await fake.aclose()
 
@@ -358,10 +443,58 @@ async def test_bfl_outcomes(bfl: Rig, outcome: str, state: PollState) -> None:
     assert images == []
 
 
+async def test_bfl_error_carries_its_details_redacted(bfl: Rig) -> None:
+    bfl.fake.next_outcomes("Error")
+    bfl.fake.error_details = {
+        "error": "Input image could not be read from https://x.example/in.png?sig=s3cr3t-sig"
+    }
+    result, _ = await run(bfl.provider, bfl.spec())
+    assert result.state is PollState.FAILED
+    assert result.reason and "Input image could not be read" in result.reason
+    assert "s3cr3t-sig" not in result.reason and "[redacted]" in result.reason
+
+
 async def test_bfl_polls_the_regional_polling_url(bfl: Rig) -> None:
     await run(bfl.provider, bfl.spec())
     polls = bfl.fake.recorded("GET", "/eu1/v1/get_result")
     assert polls and all(p.headers.get("x-key") == bfl.key for p in polls)
+
+
+async def test_bfl_answer_without_polling_url_is_polled_at_get_result(bfl: Rig) -> None:
+    bfl.fake.polling_url_in_answer = False
+    result, images = await run(bfl.provider, bfl.spec())
+    assert result.state is PollState.READY and len(images) == 1
+    polls = bfl.fake.recorded("GET", "/v1/get_result")
+    assert polls and all(p.query["id"] == next(iter(bfl.fake.tasks)) for p in polls)
+    assert bfl.fake.recorded("GET", "/eu1/") == []
+
+
+async def test_bfl_webhook_answer_carries_no_polling_url(bfl: Rig) -> None:
+    submission = await bfl.provider.submit(
+        bfl.spec(webhook_url="http://127.0.0.1:9/webhooks/bfl/job-contract-1")
+    )
+    assert submission.task["polling_url"] is None
+    result = await bfl.provider.poll(submission.task)
+    assert result.state is PollState.READY
+    assert bfl.fake.recorded("GET", "/v1/get_result")
+
+
+async def test_bfl_task_not_found_right_after_submit_is_pending_for_30_s(bfl: Rig) -> None:
+    bfl.fake.polling_url_in_answer = False
+    bfl.fake.unknown_for = 3600
+    submission = await bfl.provider.submit(bfl.spec())
+    bfl.clock.advance(29)
+    assert (await bfl.provider.poll(submission.task)).state is PollState.PENDING
+    bfl.clock.advance(2)
+    result = await bfl.provider.poll(submission.task)
+    assert result.state is PollState.FAILED and "not found" in (result.message or "")
+
+
+async def test_bfl_task_not_found_with_a_polling_url_fails_at_once(bfl: Rig) -> None:
+    bfl.fake.unknown_for = 3600
+    submission = await bfl.provider.submit(bfl.spec())
+    assert submission.task["polling_url"]
+    assert (await bfl.provider.poll(submission.task)).state is PollState.FAILED
 
 
 async def test_bfl_without_credits_answers_402_and_no_task(bfl: Rig) -> None:
@@ -381,6 +514,27 @@ async def test_bfl_n_images_are_n_tasks_all_stored(bfl: Rig) -> None:
 async def test_bfl_cost_comes_from_the_answer(bfl: Rig) -> None:
     submission = await bfl.provider.submit(bfl.spec())
     assert submission.cost_usd == pytest.approx(0.03)
+    # 3 output megapixels of flex: 5 credits + 2 x 5 credits, read from BFL's answer.
+    large = await bfl.provider.submit(bfl.spec(variant="flex", width=2048, height=1536))
+    assert large.cost_usd == pytest.approx(0.15)
+
+
+@pytest.mark.parametrize("name", NAMES)
+async def test_the_recorded_cost_matches_the_catalog_price(name: str) -> None:
+    """Each fake bills what its provider's page says: the cost the bot records (reported or
+    computed) equals the catalog's price for the same size."""
+    fake: Any = new_fake(name)
+    await fake.start()
+    try:
+        async with httpx.AsyncClient() as http:
+            provider = build(name, fake, http, ManualClock())
+            rig = Rig(name, fake, provider, http, ManualClock())
+            for width, height in ((1024, 1024), (1536, 1024)):
+                spec = rig.spec(width=width, height=height)
+                submission = await provider.submit(spec)
+                assert submission.cost_usd == pytest.approx(spec.model.price(width, height))
+    finally:
+        await fake.aclose()
 
 
 @pytest.fixture
@@ -388,7 +542,7 @@ async def fal() -> AsyncIterator[Rig]:
     fake = FakeFal()
     await fake.start()
     clock = ManualClock()
-    async with httpx.AsyncClient() as http:
+    async with open_http_client() as http:
         yield Rig("fal", fake, build("fal", fake, http, clock), http, clock)
     await fake.aclose()
 
@@ -426,6 +580,65 @@ async def test_fal_maps_sizes_to_presets_or_custom(fal: Rig) -> None:
     assert bodies[1]["image_size"] == {"width": 1360, "height": 768}
 
 
+async def test_fal_content_policy_on_submit_is_moderation_and_no_task(fal: Rig) -> None:
+    fal.fake.content_policy_next.append("submit")
+    with pytest.raises(ProviderModerated) as caught:
+        await fal.provider.submit(fal.spec())
+    assert caught.value.status == 422
+    assert "content checker" in str(caught.value)
+    assert fal.fake.paid_tasks == 0
+
+
+@pytest.mark.parametrize("stage", ["status", "result"])
+async def test_fal_content_policy_on_the_status_or_result_is_moderation(
+    fal: Rig, stage: str
+) -> None:
+    fal.fake.content_policy_next.append(stage)
+    result, images = await run(fal.provider, fal.spec())
+    assert result.state is PollState.MODERATED
+    assert images == []
+    assert fal.fake.recorded("GET", "/results/") == []
+
+
+async def test_fal_errors_are_classified_by_type_not_by_words(fal: Rig) -> None:
+    # A validation error whose message mentions "nsfw" is still a validation error.
+    body = {
+        "detail": [
+            {
+                "loc": ["body", "enable_safety_checker"],
+                "msg": "nsfw checks cannot be turned off for this content policy",
+                "type": "value_error",
+                "url": "https://docs.fal.ai/errors#value_error",
+            }
+        ]
+    }
+    fal.fake.fail("submit", Fault(status=422, body=body))
+    with pytest.raises(ProviderError) as caught:
+        await fal.provider.submit(fal.spec())
+    assert not isinstance(caught.value, ProviderModerated)
+    assert "nsfw checks cannot be turned off" in str(caught.value)
+
+
+async def test_fal_exhausted_balance_is_a_balance_problem_not_a_refused_key(fal: Rig) -> None:
+    fal.fake.exhaust_balance()
+    with pytest.raises(ProviderBalanceExhausted) as caught:
+        await fal.provider.submit(fal.spec())
+    assert isinstance(caught.value, ProviderUnavailable)  # fails over
+    assert "balance is exhausted" in str(caught.value) and "refused" not in str(caught.value)
+    assert fal.fake.paid_tasks == 0
+    with pytest.raises(ProviderBalanceExhausted, match="balance is exhausted"):
+        await fal.provider.check_key()
+
+
+async def test_fal_refused_key_is_not_a_balance_problem(fal: Rig) -> None:
+    fal.fake.key = "another-key-entirely"
+    with pytest.raises(ProviderUnavailable) as caught:
+        await fal.provider.submit(fal.spec())
+    assert not isinstance(caught.value, ProviderBalanceExhausted)
+    with pytest.raises(ProviderError, match="FAL_KEY was refused"):
+        await fal.provider.check_key()
+
+
 async def test_fal_error_in_the_response_is_a_failure(fal: Rig) -> None:
     fal.fake.error_next.append("Internal error while generating")
     result, _ = await run(fal.provider, fal.spec())
@@ -437,7 +650,7 @@ async def together() -> AsyncIterator[Rig]:
     fake = FakeTogether()
     await fake.start()
     clock = ManualClock()
-    async with httpx.AsyncClient() as http:
+    async with open_http_client() as http:
         yield Rig("together", fake, build("together", fake, http, clock), http, clock)
     await fake.aclose()
 

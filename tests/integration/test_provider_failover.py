@@ -80,6 +80,22 @@ async def test_failover_after_a_refusal_pays_exactly_one_task(
     assert len(port.delivered) == 1
 
 
+async def test_the_estimate_and_the_recorded_cost_follow_the_size(
+    fakes: dict[str, Any], data_dir: Path
+) -> None:
+    settings = load_settings(env_for(fakes, "bfl", data_dir), env_file=None)
+    async with open_app(settings, clock=ManualClock(time.time())) as app:
+        app.add_delivery("console", RecordingPort())
+        await app.start_workers()
+        accepted = await app.service.imagine(make_request(variant="flex", width=2048, height=1536))
+        estimate = accepted.job.cost_usd
+        job = await asyncio.wait_for(app.service.wait(accepted.job.id), 30)
+    # BFL flex: 5 c for the first megapixel (1024 x 1024) and 5 c for each further one.
+    assert (job.width, job.height) == (2048, 1536)
+    assert estimate == pytest.approx(0.15)
+    assert job.status is JobStatus.DELIVERED and job.cost_usd == pytest.approx(0.15)
+
+
 async def test_no_credits_fails_over(fakes: dict[str, Any], data_dir: Path) -> None:
     fakes["bfl"].credits = 0
     job, _ = await run_job(fakes, "bfl,together", data_dir)
@@ -87,6 +103,17 @@ async def test_no_credits_fails_over(fakes: dict[str, Any], data_dir: Path) -> N
     assert job.provider == "together"
     assert job.model_id == "black-forest-labs/FLUX.2-pro"
     assert fakes["together"].paid_tasks == 1
+
+
+async def test_a_bfl_task_not_yet_known_after_an_answer_without_polling_url_is_delivered(
+    fakes: dict[str, Any], data_dir: Path
+) -> None:
+    fakes["bfl"].polling_url_in_answer = False
+    fakes["bfl"].unknown_reads = 2
+    job, port = await run_job(fakes, "bfl,fal", data_dir)
+    assert (job.status, job.provider) == (JobStatus.DELIVERED, "bfl")
+    assert len(port.delivered) == 1
+    assert [fakes["bfl"].paid_tasks, fakes["fal"].paid_tasks] == [1, 0]
 
 
 async def test_unknown_submit_outcome_fails_clearly_and_is_never_resubmitted(
@@ -122,7 +149,7 @@ async def test_retry_after_on_submit_is_honoured(fakes: dict[str, Any], data_dir
     async with open_app(settings, clock=clock) as app:
         app.add_delivery("console", port)
         accepted = await app.service.imagine(make_request())
-        worker = await app.start_workers()
+        await app.start_workers()
         for _ in range(200):
             stored = await app.store.get_job(accepted.job.id)
             assert stored is not None
@@ -135,8 +162,11 @@ async def test_retry_after_on_submit_is_honoured(fakes: dict[str, Any], data_dir
         clock.advance(45)
         app.events.work_available()
         job = await asyncio.wait_for(app.service.wait(accepted.job.id), 30)
-        assert worker.busy == 0 or job.outcome_sent
     assert job.status is JobStatus.DELIVERED
+    # The second try was the one that went through: one job, posted once, one paid task.
+    assert job.attempts == 1
+    assert [delivered.id for delivered, _ in port.delivered] == [job.id]
+    assert len(fakes["bfl"].recorded("POST")) == 2
     assert fakes["bfl"].paid_tasks == 1
 
 
@@ -152,11 +182,73 @@ async def test_moderation_is_terminal_with_a_policy_message(
     assert fakes["fal"].paid_tasks == 0
 
 
+async def test_a_bfl_error_shows_its_details_in_the_failure_reason(
+    fakes: dict[str, Any], data_dir: Path
+) -> None:
+    fakes["bfl"].next_outcomes("Error")
+    fakes[
+        "bfl"
+    ].error_details = (
+        "Prompt too long for upsampling; see https://x.example/r?token=abcdef0123456789"
+    )
+    job, port = await run_job(fakes, "bfl,fal", data_dir)
+    assert job.status is JobStatus.FAILED and job.error_code == "provider_failed"
+    assert job.error_message and "Prompt too long for upsampling" in job.error_message
+    assert "abcdef0123456789" not in job.error_message
+    assert port.failures and fakes["fal"].paid_tasks == 0
+
+
 async def test_a_flagged_black_image_is_never_posted(fakes: dict[str, Any], data_dir: Path) -> None:
     fakes["fal"].nsfw_next.append(True)
     job, port = await run_job(fakes, "fal", data_dir)
     assert job.status is JobStatus.MODERATED
     assert port.delivered == []
+
+
+@pytest.mark.parametrize("stage", ["submit", "status", "result"])
+async def test_fal_content_policy_moderates_refunds_and_is_not_shopped_around(
+    fakes: dict[str, Any], data_dir: Path, stage: str
+) -> None:
+    fakes["fal"].content_policy_next.append(stage)
+    settings = load_settings(env_for(fakes, "fal,together", data_dir), env_file=None)
+    port = RecordingPort()
+    async with open_app(settings, clock=ManualClock(time.time())) as app:
+        app.add_delivery("console", port)
+        await app.start_workers()
+        accepted = await app.service.imagine(make_request())
+        job = await asyncio.wait_for(app.service.wait(accepted.job.id), 30)
+        quota = await app.service.quota("c1", "u1")
+    assert job.status is JobStatus.MODERATED
+    assert job.error_message and "safety filter" in job.error_message
+    assert port.delivered == [] and port.failures and port.failures[0].id == job.id
+    assert fakes["together"].paid_tasks == 0
+    assert quota.used_today == 0
+
+
+async def test_fal_exhausted_balance_fails_over_opens_its_circuit_and_shows_in_readyz(
+    fakes: dict[str, Any], data_dir: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    fakes["fal"].exhaust_balance()
+    settings = load_settings(
+        env_for(fakes, "fal,together", data_dir, IMAGINE_HTTP_PORT="0"), env_file=None
+    )
+    async with open_app(settings, clock=ManualClock(time.time())) as app:
+        app.add_delivery("console", RecordingPort())
+        await app.start_workers()
+        first = await app.service.imagine(make_request(prompt="a quiet pond"))
+        job = await asyncio.wait_for(app.service.wait(first.job.id), 30)
+        second = await app.service.imagine(make_request(prompt="a quiet lake"))
+        other = await asyncio.wait_for(app.service.wait(second.job.id), 30)
+        port = await app.http_server.start()
+        async with httpx.AsyncClient() as http:
+            ready = await http.get(f"http://127.0.0.1:{port}/readyz")
+    assert (job.status, job.provider) == (JobStatus.DELIVERED, "together")
+    assert (other.status, other.provider) == (JobStatus.DELIVERED, "together")
+    # The circuit opened at the first refusal: the second job never asked fal.
+    assert len(fakes["fal"].recorded("POST")) == 1
+    assert ready.status_code == 503
+    assert "balance is exhausted" in ready.json()["problems"]["providers"]
+    assert any("balance is exhausted" in r.getMessage() for r in caplog.records)
 
 
 async def test_together_safety_refusal_moderates_the_job(
@@ -220,7 +312,8 @@ async def test_a_verified_webhook_wakes_the_worker_at_once(
         await context.__aexit__(None, None, None)
     assert job.status is JobStatus.DELIVERED
     assert fakes[name].webhook_calls and fakes[name].webhook_calls[0][1] == 200
-    polls = fakes[name].recorded("GET", "/eu1/" if name == "bfl" else "/fal-ai/")
+    # BFL answers a webhook submit without a polling URL: its task is read at get_result.
+    polls = fakes[name].recorded("GET", "/v1/get_result" if name == "bfl" else "/fal-ai/")
     # The safety poll comes only after 16 s; the webhook made the single status poll happen.
     assert len([p for p in polls if not p.path.startswith("/results/")]) <= 2
 
@@ -278,7 +371,7 @@ async def test_forged_unknown_and_duplicate_webhooks_change_nothing(
         after = await app.store.get_job(job.id)
         assert after is not None and after.status is JobStatus.SUBMITTED
         assert fakes["bfl"].paid_tasks == 1
-        assert fakes["bfl"].recorded("GET", "/eu1/")  # woken: it polled at once
+        assert fakes["bfl"].recorded("GET", "/v1/get_result")  # woken: it polled at once
         assert not fakes["bfl"].recorded("GET", "/results/")  # never fetched the forged URL
     finally:
         await context.__aexit__(None, None, None)

@@ -1,4 +1,5 @@
-"""What only the SQLite store has to show: its connections live on threads of their own."""
+"""What only the SQLite store has to show: aiosqlite connections (each on a thread of its own),
+one writer taking one transaction at a time, and errors that fail only the call that met them."""
 
 from __future__ import annotations
 
@@ -17,10 +18,11 @@ from bot.domain.community import AuditEntry
 from bot.domain.errors import StoreError
 from bot.domain.limits import LimitPlan
 from bot.domain.models import CommunitySettings, JobStatus
-from bot.store.base import job_row_values, load_migrations
+from bot.store.rows import job_row_values
+from bot.store.sql import load_migrations
 from bot.store.sqlite import SqliteStore
-from bot.store.sqlite_thread import commit_group
 from tests.factories import make_job, make_request
+from tests.store_helpers import claim_next_job, enqueue_job, save_settings
 
 NOW = 1_700_000_000.0
 
@@ -50,9 +52,9 @@ async def test_a_closed_store_refuses_calls_and_leaves_no_thread_behind(tmp_path
     before = set(threading.enumerate())
     store = await SqliteStore.open(f"sqlite:///{tmp_path / 'imagine.db'}")
     job = make_job()
-    await store.enqueue_job(job)
+    await enqueue_job(store, job)
     threads = set(threading.enumerate()) - before
-    assert {t.name.split("_")[0] for t in threads} == {"sqlite-writer", "sqlite-reader"}
+    assert len(threads) == 2  # aiosqlite's threads of the writer and the reader connection
     await store.aclose()
     for thread in threads:
         thread.join(timeout=10)
@@ -66,7 +68,7 @@ async def test_the_memory_database_serves_reads_and_writes_on_one_connection() -
     store = await SqliteStore.open("sqlite:///:memory:")
     try:
         job = make_job()
-        await store.enqueue_job(job)
+        await enqueue_job(store, job)
         assert await store.get_job(job.id) == job
     finally:
         await store.aclose()
@@ -130,14 +132,14 @@ async def test_claims_follow_the_fair_order_of_one_sort_of_all_pending_jobs(
             job = make_job(
                 request=request, created_at=NOW - 1000 + age, not_before=NOW + rng.randint(-5, 40)
             )
-            await store.enqueue_job(job)
+            await enqueue_job(store, job)
         now, held = NOW, []
         for step in range(220):
             now += rng.choice([0, 0, 1, 5, 20])
             platforms = rng.choice([{"console"}, {"discord"}, {"console", "discord"}])
             params = {"now": now, "platforms": json.dumps(sorted(platforms))}
             expected = reference.execute(FAIR_ORDER_BY_ONE_SORT, params).fetchone()
-            claimed = await store.claim_next_job(f"w{step}", now, 30, platforms)
+            claimed = await claim_next_job(store, f"w{step}", now, 30, platforms)
             assert (claimed.id if claimed else None) == (expected[0] if expected else None)
             if claimed is not None:
                 held.append(claimed)
@@ -156,49 +158,48 @@ async def test_claims_follow_the_fair_order_of_one_sort_of_all_pending_jobs(
         await store.aclose()
 
 
-def _table(path: Path) -> sqlite3.Connection:
-    db = sqlite3.connect(path, isolation_level=None)
-    db.execute("CREATE TABLE t (name TEXT PRIMARY KEY)")
-    return db
+async def test_a_write_that_fills_the_disk_fails_alone_and_the_store_carries_on(
+    tmp_path: Path,
+) -> None:
+    """SQLite may roll a whole transaction back itself (disk full, I/O error): that write fails
+    with a StoreError, the writes around it are kept, and the next write starts cleanly."""
+    store = await SqliteStore.open(f"sqlite:///{tmp_path / 'imagine.db'}")
+    try:
+        before = make_job()
+        await enqueue_job(store, before)
+        writer = store._writer
+        [(pages,)] = await writer.execute_fetchall("PRAGMA page_count")
+        await writer.execute(f"PRAGMA max_page_count = {pages}")
+        huge = CommunitySettings("c1", blocked_terms=tuple(f"term{n:06d}" for n in range(20_000)))
+        with pytest.raises(StoreError, match="full"):
+            await save_settings(store, huge, NOW)
+        await writer.execute("PRAGMA max_page_count = 1073741823")
+        after = make_job()
+        assert await enqueue_job(store, after) == (after, True)
+        await save_settings(store, huge, NOW)
+        assert await store.get_job(before.id) == before
+        stored = await store.get_settings("c1")
+        assert stored is not None and len(stored.blocked_terms) == 20_000
+    finally:
+        await store.aclose()
 
 
-def _insert(name: str, calls: list[str] | None = None) -> Callable[[sqlite3.Connection], str]:
-    def work(db: sqlite3.Connection) -> str:
-        if calls is not None:
-            calls.append(name)
-        db.execute("INSERT INTO t VALUES (?)", (name,))
-        return name
-
-    return work
-
-
-def test_a_failing_write_in_a_shared_commit_undoes_only_its_own_part(tmp_path: Path) -> None:
-    def insert_then_fail(db: sqlite3.Connection) -> str:
-        db.execute("INSERT INTO t VALUES ('b')")
-        raise ValueError("refused")
-
-    with contextlib.closing(_table(tmp_path / "t.db")) as db:
-        outcomes = commit_group(db, [_insert("a"), insert_then_fail, _insert("a"), _insert("c")])
-        assert [o.result for o in outcomes] == ["a", None, None, "c"]
-        assert isinstance(outcomes[1].error, ValueError)
-        assert isinstance(outcomes[2].error, sqlite3.IntegrityError)  # "a" was already there
-        assert sorted(r[0] for r in db.execute("SELECT name FROM t")) == ["a", "c"]
-        assert not db.in_transaction
-
-
-def test_writes_of_a_lost_shared_transaction_are_run_again(tmp_path: Path) -> None:
-    def lose_the_transaction(db: sqlite3.Connection) -> str:
-        db.execute("ROLLBACK")  # as SQLite does itself on a full disk or an I/O error
-        raise sqlite3.OperationalError("database or disk is full")
-
-    calls: list[str] = []
-    with contextlib.closing(_table(tmp_path / "t.db")) as db:
-        works = [_insert("a", calls), lose_the_transaction, _insert("c", calls)]
-        outcomes = commit_group(db, works)
-        assert [o.result for o in outcomes] == ["a", None, "c"]
-        assert isinstance(outcomes[1].error, sqlite3.OperationalError)
-        assert calls == ["a", "a", "c"]
-        assert sorted(r[0] for r in db.execute("SELECT name FROM t")) == ["a", "c"]
+async def test_a_cancelled_write_leaves_no_transaction_open(tmp_path: Path) -> None:
+    store = await SqliteStore.open(f"sqlite:///{tmp_path / 'imagine.db'}")
+    try:
+        jobs = [make_job() for _ in range(20)]
+        tasks = [asyncio.ensure_future(enqueue_job(store, job)) for job in jobs]
+        await asyncio.sleep(0)
+        for task in tasks[::2]:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        stored = [await store.get_job(job.id) for job in jobs]
+        # Each job is stored whole or not at all, and the writer takes new work afterwards.
+        assert all(s is None or s == j for s, j in zip(stored, jobs, strict=True))
+        late = make_job()
+        assert await enqueue_job(store, late) == (late, True)
+    finally:
+        await store.aclose()
 
 
 async def test_concurrent_changes_that_fail_leave_the_others_committed(tmp_path: Path) -> None:
@@ -221,7 +222,7 @@ async def test_concurrent_changes_that_fail_leave_the_others_committed(tmp_path:
                 )
                 for term in terms
             ),
-            *(store.enqueue_job(make_job()) for _ in range(10)),
+            *(enqueue_job(store, make_job()) for _ in range(10)),
             return_exceptions=True,
         )
         assert [isinstance(r, ValueError) for r in results[:30]] == [t.endswith("!") for t in terms]

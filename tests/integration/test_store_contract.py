@@ -10,9 +10,11 @@ import pytest
 from bot.domain.community import AuditEntry
 from bot.domain.errors import StoreError
 from bot.domain.limits import LimitPlan
-from bot.domain.models import CommunitySettings, JobStatus
+from bot.domain.models import CommunitySettings, Job, JobStatus
 from bot.store import Store
+from bot.store.base import AuditQuery, DayUsage, JobCounts, ProviderError, UserUsage
 from tests.factories import make_job, make_request
+from tests.store_helpers import claim_next_job, enqueue_job, save_settings
 
 NOW = 1_700_000_000.0
 CONSOLE = {"console"}
@@ -20,7 +22,7 @@ CONSOLE = {"console"}
 
 async def test_enqueue_then_get_returns_the_same_job(store: Store) -> None:
     job = make_job()
-    stored, created = await store.enqueue_job(job)
+    stored, created = await enqueue_job(store, job)
     assert created
     assert await store.get_job(job.id) == stored == job
 
@@ -28,8 +30,8 @@ async def test_enqueue_then_get_returns_the_same_job(store: Store) -> None:
 async def test_the_same_event_twice_makes_one_job(store: Store) -> None:
     first = make_job(request=make_request(dedupe_key="console:evt-1"))
     second = make_job(request=make_request(dedupe_key="console:evt-1"))
-    _, created_first = await store.enqueue_job(first)
-    again, created_second = await store.enqueue_job(second)
+    _, created_first = await enqueue_job(store, first)
+    again, created_second = await enqueue_job(store, second)
     assert created_first and not created_second
     assert again.id == first.id
     assert await store.get_job(second.id) is None
@@ -37,32 +39,32 @@ async def test_the_same_event_twice_makes_one_job(store: Store) -> None:
 
 async def test_concurrent_duplicates_make_one_job(store: Store) -> None:
     jobs = [make_job(request=make_request(dedupe_key="console:same")) for _ in range(20)]
-    results = await asyncio.gather(*(store.enqueue_job(j) for j in jobs))
+    results = await asyncio.gather(*(enqueue_job(store, j) for j in jobs))
     assert sum(created for _, created in results) == 1
     assert len({stored.id for stored, _ in results}) == 1
 
 
 async def test_a_claimed_job_is_not_claimed_again_until_its_lease_expires(store: Store) -> None:
     job = make_job()
-    await store.enqueue_job(job)
-    claimed = await store.claim_next_job("w1", NOW, 30, CONSOLE)
+    await enqueue_job(store, job)
+    claimed = await claim_next_job(store, "w1", NOW, 30, CONSOLE)
     assert claimed is not None and claimed.lease_owner == "w1"
-    assert await store.claim_next_job("w2", NOW + 10, 30, CONSOLE) is None
-    taken = await store.claim_next_job("w2", NOW + 31, 30, CONSOLE)
+    assert await claim_next_job(store, "w2", NOW + 10, 30, CONSOLE) is None
+    taken = await claim_next_job(store, "w2", NOW + 31, 30, CONSOLE)
     assert taken is not None and taken.id == job.id and taken.lease_owner == "w2"
 
 
 async def test_claims_only_jobs_of_the_given_platforms(store: Store) -> None:
-    await store.enqueue_job(make_job(request=make_request(platform="discord")))
-    assert await store.claim_next_job("w1", NOW, 30, CONSOLE) is None
-    assert await store.claim_next_job("w1", NOW, 30, {"discord"}) is not None
+    await enqueue_job(store, make_job(request=make_request(platform="discord")))
+    assert await claim_next_job(store, "w1", NOW, 30, CONSOLE) is None
+    assert await claim_next_job(store, "w1", NOW, 30, {"discord"}) is not None
 
 
 async def test_concurrent_claims_never_share_a_job(store: Store) -> None:
     for _ in range(30):
-        await store.enqueue_job(make_job())
+        await enqueue_job(store, make_job())
     claims = await asyncio.gather(
-        *(store.claim_next_job(f"w{i}", NOW, 30, CONSOLE) for i in range(40))
+        *(claim_next_job(store, f"w{i}", NOW, 30, CONSOLE) for i in range(40))
     )
     ids = [c.id for c in claims if c is not None]
     assert len(ids) == 30 == len(set(ids))
@@ -79,7 +81,7 @@ async def test_a_batch_claim_takes_jobs_in_the_order_single_claims_would(
     async def fill(target: Store) -> None:
         for n, (community, user) in enumerate(layout):
             request = make_request(community_id=community, user_id=user)
-            await target.enqueue_job(make_job(id=f"j{n}", request=request, created_at=NOW + n))
+            await enqueue_job(target, make_job(id=f"j{n}", request=request, created_at=NOW + n))
 
     await fill(store)
     batch = await store.claim_jobs("w1", NOW + 100, 30, CONSOLE, 5)
@@ -90,7 +92,7 @@ async def test_a_batch_claim_takes_jobs_in_the_order_single_claims_would(
     path = tmp_path_factory.mktemp("single") / "single.db"
     async with open_store(f"sqlite:///{path}") as single:
         await fill(single)
-        one_by_one = [await single.claim_next_job("w1", NOW + 100, 30, CONSOLE) for _ in range(5)]
+        one_by_one = [await claim_next_job(single, "w1", NOW + 100, 30, CONSOLE) for _ in range(5)]
     assert [job.id for job in batch] == [job.id for job in one_by_one if job is not None]
     rest = await store.claim_jobs("w2", NOW + 101, 30, CONSOLE, 10)
     assert sorted(job.id for job in rest) == sorted(
@@ -101,8 +103,8 @@ async def test_a_batch_claim_takes_jobs_in_the_order_single_claims_would(
 
 async def test_save_job_step_needs_the_lease_and_the_expected_status(store: Store) -> None:
     job = make_job()
-    await store.enqueue_job(job)
-    claimed = await store.claim_next_job("w1", NOW, 30, CONSOLE)
+    await enqueue_job(store, job)
+    claimed = await claim_next_job(store, "w1", NOW, 30, CONSOLE)
     assert claimed is not None
     submitted = claimed.evolve(status=JobStatus.SUBMITTED, provider_task={"id": "t1"})
     assert not await store.save_job_step(submitted, worker_id="w2", expected=JobStatus.QUEUED)
@@ -115,20 +117,20 @@ async def test_save_job_step_needs_the_lease_and_the_expected_status(store: Stor
 
 async def test_a_cancelled_job_cannot_be_saved_by_its_worker(store: Store) -> None:
     job = make_job()
-    await store.enqueue_job(job)
-    claimed = await store.claim_next_job("w1", NOW, 30, CONSOLE)
+    await enqueue_job(store, job)
+    claimed = await claim_next_job(store, "w1", NOW, 30, CONSOLE)
     assert claimed is not None
     cancelled = await store.cancel_job(job.id, NOW)
     assert cancelled is not None and cancelled.status is JobStatus.CANCELLED
     assert cancelled.outcome_sent
     later = claimed.evolve(status=JobStatus.SUBMITTED)
     assert not await store.save_job_step(later, worker_id="w1", expected=JobStatus.QUEUED)
-    assert await store.claim_next_job("w1", NOW + 100, 30, CONSOLE) is None
+    assert await claim_next_job(store, "w1", NOW + 100, 30, CONSOLE) is None
 
 
 async def test_delivery_keys_merge_into_the_job_and_none_removes_one(store: Store) -> None:
     job = make_job()
-    await store.enqueue_job(job)
+    await enqueue_job(store, job)
     assert await store.merge_job_delivery(job.id, {"progress_ts": "1.5", "note": "x"})
     assert await store.merge_job_delivery(job.id, {"note": None, "files": ["F1", "F2"]})
     stored = await store.get_job(job.id)
@@ -139,8 +141,8 @@ async def test_delivery_keys_merge_into_the_job_and_none_removes_one(store: Stor
 
 async def test_a_merged_delivery_key_survives_a_save_of_an_older_copy(store: Store) -> None:
     job = make_job()
-    await store.enqueue_job(job)
-    claimed = await store.claim_next_job("w1", NOW, 30, CONSOLE)
+    await enqueue_job(store, job)
+    claimed = await claim_next_job(store, "w1", NOW, 30, CONSOLE)
     assert claimed is not None and claimed.delivery == {}
     # Another process records the progress message after the worker read the job.
     assert await store.merge_job_delivery(job.id, {"progress_ts": "1.5"})
@@ -156,33 +158,33 @@ async def test_a_merged_delivery_key_survives_a_save_of_an_older_copy(store: Sto
 
 async def test_released_job_waits_for_not_before(store: Store) -> None:
     job = make_job()
-    await store.enqueue_job(job)
-    await store.claim_next_job("w1", NOW, 30, CONSOLE)
+    await enqueue_job(store, job)
+    await claim_next_job(store, "w1", NOW, 30, CONSOLE)
     await store.release_job(job.id, "w1", NOW + 20)
-    assert await store.claim_next_job("w1", NOW + 5, 30, CONSOLE) is None
-    assert await store.claim_next_job("w1", NOW + 21, 30, CONSOLE) is not None
+    assert await claim_next_job(store, "w1", NOW + 5, 30, CONSOLE) is None
+    assert await claim_next_job(store, "w1", NOW + 21, 30, CONSOLE) is not None
 
 
 async def test_leases_are_renewed_only_for_their_holder(store: Store) -> None:
     job = make_job()
-    await store.enqueue_job(job)
-    await store.claim_next_job("w1", NOW, 30, CONSOLE)
+    await enqueue_job(store, job)
+    await claim_next_job(store, "w1", NOW, 30, CONSOLE)
     assert await store.renew_leases("w2", [job.id], NOW + 10, 30) == set()
     assert await store.renew_leases("w1", [job.id], NOW + 10, 30) == {job.id}
-    assert await store.claim_next_job("w2", NOW + 35, 30, CONSOLE) is None
+    assert await claim_next_job(store, "w2", NOW + 35, 30, CONSOLE) is None
     assert await store.lease_owners() == {"w1"}
     assert await store.release_leases_of("w1") == 1
-    assert await store.claim_next_job("w2", NOW + 35, 30, CONSOLE) is not None
+    assert await claim_next_job(store, "w2", NOW + 35, 30, CONSOLE) is not None
 
 
 async def test_claims_alternate_between_communities(store: Store) -> None:
     for _ in range(6):
-        await store.enqueue_job(make_job(request=make_request(community_id="busy")))
+        await enqueue_job(store, make_job(request=make_request(community_id="busy")))
     for _ in range(2):
-        await store.enqueue_job(make_job(request=make_request(community_id="quiet")))
+        await enqueue_job(store, make_job(request=make_request(community_id="quiet")))
     order = []
     for i in range(4):
-        claimed = await store.claim_next_job(f"w{i}", NOW, 30, CONSOLE)
+        claimed = await claim_next_job(store, f"w{i}", NOW, 30, CONSOLE)
         assert claimed is not None
         order.append(claimed.community_id)
     assert sorted(order[:2]) == ["busy", "quiet"]
@@ -191,11 +193,11 @@ async def test_claims_alternate_between_communities(store: Store) -> None:
 
 async def test_claims_alternate_between_users_of_a_community(store: Store) -> None:
     for _ in range(4):
-        await store.enqueue_job(make_job(request=make_request(user_id="heavy")))
-    await store.enqueue_job(make_job(request=make_request(user_id="light")))
+        await enqueue_job(store, make_job(request=make_request(user_id="heavy")))
+    await enqueue_job(store, make_job(request=make_request(user_id="light")))
     order = []
     for i in range(5):
-        claimed = await store.claim_next_job(f"w{i}", NOW, 30, CONSOLE)
+        claimed = await claim_next_job(store, f"w{i}", NOW, 30, CONSOLE)
         assert claimed is not None
         order.append(claimed.request.user_id)
     assert order == ["heavy", "light", "heavy", "heavy", "heavy"]
@@ -204,7 +206,7 @@ async def test_claims_alternate_between_users_of_a_community(store: Store) -> No
 async def test_queue_position_counts_the_jobs_ahead(store: Store) -> None:
     jobs = [make_job() for _ in range(3)]
     for job in jobs:
-        await store.enqueue_job(job)
+        await enqueue_job(store, job)
     assert [await store.queue_position(j) for j in jobs] == [0, 1, 2]
     assert await store.count_pending(CONSOLE) == 3
     counts = await store.job_counts()
@@ -214,9 +216,9 @@ async def test_queue_position_counts_the_jobs_ahead(store: Store) -> None:
 async def test_settings_round_trip(store: Store) -> None:
     assert await store.get_settings("c1") is None
     settings = CommunitySettings("c1", safety_level="strict", banned_users=("u9",))
-    await store.save_settings(settings, NOW)
+    await save_settings(store, settings, NOW)
     assert await store.get_settings("c1") == settings
-    await store.save_settings(settings.evolve(banned_users=()), NOW + 1)
+    await save_settings(store, settings.evolve(banned_users=()), NOW + 1)
     stored = await store.get_settings("c1")
     assert stored is not None and stored.banned_users == ()
 
@@ -264,7 +266,7 @@ async def test_the_daily_quota_counts_images_and_refunds_failed_jobs(store: Stor
     refused = await store.admit_job(second, plan)
     assert not refused.decision.admitted and refused.decision.limit == "user_daily"
     # The first job fails at the provider: its images are given back.
-    claimed = await store.claim_next_job("w1", NOW + 2, 30, CONSOLE)
+    claimed = await claim_next_job(store, "w1", NOW + 2, 30, CONSOLE)
     assert claimed is not None and claimed.id == first.id
     failed = claimed.evolve(status=JobStatus.FAILED, outcome_sent=True)
     assert await store.save_job_step(failed, worker_id="w1", expected=JobStatus.QUEUED)
@@ -337,7 +339,7 @@ async def test_cached_jobs_are_found_only_when_delivered(store: Store) -> None:
     job = make_job(created_at=NOW)
     await store.admit_job(job, plan, cache_key="k1")
     assert await store.find_cached_job("c1", "k1") is None
-    claimed = await store.claim_next_job("w1", NOW, 30, CONSOLE)
+    claimed = await claim_next_job(store, "w1", NOW, 30, CONSOLE)
     assert claimed is not None
     done = claimed.evolve(status=JobStatus.DELIVERED, images=("x/1.png",), outcome_sent=True)
     assert await store.save_job_step(done, worker_id="w1", expected=JobStatus.QUEUED)
@@ -368,13 +370,13 @@ async def test_an_identical_request_in_flight_becomes_a_follower(store: Store) -
 
 async def test_a_second_job_with_a_stored_id_is_a_store_error(store: Store) -> None:
     first = make_job()
-    await store.enqueue_job(first)
+    await enqueue_job(store, first)
     again = make_job(id=first.id, request=make_request(user_id="u2"))
     with pytest.raises(StoreError):
-        await store.enqueue_job(again)
+        await enqueue_job(store, again)
     assert await store.get_job(first.id) == first
     other = make_job()
-    assert await store.enqueue_job(other) == (other, True)
+    assert await enqueue_job(store, other) == (other, True)
 
 
 async def test_an_unfinished_job_from_an_earlier_day_is_in_flight_but_not_charged_today(
@@ -388,3 +390,128 @@ async def test_an_unfinished_job_from_an_earlier_day_is_in_flight_but_not_charge
     usage = await store.read_usage(plan, NOW)
     assert (usage.user_images_today, usage.user_in_flight) == (3, 2)
     assert usage.community_images_today == 3
+
+
+# The audit log's pages and the dashboard's reports (issue 21) --------------------------------------
+
+DAY = int(NOW // 86_400)
+
+
+async def test_audit_entries_keep_their_origin_and_pages_filter_by_actor_and_kind(
+    store: Store,
+) -> None:
+    layout = [("a1", "change", "dashboard"), ("a2", "denied", ""), ("a1", "denied", "dashboard")]
+    for i in range(12):
+        actor, kind, origin = layout[i % 3]
+        entry = AuditEntry("c1", NOW + i, actor, kind, "set_daily", f"e{i}", origin=origin)
+        await store.add_audit(entry)
+    await store.add_audit(AuditEntry("c2", NOW, "a1", "change", "set_daily", "elsewhere"))
+    newest = await store.list_audit("c1", 1)
+    assert [(e.detail, e.origin) for e in newest] == [("e11", "dashboard")]
+
+    first = await store.search_audit(AuditQuery("c1", limit=5))
+    assert [e.detail for e in first] == ["e11", "e10", "e9", "e8", "e7"]
+    second = await store.search_audit(AuditQuery("c1", limit=5, before_id=first[-1].id))
+    assert [e.detail for e in second] == ["e6", "e5", "e4", "e3", "e2"]
+    last = await store.search_audit(AuditQuery("c1", limit=5, before_id=second[-1].id))
+    assert [e.detail for e in last] == ["e1", "e0"]
+
+    mine = await store.search_audit(AuditQuery("c1", limit=50, actor_id="a1"))
+    assert len(mine) == 8 and {e.actor_id for e in mine} == {"a1"}
+    denied = await store.search_audit(AuditQuery("c1", limit=50, actor_id="a1", kind="denied"))
+    assert [e.detail for e in denied] == ["e11", "e8", "e5", "e2"]
+    assert all(e.origin == "dashboard" for e in denied)
+    assert [e.origin for e in await store.search_audit(AuditQuery("c1", kind="denied",
+                                                                  actor_id="a2"))] == [""] * 4  # fmt: skip
+    assert [e.detail for e in await store.search_audit(AuditQuery("c2"))] == ["elsewhere"]
+    assert await store.search_audit(AuditQuery("c9")) == []
+
+
+async def test_usage_by_day_and_top_users_count_charged_images_only(store: Store) -> None:
+    def job(user: str, count: int, cost: float, at: float, community: str = "c1") -> str:
+        request = make_request(user_id=user, count=count, community_id=community)
+        made = make_job(request=request, created_at=at, cost_usd=cost)
+        jobs.append(made)
+        return made.id
+
+    jobs: list[Job] = []
+    job("u1", 1, 0.03, NOW - 86_400)  # yesterday
+    job("u1", 2, 0.06, NOW)
+    job("u3", 1, 0.01, NOW + 60)
+    refunded = job("u2", 4, 0.12, NOW + 30)  # cancelled before it was submitted: not charged
+    job("u1", 3, 0.09, NOW - 10 * 86_400)  # before the window
+    job("u4", 2, 0.06, NOW, community="c2")
+    for made in jobs:
+        await enqueue_job(store, made)
+    await store.cancel_job(refunded, NOW + 31)
+
+    since = (DAY - 1) * 86_400.0
+    days = await store.usage_by_day("c1", since)
+    assert [(d.day, d.images) for d in days] == [(DAY - 1, 1), (DAY, 3)]
+    assert [d.spend_usd for d in days] == pytest.approx([0.03, 0.07])
+    assert all(isinstance(d, DayUsage) for d in days)
+    assert await store.usage_by_day("c1", NOW + 3600) == []
+
+    top = await store.top_users("c1", since, 10)
+    assert [(u.user_id, u.images) for u in top] == [("u1", 3), ("u3", 1)]
+    assert top[0].spend_usd == pytest.approx(0.09)
+    assert await store.top_users("c1", since, 1) == [top[0]]
+    assert await store.top_users("c2", since, 10) == [UserUsage("u4", 2, pytest.approx(0.06))]
+
+
+async def test_refusals_are_counted_by_reason_since_a_time(store: Store) -> None:
+    for action in ("user_daily", "user_daily", "blocked_term"):
+        await store.add_audit(AuditEntry("c1", NOW, "u1", "refusal", action, "refused"))
+    await store.add_audit(AuditEntry("c1", NOW - 86_400, "u1", "refusal", "banned", "old"))
+    await store.add_audit(AuditEntry("c1", NOW, "a1", "change", "set_daily", "not a refusal"))
+    await store.add_audit(AuditEntry("c2", NOW, "u2", "refusal", "banned", "elsewhere"))
+    counts = await store.refusals_by_reason("c1", NOW - 60)
+    assert counts == {"user_daily": 2, "blocked_term": 1}
+    assert list(counts) == ["user_daily", "blocked_term"]  # most refusals first
+    assert await store.refusals_by_reason("c3", 0.0) == {}
+
+
+async def test_community_job_counts_split_waiting_from_running(store: Store) -> None:
+    assert await store.community_job_counts("c1") == JobCounts(queued=0, running=0)
+    for _ in range(3):
+        await enqueue_job(store, make_job(created_at=NOW))
+    await enqueue_job(store, make_job(request=make_request(community_id="c2"), created_at=NOW))
+    done = make_job(created_at=NOW)
+    await enqueue_job(store, done)
+    await store.cancel_job(done.id, NOW)
+    claimed = await claim_next_job(store, "w1", NOW, 30, CONSOLE)
+    assert claimed is not None and claimed.community_id == "c1"
+    assert await store.community_job_counts("c1") == JobCounts(queued=2, running=1)
+    assert await store.community_job_counts("c2") == JobCounts(queued=1, running=0)
+
+
+async def test_spend_by_provider_and_each_providers_newest_error(store: Store) -> None:
+    def stored(**values: object) -> None:
+        jobs.append(make_job(**values))
+
+    jobs: list[Job] = []
+    stored(provider="bfl", cost_usd=0.03, created_at=NOW, updated_at=NOW)
+    stored(provider="bfl", cost_usd=0.03, created_at=NOW, updated_at=NOW,
+           error_code="provider_error", error_message="older", status=JobStatus.FAILED)  # fmt: skip
+    stored(provider="bfl", cost_usd=0.0, created_at=NOW, updated_at=NOW + 10,
+           error_code="timeout", error_message="newest", status=JobStatus.FAILED)  # fmt: skip
+    stored(provider="fal", cost_usd=0.10, created_at=NOW, updated_at=NOW,
+           request=make_request(community_id="c2"), error_code="moderated",
+           status=JobStatus.FAILED)  # fmt: skip
+    stored(provider="together", cost_usd=0.02, created_at=NOW - 86_400,
+           updated_at=NOW - 86_400, error_code="old", status=JobStatus.FAILED)  # fmt: skip
+    stored(provider="cache", created_at=NOW, updated_at=NOW, error_code="follower_failed",
+           status=JobStatus.FAILED)  # fmt: skip
+    stored(created_at=NOW, updated_at=NOW)  # never submitted: no provider
+    for made in jobs:
+        await enqueue_job(store, made)
+
+    spend = await store.spend_by_provider(NOW - 60)
+    assert [(s.provider, s.images) for s in spend] == [("fal", 1), ("bfl", 3), ("cache", 1)]
+    assert [s.spend_usd for s in spend] == pytest.approx([0.10, 0.06, 0.0])
+
+    errors = sorted(await store.last_provider_errors(NOW - 60), key=lambda e: e.provider)
+    assert errors == [
+        ProviderError("bfl", "timeout", "newest", NOW + 10),
+        ProviderError("fal", "moderated", "", NOW),
+    ]

@@ -16,13 +16,14 @@ from PIL import Image
 from bot.domain.clock import ManualClock
 from bot.domain.errors import InvalidImage, InvalidRequest, PolicyRefusal
 from bot.domain.models import CommunitySettings, JobStatus
-from bot.jobs.service import MAX_PROMPT_CHARS
+from bot.jobs.imagine import MAX_PROMPT_CHARS
 from bot.media import images
 from tests.discord.conftest import Bot
 from tests.factories import make_request
 from tests.fakes.discord import GUILD_ID, Recorded
 from tests.reliability.conftest import RecordingPort, opened_app, settle
 from tests.slack.conftest import SlackBot
+from tests.store_helpers import save_settings
 
 
 def _png(width: int = 32, height: int = 32) -> bytes:
@@ -177,8 +178,8 @@ EVASIONS = [
 @pytest.mark.parametrize("prompt", EVASIONS)
 async def test_s30_hidden_blocked_terms_are_still_caught(data_dir: Path, prompt: str) -> None:
     async with opened_app(data_dir) as app:
-        await app.store.save_settings(
-            CommunitySettings("c1", blocked_terms=("dragon",)), app.clock.now()
+        await save_settings(
+            app.store, CommunitySettings("c1", blocked_terms=("dragon",)), app.clock.now()
         )
         with pytest.raises(PolicyRefusal) as refused:
             await app.service.imagine(make_request(prompt=prompt))
@@ -193,8 +194,8 @@ async def test_s30_hidden_blocked_terms_are_still_caught(data_dir: Path, prompt:
 )
 async def test_s30_ordinary_words_containing_a_term_pass(data_dir: Path, prompt: str) -> None:
     async with opened_app(data_dir) as app:
-        await app.store.save_settings(
-            CommunitySettings("c1", blocked_terms=("dragon",)), app.clock.now()
+        await save_settings(
+            app.store, CommunitySettings("c1", blocked_terms=("dragon",)), app.clock.now()
         )
         accepted = await app.service.imagine(make_request(prompt=prompt))
         assert accepted.job.request.prompt == prompt
@@ -275,8 +276,8 @@ async def test_s32_adult_applies_only_in_age_restricted_channels_and_is_rechecke
     tolerance; inside one, adult. A thread inherits its parent's flag (the adapter passes the
     parent's). When the channel loses its age restriction before posting, nothing is posted."""
     async with opened_app(data_dir) as app:
-        await app.store.save_settings(
-            CommunitySettings("c1", safety_level="adult"), app.clock.now()
+        await save_settings(
+            app.store, CommunitySettings("c1", safety_level="adult"), app.clock.now()
         )
         open_channel = await app.service.imagine(make_request(channel_age_restricted=False))
         restricted = await app.service.imagine(
@@ -306,8 +307,8 @@ async def test_s32_adult_applies_only_in_age_restricted_channels_and_is_rechecke
 async def test_s32_discord_adult_only_in_an_age_restricted_channel(
     bot: Bot, nsfw: bool, tolerance: int
 ) -> None:
-    await bot.app.store.save_settings(
-        CommunitySettings(GUILD_ID, safety_level="adult"), bot.app.clock.now()
+    await save_settings(
+        bot.app.store, CommunitySettings(GUILD_ID, safety_level="adult"), bot.app.clock.now()
     )
     token = bot.feed(bot.fake.imagine("a moody portrait", nsfw=nsfw))
     edit = await bot.fake.wait_for(lambda: _final_edit(bot, token), what="the image")

@@ -16,11 +16,13 @@ from bot.domain.clock import ManualClock
 from bot.domain.models import JobStatus, ReplyTarget, dumps
 from bot.providers.offline import OfflineProvider
 from bot.providers.router import Router
-from bot.store.base import job_row_values, load_queries
+from bot.store.rows import job_row_values
+from bot.store.sql import load_queries
 from bot.store.sqlite import SqliteStore
 from tests.factories import make_job, make_request
 from tests.fakes.slack import FakeSlack, form_body, signed_headers
 from tests.reliability.conftest import LogCapture, RecordingPort, opened_app, settle
+from tests.store_helpers import enqueue_job
 
 SECRET = "reliability-signing-secret-7d1e"
 TOKEN = "xoxb-reliability-000000000000"
@@ -90,8 +92,8 @@ async def test_s24_sqlite_under_50_concurrent_commands_is_never_locked(
                 request = make_request(
                     community_id="cli", user_id=f"op{n}", dedupe_key=f"console:other-{n}"
                 )
-                await other.enqueue_job(
-                    make_job(now=clock.now(), request=request, seed=n, width=64, height=64)
+                await enqueue_job(
+                    other, make_job(now=clock.now(), request=request, seed=n, width=64, height=64)
                 )
 
             try:

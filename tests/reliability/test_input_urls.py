@@ -3,14 +3,24 @@ cut at a byte cap and a time cap. A sink on 127.0.0.1 proves no connection was m
 
 from __future__ import annotations
 
+import asyncio
+import datetime
 import io
+import ssl
 from collections.abc import AsyncIterator
+from pathlib import Path
 
+import httpx
 import pytest
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.x509.oid import NameOID
 from PIL import Image
 
 from bot.domain.errors import DownloadRefused
 from bot.net.guard import SafeFetcher
+from bot.net.httpclient import open_http_client
 from tests.fakes.rawhttp import RawServer, endless, huge_length, respond, trickle
 
 PRIVATE = "That image link points to a private or local address, which is not allowed."
@@ -22,6 +32,13 @@ def _png() -> bytes:
     out = io.BytesIO()
     Image.new("RGB", (8, 8), (0, 128, 255)).save(out, format="PNG")
     return out.getvalue()
+
+
+@pytest.fixture
+async def http() -> AsyncIterator[httpx.AsyncClient]:
+    """The bot's own client: the guard runs on the process's shared client."""
+    async with open_http_client() as client:
+        yield client
 
 
 @pytest.fixture
@@ -46,9 +63,11 @@ class FakeDNS:
         return answers[min(len(self.lookups), len(answers)) - 1]
 
 
-def only_address_check(sink: RawServer, dns: FakeDNS | None = None) -> SafeFetcher:
+def only_address_check(
+    http: httpx.AsyncClient, sink: RawServer, dns: FakeDNS | None = None
+) -> SafeFetcher:
     """Scheme and port rules relaxed for the sink, so the address check alone must refuse."""
-    return SafeFetcher(allow_http=True, extra_ports={sink.port}, resolver=dns)
+    return SafeFetcher(http, allow_http=True, extra_ports={sink.port}, resolver=dns)
 
 
 @pytest.mark.parametrize(
@@ -73,8 +92,10 @@ def only_address_check(sink: RawServer, dns: FakeDNS | None = None) -> SafeFetch
         "localhost",
     ],
 )
-async def test_s26_loopback_spellings_are_refused(sink: RawServer, host: str) -> None:
-    fetcher = only_address_check(sink)
+async def test_s26_loopback_spellings_are_refused(
+    sink: RawServer, host: str, http: httpx.AsyncClient
+) -> None:
+    fetcher = only_address_check(http, sink)
     with pytest.raises(DownloadRefused) as caught:
         await fetcher.fetch(f"http://{host}:{sink.port}/cat.png")
     assert str(caught.value) in (PRIVATE, INVALID)
@@ -109,8 +130,10 @@ async def test_s26_loopback_spellings_are_refused(sink: RawServer, host: str) ->
         "2852039166",  # and in decimal
     ],
 )
-async def test_s26_private_and_special_addresses_are_refused(sink: RawServer, host: str) -> None:
-    fetcher = only_address_check(sink)
+async def test_s26_private_and_special_addresses_are_refused(
+    sink: RawServer, host: str, http: httpx.AsyncClient
+) -> None:
+    fetcher = only_address_check(http, sink)
     with pytest.raises(DownloadRefused) as caught:
         await fetcher.fetch(f"http://{host}:{sink.port}/cat.png")
     assert str(caught.value) == PRIVATE
@@ -128,10 +151,10 @@ async def test_s26_private_and_special_addresses_are_refused(sink: RawServer, ho
     ],
 )
 async def test_s26_names_resolving_to_private_addresses_are_refused(
-    sink: RawServer, answers: list[str]
+    sink: RawServer, answers: list[str], http: httpx.AsyncClient
 ) -> None:
     dns = FakeDNS({"images.example": [answers]})
-    fetcher = only_address_check(sink, dns)
+    fetcher = only_address_check(http, sink, dns)
     with pytest.raises(DownloadRefused) as caught:
         await fetcher.fetch(f"http://images.example:{sink.port}/cat.png")
     assert str(caught.value) == PRIVATE
@@ -152,42 +175,52 @@ async def test_s26_names_resolving_to_private_addresses_are_refused(
         "not a url",
     ],
 )
-async def test_s26_other_schemes_are_refused(sink: RawServer, url: str) -> None:
-    fetcher = SafeFetcher(extra_ports={sink.port}, trusted_endpoints={("127.0.0.1", sink.port)})
+async def test_s26_other_schemes_are_refused(
+    sink: RawServer, url: str, http: httpx.AsyncClient
+) -> None:
+    fetcher = SafeFetcher(
+        http, extra_ports={sink.port}, trusted_endpoints={("127.0.0.1", sink.port)}
+    )
     with pytest.raises(DownloadRefused):
         await fetcher.fetch(url.format(sink=f"127.0.0.1:{sink.port}"))
     assert sink.connections == 0
 
 
-async def test_s26_other_ports_are_refused(sink: RawServer) -> None:
+async def test_s26_other_ports_are_refused(sink: RawServer, http: httpx.AsyncClient) -> None:
     # The address is trusted here, so only the port rule can refuse.
-    fetcher = SafeFetcher(allow_http=True, trusted_endpoints={("127.0.0.1", sink.port)})
+    fetcher = SafeFetcher(http, allow_http=True, trusted_endpoints={("127.0.0.1", sink.port)})
     with pytest.raises(DownloadRefused) as caught:
         await fetcher.fetch(f"http://127.0.0.1:{sink.port}/cat.png")
     assert str(caught.value) == "That image link uses a port that is not allowed."
     assert sink.connections == 0
 
 
-async def test_s26_credentials_in_the_link_are_refused(sink: RawServer) -> None:
+async def test_s26_credentials_in_the_link_are_refused(
+    sink: RawServer, http: httpx.AsyncClient
+) -> None:
     fetcher = SafeFetcher(
-        allow_http=True, extra_ports={sink.port}, trusted_endpoints={("127.0.0.1", sink.port)}
+        http, allow_http=True, extra_ports={sink.port}, trusted_endpoints={("127.0.0.1", sink.port)}
     )
     with pytest.raises(DownloadRefused):
         await fetcher.fetch(f"http://user:pw@127.0.0.1:{sink.port}/cat.png")
     assert sink.connections == 0
 
 
-async def test_s26_the_default_fetcher_refuses_a_local_fake(sink: RawServer) -> None:
+async def test_s26_the_default_fetcher_refuses_a_local_fake(
+    sink: RawServer, http: httpx.AsyncClient
+) -> None:
     with pytest.raises(DownloadRefused):
-        await SafeFetcher().fetch(f"http://127.0.0.1:{sink.port}/cat.png")
+        await SafeFetcher(http).fetch(f"http://127.0.0.1:{sink.port}/cat.png")
     with pytest.raises(DownloadRefused):
-        await SafeFetcher().fetch(f"https://127.0.0.1:{sink.port}/cat.png")
+        await SafeFetcher(http).fetch(f"https://127.0.0.1:{sink.port}/cat.png")
     assert sink.connections == 0
 
 
-async def test_s26_a_trusted_local_fake_is_downloaded(sink: RawServer) -> None:
+async def test_s26_a_trusted_local_fake_is_downloaded(
+    sink: RawServer, http: httpx.AsyncClient
+) -> None:
     fetcher = SafeFetcher(
-        allow_http=True, extra_ports={sink.port}, trusted_endpoints={("127.0.0.1", sink.port)}
+        http, allow_http=True, extra_ports={sink.port}, trusted_endpoints={("127.0.0.1", sink.port)}
     )
     assert await fetcher.fetch(f"http://127.0.0.1:{sink.port}/cat.png") == _png()
     assert sink.connections == 1
@@ -208,12 +241,15 @@ async def test_s26_a_trusted_local_fake_is_downloaded(sink: RawServer) -> None:
         "http://127.0.0.1:{sink}@127.0.0.1:{sink}/",
     ],
 )
-async def test_s26_redirects_to_refused_places_are_refused(sink: RawServer, target: str) -> None:
+async def test_s26_redirects_to_refused_places_are_refused(
+    sink: RawServer, target: str, http: httpx.AsyncClient
+) -> None:
     location = target.format(sink=sink.port)
     redirector = await RawServer(respond("302 Found", headers={"Location": location})).start()
     try:
         dns = FakeDNS({"inside.example": [["10.0.0.7"]]})
         fetcher = SafeFetcher(
+            http,
             allow_http=True,
             extra_ports={sink.port, redirector.port},
             trusted_endpoints={("127.0.0.1", redirector.port)},
@@ -227,13 +263,16 @@ async def test_s26_redirects_to_refused_places_are_refused(sink: RawServer, targ
         await redirector.aclose()
 
 
-async def test_s26_a_good_redirect_is_followed_and_headers_stay_home(sink: RawServer) -> None:
+async def test_s26_a_good_redirect_is_followed_and_headers_stay_home(
+    sink: RawServer, http: httpx.AsyncClient
+) -> None:
     redirector = await RawServer(
         respond("301 Moved", headers={"Location": f"http://images.example:{sink.port}/cat.png"})
     ).start()
     try:
         dns = FakeDNS({"images.example": [["127.0.0.1"]]})
         fetcher = SafeFetcher(
+            http,
             allow_http=True,
             extra_ports={sink.port, redirector.port},
             trusted_endpoints={("127.0.0.1", redirector.port), ("127.0.0.1", sink.port)},
@@ -243,16 +282,19 @@ async def test_s26_a_good_redirect_is_followed_and_headers_stay_home(sink: RawSe
             f"http://127.0.0.1:{redirector.port}/start", headers={"Authorization": "Bearer xoxb-1"}
         )
         assert data == _png()
-        assert b"Authorization" in redirector.requests[0]
-        assert b"Authorization" not in sink.requests[0]
+        assert b"authorization" in redirector.requests[0].lower()  # names are case-insensitive
+        assert b"authorization" not in sink.requests[0].lower()
     finally:
         await redirector.aclose()
 
 
-async def test_s26_redirect_loops_stop_after_a_few_hops(sink: RawServer) -> None:
+async def test_s26_redirect_loops_stop_after_a_few_hops(
+    sink: RawServer, http: httpx.AsyncClient
+) -> None:
     redirector = await RawServer(respond("302 Found", headers={"Location": "/again"})).start()
     try:
         fetcher = SafeFetcher(
+            http,
             allow_http=True,
             extra_ports={redirector.port},
             trusted_endpoints={("127.0.0.1", redirector.port)},
@@ -266,10 +308,13 @@ async def test_s26_redirect_loops_stop_after_a_few_hops(sink: RawServer) -> None
         await redirector.aclose()
 
 
-async def test_s26_the_host_is_resolved_once_and_the_connection_pinned(sink: RawServer) -> None:
+async def test_s26_the_host_is_resolved_once_and_the_connection_pinned(
+    sink: RawServer, http: httpx.AsyncClient
+) -> None:
     # A rebinding name: the first answer passes the check, any later one points inside.
     dns = FakeDNS({"rebind.example": [["127.0.0.1"], ["10.0.0.1"], ["10.0.0.1"]]})
     fetcher = SafeFetcher(
+        http,
         allow_http=True,
         extra_ports={sink.port},
         trusted_endpoints={("127.0.0.1", sink.port)},
@@ -280,10 +325,11 @@ async def test_s26_the_host_is_resolved_once_and_the_connection_pinned(sink: Raw
     assert sink.connections == 1
 
 
-async def test_s26_an_error_status_is_a_clear_refusal() -> None:
+async def test_s26_an_error_status_is_a_clear_refusal(http: httpx.AsyncClient) -> None:
     server = await RawServer(respond("404 Not Found", b"nope")).start()
     try:
         fetcher = SafeFetcher(
+            http,
             allow_http=True,
             extra_ports={server.port},
             trusted_endpoints={("127.0.0.1", server.port)},
@@ -298,8 +344,9 @@ async def test_s26_an_error_status_is_a_clear_refusal() -> None:
 # Scenario 27: byte and time caps -----------------------------------------------------------------
 
 
-async def _fetch_from(server: RawServer, **options: object) -> bytes:
+async def _fetch_from(http: httpx.AsyncClient, server: RawServer, **options: object) -> bytes:
     fetcher = SafeFetcher(
+        http,
         allow_http=True,
         extra_ports={server.port},
         trusted_endpoints={("127.0.0.1", server.port)},
@@ -308,34 +355,107 @@ async def _fetch_from(server: RawServer, **options: object) -> bytes:
     return await fetcher.fetch(f"http://127.0.0.1:{server.port}/img.png")
 
 
-async def test_s27_a_huge_content_length_is_refused_at_once() -> None:
+async def test_s27_a_huge_content_length_is_refused_at_once(http: httpx.AsyncClient) -> None:
     server = await RawServer(huge_length(50 * 1024**3)).start()
     try:
         with pytest.raises(DownloadRefused) as caught:
             # The time cap is far away: only the declared length can end this.
-            await _fetch_from(server, max_bytes=1024 * 1024, timeout=60.0)
+            await _fetch_from(http, server, max_bytes=1024 * 1024, timeout=60.0)
         assert str(caught.value) == "That image is larger than the 1 MB limit."
     finally:
         await server.aclose()
 
 
-async def test_s27_an_endless_stream_is_cut_at_the_byte_cap() -> None:
+async def test_s27_an_endless_stream_is_cut_at_the_byte_cap(http: httpx.AsyncClient) -> None:
     server = await RawServer(endless).start()
     try:
         with pytest.raises(DownloadRefused) as caught:
-            await _fetch_from(server, max_bytes=2 * 1024 * 1024, timeout=60.0)
+            await _fetch_from(http, server, max_bytes=2 * 1024 * 1024, timeout=60.0)
         assert str(caught.value) == "That image is larger than the 2 MB limit."
     finally:
         await server.aclose()
 
 
-async def test_s27_a_trickle_is_cut_at_the_time_cap() -> None:
+async def test_s27_a_trickle_is_cut_at_the_time_cap(http: httpx.AsyncClient) -> None:
     # A byte every 50 ms never trips a per-read timeout; only the total cap can end it.
     server = await RawServer(trickle(0.05)).start()
     try:
         with pytest.raises(DownloadRefused) as caught:
-            await _fetch_from(server, timeout=0.5)
+            await _fetch_from(http, server, timeout=0.5)
         assert str(caught.value) == "That image took too long to download."
         assert server.connections == 1
     finally:
         await server.aclose()
+
+
+# TLS: the guard asks the vetted address, and the certificate is still checked for the link's host.
+
+
+def _certificate(tmp_path: Path, name: str) -> tuple[Path, Path]:
+    """A self-signed certificate for ``name`` and its key, as PEM files."""
+    key = ec.generate_private_key(ec.SECP256R1())
+    subject = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, name)])
+    now = datetime.datetime.now(datetime.UTC)
+    cert = (
+        x509.CertificateBuilder()
+        .subject_name(subject)
+        .issuer_name(subject)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - datetime.timedelta(minutes=1))
+        .not_valid_after(now + datetime.timedelta(hours=1))
+        .add_extension(x509.SubjectAlternativeName([x509.DNSName(name)]), critical=False)
+        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+        .sign(key, hashes.SHA256())
+    )
+    cert_file, key_file = tmp_path / f"{name}.pem", tmp_path / f"{name}.key"
+    cert_file.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    key_file.write_bytes(
+        key.private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.PKCS8,
+            serialization.NoEncryption(),
+        )
+    )
+    return cert_file, key_file
+
+
+@pytest.mark.parametrize(("served_as", "ok"), [("images.example", True), ("other.example", False)])
+async def test_s26_https_links_are_checked_against_the_links_host(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, served_as: str, ok: bool
+) -> None:
+    cert_file, key_file = _certificate(tmp_path, served_as)
+    monkeypatch.setenv("SSL_CERT_FILE", str(cert_file))  # httpx's trust_env: the one CA trusted
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    context.load_cert_chain(cert_file, key_file)
+    hello: list[str | None] = []
+    context.sni_callback = lambda sock, name, ctx: hello.append(name)  # type: ignore[assignment,misc,return-value]
+    png = _png()
+
+    async def serve(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        head = await reader.readuntil(b"\r\n\r\n")
+        hosts.append(head)
+        writer.write(
+            b"HTTP/1.1 200 OK\r\nContent-Length: %d\r\nConnection: close\r\n\r\n" % len(png)
+        )
+        writer.write(png)
+        await writer.drain()
+        writer.close()
+
+    hosts: list[bytes] = []
+    server = await asyncio.start_server(serve, "127.0.0.1", 0, ssl=context)
+    port = server.sockets[0].getsockname()[1]
+    dns = FakeDNS({"images.example": [["127.0.0.1"]]})
+    async with server, open_http_client() as http:
+        fetcher = SafeFetcher(
+            http, extra_ports={port}, trusted_endpoints={("127.0.0.1", port)}, resolver=dns
+        )
+        url = f"https://images.example:{port}/cat.png"
+        if ok:
+            assert await fetcher.fetch(url) == png
+            assert hosts[0].lower().count(f"host: images.example:{port}".encode()) == 1
+        else:
+            with pytest.raises(DownloadRefused):
+                await fetcher.fetch(url)
+            assert hosts == []  # the handshake failed: nothing was asked
+    assert hello[:1] == ["images.example"]

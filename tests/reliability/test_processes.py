@@ -24,6 +24,7 @@ from tests.e2e.conftest import bot_env
 from tests.fakes.bfl import FakeBfl
 from tests.fakes.provider_common import Fault
 from tests.fakes.slack import FakeSlack, form_body, signed_headers
+from tests.store_helpers import enqueue_job
 
 pytestmark = pytest.mark.slow
 
@@ -371,7 +372,7 @@ async def test_s23_two_workers_on_postgresql_one_dies_its_jobs_are_taken_over(
                     reply=ReplyTarget(platform="recorder", channel_id="ch1"),
                 )
                 job = make_job(now=now, request=request, width=64, height=64, seed=n)
-                await store.enqueue_job(job)
+                await enqueue_job(store, job)
         probe = await asyncpg.connect(url)
         await probe.execute(RECORDING_TABLES)
         logs = [tmp_path / f"worker{i}.log" for i in range(2)]

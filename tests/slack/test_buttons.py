@@ -10,6 +10,7 @@ from bot.domain.errors import StoreError
 from bot.domain.models import CommunitySettings, Job, JobStatus
 from tests.fakes.slack import interaction_body
 from tests.slack.conftest import TEAM, SlackBot, new_trigger
+from tests.store_helpers import save_settings
 
 
 async def _delivered(slack_bot: SlackBot, prompt: str = "a red fox --seed 11") -> Job:
@@ -23,8 +24,8 @@ async def _delivered(slack_bot: SlackBot, prompt: str = "a red fox --seed 11") -
 async def test_a_banned_user_gets_an_ephemeral_refusal_and_nothing_is_posted(
     slack_bot: SlackBot,
 ) -> None:
-    await slack_bot.app.store.save_settings(
-        CommunitySettings(TEAM, banned_users=("U9",)), slack_bot.clock.now()
+    await save_settings(
+        slack_bot.app.store, CommunitySettings(TEAM, banned_users=("U9",)), slack_bot.clock.now()
     )
     reply = await slack_bot.command("a fox", user="U9", response_key="banned")
     assert reply.status == 200
@@ -38,8 +39,10 @@ async def test_a_banned_user_gets_an_ephemeral_refusal_and_nothing_is_posted(
 
 
 async def test_a_channel_not_allowed_is_refused_ephemerally(slack_bot: SlackBot) -> None:
-    await slack_bot.app.store.save_settings(
-        CommunitySettings(TEAM, allowed_channels=("CART",)), slack_bot.clock.now()
+    await save_settings(
+        slack_bot.app.store,
+        CommunitySettings(TEAM, allowed_channels=("CART",)),
+        slack_bot.clock.now(),
     )
     await slack_bot.command("a fox", channel="CGEN", response_key="chan")
     await slack_bot.settle()
@@ -202,8 +205,8 @@ async def test_a_channel_the_bot_is_not_in_gets_an_invite_hint_and_no_job_runs(
 
 async def test_a_refused_edit_is_told_ephemerally_in_the_channel(slack_bot: SlackBot) -> None:
     parent = await _delivered(slack_bot)
-    await slack_bot.app.store.save_settings(
-        CommunitySettings(TEAM, banned_users=("U1",)), slack_bot.clock.now()
+    await save_settings(
+        slack_bot.app.store, CommunitySettings(TEAM, banned_users=("U1",)), slack_bot.clock.now()
     )
     metadata = {"job": parent.id, "channel": "C1", "thread_ts": ""}
     submission = {

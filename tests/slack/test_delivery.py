@@ -23,6 +23,7 @@ from bot.store import Store, open_store
 from tests.factories import make_job, make_request
 from tests.fakes.slack import FakeSlack
 from tests.slack.conftest import BOT_TOKEN
+from tests.store_helpers import enqueue_job
 
 
 @pytest.fixture
@@ -180,7 +181,7 @@ async def test_a_worker_in_another_process_updates_the_recorded_message(
         _delivery(fake_slack, session, service),
     )
     job = _slack_job()
-    await store.enqueue_job(job)
+    await enqueue_job(store, job)
     await handler.post_queued(job, position=0)
     [queued] = fake_slack.posted("C7")
     # The worker's copy of the job was read before the message was recorded.
@@ -202,7 +203,7 @@ async def test_a_worker_elsewhere_waits_for_the_handler_to_post_the_queued_messa
         _delivery(fake_slack, session, service),
     )
     job = _slack_job()
-    await store.enqueue_job(job)
+    await enqueue_job(store, job)
     # Nothing recorded yet: progress is skipped rather than posted twice ...
     await worker.progress(job, Progress("generating", elapsed=1.0))
     assert fake_slack.posted("C7") == []
@@ -223,7 +224,7 @@ async def test_a_worker_elsewhere_posts_its_own_message_when_the_handler_could_n
         _delivery(fake_slack, session, service),
     )
     job = _slack_job()
-    await store.enqueue_job(job)
+    await enqueue_job(store, job)
     fake_slack.fail["chat.postMessage"] = "internal_error"
     await handler.post_queued(job, position=0)
     await worker.progress(job, Progress("generating", elapsed=1.0))

@@ -9,6 +9,7 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 
 import aiohttp
+import httpx
 import pytest
 from PIL import Image
 
@@ -107,7 +108,7 @@ async def test_a_link_elsewhere_gets_no_token_and_goes_to_the_guarded_fetcher(
     ],
 )
 async def test_only_slacks_file_origin_gets_the_token(url: str, tmp_path: Path) -> None:
-    async with aiohttp.ClientSession() as http, open_blobs(f"file://{tmp_path}") as blobs:
+    async with httpx.AsyncClient() as http, open_blobs(f"file://{tmp_path}") as blobs:
         files = SlackFiles(http, BOT_TOKEN, blobs)
         assert files.is_slack_file("https://files.slack.com/files-pri/T1-F1/x.png")
         assert files.is_slack_file("https://FILES.slack.com/files-pri/T1-F1/x.png")
@@ -120,7 +121,7 @@ async def test_a_slack_file_over_the_byte_cap_is_refused(
     fake_slack: FakeSlack, tmp_path: Path
 ) -> None:
     url = fake_slack.add_private_file("big.png", b"\x89PNG\r\n\x1a\n" + bytes(5000))
-    async with aiohttp.ClientSession() as http, open_blobs(f"file://{tmp_path}") as blobs:
+    async with httpx.AsyncClient() as http, open_blobs(f"file://{tmp_path}") as blobs:
         files = SlackFiles(http, BOT_TOKEN, blobs, fake_slack.files_url, max_bytes=4096)
         with pytest.raises(DownloadRefused, match="larger than"):
             await files.store_inputs((url,))

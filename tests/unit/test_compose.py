@@ -47,3 +47,18 @@ def test_bot_and_workers_use_the_postgres_service_and_one_images_volume() -> Non
         assert settings.effective_blob_url == "file:///data/images"
         assert services[name]["volumes"] == ["images:/data"]
         assert services[name]["depends_on"]["postgres"]["condition"] == "service_healthy"
+
+
+def test_the_http_port_is_published_on_loopback_only() -> None:
+    services = _compose()["services"]
+    assert services["bot"]["ports"] == ["127.0.0.1:8080:8080"]
+    assert all("ports" not in services[name] for name in ("worker", "postgres"))
+
+
+def test_failures_restart_but_a_clean_stop_stays_stopped() -> None:
+    # With no platform token, bot and workers exit 0 saying what to set (see
+    # tests/e2e/test_startup_errors.py): on-failure does not restart them in a loop.
+    services = _compose()["services"]
+    for name in ("bot", "worker"):
+        assert services[name]["restart"] == "on-failure"
+        assert "deploy" not in services[name] or "restart_policy" not in services[name]["deploy"]

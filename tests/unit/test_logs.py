@@ -98,7 +98,7 @@ def test_a_jobs_reply_secrets_are_redacted_only_while_held() -> None:
 
 def test_json_lines_carry_the_job_fields() -> None:
     record = logging.LogRecord(
-        "bot.jobs.worker", logging.INFO, __file__, 1, "job %s: submit", ("j1",), None
+        "bot.jobs.pool", logging.INFO, __file__, 1, "job %s: submit", ("j1",), None
     )
     record.job_id, record.community, record.provider = "j1", "c1", "bfl"  # type: ignore[attr-defined]
     record.step, record.duration_ms = "submit", 12.5  # type: ignore[attr-defined]

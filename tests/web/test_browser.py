@@ -222,7 +222,7 @@ async def test_a_form_without_its_csrf_token_is_refused_in_the_browser(
     await browser.type("#form-budget-set input[name=value]", "0")
     await browser.click("#form-budget-set button")
     assert "not sent from this page" in await browser.text("#error-message")
-    assert (await app.service.settings_for(GUILD)).community_budget_usd is None
+    assert (await app.service.get_settings(GUILD)).community_budget_usd is None
 
 
 async def test_a_member_who_is_no_admin_sees_no_community_in_the_browser(

@@ -13,6 +13,7 @@ from markupsafe import escape
 from bot.domain.community_settings import SETTINGS
 from bot.store.base import AuditQuery
 from bot.web.security import COOKIE_NAME, session_key
+from tests.store_helpers import save_settings
 from tests.web.conftest import ADMIN, GUILD, MEMBER, OTHER_GUILD, SECRET, Site
 
 
@@ -69,7 +70,7 @@ async def test_each_setting_changes_through_the_service_and_is_audited(
     status, page = await _post(site, name, **form)
     assert status == 200, page
     assert str(escape(f"Done: {line}.")) in page
-    settings = await site.app.service.settings_for(GUILD)
+    settings = await site.app.service.get_settings(GUILD)
     if stored is not None:
         field, part, value = stored
         current = getattr(settings, field)
@@ -86,12 +87,12 @@ async def test_list_entries_are_removed_and_lists_cleared(site: Site) -> None:
     assert "<span>dragon</span>" in page and "<span>wyvern</span>" in page
     status, _ = await _post(site, "blocked", op="remove", item="dragon")
     assert status == 200
-    assert (await site.app.service.settings_for(GUILD)).blocked_terms == ("wyvern",)
+    assert (await site.app.service.get_settings(GUILD)).blocked_terms == ("wyvern",)
     await _post(site, "blocked", op="clear")
-    assert (await site.app.service.settings_for(GUILD)).blocked_terms == ()
+    assert (await site.app.service.get_settings(GUILD)).blocked_terms == ()
     await _post(site, "limits", op="set", daily="3")
     await _post(site, "limits", op="clear")
-    assert (await site.app.service.settings_for(GUILD)).user_limits.daily is None
+    assert (await site.app.service.get_settings(GUILD)).user_limits.daily is None
 
 
 @pytest.mark.parametrize(
@@ -112,11 +113,11 @@ async def test_values_the_commands_refuse_are_refused_with_their_message(
     site: Site, name: str, form: dict[str, str], message: str
 ) -> None:
     await site.sign_in("discord", ADMIN)
-    before = await site.app.service.settings_for(GUILD)
+    before = await site.app.service.get_settings(GUILD)
     status, page = await _post(site, name, **form)
     assert status == 400
     assert 'class="error"' in page and str(escape(message)) in page
-    assert await site.app.service.settings_for(GUILD) == before
+    assert await site.app.service.get_settings(GUILD) == before
     kind, _, detail, origin = (await _audit(site))[0]
     assert (kind, origin) == ("invalid", "dashboard") and message in detail
     if name in ("limits", "budget"):  # text boxes keep what was typed
@@ -125,23 +126,23 @@ async def test_values_the_commands_refuse_are_refused_with_their_message(
 
 
 async def test_a_full_word_list_refuses_one_more_term(site: Site) -> None:
-    settings = await site.app.service.settings_for(GUILD)
+    settings = await site.app.service.get_settings(GUILD)
     full = tuple(f"term{i}" for i in range(500))
-    await site.app.store.save_settings(settings.evolve(blocked_terms=full), 0.0)
+    await save_settings(site.app.store, settings.evolve(blocked_terms=full), 0.0)
     await site.sign_in("discord", ADMIN)
     status, page = await _post(site, "blocked", op="add", item="one more")
     assert status == 400 and "The word list holds at most 500 terms." in page
-    assert len((await site.app.service.settings_for(GUILD)).blocked_terms) == 500
+    assert len((await site.app.service.get_settings(GUILD)).blocked_terms) == 500
 
 
 async def test_a_form_without_or_with_a_wrong_csrf_token_changes_nothing(site: Site) -> None:
     await site.sign_in("discord", ADMIN)
-    before = await site.app.service.settings_for(GUILD)
+    before = await site.app.service.get_settings(GUILD)
     for data in ({"op": "set", "daily": "1"}, {"op": "set", "daily": "1", "csrf_token": "forged"}):
         response = await site.client.post(f"/dashboard/c/{GUILD}/settings/limits", data=data)
         assert response.status == 403
         assert "not sent from this page" in await response.text()
-    assert await site.app.service.settings_for(GUILD) == before
+    assert await site.app.service.get_settings(GUILD) == before
     denied = await _audit(site, kind="denied")
     assert len(denied) == 2 and all(d[3] == "dashboard" and "CSRF" in d[2] for d in denied)
 
@@ -156,7 +157,7 @@ async def test_a_foreign_community_is_refused_and_audited(site: Site) -> None:
         data={"csrf_token": token, "op": "set", "daily": "0"},
     )
     assert response.status == 403
-    assert (await site.app.service.settings_for(OTHER_GUILD)).user_limits.daily is None
+    assert (await site.app.service.get_settings(OTHER_GUILD)).user_limits.daily is None
     entries = await site.app.store.search_audit(AuditQuery(OTHER_GUILD))
     assert {e.action for e in entries} == {"read_settings", "read_audit_log", "dashboard_limits"}
     assert all(e.kind == "denied" and e.actor_id == ADMIN for e in entries)
@@ -172,19 +173,19 @@ async def test_losing_manage_server_loses_the_pages_at_the_next_request(site: Si
     assert (await site.client.get(f"/dashboard/c/{GUILD}")).status == 403
     status, _ = await _post(site, "limits", op="set", daily="1")
     assert status == 403
-    assert (await site.app.service.settings_for(GUILD)).user_limits.daily is None
+    assert (await site.app.service.get_settings(GUILD)).user_limits.daily is None
     denied = await _audit(site, kind="denied", actor_id=ADMIN)
     assert denied and denied[0][3] == "dashboard"
 
 
 async def test_bot_admins_cannot_change_who_the_admins_are(site: Site) -> None:
-    settings = await site.app.service.settings_for(GUILD)
-    await site.app.store.save_settings(settings.evolve(admin_users=(MEMBER,)), 0.0)
+    settings = await site.app.service.get_settings(GUILD)
+    await save_settings(site.app.store, settings.evolve(admin_users=(MEMBER,)), 0.0)
     await site.sign_in("discord", MEMBER)
     status, page = await _post(site, "admin-users", op="add", item="1500000000000000042")
     assert status == 403
     assert "Only the server&#39;s own administrators" in page
-    assert (await site.app.service.settings_for(GUILD)).admin_users == (MEMBER,)
+    assert (await site.app.service.get_settings(GUILD)).admin_users == (MEMBER,)
 
 
 async def test_an_expired_session_is_signed_out(site: Site) -> None:

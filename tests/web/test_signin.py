@@ -10,6 +10,7 @@ from bot.domain.models import JobStatus
 from tests.factories import make_job
 from tests.fakes import discord_oauth, slack_openid
 from tests.fakes.discord import BOT_TOKEN
+from tests.store_helpers import enqueue_job, save_settings
 from tests.web.conftest import (
     ADMIN,
     BOTLESS_GUILD,
@@ -62,8 +63,8 @@ async def test_a_plain_member_sees_no_community(site: Site) -> None:
 
 
 async def test_the_communitys_own_admin_users_and_roles_count(site: Site) -> None:
-    settings = await site.app.service.settings_for(GUILD)
-    await site.app.store.save_settings(settings.evolve(admin_users=(MEMBER,)), 0.0)
+    settings = await site.app.service.get_settings(GUILD)
+    await save_settings(site.app.store, settings.evolve(admin_users=(MEMBER,)), 0.0)
     page = await (await site.sign_in("discord", MEMBER)).text()
     assert f"/dashboard/c/{GUILD}" in page
     assert (await site.client.get(f"/dashboard/c/{GUILD}")).status == 200
@@ -71,8 +72,8 @@ async def test_the_communitys_own_admin_users_and_roles_count(site: Site) -> Non
 
 async def test_a_member_holding_one_of_the_communitys_admin_roles_is_an_admin(site: Site) -> None:
     site.discord.guilds[GUILD].members[MEMBER] = [HELPER_ROLE]
-    settings = await site.app.service.settings_for(GUILD)
-    await site.app.store.save_settings(settings.evolve(admin_roles=(HELPER_ROLE,)), 0.0)
+    settings = await site.app.service.get_settings(GUILD)
+    await save_settings(site.app.store, settings.evolve(admin_roles=(HELPER_ROLE,)), 0.0)
     page = await (await site.sign_in("discord", MEMBER)).text()
     assert f"/dashboard/c/{GUILD}" in page
     # The role is read from Discord on each request: without it, no more pages.
@@ -122,7 +123,7 @@ async def test_owner_page_for_the_application_owner_and_named_owners_only(site: 
         error_message="The image service failed.",
         updated_at=now,
     )
-    await site.app.store.enqueue_job(failed)
+    await enqueue_job(site.app.store, failed)
     owner = await site.client.get("/dashboard/owner")
     page = await owner.text()
     assert owner.status == 200

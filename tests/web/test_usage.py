@@ -7,6 +7,7 @@ import pytest
 
 from bot.domain.errors import PolicyRefusal
 from tests.factories import make_request
+from tests.store_helpers import save_settings
 from tests.web.conftest import ADMIN, GUILD, MEMBER, Site
 
 
@@ -22,9 +23,11 @@ async def _imagine(site: Site, user: str, n: int) -> None:
 async def test_usage_shows_images_spend_refusals_top_users_and_the_queue(site: Site) -> None:
     await _imagine(site, ADMIN, 3)
     await _imagine(site, MEMBER, 1)
-    settings = await site.app.service.settings_for(GUILD)
-    await site.app.store.save_settings(
-        settings.evolve(banned_users=("1500000000000000077",), community_budget_usd=5.0), 0.0
+    settings = await site.app.service.get_settings(GUILD)
+    await save_settings(
+        site.app.store,
+        settings.evolve(banned_users=("1500000000000000077",), community_budget_usd=5.0),
+        0.0,
     )
     with pytest.raises(PolicyRefusal):
         await _imagine(site, "1500000000000000077", 1)

@@ -111,11 +111,16 @@ async def test_bfl_never_sends_its_key_to_a_foreign_polling_url() -> None:
         return httpx.Response(200, json={"status": "Pending"})
 
     provider = bfl_with(handler)
-    await provider.poll({"id": "t1", "polling_url": "http://169.254.169.254/latest?id=t1"})
+    foreign = await provider.poll(
+        {"id": "t1", "polling_url": "http://169.254.169.254/latest?id=t1"}
+    )
     await provider.poll({"id": "t2", "polling_url": "https://api.eu.bfl.ai/v1/get_result?id=t2"})
+    await provider.poll({"id": "t3", "polling_url": None})
+    # A given polling URL is never rebuilt into another: a foreign one fails the task unpolled.
+    assert foreign.state is PollState.FAILED and "not on a BFL host" in (foreign.message or "")
     assert seen == [
-        "https://api.bfl.ai/v1/get_result?id=t1",
         "https://api.eu.bfl.ai/v1/get_result?id=t2",
+        "https://api.bfl.ai/v1/get_result?id=t3",
     ]
 
 

@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import json
+import logging
 
 import httpx
 import pytest
 
-from bot.web.signin import DiscordSignIn, SignInFailed, SlackSignIn
+from bot.web.signin import MAX_ANSWER_BYTES, DiscordSignIn, SignInFailed, SlackSignIn
 
 GUILD = "100"
 USER = "200"
@@ -85,3 +86,33 @@ async def test_slack_answers_not_ok_are_sign_in_failures() -> None:
     assert slack.authorize_url("st", "http://bot/cb").startswith(
         "http://slack.test/openid/connect/authorize?response_type=code&scope=openid+profile"
     )
+
+
+async def test_an_unreachable_platform_fails_the_sign_in_without_the_url(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    def down(request: httpx.Request) -> httpx.Response:
+        raise httpx.ConnectError(f"cannot connect to {request.url}", request=request)
+
+    caplog.set_level(logging.INFO, logger="bot.web.signin")
+    with pytest.raises(SignInFailed) as failed:
+        await _discord(httpx.MockTransport(down)).finish("the-code", "http://bot/cb")
+    assert failed.value.message == "Discord could not be reached; please try again in a moment."
+    assert "the-code" not in caplog.text and SECRET not in caplog.text
+    assert "ConnectError" in caplog.text
+
+
+async def test_an_answer_over_the_cap_is_refused_unread() -> None:
+    huge = b'{"access_token": "' + b"x" * MAX_ANSWER_BYTES + b'"}'
+    with pytest.raises(SignInFailed) as failed:
+        await _discord(httpx.MockTransport(lambda r: httpx.Response(200, content=huge))).finish(
+            "code", "http://bot/cb"
+        )
+    assert failed.value.message == "Discord answered more than a sign-in needs."
+
+
+async def test_an_answer_that_is_not_an_object_is_a_sign_in_failure() -> None:
+    listed = httpx.MockTransport(lambda r: httpx.Response(200, json=["access_token"]))
+    with pytest.raises(SignInFailed) as failed:
+        await _discord(listed).finish("code", "http://bot/cb")
+    assert failed.value.message == "Discord's answer had no access token."

@@ -1,5 +1,5 @@
 -- Named queries of the PostgreSQL store. Parameters are written :name and bound by name
--- (bot/store/postgres.py turns them into $1, $2, ... once at import).
+-- (bot/store/postgres/queries.py turns them into $1, $2, ... once at import).
 
 -- name: insert_job
 -- Wakes idle workers of every process (LISTEN imagine_work) once the new job is committed.

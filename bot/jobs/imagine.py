@@ -1,0 +1,235 @@
+"""``/imagine``: check a request (banned user, channel, prompt filter, the request itself, limits)
+and store it as a queued job, or serve it from an identical earlier job."""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import random
+import re
+import secrets
+import unicodedata
+from dataclasses import dataclass
+
+from bot.domain.catalog import Catalog, Variant, resolve_size
+from bot.domain.clock import Clock
+from bot.domain.community import AuditEntry
+from bot.domain.errors import InvalidRequest, PolicyRefusal, RequestRejected
+from bot.domain.limits import refusal_message
+from bot.domain.models import CACHE_PROVIDER, ImagineRequest, Job, JobStatus, dumps
+from bot.domain.policy import Policy
+from bot.jobs.admin import settings_of
+from bot.jobs.events import JobEvents
+from bot.ops import metrics
+from bot.ops.logs import log_job_step
+from bot.store import Store
+
+log = logging.getLogger(__name__)
+
+MAX_PROMPT_CHARS = 2000
+MAX_SEED = 2**32 - 1
+_SPACES = re.compile(r"\s+")
+
+
+@dataclass(frozen=True)
+class Accepted:
+    job: Job
+    position: int
+    # True when this event was already turned into a job (a retried or replayed delivery).
+    duplicate: bool = False
+
+
+def clean_prompt(prompt: str) -> str:
+    """Control characters removed, white space folded, length bounded; raises InvalidRequest."""
+    kept = "".join(
+        " " if ch in "\t\r\n" else ch
+        for ch in prompt
+        if ch in "\t\r\n" or unicodedata.category(ch) != "Cc"
+    )
+    text = _SPACES.sub(" ", kept).strip()
+    if not text:
+        raise InvalidRequest("Please describe the image you want, e.g. /imagine a red fox at dawn.")
+    if len(text) > MAX_PROMPT_CHARS:
+        raise InvalidRequest(
+            f"Prompts are at most {MAX_PROMPT_CHARS:,} characters; yours has {len(text):,}.",
+            code="prompt_too_long",
+        )
+    return text
+
+
+def new_job_id() -> str:
+    return secrets.token_hex(8)
+
+
+def request_cache_key(job: Job) -> str:
+    """A hash of everything that decides a job's image: equal keys, equal images."""
+    request = job.request
+    parts = {
+        "prompt": request.prompt,
+        "variant": job.variant,
+        "width": job.width,
+        "height": job.height,
+        "seed": job.seed,
+        "count": request.count,
+        "inputs": list(request.input_images),
+        "tolerance": request.safety_tolerance,
+        "action": request.action if request.action in ("upscale", "edit") else "imagine",
+    }
+    return hashlib.sha256(dumps(parts).encode()).hexdigest()
+
+
+class Imagine:
+    def __init__(
+        self,
+        *,
+        store: Store,
+        catalog: Catalog,
+        clock: Clock,
+        events: JobEvents,
+        providers: tuple[str, ...],
+        policy: Policy,
+        rng: random.Random,
+    ) -> None:
+        self._store = store
+        self._catalog = catalog
+        self._clock = clock
+        self._events = events
+        self._providers = providers
+        self._policy = policy
+        self._rng = rng
+
+    async def imagine(self, request: ImagineRequest) -> Accepted:
+        """Check a request and store it as a queued job. Raises RequestRejected with the reason."""
+        try:
+            return await self._admit_and_store(request, started=self._clock.monotonic())
+        except RequestRejected as exc:
+            metrics.refused(exc.code)
+            raise
+
+    async def _admit_and_store(self, request: ImagineRequest, *, started: float) -> Accepted:
+        """The checks and the storing of ``imagine``.
+
+        Checks, in order: banned user, channel allowed, prompt filter, then the request itself
+        (model, size, count, inputs), then rate limits and quotas, decided atomically with storing
+        the job. Every policy refusal is written to the audit log. A request with an explicit seed
+        that matches a delivered job of this community is served from its stored image, and one
+        that matches an unfinished job shares that job's provider call (each requester still gets
+        their own job and outcome), unless the community turned the cache off or the request says
+        ``use_cache=False``.
+        """
+        if request.dedupe_key:
+            request = request.with_changes(dedupe_key=f"{request.platform}:{request.dedupe_key}")
+        settings = await settings_of(self._store, self._policy, request.community_id)
+        prompt = clean_prompt(request.prompt)
+        try:
+            await self._policy.admit(request.with_changes(prompt=prompt), settings)
+        except PolicyRefusal as exc:
+            await self._audit_refusal(request, exc)
+            raise
+        variant = self._catalog.resolve(request.variant or settings.default_variant)
+        if not any(p in variant.providers for p in self._providers):
+            raise InvalidRequest(
+                f"Model {variant.name} is not offered by this bot's providers.", code="model"
+            )
+        width, height = resolve_size(
+            variant, aspect_ratio=request.aspect_ratio, width=request.width, height=request.height
+        )
+        if not 1 <= request.count <= variant.max_count:
+            raise InvalidRequest(f"{variant.label} makes 1 to {variant.max_count} images at once.")
+        if request.input_images:
+            if not settings.allow_input_images:
+                refusal = PolicyRefusal(
+                    "Input images are turned off in this community.", code="input_images"
+                )
+                await self._audit_refusal(request, refusal)
+                raise refusal
+            if len(request.input_images) > variant.input_images:
+                raise InvalidRequest(
+                    f"{variant.label} takes at most {variant.input_images} input images."
+                )
+        seed = request.seed if request.seed is not None else self._rng.randrange(MAX_SEED)
+        if not 0 <= seed <= MAX_SEED:
+            raise InvalidRequest(f"Seeds are whole numbers from 0 to {MAX_SEED}.")
+        tolerance = self._policy.safety_tolerance(request, settings, variant)
+        now = self._clock.now()
+        job = Job(
+            id=new_job_id(),
+            request=request.with_changes(
+                prompt=prompt, variant=variant.name, seed=seed, safety_tolerance=tolerance
+            ),
+            status=JobStatus.QUEUED,
+            width=width,
+            height=height,
+            seed=seed,
+            variant=variant.name,
+            created_at=now,
+            updated_at=now,
+            cost_usd=self.price_usd(
+                variant, request.count, width, height, len(request.input_images)
+            ),
+        )
+        cache_key: str | None = None
+        share = False
+        if request.seed is not None:
+            cache_key = request_cache_key(job)
+            if request.use_cache and settings.allow_cache:
+                job = await self._from_cache(job, cache_key)
+                share = job.provider is None
+        plan = self._policy.plan(request, settings)
+        admission = await self._store.admit_job(job, plan, cache_key, share_in_flight=share)
+        if not admission.decision.admitted:
+            refusal = PolicyRefusal(
+                refusal_message(admission.decision, plan, now),
+                code=admission.decision.limit or "limit",
+                retry_after=(
+                    max(0.0, admission.decision.retry_at - now)
+                    if admission.decision.retry_at is not None
+                    else None
+                ),
+            )
+            await self._audit_refusal(request, refusal)
+            raise refusal
+        if admission.created:
+            # Counted and logged before any worker hears of it: its "queue" step comes first.
+            metrics.accepted(admission.job)
+            log_job_step(log, admission.job, "queue", self._clock.monotonic() - started)
+            self._events.work_available()
+        position = await self._store.queue_position(admission.job)
+        return Accepted(job=admission.job, position=position, duplicate=not admission.created)
+
+    def price_usd(
+        self, variant: Variant, count: int, width: int, height: int, input_images: int = 0
+    ) -> float:
+        """What a job is charged against budgets before it runs: the catalog's price of its
+        images at its size on the first configured provider that offers the variant."""
+        for name in self._providers:
+            model = variant.model_for(name)
+            if model is not None:
+                return model.price(width, height, count, input_images)
+        return 0.0
+
+    async def _from_cache(self, job: Job, cache_key: str) -> Job:
+        earlier = await self._store.find_cached_job(job.community_id, cache_key)
+        if earlier is None:
+            return job
+        return job.evolve(
+            status=JobStatus.FETCHED,
+            images=earlier.images,
+            provider=CACHE_PROVIDER,
+            model_id=earlier.model_id,
+            cost_usd=0.0,
+            delivery={"cached_from": earlier.id},
+        )
+
+    async def _audit_refusal(self, request: ImagineRequest, refusal: PolicyRefusal) -> None:
+        await self._store.add_audit(
+            AuditEntry(
+                community_id=request.community_id,
+                at=self._clock.now(),
+                actor_id=request.user_id,
+                kind="refusal",
+                action=refusal.code,
+                detail=refusal.user_message,
+                channel_id=request.channel_id,
+            )
+        )
