@@ -60,6 +60,12 @@ async def test_count_4_gives_one_message_with_four_images_and_eight_u_v_buttons(
     assert (await bot.app.service.quota(GUILD_ID, USER)).used_today == 4
 
 
+async def test_a_count_outside_1_to_4_is_refused_and_stores_nothing(bot: Bot) -> None:
+    token = bot.feed(bot.fake.imagine("five foxes", count=5))
+    assert "1 to 4" in await refusal(bot, token)
+    assert (await bot.app.service.quota(GUILD_ID, USER)).used_today == 0
+
+
 async def test_count_defaults_to_the_community_setting(bot: Bot) -> None:
     await save_settings(
         bot.app.store, CommunitySettings(community_id=GUILD_ID, default_count=2), 0.0
