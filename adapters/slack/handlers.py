@@ -16,10 +16,10 @@ import aiohttp
 from slack_bolt.app.async_app import AsyncApp
 from slack_bolt.context.ack.async_ack import AsyncAck
 from slack_sdk.errors import SlackApiError
-from slack_sdk.web.async_client import AsyncWebClient
 
 from adapters.slack import messages
 from adapters.slack.admin import AdminCommands, AdminGate
+from adapters.slack.clients import NotInstalled, SlackClients
 from adapters.slack.delivery import (
     CANNOT_POST,
     PLATFORM,
@@ -57,13 +57,23 @@ Message = dict[str, Any]
 
 
 class Replies:
-    """Ephemeral replies to one user: through the request's response_url, else chat.postEphemeral."""
+    """Ephemeral replies to one user: through the request's response_url, else chat.postEphemeral
+    with the token of the user's workspace."""
 
-    def __init__(self, session: aiohttp.ClientSession, client: AsyncWebClient) -> None:
+    def __init__(self, session: aiohttp.ClientSession, clients: SlackClients) -> None:
         self._session = session
-        self._client = client
+        self._clients = clients
 
-    async def tell(self, response_url: str, channel: str, user: str, message: Message) -> None:
+    async def tell(
+        self,
+        team: str,
+        response_url: str,
+        channel: str,
+        user: str,
+        message: Message,
+        *,
+        thread_ts: str | None = None,
+    ) -> None:
         if response_url.startswith(("https://", "http://")):
             try:
                 async with self._session.post(response_url, json=message) as response:
@@ -75,8 +85,11 @@ class Replies:
         if not channel or not user:
             return
         try:
-            await self._client.chat_postEphemeral(channel=channel, user=user, text=message["text"])
-        except (SlackApiError, *SLACK_ERRORS) as exc:
+            client = await self._clients.for_team(team)
+            await client.chat_postEphemeral(
+                channel=channel, user=user, text=message["text"], thread_ts=thread_ts
+            )
+        except (NotInstalled, SlackApiError, *SLACK_ERRORS) as exc:
             log.warning("Slack: could not reply to %s: %s", user, type(exc).__name__)
 
 
@@ -86,7 +99,7 @@ class CommandHandlers:
     def __init__(
         self,
         service: ImagineService,
-        client: AsyncWebClient,
+        clients: SlackClients,
         replies_: Replies,
         delivery: SlackDelivery,
         board: ProgressBoard,
@@ -96,7 +109,7 @@ class CommandHandlers:
         work: BackgroundWork,
     ) -> None:
         self._service = service
-        self._client = client
+        self._clients = clients
         self._replies = replies_
         self._delivery = delivery
         self._board = board
@@ -111,8 +124,17 @@ class CommandHandlers:
         bolt.action(re.compile(r"^imagine:"))(self.on_button)
         bolt.view(messages.EDIT_CALLBACK)(self.on_edit_submit)
 
-    async def tell(self, response_url: str, channel: str, user: str, message: Message) -> None:
-        await self._replies.tell(response_url, channel, user, message)
+    async def tell(
+        self,
+        team: str,
+        response_url: str,
+        channel: str,
+        user: str,
+        message: Message,
+        *,
+        thread_ts: str | None = None,
+    ) -> None:
+        await self._replies.tell(team, response_url, channel, user, message, thread_ts=thread_ts)
 
     # /imagine ---------------------------------------------------------------------------------
 
@@ -127,7 +149,7 @@ class CommandHandlers:
             await ack(**messages.ephemeral(messages.HELP))
             return
         await ack(**messages.ack_queued(args.prompt))
-        self._work.spawn(self._imagine(request, args), "imagine")
+        self._work.spawn(self.imagine(request, args), "imagine")
 
     def _imagine_request(self, command: SlashCommand, args: ImagineArgs) -> ImagineRequest:
         """The request without its input images (stored after the ack) and admin flag."""
@@ -154,26 +176,31 @@ class CommandHandlers:
             dedupe_key=text(command.get("trigger_id")) or None,
         )
 
-    async def _imagine(self, request: ImagineRequest, args: ImagineArgs) -> None:
+    async def imagine(self, request: ImagineRequest, args: ImagineArgs) -> None:
+        """Store the input images, then the job; the user sees the queued message or why not."""
         user = request.user_id
         channel = request.channel_id
+        team = request.community_id
+        thread = request.reply.thread_id
         response_url = str(request.reply.data.get("response_url", ""))
         try:
-            inputs = await self._files.store_inputs(args.images)
-        except DownloadRefused as exc:
-            await self.tell(response_url, channel, user, messages.refusal(str(exc)))
+            token = await self._clients.token_for(team) if args.images else None
+            inputs = await self._files.store_inputs(args.images, token=token)
+        except (DownloadRefused, NotInstalled) as exc:
+            refusal = messages.refusal(str(exc))
+            await self.tell(team, response_url, channel, user, refusal, thread_ts=thread)
             return
         except InvalidImage as exc:
-            message = f"That Slack file is not a usable image: {exc}."
-            await self.tell(response_url, channel, user, messages.refusal(message))
+            refusal = messages.refusal(f"That Slack file is not a usable image: {exc}.")
+            await self.tell(team, response_url, channel, user, refusal, thread_ts=thread)
             return
         request = request.with_changes(
             input_images=inputs,
-            user_is_admin=await self._is_admin(request.community_id, user),
+            user_is_admin=await self.is_admin(team, user),
         )
-        await self._submit(request, self._service.imagine, response_url, channel, user)
+        await self.submit(request, self._service.imagine, response_url, channel, user)
 
-    async def _submit(
+    async def submit(
         self,
         request: ImagineRequest,
         call: Callable[[ImagineRequest], Awaitable[Any]],
@@ -183,6 +210,11 @@ class CommandHandlers:
     ) -> None:
         """Store the job (or learn why not) and show the outcome: progress message or refusal."""
         key = f"{PLATFORM}:{request.dedupe_key}" if request.dedupe_key else None
+
+        async def say(message: Message) -> None:
+            team, thread = request.community_id, request.reply.thread_id
+            await self.tell(team, response_url, channel, user, message, thread_ts=thread)
+
         if key:
             self._board.expect(key)
         try:
@@ -190,13 +222,13 @@ class CommandHandlers:
         except RequestRejected as exc:
             if key:
                 self._board.forget(key)
-            await self.tell(response_url, channel, user, messages.refusal(exc.user_message))
+            await say(messages.refusal(exc.user_message))
             return
         except Exception as exc:  # the store or the service failed: say so, never stay silent
             if key:
                 self._board.forget(key)
             log.warning("Slack: a command failed: %s", type(exc).__name__, exc_info=exc)
-            await self.tell(response_url, channel, user, messages.refusal(replies.SOMETHING_WRONG))
+            await say(messages.refusal(replies.SOMETHING_WRONG))
             return
         if accepted.duplicate:
             return
@@ -204,7 +236,7 @@ class CommandHandlers:
         if problem in CANNOT_POST:
             # The image could never be posted here: say so now instead of failing later.
             await self._service.cancel(accepted.job.id, user_id=request.user_id)
-            await self.tell(response_url, channel, user, messages.refusal(messages.CANNOT_POST))
+            await say(messages.refusal(messages.CANNOT_POST))
 
     # Buttons and the edit modal ---------------------------------------------------------------
 
@@ -232,13 +264,18 @@ class CommandHandlers:
         if verb == "edit":
             metadata = {"job": job.id, "channel": channel, "thread_ts": thread_ts or ""}
             try:
-                await self._client.views_open(
+                client = await self._clients.for_team(team)
+                await client.views_open(
                     trigger_id=trigger or "", view=messages.edit_modal(job, metadata)
                 )
-            except (SlackApiError, *SLACK_ERRORS) as exc:
+            except (NotInstalled, SlackApiError, *SLACK_ERRORS) as exc:
                 log.warning("Slack: could not open the edit modal: %s", type(exc).__name__)
                 await self.tell(
-                    response_url, channel, user, messages.refusal("The editor could not open.")
+                    team,
+                    response_url,
+                    channel,
+                    user,
+                    messages.refusal("The editor could not open."),
                 )
             return
         request = _follow_up_request(team, channel, thread_ts, user, trigger, response_url)
@@ -246,7 +283,7 @@ class CommandHandlers:
         async def call(r: ImagineRequest) -> Any:
             return await self._service.follow_up(job.id, verb, r)
 
-        await self._submit(await self._with_admin(request), call, response_url, channel, user)
+        await self.submit(await self._with_admin(request), call, response_url, channel, user)
 
     async def on_edit_submit(self, ack: AsyncAck, body: ViewSubmission, view: View) -> None:
         values = (view.get("state") or {}).get("values") or {}
@@ -282,7 +319,7 @@ class CommandHandlers:
         async def call(r: ImagineRequest) -> Any:
             return await self._service.follow_up(job.id, "edit", r, prompt=prompt)
 
-        await self._submit(await self._with_admin(request), call, "", channel, user)
+        await self.submit(await self._with_admin(request), call, "", channel, user)
 
     async def _job_of_team(
         self, job_id: str, team: str, response_url: str, channel: str, user: str
@@ -294,15 +331,15 @@ class CommandHandlers:
                 return job
         except JobNotFound:
             pass
-        await self.tell(response_url, channel, user, messages.refusal(replies.JOB_UNKNOWN))
+        await self.tell(team, response_url, channel, user, messages.refusal(replies.JOB_UNKNOWN))
         return None
 
     async def _with_admin(self, request: ImagineRequest) -> ImagineRequest:
         return request.with_changes(
-            user_is_admin=await self._is_admin(request.community_id, request.user_id)
+            user_is_admin=await self.is_admin(request.community_id, request.user_id)
         )
 
-    async def _is_admin(self, team: str, user: str) -> bool:
+    async def is_admin(self, team: str, user: str) -> bool:
         try:
             return await self._admins.is_admin(team, user)
         except Exception as exc:  # an admin flag is a bonus; the request goes on without it
@@ -315,10 +352,11 @@ class CommandHandlers:
         if job.user_id != user:
             try:
                 await self._service.require_admin(
-                    team, await self._admins.actor(user), "delete_image"
+                    team, await self._admins.actor(team, user), "delete_image"
                 )
             except RequestRejected:
                 await self.tell(
+                    team,
                     response_url,
                     channel,
                     user,
@@ -329,18 +367,23 @@ class CommandHandlers:
                 return
         where = text(job.delivery.get("channel")) or job.request.reply.channel_id
         try:
+            client = await self._clients.for_team(team)
             for file_id in job.delivery.get("files") or []:
-                await self._client.files_delete(file=str(file_id))
+                await client.files_delete(file=str(file_id))
             ts = text(job.delivery.get("ts"))
             if ts:
-                await self._client.chat_delete(channel=where, ts=ts)
-        except (SlackApiError, *SLACK_ERRORS) as exc:
+                await client.chat_delete(channel=where, ts=ts)
+        except (NotInstalled, SlackApiError, *SLACK_ERRORS) as exc:
             log.warning("Slack: deleting job %s's image failed: %s", job.id, type(exc).__name__)
             await self.tell(
-                response_url, channel, user, messages.refusal("The image could not be deleted.")
+                team,
+                response_url,
+                channel,
+                user,
+                messages.refusal("The image could not be deleted."),
             )
             return
-        await self.tell(response_url, channel, user, messages.ephemeral("Deleted."))
+        await self.tell(team, response_url, channel, user, messages.ephemeral("Deleted."))
 
     # /imagine-admin ---------------------------------------------------------------------------
 
@@ -353,6 +396,7 @@ class CommandHandlers:
         user = text(command.get("user_id"))
         reply = await self._admin_commands.run(team, user, text(command.get("text")))
         await self.tell(
+            team,
             text(command.get("response_url")),
             text(command.get("channel_id")),
             user,

@@ -6,10 +6,10 @@ import logging
 
 from slack_bolt.app.async_app import AsyncApp
 from slack_sdk.errors import SlackApiError
-from slack_sdk.web.async_client import AsyncWebClient
 
 from adapters.slack import messages
 from adapters.slack.admin import AdminCommands, AdminGate
+from adapters.slack.clients import NotInstalled, SlackClients
 from adapters.slack.delivery import SLACK_ERRORS
 from adapters.slack.payloads import AppHomeOpened, EventCallback, text
 from adapters.slack.tasks import BackgroundWork
@@ -25,14 +25,14 @@ class AppHome:
         self,
         service: ImagineService,
         catalog: Catalog,
-        client: AsyncWebClient,
+        clients: SlackClients,
         admins: AdminGate,
         admin_commands: AdminCommands,
         work: BackgroundWork,
     ) -> None:
         self._service = service
         self._catalog = catalog
-        self._client = client
+        self._clients = clients
         self._admins = admins
         self._admin_commands = admin_commands
         self._work = work
@@ -48,7 +48,7 @@ class AppHome:
         self._work.spawn(self.publish(team, user), "home")
 
     async def publish(self, team: str, user: str) -> None:
-        actor = await self._admins.actor(user)
+        actor = await self._admins.actor(team, user)
         report = await self._service.quota(team, user, is_platform_admin=actor.is_platform_admin)
         admin = await self._service.is_admin(team, actor)
         view = messages.home_view(
@@ -57,6 +57,7 @@ class AppHome:
             catalog=self._catalog,
         )
         try:
-            await self._client.views_publish(user_id=user, view=view)
-        except (SlackApiError, *SLACK_ERRORS) as exc:
+            client = await self._clients.for_team(team)
+            await client.views_publish(user_id=user, view=view)
+        except (NotInstalled, SlackApiError, *SLACK_ERRORS) as exc:
             log.warning("Slack: could not publish App Home: %s", type(exc).__name__)

@@ -1,13 +1,16 @@
 """How Slack's requests reach Bolt: ``POST /slack/events`` on the bot's own server (signature checked
-first) or Bolt's Socket Mode handler. Both end in one call, ``AsyncApp.async_dispatch``."""
+first, retries of an event already handled dropped) or Bolt's Socket Mode handler; both end in one
+call, ``AsyncApp.async_dispatch``. With OAuth installs, ``GET /slack/install`` and
+``/slack/oauth_redirect`` run Bolt's OAuth flow."""
 
 from __future__ import annotations
 
 import logging
+from collections import OrderedDict
 from typing import Any
 
 from aiohttp import web
-from slack_bolt.adapter.aiohttp import to_aiohttp_response
+from slack_bolt.adapter.aiohttp import to_aiohttp_response, to_bolt_request
 from slack_bolt.app.async_app import AsyncApp
 from slack_bolt.request.async_request import AsyncBoltRequest
 from slack_sdk.errors import SlackApiError
@@ -20,6 +23,30 @@ from bot.domain.errors import ConfigError
 log = logging.getLogger(__name__)
 
 EVENTS_PATH = "/slack/events"
+INSTALL_PATH = "/slack/install"
+REDIRECT_PATH = "/slack/oauth_redirect"
+# How many handled event ids are remembered to drop Slack's retries of them.
+SEEN_EVENTS = 10_000
+
+
+class SeenEvents:
+    """Event ids answered with success lately. Slack retries an event it thinks was lost (up to
+    three times, ``X-Slack-Retry-Num``, https://api.slack.com/apis/events-api#retries); a retry
+    of one already handled here is answered 200 and goes no further. Jobs carry the event id as
+    their dedupe key too, which catches a retry that reaches another process."""
+
+    def __init__(self, limit: int = SEEN_EVENTS) -> None:
+        self._limit = limit
+        self._ids: OrderedDict[str, None] = OrderedDict()
+
+    def __contains__(self, event_id: str) -> bool:
+        return event_id in self._ids
+
+    def add(self, event_id: str) -> None:
+        self._ids[event_id] = None
+        self._ids.move_to_end(event_id)
+        while len(self._ids) > self._limit:
+            self._ids.popitem(last=False)
 
 
 class HttpIngress:
@@ -28,6 +55,7 @@ class HttpIngress:
     def __init__(self, bolt: AsyncApp, checker: SignatureChecker) -> None:
         self._bolt = bolt
         self._checker = checker
+        self._seen = SeenEvents()
 
     async def handle(self, request: web.Request) -> web.StreamResponse:
         body = await request.read()
@@ -39,9 +67,38 @@ class HttpIngress:
                 query=request.query_string,
                 headers={key: value for key, value in request.headers.items()},
             )
+            event_id = bolt_request.body.get("event_id")
+            event_id = event_id if isinstance(event_id, str) and event_id else None
+            if event_id is not None and event_id in self._seen:
+                log.info("Slack: retry of event %s dropped", event_id)
+                return web.Response(status=200)
             response = await self._bolt.async_dispatch(bolt_request)
         except (UnicodeDecodeError, ValueError, KeyError, TypeError):
             return web.json_response({"ok": False, "error": "malformed_request"}, status=400)
+        if event_id is not None and response.status < 300:
+            self._seen.add(event_id)
+        return await to_aiohttp_response(response)
+
+
+class OAuthIngress:
+    """Bolt's OAuth flow on the bot's server: the install link and Slack's redirect back."""
+
+    def __init__(self, bolt: AsyncApp) -> None:
+        flow = bolt.oauth_flow
+        if flow is None:  # pragma: no cover - built only for an app with OAuth settings
+            raise ValueError("the Bolt app has no OAuth flow")
+        self._flow = flow
+
+    def attach(self, router: web.UrlDispatcher) -> None:
+        router.add_get(INSTALL_PATH, self.install)
+        router.add_get(REDIRECT_PATH, self.redirect)
+
+    async def install(self, request: web.Request) -> web.StreamResponse:
+        response = await self._flow.handle_installation(await to_bolt_request(request))
+        return await to_aiohttp_response(response)
+
+    async def redirect(self, request: web.Request) -> web.StreamResponse:
+        response = await self._flow.handle_callback(await to_bolt_request(request))
         return await to_aiohttp_response(response)
 
 

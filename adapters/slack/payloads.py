@@ -103,6 +103,28 @@ class AppHomeOpened(TypedDict, total=False):
     tab: str
 
 
+class SlackFile(TypedDict, total=False):
+    """A file shared with a message (https://api.slack.com/types/file)."""
+
+    id: str
+    mimetype: str
+    url_private: str
+    url_private_download: str
+
+
+class AppMention(TypedDict, total=False):
+    """The ``app_mention`` event (https://api.slack.com/events/app_mention)."""
+
+    type: str
+    user: str
+    text: str
+    ts: str
+    channel: str
+    thread_ts: str
+    team: str
+    files: list[SlackFile]
+
+
 class EventCallback(TypedDict, total=False):
     """The Events API envelope (https://api.slack.com/apis/events-api#callback-field)."""
 

@@ -66,6 +66,13 @@ class Settings(BaseModel):
     slack_api_url: str = Field("https://slack.com/api/", alias="SLACK_API_URL")
     # Where Slack-hosted input images (url_private) live; only there does the bot send its token.
     slack_files_url: str = Field("https://files.slack.com/", alias="SLACK_FILES_URL")
+    # Slack installs through OAuth in many workspaces (docs/slack.md) when the client id and
+    # secret are set; IMAGINE_SECRET_KEY encrypts the stored tokens.
+    secret_key: SecretStr | None = Field(None, alias="IMAGINE_SECRET_KEY")
+    slack_client_id: str | None = Field(None, alias="SLACK_CLIENT_ID")
+    slack_client_secret: SecretStr | None = Field(None, alias="SLACK_CLIENT_SECRET")
+    # The bot scopes asked for on install, comma-separated (default: slack-manifest.yml's).
+    slack_scopes: tuple[str, ...] = Field((), alias="SLACK_SCOPES")
 
     # Policy defaults; each community may change its own (see docs/settings.md).
     user_rate: str = Field("5/minute", alias="IMAGINE_USER_RATE")
@@ -124,7 +131,7 @@ class Settings(BaseModel):
             return tuple(" ".join(part.split()) for part in value.split(",") if part.strip())
         return value
 
-    @field_validator("providers", "download_allow", mode="before")
+    @field_validator("providers", "download_allow", "slack_scopes", mode="before")
     @classmethod
     def _split_list(cls, value: Any) -> Any:
         if isinstance(value, str):
@@ -222,12 +229,18 @@ class Settings(BaseModel):
         )
 
     @property
+    def slack_oauth(self) -> bool:
+        """Slack installs through OAuth, each workspace with its own token from the database
+        (the client alone, without the signing secret, serves only the dashboard's sign-in)."""
+        return bool(self.slack_client_id and self.slack_client_secret and self.slack_signing_secret)
+
+    @property
     def discord_enabled(self) -> bool:
         return self.discord_token is not None
 
     @property
     def slack_enabled(self) -> bool:
-        return self.slack_bot_token is not None
+        return self.slack_bot_token is not None or self.slack_oauth
 
     def secret(self, variable: str) -> str | None:
         """The value of a secret setting by its environment name, or None."""
@@ -289,6 +302,15 @@ def _check_consistency(settings: Settings) -> None:
             raise ConfigError("DISCORD_SHARD_COUNT", "required with DISCORD_SHARD_IDS")
         if any(not 0 <= shard < count for shard in settings.discord_shard_ids):
             raise ConfigError("DISCORD_SHARD_IDS", f"each shard must be from 0 to {count - 1}")
+    key = settings.secret_key.get_secret_value() if settings.secret_key else None
+    if key is not None and len(key) < 16:
+        raise ConfigError("IMAGINE_SECRET_KEY", f"at least 16 characters, not {len(key)}")
+    if settings.slack_oauth and key is None:
+        raise ConfigError(
+            "IMAGINE_SECRET_KEY",
+            "required with SLACK_CLIENT_ID, SLACK_CLIENT_SECRET and SLACK_SIGNING_SECRET: it "
+            "encrypts the workspaces' tokens in the database",
+        )
     if settings.slack_bot_token and not (settings.slack_signing_secret or settings.slack_app_token):
         raise ConfigError(
             "SLACK_SIGNING_SECRET",
