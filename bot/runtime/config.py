@@ -66,13 +66,20 @@ class Settings(BaseModel):
     slack_api_url: str = Field("https://slack.com/api/", alias="SLACK_API_URL")
     # Where Slack-hosted input images (url_private) live; only there does the bot send its token.
     slack_files_url: str = Field("https://files.slack.com/", alias="SLACK_FILES_URL")
-    # Slack installs through OAuth in many workspaces (docs/slack.md) when the client id and
-    # secret are set; IMAGINE_SECRET_KEY encrypts the stored tokens.
+    # Slack installs through OAuth in many workspaces (docs/slack.md) with SLACK_CLIENT_ID and
+    # SLACK_CLIENT_SECRET (below) and the signing secret: the bot scopes asked for on install,
+    # comma-separated (default: slack-manifest.yml's).
+    slack_scopes: tuple[str, ...] = Field((), alias="SLACK_SCOPES")
+
+    # The moderators' dashboard (docs/dashboard.md): served when the secret key and at least one
+    # sign-in (Discord or Slack OAuth client) are set.
     secret_key: SecretStr | None = Field(None, alias="IMAGINE_SECRET_KEY")
+    discord_client_id: str | None = Field(None, alias="DISCORD_CLIENT_ID")
+    discord_client_secret: SecretStr | None = Field(None, alias="DISCORD_CLIENT_SECRET")
     slack_client_id: str | None = Field(None, alias="SLACK_CLIENT_ID")
     slack_client_secret: SecretStr | None = Field(None, alias="SLACK_CLIENT_SECRET")
-    # The bot scopes asked for on install, comma-separated (default: slack-manifest.yml's).
-    slack_scopes: tuple[str, ...] = Field((), alias="SLACK_SCOPES")
+    # Users who see the bot-owner page, as platform:user_id (discord:123, slack:U123).
+    owners: tuple[str, ...] = Field((), alias="IMAGINE_OWNERS")
 
     # Policy defaults; each community may change its own (see docs/settings.md).
     user_rate: str = Field("5/minute", alias="IMAGINE_USER_RATE")
@@ -131,7 +138,7 @@ class Settings(BaseModel):
             return tuple(" ".join(part.split()) for part in value.split(",") if part.strip())
         return value
 
-    @field_validator("providers", "download_allow", "slack_scopes", mode="before")
+    @field_validator("providers", "download_allow", "owners", "slack_scopes", mode="before")
     @classmethod
     def _split_list(cls, value: Any) -> Any:
         if isinstance(value, str):
@@ -235,6 +242,18 @@ class Settings(BaseModel):
         return bool(self.slack_client_id and self.slack_client_secret and self.slack_signing_secret)
 
     @property
+    def discord_sign_in(self) -> bool:
+        return bool(self.discord_client_id and self.discord_client_secret)
+
+    @property
+    def slack_sign_in(self) -> bool:
+        return bool(self.slack_client_id and self.slack_client_secret)
+
+    @property
+    def dashboard_enabled(self) -> bool:
+        return self.secret_key is not None and (self.discord_sign_in or self.slack_sign_in)
+
+    @property
     def discord_enabled(self) -> bool:
         return self.discord_token is not None
 
@@ -311,6 +330,11 @@ def _check_consistency(settings: Settings) -> None:
             "required with SLACK_CLIENT_ID, SLACK_CLIENT_SECRET and SLACK_SIGNING_SECRET: it "
             "encrypts the workspaces' tokens in the database",
         )
+    for owner in settings.owners:
+        if owner.partition(":")[0] not in ("discord", "slack") or not owner.partition(":")[2]:
+            raise ConfigError(
+                "IMAGINE_OWNERS", f"{owner!r}: write each owner as discord:<id> or slack:<id>"
+            )
     if settings.slack_bot_token and not (settings.slack_signing_secret or settings.slack_app_token):
         raise ConfigError(
             "SLACK_SIGNING_SECRET",

@@ -33,6 +33,8 @@ from typing import Any
 import aiohttp
 from aiohttp import web
 
+from tests.fakes.slack_openid import SlackOpenID
+
 # github.com/slackapi/slack-api-specs web-api/slack_web_openapi_v2_without_examples.json at bc08db4
 # (MIT, Copyright 2017 SlackAPI), copied unchanged.
 SPEC_PATH = Path(__file__).resolve().parent / "specs" / "slack-web-openapi-v2.json"
@@ -243,7 +245,7 @@ class UploadedFile:
     deleted: bool = False
 
 
-class FakeSlack:
+class FakeSlack(SlackOpenID):
     def __init__(
         self,
         token: str = "xoxb-test-token-000000000000",
@@ -291,7 +293,9 @@ class FakeSlack:
         self._app.router.add_get("/link", self._socket)
         self._app.router.add_get("/files-pri/{path:.+}", self._private_file)
         self._app.router.add_get("/signin", self._signin)
-        self._app.router.add_get("/oauth/v2/authorize", self._authorize)
+        self._openid_init()
+        self.add_openid_routes(self._app)
+        self._app.router.add_get("/oauth/v2/authorize", self._oauth_authorize)
         self._runner: web.AppRunner | None = None
         self.port = 0
 
@@ -379,6 +383,9 @@ class FakeSlack:
         token = headers.get("Authorization", "").removeprefix("Bearer ") or args.pop("token", "")
         self.calls.append(Call(method, args, headers))
         self._touch()
+        openid = self.openid_call(method, args, headers.get("Authorization", ""))
+        if openid is not None:
+            return web.json_response(openid)
         if method == "oauth.v2.access":
             return web.json_response(self._oauth_v2_access(headers.get("Authorization", ""), args))
         if method == "apps.connections.open":
@@ -440,7 +447,7 @@ class FakeSlack:
         for token in [t for t, w in self.workspaces.items() if w.team_id == team_id]:
             del self.workspaces[token]
 
-    async def _authorize(self, request: web.Request) -> web.Response:
+    async def _oauth_authorize(self, request: web.Request) -> web.Response:
         """The consent page, approved at once: back to ``redirect_uri`` (or the app's registered
         ``redirect_url``) with a code and the state, as Slack does."""
         query = dict(request.query)

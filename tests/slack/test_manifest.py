@@ -35,11 +35,15 @@ def test_the_manifest_routes_everything_to_the_events_path_with_minimum_scopes()
         "https://imagine.example.com" + REDIRECT_PATH
     ]
     assert manifest["features"]["app_home"]["home_tab_enabled"] is True
-    assert sorted(manifest["oauth_config"]["scopes"]["bot"]) == sorted(INSTALL_SCOPES) == [
-        "app_mentions:read",
-        "chat:write",
-        "commands",
-        "files:read",
-        "files:write",
-        "users:read",
-    ]
+    assert (
+        sorted(manifest["oauth_config"]["scopes"]["bot"])
+        == sorted(INSTALL_SCOPES)
+        == [
+            "app_mentions:read",
+            "chat:write",
+            "commands",
+            "files:read",
+            "files:write",
+            "users:read",
+        ]
+    )
