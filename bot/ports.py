@@ -68,13 +68,14 @@ class BlobStore(Protocol):
 # use case can find every protocol it depends on in one module.
 from bot.domain.clock import Clock  # noqa: E402
 from bot.providers.base import Provider  # noqa: E402
-from bot.store import Store  # noqa: E402
+from bot.store import Installation, Store  # noqa: E402
 
 __all__ = [
     "BlobStore",
     "ChannelCheck",
     "Clock",
     "DeliveryPort",
+    "Installation",
     "OutImage",
     "Progress",
     "Provider",

@@ -13,9 +13,9 @@ import re
 from collections.abc import Callable
 
 from slack_sdk.errors import SlackApiError
-from slack_sdk.web.async_client import AsyncWebClient
 
 from adapters.slack import messages
+from adapters.slack.clients import NotInstalled, SlackClients
 from adapters.slack.delivery import SLACK_ERRORS
 from bot.domain import community as c
 from bot.domain.errors import InvalidRequest, RequestRejected
@@ -52,50 +52,53 @@ class AdminGate:
 
     def __init__(
         self,
-        client: AsyncWebClient,
+        clients: SlackClients,
         service: ImagineService,
         monotonic: Callable[[], float],
     ) -> None:
-        self._client = client
+        self._clients = clients
         self._service = service
         self._monotonic = monotonic
-        self._known: dict[str, tuple[float, bool]] = {}
-        self._asking: dict[str, asyncio.Future[bool]] = {}
+        self._known: dict[tuple[str, str], tuple[float, bool]] = {}
+        self._asking: dict[tuple[str, str], asyncio.Future[bool]] = {}
 
-    async def is_workspace_admin(self, user_id: str) -> bool:
+    async def is_workspace_admin(self, team_id: str, user_id: str) -> bool:
         """The user is an admin or owner of the workspace (one ``users.info`` in flight per user).
         False when Slack cannot be asked."""
         if not user_id:
             return False
-        known = self._known.get(user_id)
+        key = (team_id, user_id)
+        known = self._known.get(key)
         if known is not None and self._monotonic() - known[0] < ADMIN_CACHE_SECONDS:
             return known[1]
-        pending = self._asking.get(user_id)
+        pending = self._asking.get(key)
         if pending is not None:
             return await asyncio.shield(pending)
         future: asyncio.Future[bool] = asyncio.get_running_loop().create_future()
-        self._asking[user_id] = future
+        self._asking[key] = future
         answer = False
         try:
-            response = await self._client.users_info(user=user_id)
+            client = await self._clients.for_team(team_id)
+            response = await client.users_info(user=user_id)
             user = response.get("user") or {}
             answer = bool(
                 user.get("is_admin") or user.get("is_owner") or user.get("is_primary_owner")
             )
-            self._known[user_id] = (self._monotonic(), answer)
-        except (SlackApiError, *SLACK_ERRORS) as exc:
+            self._known[key] = (self._monotonic(), answer)
+        except (NotInstalled, SlackApiError, *SLACK_ERRORS) as exc:
             log.warning("Slack: users.info failed: %s", type(exc).__name__)
         finally:
             future.set_result(answer)
-            self._asking.pop(user_id, None)
+            self._asking.pop(key, None)
         return answer
 
-    async def actor(self, user_id: str) -> c.Actor:
-        return c.Actor(user_id=user_id, is_platform_admin=await self.is_workspace_admin(user_id))
+    async def actor(self, team_id: str, user_id: str) -> c.Actor:
+        admin = await self.is_workspace_admin(team_id, user_id)
+        return c.Actor(user_id=user_id, is_platform_admin=admin)
 
     async def is_admin(self, team_id: str, user_id: str) -> bool:
         """A workspace admin or owner, or a user id the workspace made a bot admin."""
-        return await self._service.is_admin(team_id, await self.actor(user_id))
+        return await self._service.is_admin(team_id, await self.actor(team_id, user_id))
 
 
 class SlackMentions:
@@ -133,7 +136,7 @@ class AdminCommands:
 
     async def run(self, team: str, user: str, text: str) -> str:
         """Answer one ``/imagine-admin`` command (as mrkdwn for an ephemeral reply)."""
-        actor = await self._gate.actor(user)
+        actor = await self._gate.actor(team, user)
         service = self._service
         try:
             command = parse_command(text)

@@ -14,6 +14,7 @@ from slack_sdk.errors import SlackApiError, SlackClientError
 from slack_sdk.web.async_client import AsyncWebClient
 
 from adapters.slack import messages
+from adapters.slack.clients import NotInstalled, SlackClients
 from bot.domain.catalog import Catalog
 from bot.domain.errors import DeliveryError, JobNotFound
 from bot.domain.models import Job
@@ -140,20 +141,28 @@ class JobNotes(Protocol):
 class SlackDelivery:
     def __init__(
         self,
-        client: AsyncWebClient,
+        clients: SlackClients,
         catalog: Catalog,
         board: ProgressBoard,
         notes: JobNotes,
         now: Callable[[], float],
         sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
     ) -> None:
-        self._client = client
+        self._clients = clients
         self._catalog = catalog
         self._board = board
         self._notes = notes
         self._now = now
         self._sleep = sleep
         self._last_progress: dict[str, tuple[str, float]] = {}
+
+    async def _client(self, job: Job) -> AsyncWebClient:
+        """The client of the job's workspace; a workspace that uninstalled the app gets nothing
+        more, so its jobs end at once instead of being retried."""
+        try:
+            return await self._clients.for_job(job)
+        except NotInstalled as exc:
+            raise SlackDeliveryError(str(exc), retryable=False, code="not_installed") from None
 
     def _label(self, job: Job) -> str:
         variant = self._catalog.variants.get(job.variant)
@@ -197,8 +206,9 @@ class SlackDelivery:
             }
             for image in images
         ]
+        client = await self._client(job)
         try:
-            done = await self._client.files_upload_v2(
+            done = await client.files_upload_v2(
                 file_uploads=uploads,
                 channel=reply.channel_id,
                 thread_ts=reply.thread_id,
@@ -213,7 +223,7 @@ class SlackDelivery:
         ts, _ = await self._progress_ts(job, final=True)
         try:
             if ts is not None:
-                await self._client.chat_update(
+                await client.chat_update(
                     channel=reply.channel_id, ts=ts, text=fallback, blocks=blocks
                 )
             else:
@@ -239,9 +249,8 @@ class SlackDelivery:
         ts, settled = await self._progress_ts(job, final=final)
         if ts is not None:
             try:
-                await self._client.chat_update(
-                    channel=job.request.reply.channel_id, ts=ts, text=text
-                )
+                client = await self._client(job)
+                await client.chat_update(channel=job.request.reply.channel_id, ts=ts, text=text)
                 return
             except SlackApiError as exc:
                 if exc.response.get("error") != "message_not_found":
@@ -302,8 +311,9 @@ class SlackDelivery:
         self, job: Job, text: str, *, blocks: list[dict[str, Any]] | None = None
     ) -> str | None:
         reply = job.request.reply
+        client = await self._client(job)
         try:
-            response = await self._client.chat_postMessage(
+            response = await client.chat_postMessage(
                 channel=reply.channel_id,
                 thread_ts=reply.thread_id,
                 text=text,

@@ -10,6 +10,8 @@ from bot.runtime.config import Settings
 
 # What slack-manifest.yml asks for; see docs/slack.md for what each is used for.
 REQUIRED_SCOPES = frozenset({"commands", "chat:write", "files:read", "files:write", "users:read"})
+# Asked for on an OAuth install: the above, and app_mentions:read for "@Imagine ..." in threads.
+INSTALL_SCOPES = REQUIRED_SCOPES | {"app_mentions:read"}
 
 
 async def check_slack(settings: Settings) -> str:

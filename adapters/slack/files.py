@@ -44,7 +44,7 @@ class SlackFiles:
     def __init__(
         self,
         http: httpx.AsyncClient,
-        token: str,
+        token: str | None,
         blobs: BlobStore,
         files_url: str = DEFAULT_FILES_URL,
         *,
@@ -61,30 +61,38 @@ class SlackFiles:
     def is_slack_file(self, url: str) -> bool:
         return self._origin is not None and origin(url) == self._origin
 
-    async def store_inputs(self, refs: tuple[str, ...]) -> tuple[str, ...]:
+    async def store_inputs(
+        self, refs: tuple[str, ...], *, token: str | None = None
+    ) -> tuple[str, ...]:
         """The user's input images, with each Slack-hosted one replaced by its stored copy
         (``blob:<key>``); other links pass through to the core's fetcher. Raises DownloadRefused
-        or InvalidImage with a message for the user."""
-        return tuple([await self._store(ref) if self.is_slack_file(ref) else ref for ref in refs])
+        or InvalidImage with a message for the user. ``token`` is the workspace's bot token
+        (default: the one given at construction)."""
+        return tuple(
+            [await self._store(ref, token) if self.is_slack_file(ref) else ref for ref in refs]
+        )
 
-    async def _store(self, url: str) -> str:
-        data = await self.download(url)
+    async def _store(self, url: str, token: str | None) -> str:
+        data = await self.download(url, token=token)
         clean = await asyncio.to_thread(images.clean, data)
         key = f"inputs/{hashlib.sha256(clean.data).hexdigest()[:24]}.{clean.extension}"
         await self._blobs.put(key, clean.data, clean.content_type)
         return f"blob:{key}"
 
-    async def download(self, url: str) -> bytes:
+    async def download(self, url: str, *, token: str | None = None) -> bytes:
         """The file's bytes; DownloadRefused when Slack does not hand them over."""
         if not self.is_slack_file(url):
             raise DownloadRefused("That is not a file hosted by Slack.")
+        token = token or self._token
+        if not token:
+            raise DownloadRefused("The app is not installed in this workspace.")
         too_large = f"That image is larger than the {self._max_bytes / 1024**2:.0f} MB limit."
         try:
             async with asyncio.timeout(self._timeout):
                 async with self._http.stream(
                     "GET",
                     url,
-                    headers={"Authorization": f"Bearer {self._token}"},
+                    headers={"Authorization": f"Bearer {token}"},
                     timeout=self._timeout,
                     follow_redirects=False,
                 ) as response:

@@ -66,6 +66,10 @@ class Settings(BaseModel):
     slack_api_url: str = Field("https://slack.com/api/", alias="SLACK_API_URL")
     # Where Slack-hosted input images (url_private) live; only there does the bot send its token.
     slack_files_url: str = Field("https://files.slack.com/", alias="SLACK_FILES_URL")
+    # Slack installs through OAuth in many workspaces (docs/slack.md) with SLACK_CLIENT_ID and
+    # SLACK_CLIENT_SECRET (below) and the signing secret: the bot scopes asked for on install,
+    # comma-separated (default: slack-manifest.yml's).
+    slack_scopes: tuple[str, ...] = Field((), alias="SLACK_SCOPES")
 
     # The moderators' dashboard (docs/dashboard.md): served when the secret key and at least one
     # sign-in (Discord or Slack OAuth client) are set.
@@ -134,7 +138,7 @@ class Settings(BaseModel):
             return tuple(" ".join(part.split()) for part in value.split(",") if part.strip())
         return value
 
-    @field_validator("providers", "download_allow", "owners", mode="before")
+    @field_validator("providers", "download_allow", "owners", "slack_scopes", mode="before")
     @classmethod
     def _split_list(cls, value: Any) -> Any:
         if isinstance(value, str):
@@ -232,6 +236,12 @@ class Settings(BaseModel):
         )
 
     @property
+    def slack_oauth(self) -> bool:
+        """Slack installs through OAuth, each workspace with its own token from the database
+        (the client alone, without the signing secret, serves only the dashboard's sign-in)."""
+        return bool(self.slack_client_id and self.slack_client_secret and self.slack_signing_secret)
+
+    @property
     def discord_sign_in(self) -> bool:
         return bool(self.discord_client_id and self.discord_client_secret)
 
@@ -249,7 +259,7 @@ class Settings(BaseModel):
 
     @property
     def slack_enabled(self) -> bool:
-        return self.slack_bot_token is not None
+        return self.slack_bot_token is not None or self.slack_oauth
 
     def secret(self, variable: str) -> str | None:
         """The value of a secret setting by its environment name, or None."""
@@ -314,6 +324,12 @@ def _check_consistency(settings: Settings) -> None:
     key = settings.secret_key.get_secret_value() if settings.secret_key else None
     if key is not None and len(key) < 16:
         raise ConfigError("IMAGINE_SECRET_KEY", f"at least 16 characters, not {len(key)}")
+    if settings.slack_oauth and key is None:
+        raise ConfigError(
+            "IMAGINE_SECRET_KEY",
+            "required with SLACK_CLIENT_ID, SLACK_CLIENT_SECRET and SLACK_SIGNING_SECRET: it "
+            "encrypts the workspaces' tokens in the database",
+        )
     for owner in settings.owners:
         if owner.partition(":")[0] not in ("discord", "slack") or not owner.partition(":")[2]:
             raise ConfigError(

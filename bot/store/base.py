@@ -74,6 +74,19 @@ class Admission:
     decision: Decision
 
 
+@dataclass(frozen=True)
+class Installation:
+    """An app installed in one workspace of a platform (a Slack OAuth install). ``secret`` is the
+    installation as the adapter sealed it, tokens encrypted; the store keeps it without reading
+    it. ``enterprise_id`` is "" outside an organisation, ``team_id`` "" for an org-wide install."""
+
+    platform: str
+    enterprise_id: str
+    team_id: str
+    secret: str
+    installed_at: float
+
+
 class Store(Protocol):
     """Durable state. Every method is one atomic step; none holds a transaction across calls."""
 
@@ -208,6 +221,24 @@ class Store(Protocol):
 
     async def last_provider_errors(self, since: float) -> list[ProviderError]:
         """Each provider's newest failed job since ``since`` (providers without one are left out)."""
+
+    # Installations and OAuth state (Slack in many workspaces) --------------------------------------
+
+    async def save_installation(self, installation: Installation) -> None:
+        """Store the installation, replacing the workspace's earlier one."""
+
+    async def find_installation(
+        self, platform: str, enterprise_id: str, team_id: str
+    ) -> Installation | None: ...
+
+    async def delete_installation(self, platform: str, enterprise_id: str, team_id: str) -> bool:
+        """Forget the workspace's installation (uninstalled, tokens revoked); False if none."""
+
+    async def issue_oauth_state(self, state: str, expires_at: float, now: float) -> None:
+        """Remember an OAuth flow's state until ``expires_at`` (and forget expired ones)."""
+
+    async def consume_oauth_state(self, state: str, now: float) -> bool:
+        """True once for a state issued and not expired at ``now``; it is forgotten either way."""
 
 
 def as_follower(job: Job, leader_id: str) -> Job:

@@ -16,6 +16,7 @@ from bot.store.base import (
     Admission,
     AuditQuery,
     DayUsage,
+    Installation,
     JobCounts,
     ProviderError,
     ProviderSpend,
@@ -209,3 +210,47 @@ class SqlStore(ABC):
             )
             for r in rows
         ]
+
+    # Installations and OAuth state ----------------------------------------------------------------
+
+    async def save_installation(self, installation: Installation) -> None:
+        await self._write_one(
+            "save_installation",
+            {
+                "platform": installation.platform,
+                "enterprise_id": installation.enterprise_id,
+                "team_id": installation.team_id,
+                "secret": installation.secret,
+                "installed_at": installation.installed_at,
+            },
+        )
+
+    async def find_installation(
+        self, platform: str, enterprise_id: str, team_id: str
+    ) -> Installation | None:
+        key = {"platform": platform, "enterprise_id": enterprise_id, "team_id": team_id}
+        async with self._reading() as sql:
+            row = await sql.one("find_installation", key)
+        if row is None:
+            return None
+        return Installation(
+            platform=str(row["platform"]),
+            enterprise_id=str(row["enterprise_id"]),
+            team_id=str(row["team_id"]),
+            secret=str(row["secret"]),
+            installed_at=float(row["installed_at"]),
+        )
+
+    async def delete_installation(self, platform: str, enterprise_id: str, team_id: str) -> bool:
+        key = {"platform": platform, "enterprise_id": enterprise_id, "team_id": team_id}
+        return await self._write_one("delete_installation", key) > 0
+
+    async def issue_oauth_state(self, state: str, expires_at: float, now: float) -> None:
+        async with self._writing() as sql:
+            await sql.run("purge_oauth_states", {"now": now})
+            await sql.run("issue_oauth_state", {"state": state, "expires_at": expires_at})
+
+    async def consume_oauth_state(self, state: str, now: float) -> bool:
+        async with self._writing() as sql:
+            row = await sql.one("consume_oauth_state", {"state": state})
+        return row is not None and float(row["expires_at"]) > now

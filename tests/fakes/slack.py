@@ -7,11 +7,18 @@ them: ``files.getUploadURLExternal`` hands out an upload URL this fake also serv
 ``files.completeUploadExternal`` shares the uploaded files into a channel. Response URLs of slash
 commands and buttons are served too (``response_url()``). Every argument problem is collected in
 ``violations`` (a test asserts it stays empty) and answered with ``invalid_arguments``.
+
+Several workspaces: each bot token belongs to one (``workspaces``), and ``auth.test`` answers for
+the token's own. OAuth v2 (https://docs.slack.dev/authentication/installing-with-oauth): the
+consent page ``/oauth/v2/authorize`` approves at once for ``installing`` and sends the browser to
+the redirect URL with ``code`` and ``state``; ``oauth.v2.access`` exchanges a code once for a new
+bot token of that workspace.
 """
 
 from __future__ import annotations
 
 import asyncio
+import base64
 import hashlib
 import hmac
 import itertools
@@ -195,6 +202,18 @@ def check_blocks(blocks: Any) -> list[str]:
 
 
 @dataclass
+class Workspace:
+    team_id: str
+    name: str
+    bot_user_id: str = "UBOT"
+    bot_id: str = "BBOT"
+
+
+# https://docs.slack.dev/reference/methods/oauth.v2.access: "codes expire after ten minutes".
+CODE_SECONDS = 600.0
+
+
+@dataclass
 class Call:
     method: str
     args: dict[str, Any]
@@ -232,8 +251,21 @@ class FakeSlack(SlackOpenID):
         token: str = "xoxb-test-token-000000000000",
         app_token: str = "xapp-1-test-app-token-0000000000",
     ) -> None:
-        self.token = token
         self.app_token = app_token
+        # Bot token -> its workspace; the default token (``token``) is workspace T1's.
+        self.workspaces: dict[str, Workspace] = {token: Workspace("T1", "Fake")}
+        self._default = token
+        # OAuth: the app's credentials, the workspace the next consent installs into, codes
+        # handed out (code -> workspace, issued at) and the tokens installs created.
+        self.client_id = "1111.2222"
+        self.client_secret = "fake-client-secret-3333"
+        self.installing = Workspace("T2", "Second", bot_user_id="UBOT2", bot_id="BBOT2")
+        self.codes: dict[str, tuple[Workspace, float]] = {}
+        self.authorize_requests: list[dict[str, str]] = []
+        # The redirect URL registered with the app, used when the request names none.
+        self.redirect_url = ""
+        self._tokens = itertools.count(1)
+        self._caller: str = ""
         # Socket Mode: the connected sockets and every frame the app sent (acks with payloads).
         self.sockets: list[web.WebSocketResponse] = []
         self.socket_frames: list[dict[str, Any]] = []
@@ -263,8 +295,19 @@ class FakeSlack(SlackOpenID):
         self._app.router.add_get("/signin", self._signin)
         self._openid_init()
         self.add_openid_routes(self._app)
+        self._app.router.add_get("/oauth/v2/authorize", self._oauth_authorize)
         self._runner: web.AppRunner | None = None
         self.port = 0
+
+    @property
+    def token(self) -> str:
+        return self._default
+
+    @token.setter
+    def token(self, value: str) -> None:
+        """Workspace T1's token changes (the old one stops working)."""
+        self.workspaces[value] = self.workspaces.pop(self._default)
+        self._default = value
 
     @property
     def api_url(self) -> str:
@@ -343,8 +386,15 @@ class FakeSlack(SlackOpenID):
         openid = self.openid_call(method, args, headers.get("Authorization", ""))
         if openid is not None:
             return web.json_response(openid)
-        if token != (self.app_token if method == "apps.connections.open" else self.token):
+        if method == "oauth.v2.access":
+            return web.json_response(self._oauth_v2_access(headers.get("Authorization", ""), args))
+        if method == "apps.connections.open":
+            known = token == self.app_token
+        else:
+            known = token in self.workspaces
+        if not known:
             return web.json_response({"ok": False, "error": "invalid_auth"})
+        self._caller = token
         problems = check_arguments(method, args)
         if problems:
             self.violations.extend(problems)
@@ -372,13 +422,75 @@ class FakeSlack(SlackOpenID):
         return json.loads(blocks) if isinstance(blocks, str) else list(blocks)
 
     def _m_auth_test(self, args: dict[str, Any]) -> dict[str, Any]:
+        workspace = self.workspaces[self._caller]
         return {
             "url": "https://fake.slack.example/",
-            "team": "Fake",
+            "team": workspace.name,
             "user": "imaginebot",
-            "team_id": "T1",
-            "user_id": "UBOT",
-            "bot_id": "BBOT",
+            "team_id": workspace.team_id,
+            "user_id": workspace.bot_user_id,
+            "bot_id": workspace.bot_id,
+        }
+
+    def token_of(self, team_id: str) -> str:
+        """The newest bot token of a workspace."""
+        return [t for t, w in self.workspaces.items() if w.team_id == team_id][-1]
+
+    def team_of_call(self, call: Call) -> str | None:
+        """The workspace whose token made a call."""
+        token = call.headers.get("Authorization", "").removeprefix("Bearer ")
+        workspace = self.workspaces.get(token)
+        return workspace.team_id if workspace else None
+
+    def revoke(self, team_id: str) -> None:
+        """The workspace uninstalled the app: its tokens stop working."""
+        for token in [t for t, w in self.workspaces.items() if w.team_id == team_id]:
+            del self.workspaces[token]
+
+    async def _oauth_authorize(self, request: web.Request) -> web.Response:
+        """The consent page, approved at once: back to ``redirect_uri`` (or the app's registered
+        ``redirect_url``) with a code and the state, as Slack does."""
+        query = dict(request.query)
+        self.authorize_requests.append(query)
+        self._touch()
+        if query.get("client_id") != self.client_id:
+            return web.Response(status=400, text="invalid client_id")
+        code = f"code-{next(self._tokens)}"
+        self.codes[code] = (self.installing, time.time())
+        target = query.get("redirect_uri") or self.redirect_url
+        sep = "&" if "?" in target else "?"
+        params = urllib.parse.urlencode({"code": code, "state": query.get("state", "")})
+        raise web.HTTPFound(f"{target}{sep}{params}")
+
+    def _oauth_v2_access(self, authorization: str, args: dict[str, Any]) -> dict[str, Any]:
+        """https://docs.slack.dev/reference/methods/oauth.v2.access: the client's id and secret
+        by HTTP Basic auth (or as arguments), a code good once for ten minutes."""
+        client_id, client_secret = args.get("client_id"), args.get("client_secret")
+        if authorization.startswith("Basic "):
+            decoded = base64.b64decode(authorization.removeprefix("Basic ")).decode()
+            client_id, _, client_secret = decoded.partition(":")
+        if client_id != self.client_id:
+            return {"ok": False, "error": "invalid_client_id"}
+        if client_secret != self.client_secret:
+            return {"ok": False, "error": "bad_client_secret"}
+        granted = self.codes.pop(str(args.get("code", "")), None)
+        if granted is None or time.time() - granted[1] > CODE_SECONDS:
+            return {"ok": False, "error": "invalid_code"}
+        workspace = granted[0]
+        token = f"xoxb-{workspace.team_id}-{next(self._tokens):012d}"
+        self.workspaces[token] = workspace
+        self._touch()
+        return {
+            "ok": True,
+            "access_token": token,
+            "token_type": "bot",
+            "scope": self.scopes,
+            "bot_user_id": workspace.bot_user_id,
+            "app_id": "A1",
+            "team": {"name": workspace.name, "id": workspace.team_id},
+            "enterprise": None,
+            "is_enterprise_install": False,
+            "authed_user": {"id": "UINSTALLER"},
         }
 
     def _m_apps_connections_open(self, args: dict[str, Any]) -> dict[str, Any]:
@@ -480,7 +592,9 @@ class FakeSlack(SlackOpenID):
         self.file_requests.append(Call("files-pri", {"path": path}, dict(request.headers)))
         self._touch()
         token = request.headers.get("Authorization", "").removeprefix("Bearer ")
-        if token != self.token or "files:read" not in self.scopes.split(","):
+        workspace = self.workspaces.get(token)
+        team = path.split("-", 1)[0]
+        if workspace is None or workspace.team_id != team or "files:read" not in self.scopes:
             raise web.HTTPFound(f"/signin?redir=%2Ffiles-pri%2F{urllib.parse.quote(path)}")
         if path not in self.private_files:
             raise web.HTTPNotFound()

@@ -8,8 +8,8 @@ from pathlib import Path
 
 import aiohttp
 import pytest
-from slack_sdk.web.async_client import AsyncWebClient
 
+from adapters.slack.clients import FixedToken, SlackClients
 from adapters.slack.delivery import ProgressBoard, SlackDelivery
 from bot.domain.catalog import load_catalog
 from bot.domain.clock import ManualClock
@@ -56,8 +56,8 @@ def _delivery(
     now: Callable[[], float] = lambda: 1_790_000_010.0,
 ) -> SlackDelivery:
     """The delivery port of one process: its own board, the shared job store."""
-    client = AsyncWebClient(token=BOT_TOKEN, base_url=fake_slack.api_url, session=session)
-    return SlackDelivery(client, load_catalog(), ProgressBoard(), service, now)
+    clients = SlackClients(session, fake_slack.api_url, FixedToken(BOT_TOKEN))
+    return SlackDelivery(clients, load_catalog(), ProgressBoard(), service, now)
 
 
 @pytest.fixture

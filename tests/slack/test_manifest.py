@@ -7,6 +7,8 @@ from pathlib import Path
 import pytest
 
 from adapters.slack.adapter import EVENTS_PATH
+from adapters.slack.doctor import INSTALL_SCOPES
+from adapters.slack.ingress import REDIRECT_PATH
 
 yaml = pytest.importorskip("yaml")
 
@@ -23,12 +25,25 @@ def test_the_manifest_routes_everything_to_the_events_path_with_minimum_scopes()
     urls.append(manifest["settings"]["interactivity"]["request_url"])
     assert all(url.endswith(EVENTS_PATH) for url in urls)
     assert manifest["settings"]["interactivity"]["is_enabled"] is True
-    assert manifest["settings"]["event_subscriptions"]["bot_events"] == ["app_home_opened"]
-    assert manifest["features"]["app_home"]["home_tab_enabled"] is True
-    assert sorted(manifest["oauth_config"]["scopes"]["bot"]) == [
-        "chat:write",
-        "commands",
-        "files:read",
-        "files:write",
-        "users:read",
+    assert manifest["settings"]["event_subscriptions"]["bot_events"] == [
+        "app_home_opened",
+        "app_mention",
+        "app_uninstalled",
+        "tokens_revoked",
     ]
+    assert manifest["oauth_config"]["redirect_urls"] == [
+        "https://imagine.example.com" + REDIRECT_PATH
+    ]
+    assert manifest["features"]["app_home"]["home_tab_enabled"] is True
+    assert (
+        sorted(manifest["oauth_config"]["scopes"]["bot"])
+        == sorted(INSTALL_SCOPES)
+        == [
+            "app_mentions:read",
+            "chat:write",
+            "commands",
+            "files:read",
+            "files:write",
+            "users:read",
+        ]
+    )

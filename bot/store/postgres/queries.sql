@@ -248,3 +248,28 @@ SELECT DISTINCT ON (provider) provider, error_code, error_message, updated_at AS
 WHERE provider IS NOT NULL AND provider != 'cache' AND error_code IS NOT NULL
   AND updated_at >= :since
 ORDER BY provider, updated_at DESC
+
+-- name: save_installation
+-- A reinstall (new scopes, a new token) replaces the workspace's row.
+INSERT INTO installations (platform, enterprise_id, team_id, secret, installed_at)
+VALUES (:platform, :enterprise_id, :team_id, :secret, :installed_at)
+ON CONFLICT (platform, enterprise_id, team_id) DO UPDATE
+SET secret = excluded.secret, installed_at = excluded.installed_at
+
+-- name: find_installation
+SELECT platform, enterprise_id, team_id, secret, installed_at FROM installations
+WHERE platform = :platform AND enterprise_id = :enterprise_id AND team_id = :team_id
+
+-- name: delete_installation
+DELETE FROM installations
+WHERE platform = :platform AND enterprise_id = :enterprise_id AND team_id = :team_id
+
+-- name: purge_oauth_states
+DELETE FROM oauth_states WHERE expires_at <= :now
+
+-- name: issue_oauth_state
+INSERT INTO oauth_states (state, expires_at) VALUES (:state, :expires_at)
+
+-- name: consume_oauth_state
+-- Once only: the row goes whether or not it is still fresh.
+DELETE FROM oauth_states WHERE state = :state RETURNING expires_at

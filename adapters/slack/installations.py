@@ -1,0 +1,233 @@
+"""Slack installs in many workspaces, kept in the project's database.
+
+``DatabaseInstallationStore`` is slack_sdk's ``AsyncInstallationStore`` and ``DatabaseStateStore``
+its ``AsyncOAuthStateStore``, both on the core ``Store`` (SQLite or PostgreSQL alike), so every
+process sees an install, an uninstall and an OAuth flow's state at once. An installation is kept
+as one Fernet token (cryptography) holding its JSON: no bot, user or refresh token is ever written
+in clear, and a row read with another key is treated as no installation.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import logging
+import secrets
+from collections.abc import Callable
+from datetime import datetime
+from typing import Any
+
+from cryptography.fernet import Fernet, InvalidToken
+from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives.kdf.hkdf import HKDF
+from slack_bolt.authorization import AuthorizeResult
+from slack_bolt.authorization.async_authorize import AsyncAuthorize
+from slack_bolt.context.async_context import AsyncBoltContext
+from slack_sdk.oauth.installation_store.async_installation_store import AsyncInstallationStore
+from slack_sdk.oauth.installation_store.models.bot import Bot
+from slack_sdk.oauth.installation_store.models.installation import Installation
+from slack_sdk.oauth.state_store.async_state_store import AsyncOAuthStateStore
+
+from adapters.slack.delivery import PLATFORM
+from bot.ports import Installation as StoredInstallation
+from bot.ports import Store
+
+log = logging.getLogger(__name__)
+
+# What the HKDF derivation is for: the same IMAGINE_SECRET_KEY gives other keys for other uses.
+_KEY_PURPOSE = b"imagine-bot slack installations v1"
+
+
+def sealer_from_secret(secret_key: str) -> Fernet:
+    """A Fernet key derived from IMAGINE_SECRET_KEY (any length of 16 characters or more)."""
+    derived = HKDF(algorithm=hashes.SHA256(), length=32, salt=None, info=_KEY_PURPOSE).derive(
+        secret_key.encode("utf-8")
+    )
+    return Fernet(base64.urlsafe_b64encode(derived))
+
+
+def _plain(value: Any) -> Any:
+    # Installation.to_dict_for_copying gives datetimes; the constructor takes timestamps back.
+    return value.timestamp() if isinstance(value, datetime) else value
+
+
+class DatabaseInstallationStore(AsyncInstallationStore):
+    """One installation per workspace (or per organisation for an org-wide install)."""
+
+    def __init__(self, store: Store, sealer: Fernet) -> None:
+        self._store = store
+        self._sealer = sealer
+
+    @property
+    def logger(self) -> logging.Logger:
+        return log
+
+    @staticmethod
+    def _key(
+        enterprise_id: str | None, team_id: str | None, is_enterprise_install: bool | None
+    ) -> tuple[str, str]:
+        # An org-wide install serves every workspace of the organisation: kept under team "".
+        return enterprise_id or "", "" if is_enterprise_install else team_id or ""
+
+    async def async_save(self, installation: Installation) -> None:
+        values = {k: _plain(v) for k, v in installation.to_dict_for_copying().items()}
+        sealed = self._sealer.encrypt(json.dumps(values).encode("utf-8")).decode("ascii")
+        enterprise, team = self._key(
+            installation.enterprise_id, installation.team_id, installation.is_enterprise_install
+        )
+        await self._store.save_installation(
+            StoredInstallation(PLATFORM, enterprise, team, sealed, float(installation.installed_at))
+        )
+        log.info("Slack: installed in %s", team or enterprise)
+
+    async def async_save_bot(self, bot: Bot) -> None:  # pragma: no cover - Bolt saves installations
+        raise NotImplementedError("installations are saved whole, with async_save")
+
+    async def async_find_installation(
+        self,
+        *,
+        enterprise_id: str | None,
+        team_id: str | None,
+        user_id: str | None = None,
+        is_enterprise_install: bool | None = False,
+    ) -> Installation | None:
+        enterprise, team = self._key(enterprise_id, team_id, is_enterprise_install)
+        row = await self._store.find_installation(PLATFORM, enterprise, team)
+        if row is None and enterprise and team:
+            # A workspace of an organisation where the app was installed org-wide.
+            row = await self._store.find_installation(PLATFORM, enterprise, "")
+        if row is None:
+            return None
+        installation = self._open(row)
+        if installation is not None and user_id is not None and user_id != installation.user_id:
+            return None  # only the installer's user token is kept
+        return installation
+
+    async def async_find_bot(
+        self,
+        *,
+        enterprise_id: str | None,
+        team_id: str | None,
+        is_enterprise_install: bool | None = False,
+    ) -> Bot | None:
+        installation = await self.async_find_installation(
+            enterprise_id=enterprise_id,
+            team_id=team_id,
+            is_enterprise_install=is_enterprise_install,
+        )
+        if installation is None or not installation.bot_token:
+            return None
+        return installation.to_bot()
+
+    async def async_delete_bot(self, *, enterprise_id: str | None, team_id: str | None) -> None:
+        await self.async_delete_all(enterprise_id=enterprise_id, team_id=team_id)
+
+    async def async_delete_installation(
+        self, *, enterprise_id: str | None, team_id: str | None, user_id: str | None = None
+    ) -> None:
+        if user_id is None:
+            await self.async_delete_all(enterprise_id=enterprise_id, team_id=team_id)
+            return
+        # A user's token was revoked: the bot token stays, that user's token goes.
+        installation = await self.async_find_installation(
+            enterprise_id=enterprise_id, team_id=team_id, user_id=user_id
+        )
+        if installation is not None and installation.user_token:
+            values = installation.to_dict_for_copying()
+            values.update(user_token=None, user_refresh_token=None, user_token_expires_at=None)
+            await self.async_save(Installation(**values))
+
+    async def async_delete_all(self, *, enterprise_id: str | None, team_id: str | None) -> None:
+        enterprise, team = enterprise_id or "", team_id or ""
+        deleted = await self._store.delete_installation(PLATFORM, enterprise, team)
+        if not deleted and enterprise and team:
+            deleted = await self._store.delete_installation(PLATFORM, enterprise, "")
+        if deleted:
+            log.info("Slack: tokens of %s deleted (uninstalled or revoked)", team or enterprise)
+
+    def _open(self, row: StoredInstallation) -> Installation | None:
+        try:
+            values = json.loads(self._sealer.decrypt(row.secret.encode("ascii")))
+        except (InvalidToken, ValueError):
+            # Sealed with another IMAGINE_SECRET_KEY: the workspace must install the app again.
+            log.warning(
+                "Slack: the installation of %s cannot be read with this IMAGINE_SECRET_KEY",
+                row.team_id or row.enterprise_id,
+            )
+            return None
+        return Installation(**values)
+
+
+class DatabaseStateStore(AsyncOAuthStateStore):
+    """The OAuth ``state``: issued on /slack/install, good once, until it expires."""
+
+    def __init__(
+        self, store: Store, now: Callable[[], float], expiration_seconds: float = 600.0
+    ) -> None:
+        self._store = store
+        self._now = now
+        self._expiration = expiration_seconds
+
+    @property
+    def logger(self) -> logging.Logger:
+        return log
+
+    async def async_issue(self, *args: Any, **kwargs: Any) -> str:
+        state = secrets.token_urlsafe(32)
+        now = self._now()
+        await self._store.issue_oauth_state(state, now + self._expiration, now)
+        return state
+
+    async def async_consume(self, state: str) -> bool:
+        if not state:
+            return False
+        return await self._store.consume_oauth_state(state, self._now())
+
+
+class InstallationTokens:
+    """The ``TokenSource`` of OAuth mode: each workspace's bot token from the installations."""
+
+    def __init__(self, installations: AsyncInstallationStore) -> None:
+        self._installations = installations
+
+    async def bot_token(self, enterprise_id: str | None, team_id: str | None) -> str | None:
+        bot = await self._installations.async_find_bot(enterprise_id=enterprise_id, team_id=team_id)
+        return bot.bot_token if bot is not None else None
+
+
+class StoredAuthorize(AsyncAuthorize):
+    """Bolt's authorize in OAuth mode: the workspace's bot from the installations, and nothing
+    more. Bolt's own ``AsyncInstallationStoreAuthorize`` also calls auth.test on every request
+    before the ack; here a token Slack revoked is known from ``tokens_revoked`` and
+    ``app_uninstalled`` instead, and no network call stands before the ack."""
+
+    def __init__(self, installations: AsyncInstallationStore) -> None:
+        self._installations = installations
+
+    async def __call__(
+        self,
+        *,
+        context: AsyncBoltContext,
+        enterprise_id: str | None,
+        team_id: str | None,
+        user_id: str | None,
+        actor_enterprise_id: str | None = None,
+        actor_team_id: str | None = None,
+        actor_user_id: str | None = None,
+    ) -> AuthorizeResult | None:
+        bot = await self._installations.async_find_bot(
+            enterprise_id=enterprise_id,
+            team_id=team_id,
+            is_enterprise_install=context.is_enterprise_install,
+        )
+        if bot is None:
+            return None
+        return AuthorizeResult(
+            enterprise_id=bot.enterprise_id,
+            team_id=bot.team_id or team_id,
+            user_id=user_id,
+            bot_token=bot.bot_token,
+            bot_id=bot.bot_id,
+            bot_user_id=bot.bot_user_id,
+            bot_scopes=bot.bot_scopes,
+        )
