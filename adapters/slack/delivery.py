@@ -176,7 +176,8 @@ class SlackDelivery:
         ts: str | None = None
         problem: str | None = None
         try:
-            ts = await self._post(job, messages.queued_text(job, self._label(job), position))
+            line = messages.queued_text(job, self._label(job), position)
+            ts = await self._post(job, line, blocks=messages.cancel_blocks(line, job))
         except SlackDeliveryError as exc:
             log.warning("job %s: could not post the queued message: %s", job.id, exc)
             problem = exc.code or "unreachable"
@@ -191,7 +192,7 @@ class SlackDelivery:
             return
         self._last_progress[job.id] = (progress.stage, now)
         text = messages.generating_text(job, self._label(job), progress.elapsed)
-        await self._show(job, text)
+        await self._show(job, text, blocks=messages.cancel_blocks(text, job))
 
     async def deliver(self, job: Job, images: Sequence[OutImage]) -> Mapping[str, Any]:
         reply = job.request.reply
@@ -240,17 +241,27 @@ class SlackDelivery:
         }
 
     async def notify_failure(self, job: Job) -> None:
-        await self._show(job, messages.failure_text(job), final=True)
+        # No blocks: the Cancel button goes with the progress line.
+        await self._show(job, messages.failure_text(job), final=True, blocks=[])
         self._board.forget(board_key(job))
         self._last_progress.pop(job.id, None)
 
-    async def _show(self, job: Job, text: str, *, final: bool = False) -> None:
+    async def _show(
+        self,
+        job: Job,
+        text: str,
+        *,
+        final: bool = False,
+        blocks: list[dict[str, Any]] | None = None,
+    ) -> None:
         """Update the job's progress message, or post one when the job has none."""
         ts, settled = await self._progress_ts(job, final=final)
         if ts is not None:
             try:
                 client = await self._client(job)
-                await client.chat_update(channel=job.request.reply.channel_id, ts=ts, text=text)
+                await client.chat_update(
+                    channel=job.request.reply.channel_id, ts=ts, text=text, blocks=blocks
+                )
                 return
             except SlackApiError as exc:
                 if exc.response.get("error") != "message_not_found":
@@ -259,7 +270,7 @@ class SlackDelivery:
                 raise delivery_error(exc, "the progress update") from None
         elif not settled:
             return  # the command handler, in another process, is still posting it
-        ts = await self._post(job, text)
+        ts = await self._post(job, text, blocks=blocks or None)
         if not final:
             self._board.settle(board_key(job), ts)
             await self._record(job, ts or "")

@@ -45,7 +45,7 @@ from bot.domain.errors import (
     JobNotFound,
     RequestRejected,
 )
-from bot.domain.models import ImagineRequest, Job, ReplyTarget
+from bot.domain.models import ImagineRequest, Job, JobStatus, ReplyTarget
 from bot.jobs.service import ImagineService
 from bot.text import replies
 from bot.text.flags import ImagineArgs, parse_imagine
@@ -261,7 +261,11 @@ class CommandHandlers:
         if verb == "delete":
             await self._delete(job, team, user, channel, response_url)
             return
+        if verb == "cancel":
+            await self._cancel(job, team, user, channel, text(message.get("ts")), response_url)
+            return
         if verb == "edit":
+            thread_ts = thread_ts or text(message.get("ts")) or None
             metadata = {"job": job.id, "channel": channel, "thread_ts": thread_ts or ""}
             try:
                 client = await self._clients.for_team(team)
@@ -278,10 +282,13 @@ class CommandHandlers:
                     messages.refusal("The editor could not open."),
                 )
             return
+        # The result goes in the thread of the image it came from.
+        thread_ts = thread_ts or text(message.get("ts")) or None
         request = _follow_up_request(team, channel, thread_ts, user, trigger, response_url)
+        action, image = follow_up_of(verb)
 
         async def call(r: ImagineRequest) -> Any:
-            return await self._service.follow_up(job.id, verb, r)
+            return await self._service.follow_up(job.id, action, r, image=image)
 
         await self.submit(await self._with_admin(request), call, response_url, channel, user)
 
@@ -295,10 +302,17 @@ class CommandHandlers:
                 response_action="errors", errors={messages.EDIT_BLOCK: "Describe the change."}
             )
             return
+        chosen = (values.get(messages.EDIT_IMAGE_BLOCK) or {}).get(messages.EDIT_IMAGE_INPUT) or {}
+        number = text((chosen.get("selected_option") or {}).get("value")) or "1"
+        if not number.isdigit():
+            await ack(
+                response_action="errors", errors={messages.EDIT_IMAGE_BLOCK: "Pick an image."}
+            )
+            return
         await ack()
-        self._work.spawn(self._edit(body, view, prompt.strip()), "edit")
+        self._work.spawn(self._edit(body, view, prompt.strip(), int(number)), "edit")
 
-    async def _edit(self, body: ViewSubmission, view: View, prompt: str) -> None:
+    async def _edit(self, body: ViewSubmission, view: View, prompt: str, image: int) -> None:
         try:
             metadata = json.loads(text(view.get("private_metadata")) or "{}")
         except ValueError:
@@ -317,7 +331,7 @@ class CommandHandlers:
         )
 
         async def call(r: ImagineRequest) -> Any:
-            return await self._service.follow_up(job.id, "edit", r, prompt=prompt)
+            return await self._service.follow_up(job.id, "edit", r, prompt=prompt, image=image)
 
         await self.submit(await self._with_admin(request), call, "", channel, user)
 
@@ -346,25 +360,52 @@ class CommandHandlers:
             log.warning("Slack: admin check failed: %s", type(exc).__name__)
             return False
 
+    async def _requester_or_admin(
+        self, job: Job, team: str, user: str, channel: str, response_url: str, action: str
+    ) -> bool:
+        """Whether ``user`` asked for the job or is an admin here; else they are told."""
+        if job.user_id == user:
+            return True
+        try:
+            await self._service.require_admin(team, await self._admins.actor(team, user), action)
+        except RequestRejected:
+            await self.tell(
+                team, response_url, channel, user, messages.refusal(replies.MODERATORS_ONLY)
+            )
+            return False
+        return True
+
+    async def _cancel(
+        self, job: Job, team: str, user: str, channel: str, ts: str, response_url: str
+    ) -> None:
+        """Cancel a queued or generating job; its progress message says so, nothing is posted."""
+        if not await self._requester_or_admin(job, team, user, channel, response_url, "cancel_job"):
+            return
+        cancelled = await self._service.cancel(job.id, user_id=user, is_admin=True)
+        if cancelled.status is not JobStatus.CANCELLED:
+            await self.tell(
+                team, response_url, channel, user, messages.refusal(replies.NOT_CANCELLABLE)
+            )
+            return
+        if not ts:
+            return
+        try:
+            client = await self._clients.for_team(team)
+            await client.chat_update(
+                channel=channel, ts=ts, text=messages.cancelled_text(cancelled), blocks=[]
+            )
+        except (NotInstalled, SlackApiError, *SLACK_ERRORS) as exc:
+            log.warning("Slack: job %s cancelled; its message not updated: %s", job.id, exc)
+
     async def _delete(
         self, job: Job, team: str, user: str, channel: str, response_url: str
     ) -> None:
-        if job.user_id != user:
-            try:
-                await self._service.require_admin(
-                    team, await self._admins.actor(team, user), "delete_image"
-                )
-            except RequestRejected:
-                await self.tell(
-                    team,
-                    response_url,
-                    channel,
-                    user,
-                    messages.refusal(
-                        "Only the person who asked for this image or an admin can delete it."
-                    ),
-                )
-                return
+        if not await self._requester_or_admin(
+            job, team, user, channel, response_url, "delete_image"
+        ):
+            return
+        # Its buttons answer "deleted" from now on (and a job still running ends).
+        await self._service.delete(job.id, user_id=user, is_admin=True)
         where = text(job.delivery.get("channel")) or job.request.reply.channel_id
         try:
             client = await self._clients.for_team(team)
@@ -402,6 +443,14 @@ class CommandHandlers:
             user,
             messages.ephemeral(reply),
         )
+
+
+def follow_up_of(verb: str) -> tuple[str, int]:
+    """A button's verb as the core's follow-up and image number: ``u2`` upscales image 2, ``v3``
+    varies image 3; the buttons of an upscale (one image) and older buttons act on image 1."""
+    if verb[0] in "uv" and verb[1:].isdigit():
+        return ("upscale" if verb[0] == "u" else "vary"), int(verb[1:])
+    return {"vary-subtle": "vary"}.get(verb, verb), 1
 
 
 def _follow_up_request(

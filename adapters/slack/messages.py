@@ -13,15 +13,42 @@ from typing import Any
 
 from bot.domain.catalog import Catalog
 from bot.domain.models import Job
+from bot.text import replies
 from bot.text.flags import flags_help
 
 Block = dict[str, Any]
 
 ACTION_PREFIX = "imagine"
-BUTTON_ACTIONS = ("reroll", "vary", "edit", "upscale", "delete")
+# ``u1``-``u4`` and ``v1``-``v4`` act on one image of the job; ``vary`` and ``upscale`` are the
+# buttons of messages posted before those, and act on image 1.
+MAX_IMAGES = 4
+PER_IMAGE = tuple(f"{kind}{k}" for kind in "uv" for k in range(1, MAX_IMAGES + 1))
+BUTTON_ACTIONS = (
+    "reroll",
+    "vary",
+    "edit",
+    "upscale",
+    "delete",
+    "cancel",
+    "vary-subtle",
+    "vary-strong",
+    *PER_IMAGE,
+)
+# The buttons under an upscale: it is one image, varied or edited further.
+UPSCALED_ACTIONS = ("vary-subtle", "vary-strong", "edit", "delete")
+_LABELS = {
+    "reroll": "Reroll",
+    "edit": "Edit",
+    "delete": "Delete",
+    "cancel": "Cancel",
+    "vary-subtle": "Vary (Subtle)",
+    "vary-strong": "Vary (Strong)",
+}
 EDIT_CALLBACK = "imagine_edit"
 EDIT_BLOCK = "prompt_block"
 EDIT_INPUT = "prompt"
+EDIT_IMAGE_BLOCK = "image_block"
+EDIT_IMAGE_INPUT = "image"
 # Slack's limits: section text 3,000 characters, plain-text input 3,000, modal title 24.
 SECTION_LIMIT = 3000
 SHORT_PROMPT = 200
@@ -32,7 +59,7 @@ Options:
 ```
 {flags_help()}
 ```
-Under each image: *Reroll* (new seed), *Vary* (a close variation), *Edit* (new prompt on this image), *Upscale to Max*, *Delete* (you or an admin).
+Under the images: *U1*-*U4* (that image at about twice the pixels), *V1*-*V4* (a variation of that image), *Reroll* (new seed), *Edit* (new prompt on one image), *Delete* (you or an admin); *Cancel* while it is being made.
 Your allowance is on the app's *Home* tab."""
 CANNOT_POST = (
     "I can't post in this channel. Invite me first (type /invite and pick the Imagine app), "
@@ -102,24 +129,71 @@ def upload_comment(job: Job, label: str, took: float) -> str:
     return f"<@{job.user_id}>: {escape(short(job.request.prompt, 1000))}\n{summary_line(job, label, took)}"
 
 
+def lineage_text(job: Job) -> str | None:
+    """What a follow-up is ("Variation of image 2 of job <id>"); None for a job of its own. It is
+    posted in the thread of the image it came from."""
+    if job.request.parent_job_id is None:
+        return None
+    return replies.lineage(
+        job.request.action, job.request.parent_image, f"job {job.request.parent_job_id}"
+    )
+
+
+def result_actions(job: Job) -> list[list[str]]:
+    """The buttons under a result, row by row: U1..Un, V1..Vn, then Reroll, Edit and Delete."""
+    if job.request.action == "upscale":
+        return [list(UPSCALED_ACTIONS)]
+    count = max(1, min(MAX_IMAGES, len(job.images) or job.request.count))
+    return [
+        [f"u{k}" for k in range(1, count + 1)],
+        [f"v{k}" for k in range(1, count + 1)],
+        ["reroll", "edit", "delete"],
+    ]
+
+
 def result_blocks(job: Job, label: str, took: float) -> list[Block]:
     prompt = escape(job.request.prompt)
     head = f"*{prompt}*"
     details = f"{summary_line(job, label, took)} · requested by <@{job.user_id}>"
+    lineage = lineage_text(job)
+    if lineage:
+        details = f"{lineage}\n{details}"
     text = head + "\n" + details
     if len(text) > SECTION_LIMIT:
         text = short(head, SECTION_LIMIT - len(details) - 1) + "\n" + details
-    buttons = [
-        _button("Reroll", "reroll", job.id),
-        _button("Vary", "vary", job.id),
-        _button("Edit", "edit", job.id),
-        _button("Upscale to Max", "upscale", job.id),
-        _button("Delete", "delete", job.id, style="danger", confirm=True),
-    ]
+    blocks: list[Block] = [{"type": "section", "text": {"type": "mrkdwn", "text": text}}]
+    for row, actions in enumerate(result_actions(job)):
+        blocks.append(
+            {
+                "type": "actions",
+                "block_id": f"imagine_actions:{row}:{job.id}",
+                "elements": [_action_button(action, job.id) for action in actions],
+            }
+        )
+    return blocks
+
+
+def cancel_blocks(text: str, job: Job) -> list[Block]:
+    """A progress line with the Cancel button under it, while the job is queued or generating."""
     return [
         {"type": "section", "text": {"type": "mrkdwn", "text": text}},
-        {"type": "actions", "block_id": f"imagine_actions:{job.id}", "elements": buttons},
+        {
+            "type": "actions",
+            "block_id": f"imagine_progress:{job.id}",
+            "elements": [_button("Cancel", "cancel", job.id, style="danger")],
+        },
     ]
+
+
+def cancelled_text(job: Job) -> str:
+    return f":no_entry_sign: Cancelled: _{escape(short(job.request.prompt))}_"
+
+
+def _action_button(action: str, job_id: str) -> Block:
+    if action == "delete":
+        return _button("Delete", "delete", job_id, style="danger", confirm=True)
+    label = _LABELS.get(action, action.upper())
+    return _button(label, action, job_id, style="primary" if action.startswith("u") else None)
 
 
 def _button(
@@ -152,6 +226,7 @@ def failure_text(job: Job) -> str:
 
 
 def edit_modal(job: Job, metadata: Mapping[str, str]) -> dict[str, Any]:
+    images = max(1, min(MAX_IMAGES, len(job.images)))
     return {
         "type": "modal",
         "callback_id": EDIT_CALLBACK,
@@ -171,9 +246,24 @@ def edit_modal(job: Job, metadata: Mapping[str, str]) -> dict[str, Any]:
                     "max_length": 2000,
                     "initial_value": job.request.prompt[:2000],
                 },
-            }
+            },
+            {
+                "type": "input",
+                "block_id": EDIT_IMAGE_BLOCK,
+                "label": {"type": "plain_text", "text": "Start from image"},
+                "element": {
+                    "type": "static_select",
+                    "action_id": EDIT_IMAGE_INPUT,
+                    "initial_option": _image_option(1),
+                    "options": [_image_option(k) for k in range(1, images + 1)],
+                },
+            },
         ],
     }
+
+
+def _image_option(k: int) -> Block:
+    return {"text": {"type": "plain_text", "text": f"Image {k}"}, "value": str(k)}
 
 
 def home_view(

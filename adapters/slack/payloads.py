@@ -69,8 +69,14 @@ class BlockActions(TypedDict, total=False):
     actions: list[Action]
 
 
+class SelectedOption(TypedDict, total=False):
+    value: str
+
+
 class InputValue(TypedDict, total=False):
     value: str
+    # A static_select's choice (https://api.slack.com/reference/block-kit/block-elements#static_select).
+    selected_option: SelectedOption
 
 
 class ViewState(TypedDict, total=False):

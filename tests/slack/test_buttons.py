@@ -53,6 +53,10 @@ async def test_a_channel_not_allowed_is_refused_ephemerally(slack_bot: SlackBot)
 
 async def test_reroll_vary_and_upscale_make_new_jobs_from_the_image(slack_bot: SlackBot) -> None:
     parent = await _delivered(slack_bot)
+    # Another member may use U/V/Reroll once the workspace shares them.
+    await save_settings(
+        slack_bot.app.store, CommunitySettings(TEAM, shared_buttons=True), slack_bot.clock.now()
+    )
     for verb in ("reroll", "vary", "upscale"):
         reply = await slack_bot.action(verb, parent, user="U2")
         assert reply.status == 200
@@ -64,8 +68,11 @@ async def test_reroll_vary_and_upscale_make_new_jobs_from_the_image(slack_bot: S
         assert job.request.prompt == parent.request.prompt
         assert job.user_id == "U2"
         assert job.status is JobStatus.DELIVERED
-    assert jobs["upscale"].variant == "max" and jobs["upscale"].seed == parent.seed
+    # The buttons of cards posted before U/V existed act on image 1.
+    assert jobs["upscale"].variant == parent.variant and jobs["upscale"].seed == parent.seed
+    assert jobs["upscale"].width * jobs["upscale"].height > parent.width * parent.height
     assert jobs["vary"].seed != parent.seed
+    assert jobs["vary"].request.input_images == (f"blob:{parent.images[0]}",)
     assert len(slack_bot.fake.shared_files()) == 4
     assert slack_bot.fake.violations == []
 

@@ -29,19 +29,14 @@ async def test_imagine_acks_with_queued_then_posts_the_image_in_the_channel(
     # The progress message was posted in the channel and became the result card.
     [card] = fake.posted("C42")
     assert card.thread_ts is None
-    section, actions = card.blocks
+    section, *rows = card.blocks
     assert "a red fox at dawn" in section["text"]["text"]
     assert "seed 7" in section["text"]["text"]
-    assert [b["action_id"] for b in actions["elements"]] == [
-        f"imagine:{verb}:{job.id}" for verb in ("reroll", "vary", "edit", "upscale", "delete")
+    buttons = [b for row in rows for b in row["elements"]]
+    assert [b["action_id"] for b in buttons] == [
+        f"imagine:{verb}:{job.id}" for verb in ("u1", "v1", "reroll", "edit", "delete")
     ]
-    assert [b["text"]["text"] for b in actions["elements"]] == [
-        "Reroll",
-        "Vary",
-        "Edit",
-        "Upscale to Max",
-        "Delete",
-    ]
+    assert [b["text"]["text"] for b in buttons] == ["U1", "V1", "Reroll", "Edit", "Delete"]
     assert job.delivery["ts"] == card.ts
 
     # The image went through files.getUploadURLExternal, the upload URL, completeUploadExternal.

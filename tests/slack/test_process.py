@@ -105,7 +105,7 @@ async def test_the_real_process_takes_a_signed_command_and_uploads_the_image(
     assert upload.data is not None and upload.data.startswith(PNG_MAGIC)
     assert "seed 5" in (upload.initial_comment or "")
     [card] = fake_slack.posted("C9")
-    assert card.blocks[1]["elements"][0]["action_id"].startswith("imagine:reroll:")
+    assert card.blocks[1]["elements"][0]["action_id"].startswith("imagine:u1:")
     assert fake_slack.violations == []
     logs = stdout.decode() + stderr.decode()
     for secret in (BOT_TOKEN, SIGNING_SECRET, fake_slack.response_url("e2e")):
