@@ -6,7 +6,6 @@ from __future__ import annotations
 import contextlib
 import logging
 from collections.abc import Awaitable, Callable, Mapping
-from dataclasses import replace
 from typing import Any
 
 import discord
@@ -26,7 +25,7 @@ from adapters.discord.delivery import (
     DiscordDelivery,
 )
 from bot.domain.errors import ImagineError, JobNotFound, RequestRejected
-from bot.domain.models import COUNT_DEFAULT, ImagineRequest, JobStatus, ReplyTarget
+from bot.domain.models import ImagineRequest, JobStatus, ReplyTarget
 from bot.jobs.service import Accepted
 from bot.runtime.app import App
 from bot.text import replies
@@ -65,16 +64,17 @@ class InteractionHandler:
                 await self._refuse(interaction, "The `image` option takes a PNG, JPEG or WebP.")
                 return
             inputs = (image.url,)
-        try:
-            args = option_args(prompt, model=model, aspect_ratio=aspect, seed=seed, images=inputs)
-        except RequestRejected as exc:
-            await self._refuse(interaction, exc.user_message)
-            return
         if count is not None and not 1 <= count <= messages.MAX_IMAGES:
             await self._refuse(interaction, f"`count` is 1 to {messages.MAX_IMAGES} images.")
             return
-        # No count given: the community's default (COUNT_DEFAULT asks the core for it).
-        args = replace(args, count=COUNT_DEFAULT if count is None else count)
+        try:
+            # No count given: the community's default.
+            args = option_args(
+                prompt, model=model, aspect_ratio=aspect, seed=seed, images=inputs, count=count
+            )
+        except RequestRejected as exc:
+            await self._refuse(interaction, exc.user_message)
+            return
         request = self._request(interaction, args, inputs)
         await self._submit(interaction, lambda: self._app.service.imagine(request))
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from bot.domain.errors import InvalidRequest
+from bot.domain.models import COUNT_DEFAULT
 
 MAX_SEED = 2**32 - 1
 MAX_COUNT = 4
@@ -93,7 +94,8 @@ def parse_imagine(text: str) -> ImagineArgs:
         size=values.get("--size"),
         seed=_parse_seed(values["--seed"]) if "--seed" in values else None,
         model=values.get("--model"),
-        count=_parse_count(values["--n"]) if "--n" in values else 1,
+        # Without --n the community's default count applies (COUNT_DEFAULT).
+        count=_parse_count(values["--n"]) if "--n" in values else COUNT_DEFAULT,
         images=tuple(images),
         use_cache=use_cache,
     )
@@ -106,14 +108,17 @@ def option_args(
     size: str | None = None,
     seed: int | None = None,
     model: str | None = None,
-    count: int = 1,
+    count: int | None = None,
     images: tuple[str, ...] = (),
 ) -> ImagineArgs:
-    """The same arguments from a platform's typed options (Discord), checked like typed flags."""
+    """The same arguments from a platform's typed options (Discord), checked like typed flags;
+    no ``count`` leaves it to the community's default."""
     if seed is not None:
         _parse_seed(str(seed))
-    if count != 1:
+    if count is not None:
         _parse_count(str(count))
+    else:
+        count = COUNT_DEFAULT
     return ImagineArgs(
         prompt=prompt,
         aspect_ratio=aspect_ratio,

@@ -7,9 +7,10 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from bot.domain.models import Job, JobStatus
+from bot.domain.models import CommunitySettings, Job, JobStatus
 from tests.fakes.slack import Message, interaction_body
 from tests.slack.conftest import TEAM, SlackBot, new_trigger
+from tests.store_helpers import save_settings
 
 PARENT_TS = "1700000000.000100"  # the ts of the card whose button is pressed (conftest)
 
@@ -69,6 +70,14 @@ async def test_v2_and_u3_work_from_their_image_in_the_thread_of_the_card(
         ["Vary (Subtle)", "Vary (Strong)", "Edit", "Delete"]
     ]
     assert slack_bot.fake.violations == []
+
+
+async def test_without_n_the_workspace_count_applies(slack_bot: SlackBot) -> None:
+    await save_settings(
+        slack_bot.app.store, CommunitySettings(TEAM, default_count=2), slack_bot.clock.now()
+    )
+    job = await delivered(slack_bot, "two owls")
+    assert job.request.count == 2 and len(job.images) == 2
 
 
 async def test_someone_else_s_press_is_refused_only_to_them(slack_bot: SlackBot) -> None:

@@ -3,6 +3,7 @@ from __future__ import annotations
 import pytest
 
 from bot.domain.errors import InvalidRequest
+from bot.domain.models import COUNT_DEFAULT
 from bot.text.flags import option_args, parse_imagine
 
 
@@ -51,3 +52,9 @@ def test_typed_options_are_checked_like_typed_flags() -> None:
         option_args("a cat", seed=2**32)
     with pytest.raises(InvalidRequest, match="--n must be 1 to 4"):
         option_args("a cat", count=5)
+
+
+def test_no_count_leaves_it_to_the_community() -> None:
+    assert parse_imagine("a cat").count == COUNT_DEFAULT
+    assert option_args("a cat").count == COUNT_DEFAULT
+    assert parse_imagine("a cat --n 3").count == option_args("a cat", count=3).count == 3
