@@ -11,7 +11,7 @@ from PIL import Image
 
 from bot.domain.models import JobStatus
 from bot.runtime.app import App
-from tests.policy.test_console_settings import console
+from tests.scenarios.test_console_settings import console
 
 QUEUED = re.compile(r"^job (?P<id>[0-9a-f]+): queued")
 
