@@ -17,7 +17,7 @@ from PIL import Image
 
 from tests.discord.conftest import discord_env
 from tests.e2e.conftest import bot_env
-from tests.fakes.discord import BOT_TOKEN, FakeDiscord, Recorded
+from tests.fakes.discord import BOT_TOKEN, GUILD_ID, FakeDiscord, Recorded
 
 pytestmark = pytest.mark.slow
 
@@ -121,12 +121,19 @@ async def test_imagine_over_the_gateway_and_buttons_after_a_restart(
     assert fake.calls("create_interaction_response", reroll)[0].json["type"] == 5
     assert again.json["embeds"][0]["title"] == "Reroll of an earlier image"
     assert again.json["embeds"][0]["description"] == "a lighthouse in a storm"
+    # A per-image button after the restart: V1 varies image 1 and links back to its message.
+    vary = await send(fake, fake.button(f"imagine:v1:{job_id}", message))
+    varied = await fake.wait_for(lambda: image_edit(fake, vary), timeout=60, what="the variation")
+    assert varied.json["content"] == (
+        f"Variation of image 1 of https://discord.com/channels/{GUILD_ID}/"
+        f"{message['channel_id']}/{message['id']}"
+    )
     assert await bot_process.stop() == 0
 
     # DEBUG logging on, and still no credential in the logs.
     log = bot_process.log()
     assert "job " in log
-    for secret in (BOT_TOKEN, token, reroll):
+    for secret in (BOT_TOKEN, token, reroll, vary):
         assert secret not in log
 
 
