@@ -67,6 +67,9 @@ class FollowUps:
         await self._check_parent(parent, request, needs_image=needs_image, shared=shared)
         if needs_image and not 1 <= image <= len(parent.images):
             raise InvalidRequest(replies.image_number(len(parent.images)), code="image_number")
+        variant = self._catalog.variants[parent.variant]
+        if action in ("vary", "upscale", "edit") and variant.input_images < 1:
+            raise InvalidRequest(replies.no_reference(variant.label), code="no_reference")
         reference = (f"blob:{parent.images[image - 1]}",) if needs_image else ()
         base = parent.request.with_changes(
             platform=request.platform,
@@ -94,7 +97,6 @@ class FollowUps:
         elif action == "vary-strong":
             base = base.with_changes(input_images=(), count=1)
         elif action == "upscale":
-            variant = self._catalog.variants[parent.variant]
             size = upscale_size(parent.width, parent.height, variant.size)
             if size is None:
                 raise InvalidRequest(

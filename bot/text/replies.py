@@ -50,6 +50,13 @@ def upscale_at_max(image: int, label: str, width: int, height: int) -> str:
     )
 
 
+def no_reference(label: str) -> str:
+    return (
+        f"{label} takes no reference image, so it cannot vary, upscale or edit an image; "
+        "use Reroll, or a FLUX.2 model."
+    )
+
+
 def lineage(action: str, image: int | None, parent: str) -> str:
     """What a follow-up is and where it came from; ``parent`` is a link or a job id."""
     name = FOLLOW_UP_NAMES.get(action, action.capitalize())

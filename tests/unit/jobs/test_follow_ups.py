@@ -147,6 +147,19 @@ async def test_refused_follow_ups(rig: Rig, follow_ups: FollowUps) -> None:
         await follow_ups.follow_up(failed.id, "upscale", ASKER)
 
 
+async def test_a_model_without_reference_images_cannot_vary_or_upscale(
+    rig: Rig, follow_ups: FollowUps
+) -> None:
+    request = make_request(seed=41, prompt="a lighthouse", variant="pro-1.1")
+    job = await rig.claimed(request=request, seed=41, width=1024, height=1024, variant="pro-1.1")
+    done = job.evolve(status=JobStatus.DELIVERED, images=("p/1.png",), outcome_sent=True)
+    assert await rig.store.save_job_step(done, worker_id=job.lease_owner or "", expected=job.status)
+    for action in ("vary", "upscale", "edit"):
+        with pytest.raises(InvalidRequest, match="takes no reference image"):
+            await follow_ups.follow_up(done.id, action, ASKER)
+    assert (await follow_ups.follow_up(done.id, "vary-strong", ASKER)).job.variant == "pro-1.1"
+
+
 async def test_a_deleted_job_s_buttons_say_so(
     rig: Rig, follow_ups: FollowUps, tracking: Tracking
 ) -> None:
