@@ -1,8 +1,10 @@
-"""``@Imagine a red fox --ar 16:9``: a mention in a channel or a thread becomes an /imagine whose
-image goes into that message's thread (a top-level mention starts one).
+"""A message in Slack becomes an /imagine: ``@Imagine a red fox --ar 16:9`` in a channel or thread,
+or the "Imagine this" message shortcut on any message (its text, its images as references). The
+image goes into that message's thread (a top-level message starts one).
 
 Same flags, limits, safety and word list as the slash command. Slack retries an event it thinks
-was not received; the event id is the job's dedupe key, so a retry never makes a second job.
+was not received; the event id is the job's dedupe key, so a retry never makes a second job (a
+shortcut's trigger id plays that part).
 """
 
 from __future__ import annotations
@@ -11,11 +13,19 @@ import dataclasses
 import re
 
 from slack_bolt.app.async_app import AsyncApp
+from slack_bolt.context.ack.async_ack import AsyncAck
 
 from adapters.slack import messages
 from adapters.slack.delivery import PLATFORM
 from adapters.slack.handlers import CommandHandlers
-from adapters.slack.payloads import AppMention, EventCallback, SlackFile, text
+from adapters.slack.payloads import (
+    AppMention,
+    EventCallback,
+    MessageShortcut,
+    SlackFile,
+    team_of,
+    text,
+)
 from adapters.slack.tasks import BackgroundWork
 from bot.domain.errors import InvalidRequest
 from bot.domain.models import ImagineRequest, ReplyTarget
@@ -23,6 +33,8 @@ from bot.jobs.service import ImagineService
 from bot.text.flags import ImagineArgs, parse_imagine
 from bot.text.request import build_request
 
+# The message shortcut's callback id (slack-manifest.yml).
+SHORTCUT_CALLBACK = "imagine_this"
 # The leading mention of the bot: <@U0123ABC> (or <@U0123ABC|name>).
 _LEADING_MENTION = re.compile(r"^\s*<@[A-Z0-9]+(?:\|[^>]*)?>\s*")
 
@@ -52,45 +64,89 @@ class MentionHandlers:
 
     def register(self, bolt: AsyncApp) -> None:
         bolt.event("app_mention")(self.on_mention)
+        bolt.shortcut(SHORTCUT_CALLBACK)(self.on_shortcut)
 
     async def on_mention(self, body: EventCallback, event: AppMention) -> None:
         # Bolt acknowledges events itself; the work goes to the background at once.
         self._work.spawn(self._mention(body, event), "mention")
 
+    async def on_shortcut(self, ack: AsyncAck, shortcut: MessageShortcut) -> None:
+        await ack()
+        self._work.spawn(self._shortcut(shortcut), "shortcut")
+
     async def _mention(self, body: EventCallback, event: AppMention) -> None:
         team = text(body.get("team_id")) or text(event.get("team"))
-        user = text(event.get("user"))
-        channel = text(event.get("channel"))
-        # The image goes into the thread: the mention's own, or the one it starts.
-        thread = text(event.get("thread_ts")) or text(event.get("ts")) or None
+        event_id = text(body.get("event_id")) or f"{text(event.get('channel'))}:{event.get('ts')}"
+        await self._imagine_message(
+            team=team,
+            user=text(event.get("user")),
+            channel=text(event.get("channel")),
+            # The image goes into the thread: the mention's own, or the one it starts.
+            thread=text(event.get("thread_ts")) or text(event.get("ts")) or None,
+            words=prompt_text(text(event.get("text"))),
+            files=event.get("files") or [],
+            response_url="",
+            dedupe=f"event:{event_id}",
+        )
+
+    async def _shortcut(self, shortcut: MessageShortcut) -> None:
+        message = shortcut.get("message") or {}
+        await self._imagine_message(
+            team=team_of(shortcut),
+            user=text((shortcut.get("user") or {}).get("id")),
+            channel=text((shortcut.get("channel") or {}).get("id")),
+            thread=text(message.get("thread_ts")) or text(message.get("ts")) or None,
+            words=prompt_text(text(message.get("text"))),
+            files=message.get("files") or [],
+            response_url=text(shortcut.get("response_url")),
+            dedupe=text(shortcut.get("trigger_id")) or None,
+        )
+
+    async def _imagine_message(
+        self,
+        *,
+        team: str,
+        user: str,
+        channel: str,
+        thread: str | None,
+        words: str,
+        files: list[SlackFile],
+        response_url: str,
+        dedupe: str | None,
+    ) -> None:
+        """The message's words and images as an /imagine, answered in its thread."""
+
+        async def say(reply: dict[str, str]) -> None:
+            await self._commands.tell(team, response_url, channel, user, reply, thread_ts=thread)
+
+        shared = image_files(files)
         try:
-            args = parse_imagine(prompt_text(text(event.get("text"))))
+            args = parse_imagine(words) if words or not shared else ImagineArgs("")
         except InvalidRequest as exc:
-            await self._commands.tell(
-                team, "", channel, user, messages.refusal(exc.user_message), thread_ts=thread
-            )
+            await say(messages.refusal(exc.user_message))
             return
         if args.help or not args.prompt:
-            await self._commands.tell(
-                team, "", channel, user, messages.ephemeral(messages.HELP), thread_ts=thread
-            )
+            await say(messages.ephemeral(messages.HELP))
             return
-        shared = image_files(event.get("files") or [])
-        if shared:
-            args = dataclasses.replace(args, images=args.images + shared)
-        event_id = text(body.get("event_id")) or f"{channel}:{text(event.get('ts'))}"
-        request = _mention_request(args, team, channel, thread, user, f"event:{event_id}")
+        args = dataclasses.replace(args, images=args.images + shared)
+        request = _message_request(args, team, channel, thread, user, response_url, dedupe)
         await self._commands.imagine(request, args)
 
 
-def _mention_request(
-    args: ImagineArgs, team: str, channel: str, thread: str | None, user: str, dedupe: str
+def _message_request(
+    args: ImagineArgs,
+    team: str,
+    channel: str,
+    thread: str | None,
+    user: str,
+    response_url: str,
+    dedupe: str | None,
 ) -> ImagineRequest:
     reply = ReplyTarget(
         platform=PLATFORM,
         channel_id=channel,
         thread_id=thread,
-        data={"team_id": team, "user_id": user, "response_url": ""},
+        data={"team_id": team, "user_id": user, "response_url": response_url},
     )
     return build_request(
         args,

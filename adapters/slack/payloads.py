@@ -125,6 +125,27 @@ class AppMention(TypedDict, total=False):
     files: list[SlackFile]
 
 
+class ShortcutMessage(TypedDict, total=False):
+    ts: str
+    thread_ts: str
+    text: str
+    user: str
+    files: list[SlackFile]
+
+
+class MessageShortcut(TypedDict, total=False):
+    """A message shortcut (https://api.slack.com/reference/interaction-payloads/shortcuts)."""
+
+    type: str
+    callback_id: str
+    trigger_id: str
+    response_url: str
+    team: TeamRef
+    channel: ChannelRef
+    user: UserRef
+    message: ShortcutMessage
+
+
 class EventCallback(TypedDict, total=False):
     """The Events API envelope (https://api.slack.com/apis/events-api#callback-field)."""
 
@@ -140,6 +161,6 @@ def text(value: object) -> str:
     return value if isinstance(value, str) else ""
 
 
-def team_of(body: BlockActions | ViewSubmission) -> str:
+def team_of(body: BlockActions | ViewSubmission | MessageShortcut) -> str:
     """The workspace of an interaction: ``team.id``, else the user's ``team_id``."""
     return text((body.get("team") or {}).get("id")) or text((body.get("user") or {}).get("team_id"))
