@@ -1,6 +1,6 @@
 """Discord's DeliveryPort: edits the deferred interaction response through the interaction's
 webhook, or, once the 15-minute interaction token is gone, posts in the channel with the bot token
-and mentions the requester. All through discord.py, logged in without the gateway, so any worker
+and mentions the requester (never for personal use or a private image: those wait in /history). All through discord.py, logged in without the gateway, so any worker
 process delivers."""
 
 from __future__ import annotations
@@ -24,6 +24,7 @@ from bot.domain.catalog import Catalog
 from bot.domain.clock import Clock
 from bot.domain.errors import ConfigError, DeliveryError, InvalidImage
 from bot.domain.models import Job, JobStatus
+from bot.domain.personal import is_personal
 from bot.media import images
 from bot.ports import OutImage, Progress
 
@@ -109,7 +110,11 @@ class DiscordDelivery:
             return
         if self._token_left(job) < LATE_NOTICE:
             # The last edit this token allows: say where the image will appear instead.
-            content = messages.late_text(job)
+            content = (
+                messages.late_history_text(job)
+                if _interaction_only(job)
+                else messages.late_text(job)
+            )
         elif progress.stage == "queued":
             content = messages.queued_text(job, progress.queue_position or 0)
         else:
@@ -153,6 +158,10 @@ class DiscordDelivery:
                     if not _token_gone(exc):
                         raise
                     log.info("job %s: interaction token gone; posting in the channel", job.id)
+            if _interaction_only(job):
+                # No channel to post in (or the image is private): it waits in /history.
+                log.info("job %s: interaction token gone; the image is left in /history", job.id)
+                return {"via": "history"}
             operation = "create_message"
             uploads = await asyncio.to_thread(_refit, uploads, min(limit, DEFAULT_UPLOAD_LIMIT))
             channel = await self._channel(job)
@@ -207,8 +216,10 @@ class DiscordDelivery:
                 except discord.HTTPException as exc:
                     if not _token_gone(exc):
                         raise
-            if job.status is JobStatus.CANCELLED:
-                return  # the requester (or a moderator) cancelled it; no need to tell the channel
+            if job.status is JobStatus.CANCELLED or _interaction_only(job):
+                # Cancelled by the requester (or a moderator): no need to tell the channel.
+                # Personal or private: never in a channel; /history shows the outcome.
+                return
             operation = "create_message"
             channel = await self._channel(job)
             await channel.send(
@@ -263,6 +274,12 @@ class DiscordDelivery:
         if self._token_left(job) < 0:
             return None
         return token
+
+
+def _interaction_only(job: Job) -> bool:
+    """Outcomes of personal use (the bot may not post in a DM or a server without it) and of
+    private requests go through the interaction only, never into a channel."""
+    return job.request.private or is_personal(job.community_id)
 
 
 def _token_gone(exc: discord.HTTPException) -> bool:

@@ -24,6 +24,7 @@ from adapters.discord.delivery import (
 )
 from bot.domain.errors import ImagineError, JobNotFound, RequestRejected
 from bot.domain.models import ImagineRequest, ReplyTarget
+from bot.domain.personal import PERSONAL_COMMUNITY
 from bot.jobs.service import Accepted
 from bot.runtime.app import App
 from bot.text import replies
@@ -52,8 +53,9 @@ class InteractionHandler:
         aspect: str | None,
         seed: int | None,
         image: discord.Attachment | None,
+        private: bool | None = None,
     ) -> None:
-        if not await acknowledge(interaction, thinking=True):
+        if not await acknowledge(interaction, thinking=True, ephemeral=bool(private)):
             return
         inputs: tuple[str, ...] = ()
         if image is not None:
@@ -66,7 +68,7 @@ class InteractionHandler:
         except RequestRejected as exc:
             await self._refuse(interaction, exc.user_message)
             return
-        request = self._request(interaction, args, inputs)
+        request = self._request(interaction, args, inputs, private=bool(private))
         await self._submit(interaction, lambda: self._app.service.imagine(request))
 
     # Buttons and the Edit modal -----------------------------------------------------------------
@@ -78,9 +80,11 @@ class InteractionHandler:
         if action == "delete":
             await self._delete(interaction, job_id)
             return
-        if not await acknowledge(interaction, thinking=True):
+        # A button under a private (ephemeral) image answers privately too.
+        private = _on_ephemeral_message(interaction)
+        if not await acknowledge(interaction, thinking=True, ephemeral=private):
             return
-        request = self._request(interaction, ImagineArgs(""))
+        request = self._request(interaction, ImagineArgs(""), private=private)
         await self._submit(
             interaction, lambda: self._app.service.follow_up(job_id, action, request)
         )
@@ -92,10 +96,11 @@ class InteractionHandler:
         match = messages.EDIT_MODAL_RE.match(str(interaction.data.get("custom_id", "")))
         if match is None:
             return
-        if not await acknowledge(interaction, thinking=True):
+        private = _on_ephemeral_message(interaction)
+        if not await acknowledge(interaction, thinking=True, ephemeral=private):
             return
         new_prompt = _submitted_value(interaction.data, messages.EDIT_PROMPT_INPUT) or ""
-        request = self._request(interaction, ImagineArgs(new_prompt))
+        request = self._request(interaction, ImagineArgs(new_prompt), private=private)
         job_id = match["job_id"]
         await self._submit(
             interaction,
@@ -131,7 +136,12 @@ class InteractionHandler:
     # Shared ---------------------------------------------------------------------------------------
 
     def _request(
-        self, interaction: discord.Interaction, args: ImagineArgs, inputs: tuple[str, ...] = ()
+        self,
+        interaction: discord.Interaction,
+        args: ImagineArgs,
+        inputs: tuple[str, ...] = (),
+        *,
+        private: bool = False,
     ) -> ImagineRequest:
         user = interaction.user
         roles: tuple[str, ...] = ()
@@ -141,7 +151,7 @@ class InteractionHandler:
         return build_request(
             args,
             platform=PLATFORM,
-            community_id=str(interaction.guild_id or f"dm-{user.id}"),
+            community_id=community_of(interaction),
             channel_id=channel_id,
             user_id=str(user.id),
             input_images=inputs,
@@ -159,7 +169,7 @@ class InteractionHandler:
             user_roles=roles,
             user_is_admin=_is_admin(interaction),
             channel_age_restricted=_age_restricted(interaction.channel),
-        )
+        ).with_changes(private=private)
 
     async def _submit(
         self, interaction: discord.Interaction, call: Callable[[], Awaitable[Accepted]]
@@ -187,6 +197,20 @@ class InteractionHandler:
         await interaction.followup.send(
             f"⚠️ {text}", ephemeral=True, allowed_mentions=discord.AllowedMentions.none()
         )
+
+
+def community_of(interaction: discord.Interaction) -> str:
+    """The guild whose settings apply, when the bot is installed in it (wherever the command came
+    from); otherwise personal use: a DM, a private channel, or a server where only the user
+    installed the app (Discord's ``authorizing_integration_owners`` has no guild install)."""
+    if interaction.guild_id is not None and interaction.is_guild_integration():
+        return str(interaction.guild_id)
+    return PERSONAL_COMMUNITY
+
+
+def _on_ephemeral_message(interaction: discord.Interaction) -> bool:
+    message = interaction.message
+    return message is not None and message.flags.ephemeral
 
 
 def _is_admin(interaction: discord.Interaction) -> bool:

@@ -94,6 +94,8 @@ class ImagineRequest:
     parent_job_id: str | None = None
     # The safety tolerance (BFL 0-6) fixed when the request was accepted; None on older rows.
     safety_tolerance: int | None = None
+    # Shown to the requester only (Discord ephemeral, Slack ephemeral + DM); never in a channel.
+    private: bool = False
 
     def to_json(self) -> dict[str, Any]:
         # Field by field, not ``asdict``: every other field is a plain value, and asdict's deep

@@ -17,6 +17,7 @@ from bot.domain.community import AuditEntry
 from bot.domain.errors import InvalidRequest, PolicyRefusal, RequestRejected
 from bot.domain.limits import refusal_message
 from bot.domain.models import CACHE_PROVIDER, ImagineRequest, Job, JobStatus, dumps
+from bot.domain.personal import PERSONAL_BUDGET_SPENT, is_personal
 from bot.domain.policy import Policy
 from bot.jobs.admin import settings_of
 from bot.jobs.events import JobEvents
@@ -178,8 +179,11 @@ class Imagine:
         plan = self._policy.plan(request, settings)
         admission = await self._store.admit_job(job, plan, cache_key, share_in_flight=share)
         if not admission.decision.admitted:
+            message = refusal_message(admission.decision, plan, now)
+            if is_personal(request.community_id) and admission.decision.limit == "community_budget":
+                message = PERSONAL_BUDGET_SPENT
             refusal = PolicyRefusal(
-                refusal_message(admission.decision, plan, now),
+                message,
                 code=admission.decision.limit or "limit",
                 retry_after=(
                     max(0.0, admission.decision.retry_at - now)

@@ -51,6 +51,11 @@ async def test_global_sync_registers_every_command(
     assert [c["value"] for c in imagine["aspect"]["choices"]][:3] == ["1:1", "16:9", "9:16"]
     assert "max" in [c["value"] for c in imagine["model"]["choices"]]
     assert imagine["image"]["type"] == 11  # attachment
+    assert imagine["private"]["type"] == 5 and not imagine["private"].get("required")  # boolean
+    # Installable to servers and to users' accounts; usable in servers, the bot's DM, private
+    # channels (Discord's integration types GUILD_INSTALL/USER_INSTALL, contexts 0-2).
+    assert commands["imagine"]["integration_types"] == [0, 1]
+    assert commands["imagine"]["contexts"] == [0, 1, 2]
     admin = commands["imagine-admin"]
     assert int(admin["default_member_permissions"]) == 1 << 5  # Manage Server
     names = {o["name"] for o in admin["options"]}
