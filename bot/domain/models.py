@@ -228,6 +228,8 @@ class CommunitySettings:
     admin_users: tuple[str, ...] = ()
     allow_input_images: bool = True
     allow_cache: bool = True
+    # Whether /imagine ... private (results only the requester sees) may be used here.
+    allow_private: bool = True
     extra: Mapping[str, Any] = field(default_factory=dict)
     # Safety level per channel id (within the community level and the channel's cap).
     channel_safety: Mapping[str, str] = field(default_factory=dict)

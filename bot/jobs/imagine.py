@@ -127,6 +127,13 @@ class Imagine:
         except PolicyRefusal as exc:
             await self._audit_refusal(request, exc)
             raise
+        if request.private and not settings.allow_private:
+            refusal = PolicyRefusal(
+                "Private images are turned off in this community; ask without `private`.",
+                code="private",
+            )
+            await self._audit_refusal(request, refusal)
+            raise refusal
         variant = self._catalog.resolve(request.variant or settings.default_variant)
         if not any(p in variant.providers for p in self._providers):
             raise InvalidRequest(

@@ -163,3 +163,13 @@ async def test_a_button_under_a_private_image_answers_privately(bot: Bot) -> Non
     job_id = edit.json["embeds"][0]["footer"]["text"].removeprefix("job ")
     assert (await bot.app.service.job(job_id)).request.private
     assert bot.fake.calls("create_message") == []
+
+
+async def test_a_community_may_forbid_private_images(bot: Bot) -> None:
+    await save_settings(
+        bot.app.store, CommunitySettings(GUILD_ID, allow_private=False), bot.app.clock.now()
+    )
+    token = bot.feed(bot.fake.imagine("a secret garden", private=True))
+    answer = await bot.fake.wait_for(lambda: refusal(bot, token), what="the refusal")
+    assert answer.json["flags"] & 64 and "Private images are turned off" in answer.json["content"]
+    assert (await bot.app.store.job_counts()).queued == 0
