@@ -96,6 +96,10 @@ class ImagineRequest:
     safety_tolerance: int | None = None
     # Shown to the requester only (Discord ephemeral, Slack ephemeral + DM); never in a channel.
     private: bool = False
+    # The image format asked for ("png", "jpeg", "webp"; None: the bot's PNG) and prompt
+    # enhancement where the provider offers it.
+    output_format: str | None = None
+    enhance: bool = False
 
     def to_json(self) -> dict[str, Any]:
         # Field by field, not ``asdict``: every other field is a plain value, and asdict's deep

@@ -19,6 +19,7 @@ from bot.domain.limits import refusal_message
 from bot.domain.models import CACHE_PROVIDER, ImagineRequest, Job, JobStatus, dumps
 from bot.domain.personal import PERSONAL_BUDGET_SPENT, is_personal
 from bot.domain.policy import Policy
+from bot.domain.preferences import apply_preferences
 from bot.jobs.admin import settings_of
 from bot.jobs.events import JobEvents
 from bot.ops import metrics
@@ -76,6 +77,11 @@ def request_cache_key(job: Job) -> str:
         "tolerance": request.safety_tolerance,
         "action": request.action if request.action in ("upscale", "edit") else "imagine",
     }
+    # Only when asked for, so keys of requests without them stay as they were.
+    if request.output_format is not None:
+        parts["format"] = request.output_format
+    if request.enhance:
+        parts["enhance"] = True
     return hashlib.sha256(dumps(parts).encode()).hexdigest()
 
 
@@ -121,6 +127,11 @@ class Imagine:
         if request.dedupe_key:
             request = request.with_changes(dedupe_key=f"{request.platform}:{request.dedupe_key}")
         settings = await settings_of(self._store, self._policy, request.community_id)
+        if request.action == "imagine":
+            # The user's /prefer defaults fill what the request leaves open; the checks below
+            # (the community's rules) still apply to the result.
+            prefs = await self._store.get_preferences(request.platform, request.user_id)
+            request = apply_preferences(request, prefs, settings)
         prompt = clean_prompt(request.prompt)
         try:
             await self._policy.admit(request.with_changes(prompt=prompt), settings)
