@@ -8,6 +8,7 @@ import discord
 from discord import app_commands
 
 from adapters.discord.admin import build_admin_group
+from adapters.discord.personal import build_personal_commands
 from bot.domain.catalog import Catalog
 
 if TYPE_CHECKING:
@@ -25,7 +26,8 @@ HELP_TEXT = """**/imagine** turns a description into an image with FLUX.2.
 • `private`: show the image to you only (it never appears in the channel)
 Under each image: **Reroll** (new seed), **Vary** (a close variation), **Edit** (new prompt on \
 this image), **Upscale to Max** (the highest-quality model), **Delete** (the requester or a moderator).
-**/quota** shows how many images you have left. Moderators: **/imagine-admin**."""
+**/quota** shows how many images you have left. Moderators: **/imagine-admin**.
+**/history** lists your recent images with a Re-run button each; **/prefer set** keeps your own defaults (model, aspect, format, count, private, enhance, a suffix for every prompt), **/prefer show**, **/prefer reset**. /imagine also works in a DM with the bot."""
 
 
 def build_tree(
@@ -88,4 +90,6 @@ def build_tree(
     tree.add_command(imagine_help)
     for command in build_admin_group(lambda: need().admin, catalog):
         tree.add_command(command)
+    for personal in build_personal_commands(lambda: need().personal, catalog):
+        tree.add_command(personal)
     return tree

@@ -22,6 +22,7 @@ from adapters.discord.delivery import (
     SIZE_LIMIT,
     DiscordDelivery,
 )
+from adapters.discord.personal import PersonalCommands
 from bot.domain.errors import ImagineError, JobNotFound, RequestRejected
 from bot.domain.models import ImagineRequest, ReplyTarget
 from bot.domain.personal import PERSONAL_COMMUNITY
@@ -41,6 +42,7 @@ class InteractionHandler:
         self._app = app
         self._delivery = delivery
         self.admin = AdminCommands(app)
+        self.personal = PersonalCommands(app)
 
     # /imagine -----------------------------------------------------------------------------------
 
@@ -88,6 +90,15 @@ class InteractionHandler:
         await self._submit(
             interaction, lambda: self._app.service.follow_up(job_id, action, request)
         )
+
+    async def rerun(self, interaction: discord.Interaction, job_id: str) -> None:
+        """Re-run under a /history line (an ephemeral message): a private new image, for the
+        job's own requester only."""
+        private = _on_ephemeral_message(interaction)
+        if not await acknowledge(interaction, thinking=True, ephemeral=private):
+            return
+        request = self._request(interaction, ImagineArgs(""), private=private)
+        await self._submit(interaction, lambda: self._app.service.rerun(job_id, request))
 
     async def on_interaction(self, interaction: discord.Interaction) -> None:
         """Modal submissions of Edit (the one interaction kind not routed by discord.py here)."""

@@ -53,7 +53,7 @@ def check_preference(name: str, value: Any, catalog: Catalog) -> Any:
     what is allowed."""
     if name not in NAMES:
         raise InvalidRequest(f"Unknown preference {name!r}. Preferences: {', '.join(NAMES)}.")
-    if value is None:
+    if value is None or (isinstance(value, str) and value.strip().lower() == "default"):
         return None
     if name == "model":
         return catalog.resolve(str(value)).name

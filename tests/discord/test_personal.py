@@ -173,3 +173,90 @@ async def test_a_community_may_forbid_private_images(bot: Bot) -> None:
     answer = await bot.fake.wait_for(lambda: refusal(bot, token), what="the refusal")
     assert answer.json["flags"] & 64 and "Private images are turned off" in answer.json["content"]
     assert (await bot.app.store.job_counts()).queued == 0
+
+
+def opt(name: str, kind: int, value: Any) -> dict[str, Any]:
+    return {"name": name, "type": kind, "value": value}
+
+
+def prefer(bot: Bot, sub: str, options: list[dict[str, Any]], **kw: Any) -> str:
+    return bot.feed(
+        bot.fake.command("prefer", [{"name": sub, "type": 1, "options": options}], **kw)
+    )
+
+
+async def ephemeral_answer(bot: Bot, token: str) -> Recorded:
+    def edited() -> Recorded | None:
+        calls = bot.fake.calls("update_original_webhook_message", token)
+        return calls[-1] if calls else None
+
+    edit = await bot.fake.wait_for(edited, what="the answer")
+    first = bot.fake.calls("create_interaction_response", token)[0]
+    assert first.json["type"] == 5 and first.json["data"]["flags"] & 64
+    return edit
+
+
+async def test_prefer_set_show_reset_and_the_preferences_apply(bot: Bot) -> None:
+    token = prefer(
+        bot,
+        "set",
+        [opt("aspect", 3, "16:9"), opt("private", 5, True), opt("suffix", 3, "as a woodcut")],
+        dm=True,
+        channel_id=DM_CHANNEL,
+    )
+    text = (await ephemeral_answer(bot, token)).json["content"]
+    assert "aspect: 16:9" in text and "private: on" in text and "suffix: as a woodcut" in text
+    # In a server that installed the bot the same user's preferences apply.
+    token = bot.feed(bot.fake.imagine("a harbour"))
+    edit = await bot.fake.wait_for(lambda: final_edit(bot, token), what="the image")
+    job = await bot.app.service.job(edit.json["embeds"][0]["footer"]["text"].split()[-1])
+    assert job.request.prompt == "a harbour as a woodcut" and job.width > job.height
+    assert job.request.private and bot.fake.calls("create_message") == []
+    show = prefer(bot, "show", [])
+    assert "suffix: as a woodcut" in (await ephemeral_answer(bot, show)).json["content"]
+    reset = prefer(bot, "reset", [])
+    assert "cleared" in (await ephemeral_answer(bot, reset)).json["content"]
+    assert (
+        await bot.app.service.preferences("discord", job.user_id)
+        == type(await bot.app.service.preferences("discord", "nobody"))()
+    )
+
+
+async def test_prefer_with_a_bad_value_names_what_is_allowed(bot: Bot) -> None:
+    token = prefer(bot, "set", [opt("aspect", 3, "very wide")])
+    text = (await ephemeral_answer(bot, token)).json["content"]
+    assert text.startswith("⚠️") and "16:9" in text
+
+
+async def test_history_lists_only_the_users_own_jobs_with_a_rerun_each(bot: Bot) -> None:
+    mine = bot.feed(bot.fake.imagine("a lantern", seed=8))
+    await bot.fake.wait_for(lambda: final_edit(bot, mine), what="my image")
+    private = bot.feed(dm_imagine(bot.fake, "a diary"))
+    await bot.fake.wait_for(lambda: final_edit(bot, private), what="my DM image")
+    theirs = bot.feed(bot.fake.imagine("not mine", user_id="1400000000000000077"))
+    await bot.fake.wait_for(lambda: final_edit(bot, theirs), what="their image")
+
+    token = bot.feed(bot.fake.command("history", [opt("count", 4, 5)]))
+    edit = await ephemeral_answer(bot, token)
+    lines = edit.json["content"].splitlines()
+    assert len(lines) == 2 and "not mine" not in edit.json["content"]
+    assert lines[0].startswith("1. a diary") and "done" in lines[0]
+    assert lines[1].startswith("2. a lantern") and "https://discord.com/channels/" in lines[1]
+    buttons = [b for row in edit.json["components"] for b in row["components"]]
+    assert [b["label"] for b in buttons] == ["Re-run 1", "Re-run 2"]
+    assert all(b["custom_id"].startswith("imagine:rerun:") for b in buttons)
+
+    # Re-run from the (ephemeral) history: a private new image of the same prompt.
+    message = bot.fake.original_message(token)
+    assert message is not None
+    press = bot.feed(bot.fake.button(buttons[1]["custom_id"], message))
+    rerun = await bot.fake.wait_for(lambda: final_edit(bot, press), what="the re-run")
+    assert rerun.json["embeds"][0]["description"] == "a lantern"
+    assert bot.fake.calls("create_interaction_response", press)[0].json["data"]["flags"] & 64
+
+    # Someone else pressing it (a forwarded message, a crafted id) is refused.
+    other = bot.feed(
+        bot.fake.button(buttons[1]["custom_id"], message, user_id="1400000000000000077")
+    )
+    answer = await bot.fake.wait_for(lambda: refusal(bot, other), what="the refusal")
+    assert "only your own" in answer.json["content"]
