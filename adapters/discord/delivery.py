@@ -47,6 +47,9 @@ APPLICATION_ID = "application_id"
 INTERACTION_ID = "interaction_id"
 INTERACTION_TOKEN = "interaction_token"  # noqa: S105 - a key name, not a secret
 SIZE_LIMIT = "size_limit"
+# Set when the deferral was ephemeral. A job made private later (by the user's /prefer) on a
+# public deferral gets its image as an ephemeral follow-up instead of in that public message.
+EPHEMERAL_ACK = "ephemeral_ack"
 
 # Discord's id of an interaction's original response in webhook message routes; discord.py puts
 # the id into the route as given (typed ``int`` there, as ordinary message ids are).
@@ -106,7 +109,7 @@ class DiscordDelivery:
 
     async def progress(self, job: Job, progress: Progress) -> None:
         token = self._live_token(job)
-        if token is None:
+        if token is None or _private_on_public_ack(job):
             return
         if self._token_left(job) < LATE_NOTICE:
             # The last edit this token allows: say where the image will appear instead.
@@ -142,7 +145,23 @@ class DiscordDelivery:
         token = self._live_token(job)
         operation = "edit_original_response"
         try:
-            if token is not None:
+            if token is not None and _private_on_public_ack(job):
+                operation = "create_followup_message"
+                try:
+                    webhook = await self._interaction(job, token)
+                    followup = await webhook.send(
+                        embed=self._result_embed(job, uploads),
+                        files=[upload.file() for upload in uploads],
+                        view=result_view(job),
+                        ephemeral=True,
+                        allowed_mentions=NO_MENTIONS,
+                        wait=True,
+                    )
+                    return _receipt(followup, "followup")
+                except discord.HTTPException as exc:
+                    if not _token_gone(exc):
+                        raise
+            elif token is not None:
                 try:
                     webhook = await self._interaction(job, token)
                     message: discord.Message = await webhook.edit_message(
@@ -274,6 +293,10 @@ class DiscordDelivery:
         if self._token_left(job) < 0:
             return None
         return token
+
+
+def _private_on_public_ack(job: Job) -> bool:
+    return job.request.private and not job.request.reply.data.get(EPHEMERAL_ACK)
 
 
 def _interaction_only(job: Job) -> bool:

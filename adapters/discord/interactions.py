@@ -16,6 +16,7 @@ from adapters.discord.admin import AdminCommands, actor_of
 from adapters.discord.components import EditPromptModal
 from adapters.discord.delivery import (
     APPLICATION_ID,
+    EPHEMERAL_ACK,
     INTERACTION_ID,
     INTERACTION_TOKEN,
     PLATFORM,
@@ -174,6 +175,7 @@ class InteractionHandler:
                     INTERACTION_ID: str(interaction.id),
                     INTERACTION_TOKEN: interaction.token,
                     SIZE_LIMIT: str(interaction.filesize_limit),
+                    **({EPHEMERAL_ACK: "1"} if private else {}),
                 },
             ),
             dedupe_key=str(interaction.id),
@@ -198,8 +200,15 @@ class InteractionHandler:
             log.exception("interaction %s: the core failed", interaction.id)
             await self._refuse(interaction, replies.SOMETHING_WRONG)
             return
-        if not accepted.duplicate:
-            await self._delivery.show_queued(accepted.job, accepted.position)
+        if accepted.duplicate:
+            return
+        if accepted.job.request.private and not accepted.job.request.reply.data.get(EPHEMERAL_ACK):
+            # Made private by the user's /prefer after a public deferral: take the public
+            # "thinking" line away; the image comes as an ephemeral follow-up.
+            with contextlib.suppress(discord.HTTPException):
+                await interaction.delete_original_response()
+            return
+        await self._delivery.show_queued(accepted.job, accepted.position)
 
     async def _refuse(self, interaction: discord.Interaction, text: str) -> None:
         """Refusals are ephemeral: drop the public "thinking" message, tell only the requester."""

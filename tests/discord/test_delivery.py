@@ -15,6 +15,7 @@ from PIL import Image
 
 from adapters.discord.delivery import (
     APPLICATION_ID,
+    EPHEMERAL_ACK,
     INTERACTION_ID,
     INTERACTION_TOKEN,
     SIZE_LIMIT,
@@ -338,7 +339,7 @@ async def test_near_the_end_of_the_token_a_personal_job_points_at_history(
     fake_discord: FakeDiscord, http: httpx.AsyncClient, login: DiscordLogin
 ) -> None:
     payload = await deferred(fake_discord, http)
-    job = job_for(payload, status=JobStatus.SUBMITTED)
+    job = job_for(payload, status=JobStatus.SUBMITTED, data={EPHEMERAL_ACK: "1"})
     job = job.evolve(request=job.request.with_changes(private=True))
     await delivery(login, clock_at(payload, 14 * 60)).progress(
         job, Progress("generating", elapsed=800)

@@ -206,12 +206,21 @@ async def test_prefer_set_show_reset_and_the_preferences_apply(bot: Bot) -> None
     )
     text = (await ephemeral_answer(bot, token)).json["content"]
     assert "aspect: 16:9" in text and "private: on" in text and "suffix: as a woodcut" in text
-    # In a server that installed the bot the same user's preferences apply.
-    token = bot.feed(bot.fake.imagine("a harbour"))
+    # In a DM (and in a server that installed the bot) the same user's preferences apply.
+    token = bot.feed(dm_imagine(bot.fake, "a harbour", private=True))
     edit = await bot.fake.wait_for(lambda: final_edit(bot, token), what="the image")
     job = await bot.app.service.job(edit.json["embeds"][0]["footer"]["text"].split()[-1])
     assert job.request.prompt == "a harbour as a woodcut" and job.width > job.height
     assert job.request.private and bot.fake.calls("create_message") == []
+    # In a server the deferral was public (acknowledged before the preference was read): the
+    # public "thinking" line is gone and the image came as an ephemeral follow-up.
+    token = bot.feed(bot.fake.imagine("a harbour"))
+    followup = await bot.fake.wait_for(
+        lambda: [r for r in bot.fake.calls("execute_webhook", token) if r.files], what="followup"
+    )
+    assert followup[0].json["flags"] & 64
+    assert bot.fake.calls("delete_original_webhook_message", token)
+    assert not [r for r in bot.fake.calls("update_original_webhook_message", token) if r.files]
     show = prefer(bot, "show", [])
     assert "suffix: as a woodcut" in (await ephemeral_answer(bot, show)).json["content"]
     reset = prefer(bot, "reset", [])
