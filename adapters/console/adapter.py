@@ -124,15 +124,28 @@ class ConsoleAdapter:
     def attach(self) -> None:
         self._app.add_delivery(PLATFORM, self.delivery)
 
-    async def run(self) -> int:
-        """Read commands until the end of input, then finish the accepted jobs and return 0."""
-        while True:
-            line = await self._readline()
-            if not line:
-                break
-            await self.handle(line.strip())
-        await self.drain()
-        return 0
+    async def run(self, stop: asyncio.Event) -> None:
+        """Read commands until the end of input (or ``stop``), finish the accepted jobs, then set
+        ``stop``: the console is the whole process's input."""
+        stopped = asyncio.ensure_future(stop.wait())
+        try:
+            while not stop.is_set():
+                reading = asyncio.ensure_future(self._readline())
+                await asyncio.wait({reading, stopped}, return_when=asyncio.FIRST_COMPLETED)
+                if not reading.done():
+                    reading.cancel()
+                    return
+                line = reading.result()
+                if not line:
+                    break
+                await self.handle(line.strip())
+            await self.drain()
+        finally:
+            stopped.cancel()
+            stop.set()
+
+    async def aclose(self) -> None:
+        return None  # nothing of its own to release: the app owns the store and the workers
 
     async def drain(self) -> None:
         """Wait until every console job has had its outcome shown."""
