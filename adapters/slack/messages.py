@@ -19,6 +19,8 @@ Block = dict[str, Any]
 
 ACTION_PREFIX = "imagine"
 BUTTON_ACTIONS = ("reroll", "vary", "edit", "upscale", "delete")
+# Re-run under a /imagine history line.
+HISTORY_ACTIONS = ("rerun",)
 EDIT_CALLBACK = "imagine_edit"
 EDIT_BLOCK = "prompt_block"
 EDIT_INPUT = "prompt"
@@ -56,18 +58,20 @@ def action_id(action: str, job_id: str) -> str:
 def parse_action_id(value: str) -> tuple[str, str] | None:
     """``imagine:reroll:<job>`` -> (``reroll``, ``<job>``); None for anything else."""
     parts = value.split(":")
-    if len(parts) != 3 or parts[0] != ACTION_PREFIX or parts[1] not in BUTTON_ACTIONS:
+    known = (*BUTTON_ACTIONS, *HISTORY_ACTIONS)
+    if len(parts) != 3 or parts[0] != ACTION_PREFIX or parts[1] not in known:
         return None
     if not parts[2] or len(parts[2]) > 64:
         return None
     return parts[1], parts[2]
 
 
-def ack_queued(prompt: str) -> dict[str, Any]:
+def ack_queued(prompt: str, *, private: bool = False) -> dict[str, Any]:
+    where = "your DM with the bot (only you see it)" if private else "this channel"
     return {
         "response_type": "ephemeral",
         "text": f":hourglass_flowing_sand: Queued: _{escape(short(prompt))}_. "
-        "Your image will appear in this channel.",
+        f"Your image will appear in {where}.",
     }
 
 

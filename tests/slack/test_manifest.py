@@ -30,5 +30,6 @@ def test_the_manifest_routes_everything_to_the_events_path_with_minimum_scopes()
         "commands",
         "files:read",
         "files:write",
+        "im:write",
         "users:read",
     ]
