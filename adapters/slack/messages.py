@@ -181,7 +181,11 @@ def edit_modal(job: Job, metadata: Mapping[str, str]) -> dict[str, Any]:
 
 
 def home_view(
-    *, quota_lines: Sequence[str], settings_lines: Sequence[str] | None, catalog: Catalog
+    *,
+    quota_lines: Sequence[str],
+    settings_lines: Sequence[str] | None,
+    catalog: Catalog,
+    history_lines: Sequence[str] = (),
 ) -> dict[str, Any]:
     models = ", ".join(f"`{v.name}` ({v.label})" for v in catalog.variants.values())
     blocks: list[Block] = [
@@ -194,6 +198,19 @@ def home_view(
             "text": {"type": "mrkdwn", "text": "*Your allowance*\n" + "\n".join(quota_lines)},
         },
     ]
+    if history_lines:
+        recent = "\n".join(escape(line) for line in history_lines)
+        blocks.append(
+            {
+                "type": "section",
+                "text": {
+                    "type": "mrkdwn",
+                    "text": ("*Your recent images* (`/imagine history` to re-run one)\n" + recent)[
+                        :3000
+                    ],
+                },
+            }
+        )
     if settings_lines is not None:
         blocks.append({"type": "divider"})
         blocks.append(
