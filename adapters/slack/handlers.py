@@ -31,6 +31,8 @@ from adapters.slack.files import SlackFiles
 from adapters.slack.payloads import (
     Action,
     BlockActions,
+    DirectMessage,
+    EventCallback,
     SlashCommand,
     View,
     ViewSubmission,
@@ -112,6 +114,7 @@ class CommandHandlers:
         bolt.command("/imagine-admin")(self.on_admin)
         bolt.action(re.compile(r"^imagine:"))(self.on_button)
         bolt.view(messages.EDIT_CALLBACK)(self.on_edit_submit)
+        bolt.event("message")(self.on_direct_message)
 
     async def tell(self, response_url: str, channel: str, user: str, message: Message) -> None:
         await self._replies.tell(response_url, channel, user, message)
@@ -212,6 +215,60 @@ class CommandHandlers:
             # The image could never be posted here: say so now instead of failing later.
             await self._service.cancel(accepted.job.id, user_id=request.user_id)
             await self.tell(response_url, channel, user, messages.refusal(messages.CANNOT_POST))
+
+    # Messages to the bot (its Messages tab) ----------------------------------------------------
+
+    async def on_direct_message(self, body: EventCallback, event: DirectMessage) -> None:
+        """A message in the bot's DM is an /imagine there (Bolt acknowledges events itself).
+        Edits, the bot's own messages and other channels' messages are not commands."""
+        if event.get("channel_type") != "im" or event.get("subtype") or event.get("bot_id"):
+            return
+        user = text(event.get("user"))
+        channel = text(event.get("channel"))
+        words = text(event.get("text")).strip()
+        if not user or not channel or not words:
+            return
+        self._work.spawn(
+            self._direct_message(text(body.get("team_id")), user, channel, event), "im"
+        )
+
+    async def _direct_message(
+        self, team: str, user: str, channel: str, event: DirectMessage
+    ) -> None:
+        words = text(event.get("text")).strip()
+        sub = subcommand(words)
+        try:
+            if sub is not None:
+                reply = await self._personal.run(user, *sub)
+                await self._say(channel, reply["text"])
+                return
+            args = parse_imagine(words)
+        except InvalidRequest as exc:
+            await self._say(channel, f":warning: {exc.user_message}")
+            return
+        if args.help or not args.prompt:
+            await self._say(channel, messages.HELP)
+            return
+        reply_target = ReplyTarget(
+            platform=PLATFORM, channel_id=channel, data={"team_id": team, "user_id": user}
+        )
+        request = build_request(
+            args,
+            platform=PLATFORM,
+            community_id=team,
+            channel_id=channel,
+            user_id=user,
+            reply=reply_target,
+            # One job per message, however often Slack retries the event.
+            dedupe_key=f"im:{channel}:{text(event.get('ts'))}",
+        )
+        await self._imagine(request, args)
+
+    async def _say(self, channel: str, message: str) -> None:
+        try:
+            await self._client.chat_postMessage(channel=channel, text=message)
+        except (SlackApiError, *SLACK_ERRORS) as exc:
+            log.warning("Slack: could not answer in a DM: %s", type(exc).__name__)
 
     async def _personal_command(self, command: SlashCommand, name: str, rest: str) -> None:
         user = text(command.get("user_id"))

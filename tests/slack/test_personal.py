@@ -3,10 +3,11 @@
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 from bot.domain.models import JobStatus
-from tests.slack.conftest import SlackBot
+from tests.slack.conftest import TEAM, SlackBot
 
 
 def answers(bot: SlackBot, key: str) -> list[dict[str, Any]]:
@@ -76,3 +77,60 @@ async def test_a_prompt_starting_with_history_is_a_prompt(slack_bot: SlackBot) -
     await slack_bot.settle()
     [job] = await slack_bot.jobs()
     assert job.request.prompt == "history of rome as a mosaic"
+
+
+def dm_event(text: str, *, user: str = "U5", ts: str = "1790000001.000100", **extra: Any) -> bytes:
+    # https://api.slack.com/events/message.im, inside the Events API envelope.
+    event = {
+        "type": "message",
+        "channel": f"D{user}",
+        "channel_type": "im",
+        "user": user,
+        "text": text,
+        "ts": ts,
+        "event_ts": ts,
+        **extra,
+    }
+    return json.dumps(
+        {
+            "token": "legacy",
+            "team_id": TEAM,
+            "api_app_id": "A1",
+            "type": "event_callback",
+            "event_id": f"Ev{ts}",
+            "event_time": 1790000001,
+            "event": event,
+        }
+    ).encode()
+
+
+async def test_a_message_to_the_bot_makes_an_image_in_that_dm(slack_bot: SlackBot) -> None:
+    fake = slack_bot.fake
+    body = dm_event("a paper lantern --ar 3:2")
+    reply = await slack_bot.signed(body, content_type="application/json")
+    assert reply.status == 200
+    # Slack retries an event it thinks was lost: still one job.
+    await slack_bot.signed(body, content_type="application/json")
+    # The bot's own messages and edits are not commands.
+    await slack_bot.signed(
+        dm_event("a bot line", ts="1790000002.000100", bot_id="B1"),
+        content_type="application/json",
+    )
+    await slack_bot.signed(
+        dm_event("edited", ts="1790000003.000100", subtype="message_changed"),
+        content_type="application/json",
+    )
+    await slack_bot.settle()
+    [job] = await slack_bot.jobs()
+    assert job.status is JobStatus.DELIVERED and job.request.aspect_ratio == "3:2"
+    assert job.request.reply.channel_id == "DU5" and job.community_id == TEAM
+    [upload] = fake.shared_files()
+    assert upload.shared_to == "DU5"
+    assert fake.violations == []
+
+
+async def test_history_typed_in_the_dm_is_answered_there(slack_bot: SlackBot) -> None:
+    await slack_bot.signed(dm_event("history"), content_type="application/json")
+    await slack_bot.settle()
+    [said] = slack_bot.fake.posted("DU5")
+    assert said.text == "You have not made any images yet."
