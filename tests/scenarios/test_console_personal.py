@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from bot.runtime.app import App
-from tests.policy.test_console_settings import console
+from tests.scenarios.test_console_settings import console
 
 
 async def test_prefer_then_imagine_then_history(app: App) -> None:
