@@ -309,6 +309,7 @@ def build_admin_group(
     switch("input-images", "Whether /imagine takes images to edit")
     switch("cache", "Whether seeded requests may reuse a stored image")
     switch("admins-exempt", "Whether admins skip the per-user limits")
+    switch("private", "Whether users may ask for private images (seen by them only)")
 
     admin_roles = app_commands.Group(
         name="admin-roles",

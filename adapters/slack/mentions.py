@@ -1,6 +1,7 @@
 """A message in Slack becomes an /imagine: ``@Imagine a red fox --ar 16:9`` in a channel or thread,
-or the "Imagine this" message shortcut on any message (its text, its images as references). The
-image goes into that message's thread (a top-level message starts one).
+the "Imagine this" message shortcut on any message (its text, its images as references; the image
+goes into that message's thread, a top-level message starts one), or a message to the bot in its
+Messages tab (answered in that DM).
 
 Same flags, limits, safety and word list as the slash command. Slack retries an event it thinks
 was not received; the event id is the job's dedupe key, so a retry never makes a second job (a
@@ -10,28 +11,35 @@ shortcut's trigger id plays that part).
 from __future__ import annotations
 
 import dataclasses
+import logging
 import re
 
 from slack_bolt.app.async_app import AsyncApp
 from slack_bolt.context.ack.async_ack import AsyncAck
+from slack_sdk.errors import SlackApiError
 
 from adapters.slack import messages
-from adapters.slack.delivery import PLATFORM
+from adapters.slack.clients import NotInstalled, SlackClients
+from adapters.slack.delivery import PLATFORM, SLACK_ERRORS
 from adapters.slack.handlers import CommandHandlers
 from adapters.slack.payloads import (
     AppMention,
+    DirectMessage,
     EventCallback,
     MessageShortcut,
     SlackFile,
     team_of,
     text,
 )
+from adapters.slack.personal import subcommand
 from adapters.slack.tasks import BackgroundWork
 from bot.domain.errors import InvalidRequest
 from bot.domain.models import ImagineRequest, ReplyTarget
 from bot.jobs.service import ImagineService
 from bot.text.flags import ImagineArgs, parse_imagine
 from bot.text.request import build_request
+
+log = logging.getLogger("adapters.slack.adapter")
 
 # The message shortcut's callback id (slack-manifest.yml).
 SHORTCUT_CALLBACK = "imagine_this"
@@ -56,15 +64,21 @@ def image_files(files: list[SlackFile]) -> tuple[str, ...]:
 
 class MentionHandlers:
     def __init__(
-        self, service: ImagineService, commands: CommandHandlers, work: BackgroundWork
+        self,
+        service: ImagineService,
+        clients: SlackClients,
+        commands: CommandHandlers,
+        work: BackgroundWork,
     ) -> None:
         self._service = service
+        self._clients = clients
         self._commands = commands
         self._work = work
 
     def register(self, bolt: AsyncApp) -> None:
         bolt.event("app_mention")(self.on_mention)
         bolt.shortcut(SHORTCUT_CALLBACK)(self.on_shortcut)
+        bolt.event("message")(self.on_direct_message)
 
     async def on_mention(self, body: EventCallback, event: AppMention) -> None:
         # Bolt acknowledges events itself; the work goes to the background at once.
@@ -73,6 +87,58 @@ class MentionHandlers:
     async def on_shortcut(self, ack: AsyncAck, shortcut: MessageShortcut) -> None:
         await ack()
         self._work.spawn(self._shortcut(shortcut), "shortcut")
+
+    async def on_direct_message(self, body: EventCallback, event: DirectMessage) -> None:
+        """A message in the bot's DM is an /imagine there (Bolt acknowledges events itself).
+        Edits, the bot's own messages and other channels' messages are not commands."""
+        if event.get("channel_type") != "im" or event.get("subtype") or event.get("bot_id"):
+            return
+        user = text(event.get("user"))
+        channel = text(event.get("channel"))
+        words = text(event.get("text")).strip()
+        if not user or not channel or not words:
+            return
+        team = text(body.get("team_id"))
+        self._work.spawn(self._direct_message(team, user, channel, event), "im")
+
+    async def _direct_message(
+        self, team: str, user: str, channel: str, event: DirectMessage
+    ) -> None:
+        words = text(event.get("text")).strip()
+        sub = subcommand(words)
+        try:
+            if sub is not None:
+                reply = await self._commands.personal.run(user, *sub)
+                await self._say(team, channel, reply["text"])
+                return
+            args = parse_imagine(words)
+        except InvalidRequest as exc:
+            await self._say(team, channel, f":warning: {exc.user_message}")
+            return
+        if args.help or not args.prompt:
+            await self._say(team, channel, messages.HELP)
+            return
+        reply_target = ReplyTarget(
+            platform=PLATFORM, channel_id=channel, data={"team_id": team, "user_id": user}
+        )
+        request = build_request(
+            args,
+            platform=PLATFORM,
+            community_id=team,
+            channel_id=channel,
+            user_id=user,
+            reply=reply_target,
+            # One job per message, however often Slack retries the event.
+            dedupe_key=f"im:{channel}:{text(event.get('ts'))}",
+        )
+        await self._commands.imagine(request, args)
+
+    async def _say(self, team: str, channel: str, message: str) -> None:
+        try:
+            client = await self._clients.for_team(team)
+            await client.chat_postMessage(channel=channel, text=message)
+        except (NotInstalled, SlackApiError, *SLACK_ERRORS) as exc:
+            log.warning("Slack: could not answer in a DM: %s", type(exc).__name__)
 
     async def _mention(self, body: EventCallback, event: AppMention) -> None:
         team = text(body.get("team_id")) or text(event.get("team"))

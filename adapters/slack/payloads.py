@@ -103,6 +103,21 @@ class AppHomeOpened(TypedDict, total=False):
     tab: str
 
 
+class DirectMessage(TypedDict, total=False):
+    """A ``message`` event in the bot's DM (https://api.slack.com/events/message.im)."""
+
+    type: str
+    channel: str
+    channel_type: str
+    user: str
+    text: str
+    ts: str
+    thread_ts: str
+    subtype: str
+    bot_id: str
+    client_msg_id: str
+
+
 class SlackFile(TypedDict, total=False):
     """A file shared with a message (https://api.slack.com/types/file)."""
 

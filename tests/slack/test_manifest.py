@@ -30,6 +30,7 @@ def test_the_manifest_routes_everything_to_the_events_path_with_minimum_scopes()
         "app_home_opened",
         "app_mention",
         "app_uninstalled",
+        "message.im",
         "tokens_revoked",
     ]
     (shortcut,) = manifest["features"]["shortcuts"]
@@ -38,6 +39,7 @@ def test_the_manifest_routes_everything_to_the_events_path_with_minimum_scopes()
         "https://imagine.example.com" + REDIRECT_PATH
     ]
     assert manifest["features"]["app_home"]["home_tab_enabled"] is True
+    assert manifest["features"]["app_home"]["messages_tab_enabled"] is True
     assert (
         sorted(manifest["oauth_config"]["scopes"]["bot"])
         == sorted(INSTALL_SCOPES)
@@ -47,6 +49,8 @@ def test_the_manifest_routes_everything_to_the_events_path_with_minimum_scopes()
             "commands",
             "files:read",
             "files:write",
+            "im:history",
+            "im:write",
             "users:read",
         ]
     )

@@ -51,3 +51,9 @@ def test_typed_options_are_checked_like_typed_flags() -> None:
         option_args("a cat", seed=2**32)
     with pytest.raises(InvalidRequest, match="--n must be 1 to 4"):
         option_args("a cat", count=5)
+
+
+def test_private_is_a_flag_without_value() -> None:
+    args = parse_imagine("a fox --private --seed 3")
+    assert args.private and args.seed == 3 and args.prompt == "a fox"
+    assert not parse_imagine("a fox").private
