@@ -18,6 +18,8 @@ from bot.ports import OutImage, Progress
 from bot.runtime.app import App
 from bot.text import replies
 from bot.text.flags import ImagineArgs, flags_help, parse_imagine
+from bot.text.personal import HISTORY_EMPTY, PREFERENCES_RESET, history_lines, preferences_text
+from bot.text.preferences import PREFER_HELP, ResetPreferences, SetPreference, parse_prefer
 from bot.text.request import build_request
 from bot.text.settings import (
     ListBlockedTerms,
@@ -43,6 +45,8 @@ HELP = f"""Commands:
   /edit <job> <new prompt>      a new prompt on image 1
   /blend <img> <img> [...] [prompt]   one image from 2 or more files or links
   /quota                        what you may still imagine today
+  /history [count]              your recent images; /rerun <job> makes one again
+  /prefer [show|reset|<name> <value>]  your own defaults (/prefer help for the list)
   /settings [...]               this community's settings (/settings help for the list)
   /help                         this text
 Options of /imagine:
@@ -50,6 +54,15 @@ Options of /imagine:
 
 Write = Callable[[str], None]
 ReadLine = Callable[[], Awaitable[str]]
+
+
+DEFAULT_HISTORY = 10
+
+
+def _file_of(job: Job) -> str | None:
+    """Where the console saved a delivered image (its delivery receipt)."""
+    saved = (job.delivery or {}).get("paths")
+    return ", ".join(saved) if isinstance(saved, list) and saved else None
 
 
 def _stdout_write(line: str) -> None:
@@ -172,6 +185,13 @@ class ConsoleAdapter:
                 self._write(line)
         elif command in ("/settings", "/imagine-admin"):
             await self._settings(rest)
+        elif command == "/history":
+            await self._history(rest)
+        elif command == "/rerun":
+            accepted = await service.rerun(rest, self._request(ImagineArgs("")))
+            self._announce(accepted.job, accepted.position)
+        elif command == "/prefer":
+            await self._prefer(rest)
         elif command == "/status":
             job = await service.job(rest)
             self._write(f"job {job.id}: {job.status.value}")
@@ -228,6 +248,30 @@ class ConsoleAdapter:
         else:
             changed = await service.update_settings(COMMUNITY, actor, command)
             self._write(changed.message)
+
+    async def _history(self, rest: str) -> None:
+        count = int(rest) if rest.isdigit() else DEFAULT_HISTORY
+        jobs = await self._app.service.history(PLATFORM, self._user, count)
+        if not jobs:
+            self._write(HISTORY_EMPTY)
+        for job, line in zip(jobs, history_lines(jobs, self._app.catalog, _file_of), strict=True):
+            self._write(f"{line} · job {job.id}")
+
+    async def _prefer(self, rest: str) -> None:
+        service = self._app.service
+        if rest.strip() == "help":
+            self._write(PREFER_HELP)
+            return
+        command = parse_prefer(rest)
+        if isinstance(command, ResetPreferences):
+            await service.reset_preferences(PLATFORM, self._user)
+            self._write(PREFERENCES_RESET)
+            return
+        if isinstance(command, SetPreference):
+            prefs = await service.prefer(PLATFORM, self._user, {command.name: command.value})
+        else:
+            prefs = await service.preferences(PLATFORM, self._user)
+        self._write(preferences_text(prefs))
 
     def _request(self, args: ImagineArgs, inputs: tuple[str, ...] = ()) -> ImagineRequest:
         self._counter += 1

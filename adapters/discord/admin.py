@@ -318,6 +318,8 @@ def build_admin_group(
     ) -> None:
         await need().change(interaction, lambda: value_change("count", str(images)))
 
+    switch("private", "Whether users may ask for private images (seen by them only)")
+
     admin_roles = app_commands.Group(
         name="admin-roles",
         description="Roles whose members are bot admins (server administrators only)",

@@ -8,6 +8,7 @@ import discord
 from discord import app_commands
 
 from adapters.discord.admin import build_admin_group
+from adapters.discord.personal import build_personal_commands
 from bot.domain.catalog import Catalog
 
 if TYPE_CHECKING:
@@ -22,12 +23,14 @@ HELP_TEXT = """**/imagine** turns a description into an image with FLUX.2.
 • `aspect`: the shape, e.g. 16:9 for wide, 9:16 for tall
 • `seed`: a whole number; the same prompt and seed give the same image
 • `image`: a picture to edit or start from
-• `count`: how many images, 1 to 4
+• `count`: how many images, 1 to 4 (default: the server's setting)
+• `private`: show the image to you only (it never appears in the channel)
 Under the images: **U1**-**U4** (that image at about twice the pixels), **V1**-**V4** (a \
 variation of that image), **Reroll** (new seed), **Edit** (new prompt on one image), **Delete** \
 (the requester or a moderator); **Cancel** while it is being made.
 **/blend** makes one image from 2 to 5 images.
-**/quota** shows how many images you have left. Moderators: **/imagine-admin**."""
+**/quota** shows how many images you have left. Moderators: **/imagine-admin**.
+**/history** lists your recent images with a Re-run button each; **/prefer set** keeps your own defaults (model, aspect, format, count, private, enhance, a suffix for every prompt), **/prefer show**, **/prefer reset**. /imagine also works in a DM with the bot."""
 
 
 def build_tree(
@@ -56,9 +59,12 @@ def build_tree(
         seed="Seed for repeatable images",
         image="An image to edit or start from",
         count="How many images, 1 to 4 (default: the server's setting)",
+        private="Show the image to you only",
     )
     @app_commands.choices(model=model_choices, aspect=aspect_choices)
-    @app_commands.guild_only()
+    # Servers, the bot's DM and private channels; installed to a server or to a user's account.
+    @app_commands.allowed_installs(guilds=True, users=True)
+    @app_commands.allowed_contexts(guilds=True, dms=True, private_channels=True)
     async def imagine(
         interaction: discord.Interaction,
         prompt: app_commands.Range[str, 1, 2000],
@@ -67,6 +73,7 @@ def build_tree(
         seed: app_commands.Range[int, 0, MAX_SEED] | None = None,
         image: discord.Attachment | None = None,
         count: app_commands.Range[int, 1, 4] | None = None,
+        private: bool | None = None,
     ) -> None:
         await need().imagine(
             interaction,
@@ -76,6 +83,7 @@ def build_tree(
             seed=seed,
             image=image,
             count=count,
+            private=private,
         )
 
     @app_commands.command(name="blend", description="Blend 2 to 5 images into a new one")
@@ -102,6 +110,8 @@ def build_tree(
         )
 
     @app_commands.command(name="imagine-help", description="How to use /imagine")
+    @app_commands.allowed_installs(guilds=True, users=True)
+    @app_commands.allowed_contexts(guilds=True, dms=True, private_channels=True)
     async def imagine_help(interaction: discord.Interaction) -> None:
         await interaction.response.send_message(HELP_TEXT, ephemeral=True)
 
@@ -110,4 +120,6 @@ def build_tree(
     tree.add_command(blend)
     for command in build_admin_group(lambda: need().admin, catalog):
         tree.add_command(command)
+    for personal in build_personal_commands(lambda: need().personal, catalog):
+        tree.add_command(personal)
     return tree

@@ -130,7 +130,7 @@ class SlackAdapter:
             self._work,
         )
         self.handlers.register(self.bolt)
-        MentionHandlers(app.service, self.handlers, self._work).register(self.bolt)
+        MentionHandlers(app.service, self.clients, self.handlers, self._work).register(self.bolt)
         self.home = AppHome(
             app.service, app.catalog, self.clients, self.admins, self.admin_commands, self._work
         )

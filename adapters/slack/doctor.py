@@ -10,8 +10,9 @@ from bot.runtime.config import Settings
 
 # What slack-manifest.yml asks for; see docs/slack.md for what each is used for.
 REQUIRED_SCOPES = frozenset({"commands", "chat:write", "files:read", "files:write", "users:read"})
-# Asked for on an OAuth install: the above, and app_mentions:read for "@Imagine ..." in threads.
-INSTALL_SCOPES = REQUIRED_SCOPES | {"app_mentions:read"}
+# Asked for on an OAuth install: the above, app_mentions:read ("@Imagine ..." in threads),
+# im:write (private images in the user's DM) and im:history (messages to the bot).
+INSTALL_SCOPES = REQUIRED_SCOPES | {"app_mentions:read", "im:write", "im:history"}
 
 
 async def check_slack(settings: Settings) -> str:

@@ -37,6 +37,7 @@ from adapters.slack.payloads import (
     team_of,
     text,
 )
+from adapters.slack.personal import RERUN, PersonalCommands, subcommand
 from adapters.slack.tasks import BackgroundWork
 from bot.domain.errors import (
     DownloadRefused,
@@ -117,6 +118,7 @@ class CommandHandlers:
         self._admins = admins
         self._admin_commands = admin_commands
         self._work = work
+        self.personal = PersonalCommands(service)
 
     def register(self, bolt: AsyncApp) -> None:
         bolt.command("/imagine")(self.on_imagine)
@@ -139,6 +141,11 @@ class CommandHandlers:
     # /imagine ---------------------------------------------------------------------------------
 
     async def on_imagine(self, ack: AsyncAck, command: SlashCommand) -> None:
+        sub = subcommand(text(command.get("text")))
+        if sub is not None:
+            await ack()
+            self._work.spawn(self._personal_command(command, *sub), sub[0])
+            return
         try:
             args = parse_imagine(text(command.get("text")))
             request = self._imagine_request(command, args)
@@ -148,7 +155,7 @@ class CommandHandlers:
         if args.help or not args.prompt:
             await ack(**messages.ephemeral(messages.HELP))
             return
-        await ack(**messages.ack_queued(args.prompt))
+        await ack(**messages.ack_queued(args.prompt, private=args.private))
         self._work.spawn(self.imagine(request, args), "imagine")
 
     def _imagine_request(self, command: SlashCommand, args: ImagineArgs) -> ImagineRequest:
@@ -238,6 +245,24 @@ class CommandHandlers:
             await self._service.cancel(accepted.job.id, user_id=request.user_id)
             await say(messages.refusal(messages.CANNOT_POST))
 
+    async def _personal_command(self, command: SlashCommand, name: str, rest: str) -> None:
+        """``/imagine history`` and ``/imagine prefer``, answered ephemerally."""
+        user = text(command.get("user_id"))
+        try:
+            reply = await self.personal.run(user, name, rest)
+        except RequestRejected as exc:
+            reply = messages.refusal(exc.user_message)
+        except Exception as exc:  # the store or the service failed: say so, never stay silent
+            log.warning("Slack: /imagine %s failed: %s", name, type(exc).__name__, exc_info=exc)
+            reply = messages.refusal(replies.SOMETHING_WRONG)
+        await self.tell(
+            text(command.get("team_id")),
+            text(command.get("response_url")),
+            text(command.get("channel_id")),
+            user,
+            reply,
+        )
+
     # Buttons and the edit modal ---------------------------------------------------------------
 
     async def on_button(self, ack: AsyncAck, body: BlockActions, action: Action) -> None:
@@ -281,6 +306,16 @@ class CommandHandlers:
                     user,
                     messages.refusal("The editor could not open."),
                 )
+            return
+        if verb == RERUN:
+            # From the user's (ephemeral) history: the new image goes to their DM, theirs only.
+            request = _follow_up_request(team, channel, thread_ts, user, trigger, response_url)
+            request = request.with_changes(private=True)
+
+            async def rerun(r: ImagineRequest) -> Any:
+                return await self._service.rerun(job.id, r)
+
+            await self.submit(await self._with_admin(request), rerun, response_url, channel, user)
             return
         # The result goes in the thread of the image it came from.
         thread_ts = thread_ts or text(message.get("ts")) or None

@@ -1,4 +1,5 @@
-"""App Home: the Home tab shows the user's allowance and, to admins, the workspace's settings."""
+"""App Home: the Home tab shows the user's allowance, their recent images and, to admins, the
+workspace's settings."""
 
 from __future__ import annotations
 
@@ -10,14 +11,18 @@ from slack_sdk.errors import SlackApiError
 from adapters.slack import messages
 from adapters.slack.admin import AdminCommands, AdminGate
 from adapters.slack.clients import NotInstalled, SlackClients
-from adapters.slack.delivery import SLACK_ERRORS
+from adapters.slack.delivery import PLATFORM, SLACK_ERRORS
 from adapters.slack.payloads import AppHomeOpened, EventCallback, text
 from adapters.slack.tasks import BackgroundWork
 from bot.domain.catalog import Catalog
 from bot.jobs.service import ImagineService
 from bot.text import replies
+from bot.text.personal import history_lines
 
 log = logging.getLogger("adapters.slack.adapter")
+
+# How many of the user's recent images the Home tab lists.
+HOME_HISTORY = 5
 
 
 class AppHome:
@@ -51,10 +56,12 @@ class AppHome:
         actor = await self._admins.actor(team, user)
         report = await self._service.quota(team, user, is_platform_admin=actor.is_platform_admin)
         admin = await self._service.is_admin(team, actor)
+        recent = await self._service.history(PLATFORM, user, HOME_HISTORY)
         view = messages.home_view(
             quota_lines=replies.quota_lines(report) or [replies.NO_LIMITS],
             settings_lines=await self._admin_commands.settings_lines(team) if admin else None,
             catalog=self._catalog,
+            history_lines=history_lines(recent, self._catalog, lambda _: None),
         )
         try:
             client = await self._clients.for_team(team)

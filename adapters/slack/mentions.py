@@ -1,21 +1,37 @@
-"""``@Imagine a red fox --ar 16:9``: a mention in a channel or a thread becomes an /imagine whose
-image goes into that message's thread (a top-level mention starts one).
+"""A message in Slack becomes an /imagine: ``@Imagine a red fox --ar 16:9`` in a channel or thread,
+the "Imagine this" message shortcut on any message (its text, its images as references; the image
+goes into that message's thread, a top-level message starts one), or a message to the bot in its
+Messages tab (answered in that DM).
 
 Same flags, limits, safety and word list as the slash command. Slack retries an event it thinks
-was not received; the event id is the job's dedupe key, so a retry never makes a second job.
+was not received; the event id is the job's dedupe key, so a retry never makes a second job (a
+shortcut's trigger id plays that part).
 """
 
 from __future__ import annotations
 
 import dataclasses
+import logging
 import re
 
 from slack_bolt.app.async_app import AsyncApp
+from slack_bolt.context.ack.async_ack import AsyncAck
+from slack_sdk.errors import SlackApiError
 
 from adapters.slack import messages
-from adapters.slack.delivery import PLATFORM
+from adapters.slack.clients import NotInstalled, SlackClients
+from adapters.slack.delivery import PLATFORM, SLACK_ERRORS
 from adapters.slack.handlers import CommandHandlers
-from adapters.slack.payloads import AppMention, EventCallback, SlackFile, text
+from adapters.slack.payloads import (
+    AppMention,
+    DirectMessage,
+    EventCallback,
+    MessageShortcut,
+    SlackFile,
+    team_of,
+    text,
+)
+from adapters.slack.personal import subcommand
 from adapters.slack.tasks import BackgroundWork
 from bot.domain.errors import InvalidRequest
 from bot.domain.models import ImagineRequest, ReplyTarget
@@ -23,6 +39,10 @@ from bot.jobs.service import ImagineService
 from bot.text.flags import ImagineArgs, parse_imagine
 from bot.text.request import build_request
 
+log = logging.getLogger("adapters.slack.adapter")
+
+# The message shortcut's callback id (slack-manifest.yml).
+SHORTCUT_CALLBACK = "imagine_this"
 # The leading mention of the bot: <@U0123ABC> (or <@U0123ABC|name>).
 _LEADING_MENTION = re.compile(r"^\s*<@[A-Z0-9]+(?:\|[^>]*)?>\s*")
 
@@ -44,53 +64,155 @@ def image_files(files: list[SlackFile]) -> tuple[str, ...]:
 
 class MentionHandlers:
     def __init__(
-        self, service: ImagineService, commands: CommandHandlers, work: BackgroundWork
+        self,
+        service: ImagineService,
+        clients: SlackClients,
+        commands: CommandHandlers,
+        work: BackgroundWork,
     ) -> None:
         self._service = service
+        self._clients = clients
         self._commands = commands
         self._work = work
 
     def register(self, bolt: AsyncApp) -> None:
         bolt.event("app_mention")(self.on_mention)
+        bolt.shortcut(SHORTCUT_CALLBACK)(self.on_shortcut)
+        bolt.event("message")(self.on_direct_message)
 
     async def on_mention(self, body: EventCallback, event: AppMention) -> None:
         # Bolt acknowledges events itself; the work goes to the background at once.
         self._work.spawn(self._mention(body, event), "mention")
 
-    async def _mention(self, body: EventCallback, event: AppMention) -> None:
-        team = text(body.get("team_id")) or text(event.get("team"))
+    async def on_shortcut(self, ack: AsyncAck, shortcut: MessageShortcut) -> None:
+        await ack()
+        self._work.spawn(self._shortcut(shortcut), "shortcut")
+
+    async def on_direct_message(self, body: EventCallback, event: DirectMessage) -> None:
+        """A message in the bot's DM is an /imagine there (Bolt acknowledges events itself).
+        Edits, the bot's own messages and other channels' messages are not commands."""
+        if event.get("channel_type") != "im" or event.get("subtype") or event.get("bot_id"):
+            return
         user = text(event.get("user"))
         channel = text(event.get("channel"))
-        # The image goes into the thread: the mention's own, or the one it starts.
-        thread = text(event.get("thread_ts")) or text(event.get("ts")) or None
+        words = text(event.get("text")).strip()
+        if not user or not channel or not words:
+            return
+        team = text(body.get("team_id"))
+        self._work.spawn(self._direct_message(team, user, channel, event), "im")
+
+    async def _direct_message(
+        self, team: str, user: str, channel: str, event: DirectMessage
+    ) -> None:
+        words = text(event.get("text")).strip()
+        sub = subcommand(words)
         try:
-            args = parse_imagine(prompt_text(text(event.get("text"))))
+            if sub is not None:
+                reply = await self._commands.personal.run(user, *sub)
+                await self._say(team, channel, reply["text"])
+                return
+            args = parse_imagine(words)
         except InvalidRequest as exc:
-            await self._commands.tell(
-                team, "", channel, user, messages.refusal(exc.user_message), thread_ts=thread
-            )
+            await self._say(team, channel, f":warning: {exc.user_message}")
             return
         if args.help or not args.prompt:
-            await self._commands.tell(
-                team, "", channel, user, messages.ephemeral(messages.HELP), thread_ts=thread
-            )
+            await self._say(team, channel, messages.HELP)
             return
-        shared = image_files(event.get("files") or [])
-        if shared:
-            args = dataclasses.replace(args, images=args.images + shared)
-        event_id = text(body.get("event_id")) or f"{channel}:{text(event.get('ts'))}"
-        request = _mention_request(args, team, channel, thread, user, f"event:{event_id}")
+        reply_target = ReplyTarget(
+            platform=PLATFORM, channel_id=channel, data={"team_id": team, "user_id": user}
+        )
+        request = build_request(
+            args,
+            platform=PLATFORM,
+            community_id=team,
+            channel_id=channel,
+            user_id=user,
+            reply=reply_target,
+            # One job per message, however often Slack retries the event.
+            dedupe_key=f"im:{channel}:{text(event.get('ts'))}",
+        )
+        await self._commands.imagine(request, args)
+
+    async def _say(self, team: str, channel: str, message: str) -> None:
+        try:
+            client = await self._clients.for_team(team)
+            await client.chat_postMessage(channel=channel, text=message)
+        except (NotInstalled, SlackApiError, *SLACK_ERRORS) as exc:
+            log.warning("Slack: could not answer in a DM: %s", type(exc).__name__)
+
+    async def _mention(self, body: EventCallback, event: AppMention) -> None:
+        team = text(body.get("team_id")) or text(event.get("team"))
+        event_id = text(body.get("event_id")) or f"{text(event.get('channel'))}:{event.get('ts')}"
+        await self._imagine_message(
+            team=team,
+            user=text(event.get("user")),
+            channel=text(event.get("channel")),
+            # The image goes into the thread: the mention's own, or the one it starts.
+            thread=text(event.get("thread_ts")) or text(event.get("ts")) or None,
+            words=prompt_text(text(event.get("text"))),
+            files=event.get("files") or [],
+            response_url="",
+            dedupe=f"event:{event_id}",
+        )
+
+    async def _shortcut(self, shortcut: MessageShortcut) -> None:
+        message = shortcut.get("message") or {}
+        await self._imagine_message(
+            team=team_of(shortcut),
+            user=text((shortcut.get("user") or {}).get("id")),
+            channel=text((shortcut.get("channel") or {}).get("id")),
+            thread=text(message.get("thread_ts")) or text(message.get("ts")) or None,
+            words=prompt_text(text(message.get("text"))),
+            files=message.get("files") or [],
+            response_url=text(shortcut.get("response_url")),
+            dedupe=text(shortcut.get("trigger_id")) or None,
+        )
+
+    async def _imagine_message(
+        self,
+        *,
+        team: str,
+        user: str,
+        channel: str,
+        thread: str | None,
+        words: str,
+        files: list[SlackFile],
+        response_url: str,
+        dedupe: str | None,
+    ) -> None:
+        """The message's words and images as an /imagine, answered in its thread."""
+
+        async def say(reply: dict[str, str]) -> None:
+            await self._commands.tell(team, response_url, channel, user, reply, thread_ts=thread)
+
+        shared = image_files(files)
+        try:
+            args = parse_imagine(words) if words or not shared else ImagineArgs("")
+        except InvalidRequest as exc:
+            await say(messages.refusal(exc.user_message))
+            return
+        if args.help or not args.prompt:
+            await say(messages.ephemeral(messages.HELP))
+            return
+        args = dataclasses.replace(args, images=args.images + shared)
+        request = _message_request(args, team, channel, thread, user, response_url, dedupe)
         await self._commands.imagine(request, args)
 
 
-def _mention_request(
-    args: ImagineArgs, team: str, channel: str, thread: str | None, user: str, dedupe: str
+def _message_request(
+    args: ImagineArgs,
+    team: str,
+    channel: str,
+    thread: str | None,
+    user: str,
+    response_url: str,
+    dedupe: str | None,
 ) -> ImagineRequest:
     reply = ReplyTarget(
         platform=PLATFORM,
         channel_id=channel,
         thread_id=thread,
-        data={"team_id": team, "user_id": user, "response_url": ""},
+        data={"team_id": team, "user_id": user, "response_url": response_url},
     )
     return build_request(
         args,

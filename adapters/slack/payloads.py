@@ -109,6 +109,21 @@ class AppHomeOpened(TypedDict, total=False):
     tab: str
 
 
+class DirectMessage(TypedDict, total=False):
+    """A ``message`` event in the bot's DM (https://api.slack.com/events/message.im)."""
+
+    type: str
+    channel: str
+    channel_type: str
+    user: str
+    text: str
+    ts: str
+    thread_ts: str
+    subtype: str
+    bot_id: str
+    client_msg_id: str
+
+
 class SlackFile(TypedDict, total=False):
     """A file shared with a message (https://api.slack.com/types/file)."""
 
@@ -131,6 +146,27 @@ class AppMention(TypedDict, total=False):
     files: list[SlackFile]
 
 
+class ShortcutMessage(TypedDict, total=False):
+    ts: str
+    thread_ts: str
+    text: str
+    user: str
+    files: list[SlackFile]
+
+
+class MessageShortcut(TypedDict, total=False):
+    """A message shortcut (https://api.slack.com/reference/interaction-payloads/shortcuts)."""
+
+    type: str
+    callback_id: str
+    trigger_id: str
+    response_url: str
+    team: TeamRef
+    channel: ChannelRef
+    user: UserRef
+    message: ShortcutMessage
+
+
 class EventCallback(TypedDict, total=False):
     """The Events API envelope (https://api.slack.com/apis/events-api#callback-field)."""
 
@@ -146,6 +182,6 @@ def text(value: object) -> str:
     return value if isinstance(value, str) else ""
 
 
-def team_of(body: BlockActions | ViewSubmission) -> str:
+def team_of(body: BlockActions | ViewSubmission | MessageShortcut) -> str:
     """The workspace of an interaction: ``team.id``, else the user's ``team_id``."""
     return text((body.get("team") or {}).get("id")) or text((body.get("user") or {}).get("team_id"))

@@ -207,6 +207,13 @@ CACHE = ValueSetting(
     check=lambda on, _: bool(on),
     text=lambda on, _: f"cache {_on_off(on)}",
 )
+PRIVATE = ValueSetting(
+    "private",
+    "allow_private",
+    "private",
+    check=lambda on, _: bool(on),
+    text=lambda on, _: f"private images {_on_off(on)}",
+)
 ADMINS_EXEMPT = ValueSetting(
     "admins-exempt",
     "admins_exempt",
@@ -405,6 +412,7 @@ VALUE_SETTINGS: Mapping[str, ValueSetting] = {
         ADMINS_EXEMPT,
         SHARED_BUTTONS,
         DEFAULT_COUNT,
+        PRIVATE,
     )
 }
 LIST_SETTINGS: Mapping[str, ListSetting] = {

@@ -100,6 +100,12 @@ class ImagineRequest:
     parent_image: int | None = None
     # The safety tolerance (BFL 0-6) fixed when the request was accepted; None on older rows.
     safety_tolerance: int | None = None
+    # Shown to the requester only (Discord ephemeral, Slack ephemeral + DM); never in a channel.
+    private: bool = False
+    # The image format asked for ("png", "jpeg", "webp"; None: the bot's PNG) and prompt
+    # enhancement where the provider offers it.
+    output_format: str | None = None
+    enhance: bool = False
 
     def to_json(self) -> dict[str, Any]:
         # Field by field, not ``asdict``: every other field is a plain value, and asdict's deep
@@ -232,6 +238,8 @@ class CommunitySettings:
     admin_users: tuple[str, ...] = ()
     allow_input_images: bool = True
     allow_cache: bool = True
+    # Whether /imagine ... private (results only the requester sees) may be used here.
+    allow_private: bool = True
     extra: Mapping[str, Any] = field(default_factory=dict)
     # Safety level per channel id (within the community level and the channel's cap).
     channel_safety: Mapping[str, str] = field(default_factory=dict)

@@ -89,6 +89,8 @@ class FollowUps:
             height=parent.height,
             aspect_ratio=None,
             seed=None,
+            # A private image's buttons make private images.
+            private=request.private or parent.request.private,
         )
         if action == "reroll":
             pass  # the parent's own options, inputs and count included

@@ -17,7 +17,9 @@ from bot.domain.community import AuditEntry
 from bot.domain.errors import InvalidRequest, PolicyRefusal, RequestRejected
 from bot.domain.limits import refusal_message
 from bot.domain.models import CACHE_PROVIDER, COUNT_DEFAULT, ImagineRequest, Job, JobStatus, dumps
+from bot.domain.personal import PERSONAL_BUDGET_SPENT, is_personal
 from bot.domain.policy import Policy
+from bot.domain.preferences import apply_preferences
 from bot.jobs.admin import settings_of
 from bot.jobs.events import JobEvents
 from bot.ops import metrics
@@ -75,6 +77,11 @@ def request_cache_key(job: Job) -> str:
         "tolerance": request.safety_tolerance,
         "action": request.action if request.action in ("upscale", "edit") else "imagine",
     }
+    # Only when asked for, so keys of requests without them stay as they were.
+    if request.output_format is not None:
+        parts["format"] = request.output_format
+    if request.enhance:
+        parts["enhance"] = True
     return hashlib.sha256(dumps(parts).encode()).hexdigest()
 
 
@@ -120,7 +127,13 @@ class Imagine:
         if request.dedupe_key:
             request = request.with_changes(dedupe_key=f"{request.platform}:{request.dedupe_key}")
         settings = await settings_of(self._store, self._policy, request.community_id)
+        if request.action == "imagine":
+            # The user's /prefer defaults fill what the request leaves open; the checks below
+            # (the community's rules) still apply to the result.
+            prefs = await self._store.get_preferences(request.platform, request.user_id)
+            request = apply_preferences(request, prefs, settings)
         if request.count == COUNT_DEFAULT:
+            # Neither the request nor the user's defaults name a count: the community's.
             request = request.with_changes(count=settings.default_count)
         prompt = clean_prompt(request.prompt)
         try:
@@ -128,6 +141,13 @@ class Imagine:
         except PolicyRefusal as exc:
             await self._audit_refusal(request, exc)
             raise
+        if request.private and not settings.allow_private:
+            refusal = PolicyRefusal(
+                "Private images are turned off in this community; ask without `private`.",
+                code="private",
+            )
+            await self._audit_refusal(request, refusal)
+            raise refusal
         variant = self._catalog.resolve(request.variant or settings.default_variant)
         if not any(p in variant.providers for p in self._providers):
             raise InvalidRequest(
@@ -180,8 +200,11 @@ class Imagine:
         plan = self._policy.plan(request, settings)
         admission = await self._store.admit_job(job, plan, cache_key, share_in_flight=share)
         if not admission.decision.admitted:
+            message = refusal_message(admission.decision, plan, now)
+            if is_personal(request.community_id) and admission.decision.limit == "community_budget":
+                message = PERSONAL_BUDGET_SPENT
             refusal = PolicyRefusal(
-                refusal_message(admission.decision, plan, now),
+                message,
                 code=admission.decision.limit or "limit",
                 retry_after=(
                     max(0.0, admission.decision.retry_at - now)

@@ -78,6 +78,8 @@ class Submitter:
                 aspect_ratio=job.request.aspect_ratio,
                 input_images=inputs,
                 safety_tolerance=max(variant.safety_min, min(variant.safety_max, tolerance)),
+                output_format=job.request.output_format or "png",
+                enhance=job.request.enhance,
             )
             await steps.slots.acquire(job.id, provider.name)
             job = await steps.save(

@@ -18,6 +18,7 @@ FLAG_HELP = {
     "--n": f"how many images, 1 to {MAX_COUNT} (also --count)",
     "--image": "an input image to edit (a URL; on the console, a file path)",
     "--no-cache": "always generate anew, even for a seed seen before",
+    "--private": "show the image to you only (Slack: in your DM with the bot)",
 }
 _ALIASES = {
     "--aspect": "--ar",
@@ -26,7 +27,7 @@ _ALIASES = {
     "--count": "--n",
     "--num": "--n",
 }
-_BOOLEAN = {"--no-cache"}
+_BOOLEAN = {"--no-cache", "--private"}
 
 
 @dataclass(frozen=True)
@@ -40,6 +41,7 @@ class ImagineArgs:
     images: tuple[str, ...] = ()
     use_cache: bool = True
     help: bool = False
+    private: bool = False
 
 
 def flags_help() -> str:
@@ -55,6 +57,7 @@ def parse_imagine(text: str) -> ImagineArgs:
     values: dict[str, str] = {}
     images: list[str] = []
     use_cache = True
+    private = False
     i = 0
     while i < len(words):
         word = words[i]
@@ -69,7 +72,10 @@ def parse_imagine(text: str) -> ImagineArgs:
                 f"Unknown option {word!r}. Options:\n{flags_help()}", code="unknown_flag"
             )
         if flag in _BOOLEAN:
-            use_cache = False
+            if flag == "--private":
+                private = True
+            else:
+                use_cache = False
             i += 1
             continue
         if inline:
@@ -98,6 +104,7 @@ def parse_imagine(text: str) -> ImagineArgs:
         count=_parse_count(values["--n"]) if "--n" in values else COUNT_DEFAULT,
         images=tuple(images),
         use_cache=use_cache,
+        private=private,
     )
 
 

@@ -136,6 +136,7 @@ def settings_lines(
         f"Cache for seeded requests: {'on' if settings.allow_cache else 'off'}",
         f"Anyone may use U/V/Reroll: {'yes' if settings.shared_buttons else 'no'}",
         f"Images per /imagine by default: {settings.default_count}",
+        f"Private images: {'on' if settings.allow_private else 'off'}",
     ]
     return lines
 

@@ -43,4 +43,5 @@ def build_request(
         user_is_admin=user_is_admin,
         channel_age_restricted=channel_age_restricted,
         use_cache=args.use_cache,
+        private=args.private,
     )

@@ -50,6 +50,7 @@ USAGE = (
     ("admins-exempt on|off", "whether admins skip the per-user limits"),
     ("shared-buttons on|off", "whether anyone may use U/V/Reroll under a result"),
     ("count 1-4", "images per /imagine when a request names no count"),
+    ("private on|off", "whether users may ask for private images (seen by them only)"),
     ("admin-roles add <role> | remove <role>", "bot admins by role (platform admins only)"),
     ("admin-users add <user> | remove <user>", "bot admins by user (platform admins only)"),
 )
@@ -195,6 +196,7 @@ VALUES: Mapping[str, Callable[[str], Any]] = {
     "admins-exempt": lambda w: parse_switch(w, "admins-exempt"),
     "shared-buttons": lambda w: parse_switch(w, "shared-buttons"),
     "count": lambda w: parse_count(w, "count"),
+    "private": lambda w: parse_switch(w, "private"),
 }
 
 

@@ -134,6 +134,14 @@ CASES = {
         "default_count",
         "images per /imagine by default set to 3",
     ),
+    "private": Case(
+        "private off",
+        (["private"], [_opt("value", "off")]),
+        "allow_private",
+        False,
+        "private",
+        "private images off",
+    ),
     "blocked": Case(
         "blocked add dragon fire",
         (["blocked", "add"], [_opt("term", "dragon fire")]),

@@ -9,6 +9,7 @@ import pytest
 from adapters.slack.adapter import EVENTS_PATH
 from adapters.slack.doctor import INSTALL_SCOPES
 from adapters.slack.ingress import REDIRECT_PATH
+from adapters.slack.mentions import SHORTCUT_CALLBACK
 
 yaml = pytest.importorskip("yaml")
 
@@ -29,12 +30,16 @@ def test_the_manifest_routes_everything_to_the_events_path_with_minimum_scopes()
         "app_home_opened",
         "app_mention",
         "app_uninstalled",
+        "message.im",
         "tokens_revoked",
     ]
+    (shortcut,) = manifest["features"]["shortcuts"]
+    assert shortcut["type"] == "message" and shortcut["callback_id"] == SHORTCUT_CALLBACK
     assert manifest["oauth_config"]["redirect_urls"] == [
         "https://imagine.example.com" + REDIRECT_PATH
     ]
     assert manifest["features"]["app_home"]["home_tab_enabled"] is True
+    assert manifest["features"]["app_home"]["messages_tab_enabled"] is True
     assert (
         sorted(manifest["oauth_config"]["scopes"]["bot"])
         == sorted(INSTALL_SCOPES)
@@ -44,6 +49,8 @@ def test_the_manifest_routes_everything_to_the_events_path_with_minimum_scopes()
             "commands",
             "files:read",
             "files:write",
+            "im:history",
+            "im:write",
             "users:read",
         ]
     )

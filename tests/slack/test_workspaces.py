@@ -21,7 +21,7 @@ from adapters.slack.ingress import SeenEvents
 from bot.domain.clock import ManualClock
 from bot.runtime.app import open_app
 from bot.runtime.config import load_settings
-from tests.fakes.slack import FakeSlack, Workspace, form_body, signed_headers
+from tests.fakes.slack import FakeSlack, Workspace, form_body, interaction_body, signed_headers
 from tests.slack.conftest import BOT_TOKEN, SIGNING_SECRET, Reply, SlackBot, new_trigger
 
 SECRET_KEY = "test-secret-key-0123456789abcdef"
@@ -381,3 +381,55 @@ async def test_jobs_in_flight_when_a_workspace_uninstalls_end_without_retries(
         # Nothing was sent to Slack for it: no token to send with.
         sent = [c for c in bot.fake.calls[posts_before:] if c.method != "auth.test"]
         assert sent == []
+
+
+async def test_the_imagine_this_shortcut_makes_the_message_the_prompt_in_its_thread(
+    multi_bot: MultiBot,
+) -> None:
+    await multi_bot.install(SECOND)
+    picture = multi_bot.fake.add_private_file("fox.png", _png(), team="T2")
+    trigger = new_trigger()
+    payload = {
+        "type": "message_action",
+        "callback_id": "imagine_this",
+        "trigger_id": trigger,
+        "response_url": multi_bot.fake.response_url(trigger),
+        "team": {"id": "T2", "domain": "second"},
+        "channel": {"id": "C2", "name": "general"},
+        "user": {"id": "U9", "team_id": "T2"},
+        "message": {
+            "type": "message",
+            "user": "U7",
+            "ts": "1700000400.000100",
+            "text": "a watercolour of this fox",
+            "files": [
+                {"id": "F1", "mimetype": "image/png", "url_private_download": picture},
+                {"id": "F2", "mimetype": "application/pdf", "url_private_download": picture},
+            ],
+        },
+        "message_ts": "1700000400.000100",
+    }
+    reply = await multi_bot.signed(interaction_body(payload))
+    again = await multi_bot.signed(interaction_body(payload))  # the same trigger: one job
+    assert reply.status == 200 and again.status == 200
+    await multi_bot.settle()
+    (job,) = await multi_bot.jobs()
+    assert job.request.prompt == "a watercolour of this fox"
+    assert len(job.request.input_images) == 1
+    assert job.request.input_images[0].startswith("blob:")
+    # The input image was fetched with the second workspace's token (for each of the two
+    # deliveries of the shortcut: inputs are stored before the job's dedupe key is checked).
+    tokens = {r.headers["Authorization"] for r in multi_bot.fake.file_requests}
+    assert tokens == {f"Bearer {multi_bot.fake.token_of('T2')}"}
+    (shared,) = multi_bot.fake.shared_files()
+    assert shared.thread_ts == "1700000400.000100" and shared.shared_to == "C2"
+
+
+def _png() -> bytes:
+    from io import BytesIO
+
+    from PIL import Image
+
+    out = BytesIO()
+    Image.new("RGB", (64, 64), (200, 80, 20)).save(out, "PNG")
+    return out.getvalue()

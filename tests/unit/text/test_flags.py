@@ -58,3 +58,9 @@ def test_no_count_leaves_it_to_the_community() -> None:
     assert parse_imagine("a cat").count == COUNT_DEFAULT
     assert option_args("a cat").count == COUNT_DEFAULT
     assert parse_imagine("a cat --n 3").count == option_args("a cat", count=3).count == 3
+
+
+def test_private_is_a_flag_without_value() -> None:
+    args = parse_imagine("a fox --private --seed 3")
+    assert args.private and args.seed == 3 and args.prompt == "a fox"
+    assert not parse_imagine("a fox").private
