@@ -70,6 +70,19 @@ def balance_lock(data: Any) -> str | None:
     return None
 
 
+def locked_account(status: int, data: Any) -> ProviderError | None:
+    """The transport's classification of a fal error answer: a 403 whose body is the lock of an
+    exhausted balance is that (not a refused key), so jobs fail over and the circuit opens."""
+    reason = balance_lock(data) if status == 403 else None
+    if reason is None:
+        return None
+    return ProviderBalanceExhausted(
+        f"fal: the account's balance is exhausted ({reason}); top it up. Other providers are tried.",
+        provider="fal",
+        status=403,
+    )
+
+
 def describe(data: Any) -> str:
     """The human part of a fal error answer, bounded: the typed errors' ``msg``, else the detail."""
     messages = [str(error.get("msg", "")) for error in fal_errors(data) if error.get("msg")]
@@ -137,21 +150,17 @@ class FalProvider(KeyedProvider):
         for index in range(requests):
             body = self.body(spec, spec.seed + index, per_request)
             try:
-                try:
-                    status, data, _ = await request_json(
-                        self._http,
-                        "POST",
-                        url,
-                        provider=self.name,
-                        kind="submit",
-                        timeout=self.submit_timeout,
-                        headers=self._headers,
-                        body=body,
-                    )
-                except ProviderUnavailable as exc:
-                    if exc.status == 403:
-                        await self._raise_if_locked(exc)
-                    raise
+                status, data, _ = await request_json(
+                    self._http,
+                    "POST",
+                    url,
+                    provider=self.name,
+                    kind="submit",
+                    timeout=self.submit_timeout,
+                    headers=self._headers,
+                    body=body,
+                    classify=locked_account,
+                )
                 tasks.append(self._accepted(app_id, status, data))
             except ProviderError as exc:
                 if not tasks:
@@ -220,6 +229,7 @@ class FalProvider(KeyedProvider):
                 kind="poll",
                 headers=self._headers,
                 timeout=self.poll_timeout,
+                classify=locked_account,
             )
             if status == 404:
                 return PollResult(PollState.FAILED, message="fal: request not found")
@@ -264,6 +274,7 @@ class FalProvider(KeyedProvider):
             kind="poll",
             headers=self._headers,
             timeout=self.poll_timeout,
+            classify=locked_account,
         )
         if status >= 400:
             if refused_for_content(data):
@@ -313,11 +324,12 @@ class FalProvider(KeyedProvider):
             except ProviderError as exc:
                 log.info("fal: cancel failed: %s", exc)
 
-    async def _probe(self) -> tuple[int, Any]:
+    async def check_key(self) -> str:
         """A cheap authenticated call: the status of a request id that cannot exist. fal answers
-        401/403 for a refused key or a locked account, 404 (or 400) for an unknown request."""
+        401/403 for a refused key, 404 (or 400) for an unknown request; a locked account's 403
+        raises ``ProviderBalanceExhausted`` (``locked_account``), named as such by doctor."""
         url = f"{self.base_url}/fal-ai/flux-2-pro/requests/00000000-0000-0000-0000-000000000000/status"
-        status, data, _ = await request_json(
+        status, _, _ = await request_json(
             self._http,
             "GET",
             url,
@@ -325,35 +337,8 @@ class FalProvider(KeyedProvider):
             kind="poll",
             headers=self._headers,
             timeout=self.poll_timeout,
+            classify=locked_account,
         )
-        return status, data
-
-    async def _raise_if_locked(self, refused: ProviderUnavailable) -> None:
-        """A submit refused 403 is a refused key or an account locked for its balance; the
-        answer's body says which, so one cheap call reads it (the submit's own body is not
-        kept by the transport)."""
-        try:
-            status, data = await self._probe()
-        except ProviderError:
-            return
-        reason = balance_lock(data) if status == 403 else None
-        if reason is not None:
-            raise ProviderBalanceExhausted(
-                f"fal: the account's balance is exhausted ({reason})",
-                provider=self.name,
-                status=403,
-            ) from refused
-
-    async def check_key(self) -> str:
-        """The key check: a refused key names its variable, a lock names the exhausted balance."""
-        status, data = await self._probe()
-        reason = balance_lock(data) if status == 403 else None
-        if reason is not None:
-            raise ProviderBalanceExhausted(
-                f"fal: key accepted, but the account's balance is exhausted ({reason})",
-                provider=self.name,
-                status=403,
-            )
         if status in (401, 403):
             raise ProviderFailed(f"fal: {self.key_variable} was refused", status=status)
         return "key accepted"

@@ -251,6 +251,26 @@ async def test_429_with_retry_after_is_a_refusal_before_any_task(rig: Rig) -> No
     assert rig.fake.paid_tasks == 0
 
 
+async def test_bfl_429_retry_after_in_the_body_counts_like_the_header(bfl: Rig) -> None:
+    # BFL's documented 429 body, with no Retry-After header beside it
+    # (https://github.com/black-forest-labs/skills skills/bfl-api/references/rate-limiting.md).
+    body = {"error": "rate_limit_exceeded", "message": "Too many concurrent requests"}
+    bfl.fake.fail("submit", Fault(status=429, body={**body, "retry_after": 5}))
+    with pytest.raises(ProviderUnavailable) as caught:
+        await bfl.provider.submit(bfl.spec())
+    assert caught.value.status == 429 and caught.value.retry_after == 5
+    # Header and body both: the longer wait is kept.
+    bfl.fake.fail("submit", Fault(status=429, retry_after=2, body={**body, "retry_after": 9}))
+    with pytest.raises(ProviderUnavailable) as caught:
+        await bfl.provider.submit(bfl.spec())
+    assert caught.value.retry_after == 9
+    bfl.fake.fail("submit", Fault(status=429, body=body))
+    with pytest.raises(ProviderUnavailable) as caught:
+        await bfl.provider.submit(bfl.spec())
+    assert caught.value.retry_after is None
+    assert bfl.fake.paid_tasks == 0
+
+
 @pytest.mark.parametrize(
     "fault", [Fault(status=500), Fault(status=503, html=True), Fault(status=402)]
 )
@@ -619,13 +639,19 @@ async def test_fal_errors_are_classified_by_type_not_by_words(fal: Rig) -> None:
     assert "nsfw checks cannot be turned off" in str(caught.value)
 
 
-async def test_fal_exhausted_balance_is_a_balance_problem_not_a_refused_key(fal: Rig) -> None:
+async def test_fal_exhausted_balance_is_a_balance_problem_not_a_refused_key(
+    fal: Rig, caplog: pytest.LogCaptureFixture
+) -> None:
     fal.fake.exhaust_balance()
-    with pytest.raises(ProviderBalanceExhausted) as caught:
+    with caplog.at_level(logging.INFO), pytest.raises(ProviderBalanceExhausted) as caught:
         await fal.provider.submit(fal.spec())
     assert isinstance(caught.value, ProviderUnavailable)  # fails over
     assert "balance is exhausted" in str(caught.value) and "refused" not in str(caught.value)
     assert fal.fake.paid_tasks == 0
+    # Told from the submit's own answer: no second call to find out.
+    assert [(r.method, r.path.count("/requests/")) for r in fal.fake.requests] == [("POST", 0)]
+    logged = " ".join(r.getMessage() for r in caplog.records)
+    assert "balance is exhausted" in logged and "key was refused" not in logged
     with pytest.raises(ProviderBalanceExhausted, match="balance is exhausted"):
         await fal.provider.check_key()
 
