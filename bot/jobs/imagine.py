@@ -16,7 +16,16 @@ from bot.domain.clock import Clock
 from bot.domain.community import AuditEntry
 from bot.domain.errors import InvalidRequest, PolicyRefusal, RequestRejected
 from bot.domain.limits import refusal_message
-from bot.domain.models import CACHE_PROVIDER, ImagineRequest, Job, JobStatus, dumps
+from bot.domain.models import (
+    CACHE_PROVIDER,
+    DEFAULT_OUTPUT_FORMAT,
+    OUTPUT_FORMATS,
+    CommunitySettings,
+    ImagineRequest,
+    Job,
+    JobStatus,
+    dumps,
+)
 from bot.domain.policy import Policy
 from bot.jobs.admin import settings_of
 from bot.jobs.events import JobEvents
@@ -73,6 +82,11 @@ def request_cache_key(job: Job) -> str:
         "count": request.count,
         "inputs": list(request.input_images),
         "tolerance": request.safety_tolerance,
+        # Older rows hold no format: their images were PNG.
+        "format": request.output_format or "png",
+        "enhance": bool(request.enhance),
+        "steps": request.steps,
+        "guidance": request.guidance,
         "action": request.action if request.action in ("upscale", "edit") else "imagine",
     }
     return hashlib.sha256(dumps(parts).encode()).hexdigest()
@@ -147,6 +161,9 @@ class Imagine:
                 raise InvalidRequest(
                     f"{variant.label} takes at most {variant.input_images} input images."
                 )
+        output_format, enhance = self._format_and_enhance(request, settings, variant)
+        if request.steps is not None or request.guidance is not None:
+            self._check_sampling(request, variant)
         seed = request.seed if request.seed is not None else self._rng.randrange(MAX_SEED)
         if not 0 <= seed <= MAX_SEED:
             raise InvalidRequest(f"Seeds are whole numbers from 0 to {MAX_SEED}.")
@@ -155,7 +172,12 @@ class Imagine:
         job = Job(
             id=new_job_id(),
             request=request.with_changes(
-                prompt=prompt, variant=variant.name, seed=seed, safety_tolerance=tolerance
+                prompt=prompt,
+                variant=variant.name,
+                seed=seed,
+                safety_tolerance=tolerance,
+                output_format=output_format,
+                enhance=enhance,
             ),
             status=JobStatus.QUEUED,
             width=width,
@@ -196,6 +218,55 @@ class Imagine:
             self._events.work_available()
         position = await self._store.queue_position(admission.job)
         return Accepted(job=admission.job, position=position, duplicate=not admission.created)
+
+    def _format_and_enhance(
+        self, request: ImagineRequest, settings: CommunitySettings, variant: Variant
+    ) -> tuple[str, bool]:
+        """The format and prompt upsampling a job is made with: as asked, else the community's
+        default, else the bot's. Upsampling asked for where no configured provider offers it
+        for this model is refused before anything is charged; the community's default of it
+        applies only where it is offered."""
+        output_format = request.output_format or settings.default_format or DEFAULT_OUTPUT_FORMAT
+        if output_format not in OUTPUT_FORMATS:
+            raise InvalidRequest(
+                f"The format is one of {', '.join(OUTPUT_FORMATS)}; got {output_format!r}.",
+                code="format",
+            )
+        offered = variant.offers_enhance(self._providers)
+        if request.enhance and not offered:
+            where = [
+                v.label
+                for v in self._catalog.variants.values()
+                if v.offers_enhance(self._providers)
+            ]
+            raise InvalidRequest(
+                f"--enhance (prompt upsampling) is not offered for {variant.label} by this "
+                "bot's providers"
+                + (
+                    f"; it is for {', '.join(where)}."
+                    if where
+                    else "; it is offered for no model here."
+                ),
+                code="enhance",
+            )
+        wanted = request.enhance if request.enhance is not None else settings.default_enhance
+        return output_format, bool(wanted and offered)
+
+    def _check_sampling(self, request: ImagineRequest, variant: Variant) -> None:
+        """``--steps`` and ``--guidance`` only for a model that takes them, within its range."""
+        for value, allowed, what, flag in (
+            (request.steps, variant.steps, "Steps", "--steps"),
+            (request.guidance, variant.guidance, "Guidance", "--guidance"),
+        ):
+            if value is None:
+                continue
+            if allowed is None:
+                takes = [v.label for v in self._catalog.variants.values() if v.steps is not None]
+                raise InvalidRequest(
+                    f"{flag} is not taken by {variant.label}; it is for {', '.join(takes)}.",
+                    code="sampling",
+                )
+            allowed.check(value, what, variant.label)
 
     def price_usd(
         self, variant: Variant, count: int, width: int, height: int, input_images: int = 0

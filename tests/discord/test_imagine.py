@@ -25,7 +25,7 @@ def final_edit(bot: Bot, token: str) -> Recorded | None:
     return None
 
 
-async def test_imagine_defers_first_then_edits_in_the_png_with_embed_and_buttons(bot: Bot) -> None:
+async def test_imagine_defers_first_then_edits_in_the_jpeg_with_embed_and_buttons(bot: Bot) -> None:
     token = bot.feed(bot.fake.imagine("a red fox at dawn @everyone", seed=42, aspect="16:9"))
     edit = await bot.fake.wait_for(lambda: final_edit(bot, token), what="the image")
 
@@ -36,9 +36,9 @@ async def test_imagine_defers_first_then_edits_in_the_png_with_embed_and_buttons
 
     # Discord types an upload by its name and bytes (discord.py sends every part octet-stream).
     ((name, data, _),) = edit.files.values()
-    assert name.endswith(".png")
+    assert name.endswith(".jpg")  # JPEG: the bot's default format
     with Image.open(io.BytesIO(data)) as img:
-        assert img.format == "PNG"
+        assert img.format == "JPEG"
         assert img.width > img.height  # 16:9
     payload = edit.json
     assert payload["allowed_mentions"] == {"parse": []}

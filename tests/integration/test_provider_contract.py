@@ -109,16 +109,18 @@ async def run(
     return result, await provider.fetch(submission.task, result)
 
 
-def png_size(data: bytes) -> tuple[int, int]:
+def jpeg_size(data: bytes) -> tuple[int, int]:
+    """The size of a JPEG: the format a spec asks for unless it names another (the bot's
+    default, as BFL's)."""
     with Image.open(io.BytesIO(data)) as image:
-        assert image.format == "PNG"
+        assert image.format == "JPEG"
         return image.size
 
 
 async def test_a_generation_comes_back_as_the_image_asked_for(rig: Rig) -> None:
     result, images = await run(rig.provider, rig.spec())
     assert result.state is PollState.READY
-    assert [png_size(i) for i in images] == [(1024, 768)]
+    assert [jpeg_size(i) for i in images] == [(1024, 768)]
     assert rig.fake.paid_tasks == 1
 
 
@@ -375,7 +377,7 @@ async def test_a_result_redirected_on_its_own_host_is_followed(rig: Rig) -> None
     # To the same path on the same host (the fault is spent: the second request gets the image).
     rig.fake.fail("result", Fault(status=307, location="{path}?moved=1"))
     _result, images = await run(rig.provider, rig.spec())
-    assert len(images) == 1 and images[0].startswith(b"\x89PNG")
+    assert len(images) == 1 and images[0].startswith(b"\xff\xd8")  # a JPEG (the default)
     [first, second] = rig.fake.recorded("GET", "/results/")
     assert first.path == second.path and second.query == {"moved": "1"}
 
@@ -396,7 +398,7 @@ async def test_download_allow_adds_a_result_host(rig: Rig) -> None:
         for token, stored in rig.fake.images.items():
             other.images[token] = stored
         images = await provider.fetch(submission.task, result)
-        assert [png_size(i) for i in images] == [(1024, 768)]
+        assert [jpeg_size(i) for i in images] == [(1024, 768)]
     finally:
         await other.aclose()
 
@@ -704,4 +706,4 @@ async def test_together_base64_answers_are_decoded(together: Rig) -> None:
 
     together.provider.body = base64_body
     _result, images = await run(together.provider, together.spec())
-    assert [png_size(i) for i in images] == [(1024, 768)]
+    assert [jpeg_size(i) for i in images] == [(1024, 768)]
