@@ -30,6 +30,10 @@ from bot.providers.transport import error_detail, request_json
 log = logging.getLogger(__name__)
 
 DEFAULT_BASE = "https://queue.fal.run"
+# fal's REST API, where its storage lives: its JS client starts an upload with
+# ``POST /storage/upload/initiate?storage_type=fal-cdn-v3`` and ``{content_type, file_name}``
+# (https://github.com/fal-ai/fal-js/blob/main/libs/client/src/storage.ts).
+DEFAULT_REST_BASE = "https://rest.fal.ai"
 # fal serves results from its CDN (``v3.fal.media`` and siblings) and its storage bucket.
 RESULT_HOSTS = ("fal.media", "*.fal.media", "storage.googleapis.com")
 QUEUE_HOSTS = ("queue.fal.run",)
@@ -104,6 +108,8 @@ class FalProvider(KeyedProvider):
     result_hosts = RESULT_HOSTS
     # ``output_format``: jpeg (the default) or png (https://fal.ai/models/fal-ai/flux-2-pro/api).
     output_formats = ("jpeg", "png")
+
+    rest_base = DEFAULT_REST_BASE
 
     def _configure(self) -> None:
         self._queue_allow = AllowList.build(self.base_url, QUEUE_HOSTS)
@@ -325,9 +331,11 @@ class FalProvider(KeyedProvider):
                 log.info("fal: cancel failed: %s", exc)
 
     async def check_key(self) -> str:
-        """A cheap authenticated call: the status of a request id that cannot exist. fal answers
-        401/403 for a refused key, 404 (or 400) for an unknown request; a locked account's 403
-        raises ``ProviderBalanceExhausted`` (``locked_account``), named as such by doctor."""
+        """The key check, two free authenticated calls. The status of a request id that cannot
+        exist: 401/403 for a refused key, 404 (or 400) for an unknown request. Then an upload
+        initiation (nothing is uploaded): a locked account's status reads still answer, its
+        storage and billable calls answer the 403 of the lock
+        (https://github.com/fal-ai/fal/issues/1147), raised as ``ProviderBalanceExhausted``."""
         url = f"{self.base_url}/fal-ai/flux-2-pro/requests/00000000-0000-0000-0000-000000000000/status"
         status, _, _ = await request_json(
             self._http,
@@ -341,6 +349,17 @@ class FalProvider(KeyedProvider):
         )
         if status in (401, 403):
             raise ProviderFailed(f"fal: {self.key_variable} was refused", status=status)
+        await request_json(
+            self._http,
+            "POST",
+            f"{self.rest_base}/storage/upload/initiate?storage_type=fal-cdn-v3",
+            provider=self.name,
+            kind="poll",
+            headers=self._headers,
+            body={"content_type": "text/plain", "file_name": "imagine-bot-key-check.txt"},
+            timeout=self.poll_timeout,
+            classify=locked_account,
+        )
         return "key accepted"
 
 

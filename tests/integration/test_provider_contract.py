@@ -73,7 +73,9 @@ def build(name: str, fake: Any, http: httpx.AsyncClient, clock: ManualClock, **k
     if name == "bfl":
         return BflProvider(http, **common)
     if name == "fal":
-        return FalProvider(http, **common)
+        fal = FalProvider(http, **common)
+        fal.rest_base = fake.base_url  # the fake serves fal's storage API too
+        return fal
     return TogetherProvider(http, **common)
 
 
@@ -654,8 +656,19 @@ async def test_fal_exhausted_balance_is_a_balance_problem_not_a_refused_key(
     assert [(r.method, r.path.count("/requests/")) for r in fal.fake.requests] == [("POST", 0)]
     logged = " ".join(r.getMessage() for r in caplog.records)
     assert "balance is exhausted" in logged and "key was refused" not in logged
+    # Status reads still answer for a locked account (fal/fal#1147): the key check sees the lock
+    # on its upload initiation.
+    status = await fal.http.get(
+        f"{fal.fake.base_url}/fal-ai/flux-2-pro/requests/x/status",
+        headers={"authorization": f"Key {fal.key}"},
+    )
+    assert status.status_code == 404
     with pytest.raises(ProviderBalanceExhausted, match="balance is exhausted"):
         await fal.provider.check_key()
+    assert fal.fake.uploads_initiated == 0
+    fal.fake.locked = None
+    assert await fal.provider.check_key() == "key accepted"
+    assert fal.fake.uploads_initiated == 1
 
 
 async def test_fal_refused_key_is_not_a_balance_problem(fal: Rig) -> None:
