@@ -223,3 +223,32 @@ async def test_a_thread_inherits_the_age_restriction_of_its_parent_channel(bot: 
     job = await claim_next_job(bot.app.store, "test", bot.app.clock.now(), 60, {"discord"})
     assert job is not None and job.request.channel_age_restricted
     assert job.request.channel_id == thread
+
+
+async def test_the_format_option_decides_the_uploaded_file(bot: Bot) -> None:
+    options = [
+        {"name": "prompt", "type": 3, "value": "a red fox"},
+        {"name": "format", "type": 3, "value": "webp"},
+    ]
+    token = bot.feed(bot.fake.command("imagine", options))
+    edit = await bot.fake.wait_for(lambda: final_edit(bot, token), what="the image")
+    ((name, data, _),) = edit.files.values()
+    assert name.endswith(".webp")
+    with Image.open(io.BytesIO(data)) as img:
+        assert img.format == "WEBP"
+
+
+async def test_steps_on_a_model_without_them_are_refused_naming_where_they_apply(bot: Bot) -> None:
+    options = [
+        {"name": "prompt", "type": 3, "value": "a red fox"},
+        {"name": "model", "type": 3, "value": "pro"},
+        {"name": "steps", "type": 4, "value": 20},
+    ]
+    token = bot.feed(bot.fake.command("imagine", options))
+    reply = await bot.fake.wait_for(
+        lambda: next(
+            (c for c in token_calls(bot, token) if c.json and "--steps" in str(c.json)), None
+        ),
+        what="the refusal",
+    )
+    assert "FLUX.2 [flex]" in str(reply.json)
