@@ -234,44 +234,59 @@ class Bench:
         else:
             runs += [("postgresql_1_process", "pg1", 1), ("postgresql_2_processes", "pg2", 2)]
         for name, db, processes in runs:
-            fake, platform = BenchBfl(image), FakePlatform()
-            await fake.start()
-            await platform.start()
             database = None
             if db is not None:
                 database = await postgres_database(fresh=f"bench_{db}_{int(time.time())}")
-            try:
-                env = self.bot_env(
-                    fake, platform, database=database, typical_seconds=0.0, concurrency=256
-                )
-                async with bot_process(env) as bot:
-                    extra = []
-                    if processes == 2:
-                        second = dict(env, IMAGINE_HTTP_PORT=str(free_port()))
-                        extra.append(bot_process(second, "--no-adapter"))
-                    async with _all(extra):
-                        started = time.monotonic()
-                        results = await send_commands(
-                            bot.url,
-                            platform,
-                            [f"t{name}-{i}" for i in range(n)],
-                            lambda ref: f"a cube ref={ref} gen=0",
-                            community=lambda ref: f"c{int(ref.rsplit('-', 1)[1]) % 20}",
-                        )
-                        last = max(r.arrival.at for r in results if r.arrival is not None)
-                        delivered = sum(
-                            1 for r in results if r.arrival and r.arrival.kind == "deliver"
-                        )
-                out[name] = {
-                    "delivered": delivered,
-                    "seconds": round(last - started, 2),
-                    "jobs_per_s": round(delivered / (last - started), 1),
-                }
-            finally:
-                await fake.aclose()
-                await platform.aclose()
+            out[name] = await self._jobs_per_second(
+                image, n, processes, database, slots=256, generation=0.0, ref=f"t{name}"
+            )
             print(f"  throughput {name}: {out[name]}", flush=True)
         return out
+
+    async def _jobs_per_second(
+        self,
+        image: bytes,
+        n: int,
+        processes: int,
+        database: str | None,
+        *,
+        slots: int,
+        generation: float,
+        ref: str,
+    ) -> dict[str, Any]:
+        """Send ``n`` commands at once to one bot process (plus a second, worker-only one when
+        ``processes`` is 2) and measure deliveries per second until the last one arrives."""
+        fake, platform = BenchBfl(image), FakePlatform()
+        await fake.start()
+        await platform.start()
+        try:
+            env = self.bot_env(
+                fake, platform, database=database, typical_seconds=generation, concurrency=slots
+            )
+            async with bot_process(env) as bot:
+                extra = []
+                if processes == 2:
+                    second = dict(env, IMAGINE_HTTP_PORT=str(free_port()))
+                    extra.append(bot_process(second, "--no-adapter"))
+                async with _all(extra):
+                    started = time.monotonic()
+                    results = await send_commands(
+                        bot.url,
+                        platform,
+                        [f"{ref}-{i}" for i in range(n)],
+                        lambda r: f"a cube ref={r} gen={generation:g}",
+                        community=lambda r: f"c{int(r.rsplit('-', 1)[1]) % 20}",
+                    )
+                    last = max(r.arrival.at for r in results if r.arrival is not None)
+                    delivered = sum(1 for r in results if r.arrival and r.arrival.kind == "deliver")
+        finally:
+            await fake.aclose()
+            await platform.aclose()
+        return {
+            "delivered": delivered,
+            "seconds": round(last - started, 2),
+            "jobs_per_s": round(delivered / (last - started), 2),
+        }
 
     async def scaling(self) -> dict[str, Any]:
         """PostgreSQL, provider-bound: jobs/s with one worker process and with two, each with the
@@ -283,40 +298,10 @@ class Bench:
             return {"error": "not measured: no PostgreSQL at 127.0.0.1:5432 or no postgres store"}
         image = make_image(256, 256)
         for name, processes in (("postgresql_1_process", 1), ("postgresql_2_processes", 2)):
-            fake, platform = BenchBfl(image), FakePlatform()
-            await fake.start()
-            await platform.start()
             database = await postgres_database(fresh=f"bench_scale{processes}_{int(time.time())}")
-            try:
-                env = self.bot_env(
-                    fake, platform, database=database, typical_seconds=1.0, concurrency=slots
-                )
-                async with bot_process(env) as bot:
-                    extra = []
-                    if processes == 2:
-                        second = dict(env, IMAGINE_HTTP_PORT=str(free_port()))
-                        extra.append(bot_process(second, "--no-adapter"))
-                    async with _all(extra):
-                        started = time.monotonic()
-                        results = await send_commands(
-                            bot.url,
-                            platform,
-                            [f"s{processes}-{i}" for i in range(n)],
-                            lambda ref: f"a harbour ref={ref} gen=1",
-                            community=lambda ref: f"c{int(ref.rsplit('-', 1)[1]) % 20}",
-                        )
-                        last = max(r.arrival.at for r in results if r.arrival is not None)
-                        delivered = sum(
-                            1 for r in results if r.arrival and r.arrival.kind == "deliver"
-                        )
-                out[name] = {
-                    "delivered": delivered,
-                    "seconds": round(last - started, 2),
-                    "jobs_per_s": round(delivered / (last - started), 2),
-                }
-            finally:
-                await fake.aclose()
-                await platform.aclose()
+            out[name] = await self._jobs_per_second(
+                image, n, processes, database, slots=slots, generation=1.0, ref=f"s{processes}"
+            )
             print(f"  scaling {name}: {out[name]}", flush=True)
         return out
 

@@ -56,6 +56,8 @@ class AuditEntry:
     detail: str = ""
     channel_id: str | None = None
     id: int | None = None
+    # Where a change was made: "" for a chat command, "dashboard" for the web dashboard.
+    origin: str = ""
 
 
 # The changes -------------------------------------------------------------------------------------

@@ -1,8 +1,10 @@
 """Community administration: reading the settings, applying a typed change for an admin, the word
-list and the audit log. Every permission is re-checked here, and every change, refused change and
-refused look is written to the audit log."""
+list and the audit log (whole, or a page of it). Every permission is re-checked here, and every
+change, refused change and refused look is written to the audit log, with where it was made."""
 
 from __future__ import annotations
+
+from dataclasses import replace
 
 from bot.domain.catalog import Catalog
 from bot.domain.clock import Clock
@@ -11,6 +13,7 @@ from bot.domain.errors import PolicyRefusal
 from bot.domain.models import CommunitySettings
 from bot.domain.policy import Policy
 from bot.store import Store
+from bot.store.base import AuditQuery
 
 MAX_AUDIT_ENTRIES = 200
 
@@ -40,7 +43,7 @@ class Admin:
         return is_admin(actor, await self.get_settings(community_id))
 
     async def update_settings(
-        self, community_id: str, actor: Actor, change: SettingsChange
+        self, community_id: str, actor: Actor, change: SettingsChange, *, origin: str = ""
     ) -> SettingsChanged:
         """Apply one typed change (``bot.domain.community``) for ``actor`` and audit it.
 
@@ -48,7 +51,8 @@ class Admin:
         platform's own command permissions say: a non-admin gets PolicyRefusal(code="not_admin")
         and the attempt is written to the audit log. Changes to who the admins are need the
         platform's own admin flag. A change that does not make sense raises InvalidRequest with
-        a message for the admin (nothing is written)."""
+        a message for the admin (nothing is written). ``origin`` marks where the change was made
+        in the audit log ("dashboard"; "" for chat commands)."""
         now = self._clock.now()
         description = change.describe()
 
@@ -72,6 +76,7 @@ class Admin:
             kind="change",
             action=change.action,
             detail=description,
+            origin=origin,
         )
         try:
             settings = await self._store.change_settings(community_id, apply, entry)
@@ -84,6 +89,7 @@ class Admin:
                     kind="denied",
                     action=change.action,
                     detail=f"refused ({refusal.code}): {description}",
+                    origin=origin,
                 )
             )
             raise
@@ -101,12 +107,50 @@ class Admin:
         await self._require_admin(settings, actor, "read_audit_log")
         return await self._store.list_audit(community_id, max(1, min(limit, MAX_AUDIT_ENTRIES)))
 
-    async def require_admin(self, community_id: str, actor: Actor, action: str) -> None:
+    async def require_admin(
+        self, community_id: str, actor: Actor, action: str, *, origin: str = ""
+    ) -> None:
         """Raise PolicyRefusal(code="not_admin") unless ``actor`` administers the community; a
         refused attempt is written to the audit log as ``action``."""
-        await self._require_admin(await self.get_settings(community_id), actor, action)
+        await self.admin_settings(community_id, actor, action, origin=origin)
 
-    async def _require_admin(self, settings: CommunitySettings, actor: Actor, action: str) -> None:
+    async def admin_settings(
+        self, community_id: str, actor: Actor, action: str, *, origin: str = ""
+    ) -> CommunitySettings:
+        """The community's settings once ``actor`` is found to administer it (else as
+        ``require_admin``): for the use cases that read something only admins may see."""
+        settings = await self.get_settings(community_id)
+        await self._require_admin(settings, actor, action, origin)
+        return settings
+
+    async def note_attempt(
+        self, community_id: str, actor_id: str, *, kind: str, action: str, detail: str, origin: str
+    ) -> None:
+        """Audit an attempt refused before it reached a change (a dashboard form with a bad CSRF
+        token, ``kind="denied"``, or values the settings' checks refused, ``kind="invalid"``)."""
+        await self._store.add_audit(
+            AuditEntry(
+                community_id=community_id,
+                at=self._clock.now(),
+                actor_id=actor_id,
+                kind=kind,
+                action=action,
+                detail=detail,
+                origin=origin,
+            )
+        )
+
+    async def audit_page(
+        self, query: AuditQuery, actor: Actor, *, origin: str = ""
+    ) -> list[AuditEntry]:
+        """One page of the audit log (``AuditQuery``), for admins only."""
+        await self.admin_settings(query.community_id, actor, "read_audit_log", origin=origin)
+        limit = max(1, min(query.limit, MAX_AUDIT_ENTRIES))
+        return await self._store.search_audit(replace(query, limit=limit))
+
+    async def _require_admin(
+        self, settings: CommunitySettings, actor: Actor, action: str, origin: str = ""
+    ) -> None:
         if is_admin(actor, settings):
             return
         await self._store.add_audit(
@@ -117,6 +161,7 @@ class Admin:
                 kind="denied",
                 action=action,
                 detail="refused (not_admin)",
+                origin=origin,
             )
         )
         raise PolicyRefusal("Only this server's admins can do that.", code="not_admin")

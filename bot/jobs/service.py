@@ -2,8 +2,9 @@
 
 Users: ``imagine`` (``bot.jobs.imagine``), ``follow_up`` (``bot.jobs.follow_ups``), ``job``,
 ``wait``, ``cancel`` and ``note_delivery`` (``bot.jobs.tracking``), ``quota`` (``bot.jobs.quota``).
-Admins: ``get_settings``, ``update_settings``, ``blocked_terms``, ``audit_log``, ``is_admin`` and
-``require_admin`` (``bot.jobs.admin``), which re-check every permission and audit every change.
+Admins: ``get_settings``, ``update_settings``, ``blocked_terms``, ``audit_log``, ``audit_page``,
+``note_attempt``, ``is_admin`` and ``require_admin`` (``bot.jobs.admin``), which re-check every
+permission and audit every change; ``usage_report`` (``bot.jobs.usage``).
 """
 
 from __future__ import annotations
@@ -17,17 +18,19 @@ from bot.domain.clock import Clock
 from bot.domain.community import Actor, AuditEntry, SettingsChange, SettingsChanged
 from bot.domain.limits import QuotaReport
 from bot.domain.models import CommunitySettings, ImagineRequest, Job
-from bot.domain.policy import Policy
+from bot.domain.policy import Policy, PolicyDefaults
 from bot.jobs.admin import Admin
 from bot.jobs.events import JobEvents
 from bot.jobs.follow_ups import FollowUps
 from bot.jobs.imagine import Accepted, Imagine, clean_prompt
 from bot.jobs.quota import Quota
 from bot.jobs.tracking import Tracking
+from bot.jobs.usage import Usage, UsageReport
 from bot.store import Store
+from bot.store.base import AuditQuery
 
 # Named here too: adapters import the answer of ``imagine`` from the service they call.
-__all__ = ["Accepted", "ImagineService", "clean_prompt"]
+__all__ = ["Accepted", "ImagineService", "UsageReport", "clean_prompt"]
 
 
 class ImagineService:
@@ -44,6 +47,7 @@ class ImagineService:
     ) -> None:
         policy = policy or Policy()
         self._catalog = catalog
+        self._policy = policy
         self._imagine = Imagine(
             store=store,
             catalog=catalog,
@@ -59,10 +63,16 @@ class ImagineService:
         )
         self._admin = Admin(store=store, catalog=catalog, clock=clock, policy=policy)
         self._quota = Quota(store=store, clock=clock, policy=policy)
+        self._usage = Usage(store=store, clock=clock, policy=policy, admin=self._admin)
 
     @property
     def catalog(self) -> Catalog:
         return self._catalog
+
+    @property
+    def policy_defaults(self) -> PolicyDefaults:
+        """The limits, word list and safety level every community starts from."""
+        return self._policy.defaults
 
     # Users -----------------------------------------------------------------------------------------
 
@@ -107,9 +117,9 @@ class ImagineService:
         return await self._admin.is_admin(community_id, actor)
 
     async def update_settings(
-        self, community_id: str, actor: Actor, change: SettingsChange
+        self, community_id: str, actor: Actor, change: SettingsChange, *, origin: str = ""
     ) -> SettingsChanged:
-        return await self._admin.update_settings(community_id, actor, change)
+        return await self._admin.update_settings(community_id, actor, change, origin=origin)
 
     async def blocked_terms(self, community_id: str, actor: Actor) -> tuple[str, ...]:
         return await self._admin.blocked_terms(community_id, actor)
@@ -117,5 +127,24 @@ class ImagineService:
     async def audit_log(self, community_id: str, actor: Actor, limit: int = 20) -> list[AuditEntry]:
         return await self._admin.audit_log(community_id, actor, limit)
 
-    async def require_admin(self, community_id: str, actor: Actor, action: str) -> None:
-        await self._admin.require_admin(community_id, actor, action)
+    async def require_admin(
+        self, community_id: str, actor: Actor, action: str, *, origin: str = ""
+    ) -> None:
+        await self._admin.require_admin(community_id, actor, action, origin=origin)
+
+    async def note_attempt(
+        self, community_id: str, actor_id: str, *, kind: str, action: str, detail: str, origin: str
+    ) -> None:
+        await self._admin.note_attempt(
+            community_id, actor_id, kind=kind, action=action, detail=detail, origin=origin
+        )
+
+    async def audit_page(
+        self, query: AuditQuery, actor: Actor, *, origin: str = ""
+    ) -> list[AuditEntry]:
+        return await self._admin.audit_page(query, actor, origin=origin)
+
+    async def usage_report(
+        self, community_id: str, actor: Actor, *, days: int = 30, origin: str = ""
+    ) -> UsageReport:
+        return await self._usage.usage_report(community_id, actor, days=days, origin=origin)

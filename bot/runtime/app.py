@@ -138,6 +138,21 @@ async def open_app(settings: Settings, *, clock: Clock | None = None) -> AsyncIt
 
             install_webhooks(settings, server=server, store=store, router=router, http=http)
 
+        if settings.dashboard_enabled:
+            from bot.runtime.dashboard import install_dashboard
+
+            install_dashboard(
+                settings,
+                server=server,
+                http=http,
+                service=service,
+                store=store,
+                router=router,
+                clock=clock,
+            )
+        elif settings.discord_sign_in or settings.slack_sign_in:
+            log.warning("dashboard off: IMAGINE_SECRET_KEY is not set")
+
         async def store_ready() -> str | None:
             await store.ping()
             return None

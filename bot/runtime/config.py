@@ -69,6 +69,16 @@ class Settings(BaseModel):
     # Where Slack-hosted input images (url_private) live; only there does the bot send its token.
     slack_files_url: str = Field("https://files.slack.com/", alias="SLACK_FILES_URL")
 
+    # The moderators' dashboard (docs/dashboard.md): served when the secret key and at least one
+    # sign-in (Discord or Slack OAuth client) are set.
+    secret_key: SecretStr | None = Field(None, alias="IMAGINE_SECRET_KEY")
+    discord_client_id: str | None = Field(None, alias="DISCORD_CLIENT_ID")
+    discord_client_secret: SecretStr | None = Field(None, alias="DISCORD_CLIENT_SECRET")
+    slack_client_id: str | None = Field(None, alias="SLACK_CLIENT_ID")
+    slack_client_secret: SecretStr | None = Field(None, alias="SLACK_CLIENT_SECRET")
+    # Users who see the bot-owner page, as platform:user_id (discord:123, slack:U123).
+    owners: tuple[str, ...] = Field((), alias="IMAGINE_OWNERS")
+
     # Policy defaults; each community may change its own (see docs/settings.md).
     user_rate: str = Field("5/minute", alias="IMAGINE_USER_RATE")
     user_burst: int | None = Field(None, alias="IMAGINE_USER_BURST", ge=1, le=1_000_000)
@@ -126,7 +136,7 @@ class Settings(BaseModel):
             return tuple(" ".join(part.split()) for part in value.split(",") if part.strip())
         return value
 
-    @field_validator("providers", "download_allow", mode="before")
+    @field_validator("providers", "download_allow", "owners", mode="before")
     @classmethod
     def _split_list(cls, value: Any) -> Any:
         if isinstance(value, str):
@@ -224,6 +234,18 @@ class Settings(BaseModel):
         )
 
     @property
+    def discord_sign_in(self) -> bool:
+        return bool(self.discord_client_id and self.discord_client_secret)
+
+    @property
+    def slack_sign_in(self) -> bool:
+        return bool(self.slack_client_id and self.slack_client_secret)
+
+    @property
+    def dashboard_enabled(self) -> bool:
+        return self.secret_key is not None and (self.discord_sign_in or self.slack_sign_in)
+
+    @property
     def discord_enabled(self) -> bool:
         return self.discord_token is not None
 
@@ -291,6 +313,14 @@ def _check_consistency(settings: Settings) -> None:
             raise ConfigError("DISCORD_SHARD_COUNT", "required with DISCORD_SHARD_IDS")
         if any(not 0 <= shard < count for shard in settings.discord_shard_ids):
             raise ConfigError("DISCORD_SHARD_IDS", f"each shard must be from 0 to {count - 1}")
+    key = settings.secret_key.get_secret_value() if settings.secret_key else None
+    if key is not None and len(key) < 16:
+        raise ConfigError("IMAGINE_SECRET_KEY", f"at least 16 characters, not {len(key)}")
+    for owner in settings.owners:
+        if owner.partition(":")[0] not in ("discord", "slack") or not owner.partition(":")[2]:
+            raise ConfigError(
+                "IMAGINE_OWNERS", f"{owner!r}: write each owner as discord:<id> or slack:<id>"
+            )
     if settings.slack_bot_token and not (settings.slack_signing_secret or settings.slack_app_token):
         raise ConfigError(
             "SLACK_SIGNING_SECRET",

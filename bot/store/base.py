@@ -20,6 +20,51 @@ class JobCounts:
 
 
 @dataclass(frozen=True)
+class DayUsage:
+    """Charged images and spend of one UTC day (``day``: days since 1970-01-01)."""
+
+    day: int
+    images: int
+    spend_usd: float
+
+
+@dataclass(frozen=True)
+class UserUsage:
+    user_id: str
+    images: int
+    spend_usd: float
+
+
+@dataclass(frozen=True)
+class ProviderSpend:
+    provider: str
+    images: int
+    spend_usd: float
+
+
+@dataclass(frozen=True)
+class ProviderError:
+    """A provider's newest failed job: its error code and the message its user got."""
+
+    provider: str
+    code: str
+    message: str
+    at: float
+
+
+@dataclass(frozen=True)
+class AuditQuery:
+    """One page of an audit log: entries older than ``before_id`` (0: the newest), optionally of
+    one actor and one kind."""
+
+    community_id: str
+    limit: int = 50
+    before_id: int = 0
+    actor_id: str = ""
+    kind: str = ""
+
+
+@dataclass(frozen=True)
 class Admission:
     """The outcome of ``Store.admit_job``: the job as stored (or the earlier one with the same
     dedupe key), whether it was created now, and the limits' decision."""
@@ -142,6 +187,27 @@ class Store(Protocol):
 
     async def list_audit(self, community_id: str, limit: int) -> list[AuditEntry]:
         """The community's newest audit entries first."""
+
+    async def search_audit(self, query: AuditQuery) -> list[AuditEntry]:
+        """One page of the community's audit log, newest first, filtered by actor and kind."""
+
+    # Reports (the dashboard) -----------------------------------------------------------------
+
+    async def usage_by_day(self, community_id: str, since: float) -> list[DayUsage]:
+        """Charged images and spend per UTC day since ``since``; days without any are left out."""
+
+    async def top_users(self, community_id: str, since: float, limit: int) -> list[UserUsage]: ...
+
+    async def refusals_by_reason(self, community_id: str, since: float) -> dict[str, int]:
+        """Policy refusals (audit kind ``refusal``) since ``since``, counted by action."""
+
+    async def community_job_counts(self, community_id: str) -> JobCounts: ...
+
+    async def spend_by_provider(self, since: float) -> list[ProviderSpend]:
+        """Every community's images and spend since ``since`` by the provider that made them."""
+
+    async def last_provider_errors(self, since: float) -> list[ProviderError]:
+        """Each provider's newest failed job since ``since`` (providers without one are left out)."""
 
 
 def as_follower(job: Job, leader_id: str) -> Job:

@@ -95,6 +95,7 @@ def audit_values(entry: AuditEntry) -> dict[str, Any]:
         "action": entry.action,
         "detail": entry.detail,
         "channel_id": entry.channel_id,
+        "origin": entry.origin,
     }
 
 
@@ -108,4 +109,5 @@ def audit_from_row(row: Row) -> AuditEntry:
         action=row["action"],
         detail=row["detail"],
         channel_id=row["channel_id"],
+        origin=row["origin"],
     )

@@ -12,7 +12,15 @@ from typing import Any
 from bot.domain.community import AuditEntry
 from bot.domain.limits import LimitPlan, Usage
 from bot.domain.models import CommunitySettings, Job, JobStatus, dumps
-from bot.store.base import Admission, JobCounts
+from bot.store.base import (
+    Admission,
+    AuditQuery,
+    DayUsage,
+    JobCounts,
+    ProviderError,
+    ProviderSpend,
+    UserUsage,
+)
 from bot.store.rows import audit_from_row, audit_values, job_from_row, job_step_values
 from bot.store.rules import admit, change_settings, read_usage, settings_from_row
 from bot.store.sql import Sql
@@ -143,3 +151,61 @@ class SqlStore(ABC):
         async with self._reading() as sql:
             rows = await sql.all("list_audit", {"community_id": community_id, "limit": limit})
         return [audit_from_row(row) for row in rows]
+
+    async def search_audit(self, query: AuditQuery) -> list[AuditEntry]:
+        params = {
+            "community_id": query.community_id,
+            "limit": query.limit,
+            "before_id": query.before_id,
+            "actor_id": query.actor_id,
+            "kind": query.kind,
+        }
+        async with self._reading() as sql:
+            rows = await sql.all("search_audit", params)
+        return [audit_from_row(row) for row in rows]
+
+    # Reports (the dashboard) --------------------------------------------------------------------
+
+    async def usage_by_day(self, community_id: str, since: float) -> list[DayUsage]:
+        params = {"community_id": community_id, "since": since}
+        async with self._reading() as sql:
+            rows = await sql.all("usage_by_day", params)
+        return [DayUsage(int(r["day"]), int(r["images"]), float(r["spend"])) for r in rows]
+
+    async def top_users(self, community_id: str, since: float, limit: int) -> list[UserUsage]:
+        params = {"community_id": community_id, "since": since, "limit": limit}
+        async with self._reading() as sql:
+            rows = await sql.all("top_users", params)
+        return [UserUsage(str(r["user_id"]), int(r["images"]), float(r["spend"])) for r in rows]
+
+    async def refusals_by_reason(self, community_id: str, since: float) -> dict[str, int]:
+        params = {"community_id": community_id, "since": since}
+        async with self._reading() as sql:
+            rows = await sql.all("refusals_by_reason", params)
+        return {str(r["action"]): int(r["refusals"]) for r in rows}
+
+    async def community_job_counts(self, community_id: str) -> JobCounts:
+        async with self._reading() as sql:
+            row = await sql.one("community_job_counts", {"community_id": community_id})
+        if row is None:  # pragma: no cover - an aggregate always answers one row
+            return JobCounts(0, 0)
+        return JobCounts(queued=int(row["queued"]), running=int(row["running"]))
+
+    async def spend_by_provider(self, since: float) -> list[ProviderSpend]:
+        async with self._reading() as sql:
+            rows = await sql.all("spend_by_provider", {"since": since})
+        return [
+            ProviderSpend(str(r["provider"]), int(r["images"]), float(r["spend"])) for r in rows
+        ]
+
+    async def last_provider_errors(self, since: float) -> list[ProviderError]:
+        # Each backend's query picks the newest row per provider its own way (SQLite's bare
+        # columns beside MAX, PostgreSQL's DISTINCT ON); the rows read the same.
+        async with self._reading() as sql:
+            rows = await sql.all("last_provider_errors", {"since": since})
+        return [
+            ProviderError(
+                str(r["provider"]), str(r["error_code"]), r["error_message"] or "", float(r["at"])
+            )
+            for r in rows
+        ]

@@ -14,6 +14,7 @@ from typing import Any
 
 from aiohttp import BodyPartReader, WSMsgType, web
 
+from tests.fakes.discord_oauth import DiscordOAuth
 from tests.fakes.discord_spec import SpecViolation, check_request
 
 API_PREFIX = "/api/v10"
@@ -82,8 +83,9 @@ def user_payload(user_id: str, name: str = "someone", bot: bool = False) -> dict
     return data
 
 
-class FakeDiscord:
+class FakeDiscord(DiscordOAuth):
     def __init__(self) -> None:
+        self._oauth_init()
         self.requests: list[Recorded] = []
         self.violations: list[str] = []
         self.messages: dict[str, dict[str, Any]] = {}
@@ -104,6 +106,7 @@ class FakeDiscord:
     async def start(self) -> FakeDiscord:
         app = web.Application(client_max_size=64 * 1024 * 1024)
         app.router.add_get("/gateway", self._gateway)
+        self.add_oauth_routes(app)
         app.router.add_route("*", API_PREFIX + "/{tail:.*}", self._rest)
         self._runner = web.AppRunner(app)
         await self._runner.setup()
@@ -398,7 +401,11 @@ class FakeDiscord:
         return None
 
     def _op_get_my_user(self, r: Recorded, _: web.Request) -> web.Response:
-        return self._need_bot(r) or _json(user_payload(BOT_USER_ID, "imagine", bot=True))
+        return (
+            self.oauth_get_my_user(r)
+            or self._need_bot(r)
+            or _json(user_payload(BOT_USER_ID, "imagine", bot=True))
+        )
 
     def _application(self) -> dict[str, Any]:
         return {

@@ -26,6 +26,8 @@ from typing import Any
 import aiohttp
 from aiohttp import web
 
+from tests.fakes.slack_openid import SlackOpenID
+
 # github.com/slackapi/slack-api-specs web-api/slack_web_openapi_v2_without_examples.json at bc08db4
 # (MIT, Copyright 2017 SlackAPI), copied unchanged.
 SPEC_PATH = Path(__file__).resolve().parent / "specs" / "slack-web-openapi-v2.json"
@@ -224,7 +226,7 @@ class UploadedFile:
     deleted: bool = False
 
 
-class FakeSlack:
+class FakeSlack(SlackOpenID):
     def __init__(
         self,
         token: str = "xoxb-test-token-000000000000",
@@ -259,6 +261,8 @@ class FakeSlack:
         self._app.router.add_get("/link", self._socket)
         self._app.router.add_get("/files-pri/{path:.+}", self._private_file)
         self._app.router.add_get("/signin", self._signin)
+        self._openid_init()
+        self.add_openid_routes(self._app)
         self._runner: web.AppRunner | None = None
         self.port = 0
 
@@ -336,6 +340,9 @@ class FakeSlack:
         token = headers.get("Authorization", "").removeprefix("Bearer ") or args.pop("token", "")
         self.calls.append(Call(method, args, headers))
         self._touch()
+        openid = self.openid_call(method, args, headers.get("Authorization", ""))
+        if openid is not None:
+            return web.json_response(openid)
         if token != (self.app_token if method == "apps.connections.open" else self.token):
             return web.json_response({"ok": False, "error": "invalid_auth"})
         problems = check_arguments(method, args)

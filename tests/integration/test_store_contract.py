@@ -10,8 +10,9 @@ import pytest
 from bot.domain.community import AuditEntry
 from bot.domain.errors import StoreError
 from bot.domain.limits import LimitPlan
-from bot.domain.models import CommunitySettings, JobStatus
+from bot.domain.models import CommunitySettings, Job, JobStatus
 from bot.store import Store
+from bot.store.base import AuditQuery, DayUsage, JobCounts, ProviderError, UserUsage
 from tests.factories import make_job, make_request
 from tests.store_helpers import claim_next_job, enqueue_job, save_settings
 
@@ -389,3 +390,128 @@ async def test_an_unfinished_job_from_an_earlier_day_is_in_flight_but_not_charge
     usage = await store.read_usage(plan, NOW)
     assert (usage.user_images_today, usage.user_in_flight) == (3, 2)
     assert usage.community_images_today == 3
+
+
+# The audit log's pages and the dashboard's reports (issue 21) --------------------------------------
+
+DAY = int(NOW // 86_400)
+
+
+async def test_audit_entries_keep_their_origin_and_pages_filter_by_actor_and_kind(
+    store: Store,
+) -> None:
+    layout = [("a1", "change", "dashboard"), ("a2", "denied", ""), ("a1", "denied", "dashboard")]
+    for i in range(12):
+        actor, kind, origin = layout[i % 3]
+        entry = AuditEntry("c1", NOW + i, actor, kind, "set_daily", f"e{i}", origin=origin)
+        await store.add_audit(entry)
+    await store.add_audit(AuditEntry("c2", NOW, "a1", "change", "set_daily", "elsewhere"))
+    newest = await store.list_audit("c1", 1)
+    assert [(e.detail, e.origin) for e in newest] == [("e11", "dashboard")]
+
+    first = await store.search_audit(AuditQuery("c1", limit=5))
+    assert [e.detail for e in first] == ["e11", "e10", "e9", "e8", "e7"]
+    second = await store.search_audit(AuditQuery("c1", limit=5, before_id=first[-1].id))
+    assert [e.detail for e in second] == ["e6", "e5", "e4", "e3", "e2"]
+    last = await store.search_audit(AuditQuery("c1", limit=5, before_id=second[-1].id))
+    assert [e.detail for e in last] == ["e1", "e0"]
+
+    mine = await store.search_audit(AuditQuery("c1", limit=50, actor_id="a1"))
+    assert len(mine) == 8 and {e.actor_id for e in mine} == {"a1"}
+    denied = await store.search_audit(AuditQuery("c1", limit=50, actor_id="a1", kind="denied"))
+    assert [e.detail for e in denied] == ["e11", "e8", "e5", "e2"]
+    assert all(e.origin == "dashboard" for e in denied)
+    assert [e.origin for e in await store.search_audit(AuditQuery("c1", kind="denied",
+                                                                  actor_id="a2"))] == [""] * 4  # fmt: skip
+    assert [e.detail for e in await store.search_audit(AuditQuery("c2"))] == ["elsewhere"]
+    assert await store.search_audit(AuditQuery("c9")) == []
+
+
+async def test_usage_by_day_and_top_users_count_charged_images_only(store: Store) -> None:
+    def job(user: str, count: int, cost: float, at: float, community: str = "c1") -> str:
+        request = make_request(user_id=user, count=count, community_id=community)
+        made = make_job(request=request, created_at=at, cost_usd=cost)
+        jobs.append(made)
+        return made.id
+
+    jobs: list[Job] = []
+    job("u1", 1, 0.03, NOW - 86_400)  # yesterday
+    job("u1", 2, 0.06, NOW)
+    job("u3", 1, 0.01, NOW + 60)
+    refunded = job("u2", 4, 0.12, NOW + 30)  # cancelled before it was submitted: not charged
+    job("u1", 3, 0.09, NOW - 10 * 86_400)  # before the window
+    job("u4", 2, 0.06, NOW, community="c2")
+    for made in jobs:
+        await enqueue_job(store, made)
+    await store.cancel_job(refunded, NOW + 31)
+
+    since = (DAY - 1) * 86_400.0
+    days = await store.usage_by_day("c1", since)
+    assert [(d.day, d.images) for d in days] == [(DAY - 1, 1), (DAY, 3)]
+    assert [d.spend_usd for d in days] == pytest.approx([0.03, 0.07])
+    assert all(isinstance(d, DayUsage) for d in days)
+    assert await store.usage_by_day("c1", NOW + 3600) == []
+
+    top = await store.top_users("c1", since, 10)
+    assert [(u.user_id, u.images) for u in top] == [("u1", 3), ("u3", 1)]
+    assert top[0].spend_usd == pytest.approx(0.09)
+    assert await store.top_users("c1", since, 1) == [top[0]]
+    assert await store.top_users("c2", since, 10) == [UserUsage("u4", 2, pytest.approx(0.06))]
+
+
+async def test_refusals_are_counted_by_reason_since_a_time(store: Store) -> None:
+    for action in ("user_daily", "user_daily", "blocked_term"):
+        await store.add_audit(AuditEntry("c1", NOW, "u1", "refusal", action, "refused"))
+    await store.add_audit(AuditEntry("c1", NOW - 86_400, "u1", "refusal", "banned", "old"))
+    await store.add_audit(AuditEntry("c1", NOW, "a1", "change", "set_daily", "not a refusal"))
+    await store.add_audit(AuditEntry("c2", NOW, "u2", "refusal", "banned", "elsewhere"))
+    counts = await store.refusals_by_reason("c1", NOW - 60)
+    assert counts == {"user_daily": 2, "blocked_term": 1}
+    assert list(counts) == ["user_daily", "blocked_term"]  # most refusals first
+    assert await store.refusals_by_reason("c3", 0.0) == {}
+
+
+async def test_community_job_counts_split_waiting_from_running(store: Store) -> None:
+    assert await store.community_job_counts("c1") == JobCounts(queued=0, running=0)
+    for _ in range(3):
+        await enqueue_job(store, make_job(created_at=NOW))
+    await enqueue_job(store, make_job(request=make_request(community_id="c2"), created_at=NOW))
+    done = make_job(created_at=NOW)
+    await enqueue_job(store, done)
+    await store.cancel_job(done.id, NOW)
+    claimed = await claim_next_job(store, "w1", NOW, 30, CONSOLE)
+    assert claimed is not None and claimed.community_id == "c1"
+    assert await store.community_job_counts("c1") == JobCounts(queued=2, running=1)
+    assert await store.community_job_counts("c2") == JobCounts(queued=1, running=0)
+
+
+async def test_spend_by_provider_and_each_providers_newest_error(store: Store) -> None:
+    def stored(**values: object) -> None:
+        jobs.append(make_job(**values))
+
+    jobs: list[Job] = []
+    stored(provider="bfl", cost_usd=0.03, created_at=NOW, updated_at=NOW)
+    stored(provider="bfl", cost_usd=0.03, created_at=NOW, updated_at=NOW,
+           error_code="provider_error", error_message="older", status=JobStatus.FAILED)  # fmt: skip
+    stored(provider="bfl", cost_usd=0.0, created_at=NOW, updated_at=NOW + 10,
+           error_code="timeout", error_message="newest", status=JobStatus.FAILED)  # fmt: skip
+    stored(provider="fal", cost_usd=0.10, created_at=NOW, updated_at=NOW,
+           request=make_request(community_id="c2"), error_code="moderated",
+           status=JobStatus.FAILED)  # fmt: skip
+    stored(provider="together", cost_usd=0.02, created_at=NOW - 86_400,
+           updated_at=NOW - 86_400, error_code="old", status=JobStatus.FAILED)  # fmt: skip
+    stored(provider="cache", created_at=NOW, updated_at=NOW, error_code="follower_failed",
+           status=JobStatus.FAILED)  # fmt: skip
+    stored(created_at=NOW, updated_at=NOW)  # never submitted: no provider
+    for made in jobs:
+        await enqueue_job(store, made)
+
+    spend = await store.spend_by_provider(NOW - 60)
+    assert [(s.provider, s.images) for s in spend] == [("fal", 1), ("bfl", 3), ("cache", 1)]
+    assert [s.spend_usd for s in spend] == pytest.approx([0.10, 0.06, 0.0])
+
+    errors = sorted(await store.last_provider_errors(NOW - 60), key=lambda e: e.provider)
+    assert errors == [
+        ProviderError("bfl", "timeout", "newest", NOW + 10),
+        ProviderError("fal", "moderated", "", NOW),
+    ]

@@ -61,3 +61,23 @@ def test_dotenv_is_read_and_the_environment_wins(tmp_path: Path) -> None:
     settings = load_settings({"IMAGINE_HTTP_PORT": "9100"}, env_file=env_file)
     assert settings.workers == 7
     assert settings.http_port == 9100
+
+
+def test_the_dashboard_needs_the_secret_key_and_a_sign_in_client() -> None:
+    client = {"DISCORD_CLIENT_ID": "1", "DISCORD_CLIENT_SECRET": "s"}
+    assert not load_settings(client, env_file=None).dashboard_enabled
+    key = {"IMAGINE_SECRET_KEY": "k" * 16}
+    assert not load_settings(key, env_file=None).dashboard_enabled
+    assert load_settings({**client, **key}, env_file=None).dashboard_enabled
+
+
+def test_owners_and_the_secret_keys_length_are_checked() -> None:
+    settings = load_settings({"IMAGINE_OWNERS": "discord:1, slack:U2"}, env_file=None)
+    assert settings.owners == ("discord:1", "slack:U2")
+    with pytest.raises(ConfigError) as wrong:
+        load_settings({"IMAGINE_OWNERS": "12345"}, env_file=None)
+    assert "IMAGINE_OWNERS" in str(wrong.value)
+    with pytest.raises(ConfigError) as short:
+        load_settings({"IMAGINE_SECRET_KEY": "short"}, env_file=None)
+    assert "IMAGINE_SECRET_KEY: at least 16 characters, not 5" in str(short.value)
+    assert "short" not in str(short.value).replace("IMAGINE", "")

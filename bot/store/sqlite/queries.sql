@@ -177,12 +177,23 @@ ORDER BY c.created_at DESC
 LIMIT 1
 
 -- name: add_audit
-INSERT INTO audit_log (community_id, at, actor_id, kind, action, detail, channel_id)
-VALUES (:community_id, :at, :actor_id, :kind, :action, :detail, :channel_id)
+INSERT INTO audit_log (community_id, at, actor_id, kind, action, detail, channel_id, origin)
+VALUES (:community_id, :at, :actor_id, :kind, :action, :detail, :channel_id, :origin)
 
 -- name: list_audit
-SELECT id, community_id, at, actor_id, kind, action, detail, channel_id FROM audit_log
+SELECT id, community_id, at, actor_id, kind, action, detail, channel_id, origin FROM audit_log
 WHERE community_id = :community_id
+ORDER BY id DESC
+LIMIT :limit
+
+-- name: search_audit
+-- One page of a community's log, newest first, older than :before_id (0: from the newest);
+-- '' for :actor_id or :kind matches every actor or kind.
+SELECT id, community_id, at, actor_id, kind, action, detail, channel_id, origin FROM audit_log
+WHERE community_id = :community_id
+  AND (:before_id = 0 OR id < :before_id)
+  AND (:actor_id = '' OR actor_id = :actor_id)
+  AND (:kind = '' OR kind = :kind)
 ORDER BY id DESC
 LIMIT :limit
 
@@ -194,3 +205,48 @@ WHERE c.community_id = :community_id AND c.cache_key = :cache_key
   AND (j.provider IS NULL OR j.provider != 'cache')
 ORDER BY c.created_at
 LIMIT 1
+
+-- name: usage_by_day
+-- Charged images and spend per UTC day (day number since 1970) since :since.
+SELECT CAST(created_at / 86400 AS INTEGER) AS day, COALESCE(SUM(image_count), 0) AS images,
+       COALESCE(SUM(cost_usd), 0) AS spend
+FROM jobs
+WHERE community_id = :community_id AND created_at >= :since
+  AND (status IN ('queued', 'submitted', 'fetched', 'delivered')
+       OR (status = 'cancelled' AND submit_started_at IS NOT NULL))
+GROUP BY 1 ORDER BY 1
+
+-- name: top_users
+SELECT user_id, COALESCE(SUM(image_count), 0) AS images, COALESCE(SUM(cost_usd), 0) AS spend
+FROM jobs
+WHERE community_id = :community_id AND created_at >= :since
+  AND (status IN ('queued', 'submitted', 'fetched', 'delivered')
+       OR (status = 'cancelled' AND submit_started_at IS NOT NULL))
+GROUP BY user_id ORDER BY 2 DESC, 1 LIMIT :limit
+
+-- name: refusals_by_reason
+SELECT action, COUNT(*) AS refusals FROM audit_log
+WHERE community_id = :community_id AND kind = 'refusal' AND at >= :since
+GROUP BY action ORDER BY 2 DESC, 1
+
+-- name: community_job_counts
+SELECT
+    COALESCE(SUM(CASE WHEN status = 'queued' AND lease_owner IS NULL THEN 1 ELSE 0 END), 0)
+        AS queued,
+    COALESCE(SUM(CASE WHEN lease_owner IS NOT NULL THEN 1 ELSE 0 END), 0) AS running
+FROM jobs WHERE community_id = :community_id AND status IN ('queued', 'submitted', 'fetched')
+
+-- name: spend_by_provider
+SELECT COALESCE(provider, '') AS provider, COALESCE(SUM(image_count), 0) AS images,
+       COALESCE(SUM(cost_usd), 0) AS spend
+FROM jobs
+WHERE created_at >= :since AND provider IS NOT NULL
+GROUP BY 1 ORDER BY 3 DESC, 1
+
+-- name: last_provider_errors
+-- Each provider's newest failed job since :since (SQLite takes the other columns from the row
+-- that holds the MAX).
+SELECT provider, error_code, error_message, MAX(updated_at) AS at FROM jobs
+WHERE provider IS NOT NULL AND provider != 'cache' AND error_code IS NOT NULL
+  AND updated_at >= :since
+GROUP BY provider

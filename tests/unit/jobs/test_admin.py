@@ -12,6 +12,7 @@ from bot.domain.community import Actor, AddItem, SetValue
 from bot.domain.community_settings import ADMIN_ROLES, BLOCKED_TERMS, SAFETY
 from bot.domain.errors import PolicyRefusal
 from bot.jobs.admin import MAX_AUDIT_ENTRIES, Admin
+from bot.store.base import AuditQuery
 
 OWNER = Actor("owner", is_platform_admin=True)
 MOD = Actor("mod", role_ids=("r-mod",))
@@ -67,3 +68,42 @@ async def test_the_word_list_and_the_log_are_for_admins_only(admin: Admin) -> No
         "read_audit_log",
         "list_blocked_terms",
     ]
+
+
+async def test_changes_and_refusals_carry_where_they_were_made(admin: Admin) -> None:
+    await admin.update_settings("g1", OWNER, SetValue(SAFETY, "strict"), origin="dashboard")
+    with pytest.raises(PolicyRefusal):
+        await admin.update_settings("g1", MEMBER, SetValue(SAFETY, "adult"), origin="dashboard")
+    with pytest.raises(PolicyRefusal):
+        await admin.require_admin("g1", MEMBER, "open_dashboard", origin="dashboard")
+    await admin.note_attempt(
+        "g1", "member", kind="denied", action="form", detail="bad token", origin="dashboard"
+    )
+    await admin.update_settings("g1", OWNER, AddItem(BLOCKED_TERMS, "wyvern"))  # a chat command
+    log = await admin.audit_log("g1", OWNER)
+    assert [(e.kind, e.action, e.origin) for e in log] == [
+        ("change", BLOCKED_TERMS.add_action, ""),
+        ("denied", "form", "dashboard"),
+        ("denied", "open_dashboard", "dashboard"),
+        ("denied", SAFETY.action, "dashboard"),
+        ("change", SAFETY.action, "dashboard"),
+    ]
+
+
+async def test_audit_pages_are_for_admins_only_and_capped(admin: Admin) -> None:
+    for i in range(5):
+        await admin.update_settings("g1", OWNER, AddItem(BLOCKED_TERMS, f"t{i}"))
+    first = await admin.audit_page(AuditQuery("g1", limit=2), OWNER)
+    assert [e.detail for e in first] == ["blocked term added: 't4'", "blocked term added: 't3'"]
+    rest = await admin.audit_page(AuditQuery("g1", limit=0, before_id=first[-1].id), OWNER)
+    assert len(rest) == 1  # a limit below one reads one entry
+    every = await admin.audit_page(AuditQuery("g1", limit=10 * MAX_AUDIT_ENTRIES), OWNER)
+    assert len(every) == 5
+    with pytest.raises(PolicyRefusal):
+        await admin.audit_page(AuditQuery("g1"), MEMBER, origin="dashboard")
+    [refused] = await admin.audit_page(AuditQuery("g1", kind="denied"), OWNER)
+    assert (refused.action, refused.actor_id, refused.origin) == (
+        "read_audit_log",
+        "member",
+        "dashboard",
+    )

@@ -1,0 +1,59 @@
+"""The dashboard mounted on the bot's HTTP server from the settings (``open_app`` calls
+``install_dashboard`` when IMAGINE_SECRET_KEY and a sign-in client are set)."""
+
+from __future__ import annotations
+
+import httpx
+
+from bot.domain.clock import Clock
+from bot.jobs.service import ImagineService
+from bot.net.server import HttpServer
+from bot.providers.router import Router
+from bot.runtime.config import Settings
+from bot.store import Store
+from bot.web.app import Dashboard, DashboardConfig
+from bot.web.signin import DiscordSignIn, SignIn, SlackSignIn
+
+
+def install_dashboard(
+    settings: Settings,
+    *,
+    server: HttpServer,
+    http: httpx.AsyncClient,
+    service: ImagineService,
+    store: Store,
+    router: Router,
+    clock: Clock,
+) -> Dashboard:
+    signins: dict[str, SignIn] = {}
+    if settings.discord_sign_in:
+        signins["discord"] = DiscordSignIn(
+            http,
+            api_base=settings.discord_api_base,
+            client_id=str(settings.discord_client_id),
+            client_secret=settings.secret("DISCORD_CLIENT_SECRET") or "",
+            bot_token=settings.secret("DISCORD_TOKEN"),
+        )
+    if settings.slack_sign_in:
+        signins["slack"] = SlackSignIn(
+            http,
+            api_url=settings.slack_api_url,
+            client_id=str(settings.slack_client_id),
+            client_secret=settings.secret("SLACK_CLIENT_SECRET") or "",
+            bot_token=settings.secret("SLACK_BOT_TOKEN"),
+        )
+    config = DashboardConfig(
+        secret_key=settings.secret("IMAGINE_SECRET_KEY") or "",
+        public_url=settings.public_url,
+        owners=frozenset(settings.owners),
+    )
+    dashboard = Dashboard(
+        config,
+        signins=signins,
+        service=service,
+        store=store,
+        router=router,
+        clock=clock,
+    )
+    server.app.add_subapp("/dashboard", dashboard.web_app())
+    return dashboard
