@@ -11,6 +11,8 @@ import pytest
 
 from bot.runtime.app import App, open_app
 from bot.runtime.config import Settings, load_settings
+from bot.store import Store, open_store
+from tests.pg import private_schema
 
 ENV_PREFIXES = ("IMAGINE_", "BFL_", "FAL_", "TOGETHER_", "DISCORD_", "SLACK_", "AWS_", "S3_")
 
@@ -56,4 +58,15 @@ def settings(data_dir: Path) -> Settings:
 @pytest.fixture
 async def app(settings: Settings) -> AsyncIterator[App]:
     async with open_app(settings) as opened:
+        yield opened
+
+
+@pytest.fixture(params=["sqlite", "postgres"])
+async def store(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[Store]:
+    """A fresh store, the test run once on each backend (the PostgreSQL one in a private schema)."""
+    if request.param == "postgres":
+        async with private_schema() as url, open_store(url) as opened:
+            yield opened
+        return
+    async with open_store(f"sqlite:///{tmp_path / 'contract.db'}") as opened:
         yield opened

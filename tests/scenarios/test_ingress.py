@@ -23,7 +23,7 @@ from tests.fakes.discord import BOT_TOKEN as DISCORD_TOKEN
 from tests.fakes.discord import GUILD_ID, MANAGE_GUILD, MEMBER_PERMISSIONS, FakeDiscord
 from tests.fakes.slack import FakeSlack, sign, signed_headers
 from tests.pg import private_schema
-from tests.reliability.conftest import opened_app, settle
+from tests.scenarios.conftest import opened_app, settle
 from tests.slack.conftest import BOT_TOKEN, SIGNING_SECRET, SlackBot, new_trigger
 
 

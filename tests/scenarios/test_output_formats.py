@@ -11,7 +11,7 @@ import pytest
 from PIL import Image
 
 from bot.domain.models import JobStatus
-from tests.integration.test_provider_failover import fakes, run_job
+from tests.scenarios.test_provider_failover import fakes, run_job
 
 __all__ = ["fakes"]
 

@@ -15,7 +15,7 @@ from bot.runtime.app import App
 from tests.discord.conftest import Bot, bot, fake_discord  # noqa: F401 (fixtures)
 from tests.discord.test_admin import admin_command, answer
 from tests.fakes.discord import GUILD_ID, user_payload
-from tests.policy.test_console_settings import console
+from tests.scenarios.test_console_settings import console
 from tests.slack.conftest import TEAM, SlackBot, fake_slack, slack_bot  # noqa: F401 (fixtures)
 from tests.slack.test_admin import _admin as slack_admin
 

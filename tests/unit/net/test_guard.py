@@ -1,6 +1,6 @@
 """The SSRF guard on the bot's client, faked at the transport (httpx.MockTransport): what it asks
 for once a hop is vetted. The refusals themselves, against real sockets, are in
-tests/reliability/test_input_urls.py."""
+tests/scenarios/test_input_urls.py."""
 
 from __future__ import annotations
 

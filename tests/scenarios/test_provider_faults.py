@@ -29,7 +29,7 @@ from tests.fakes.fal import FakeFal
 from tests.fakes.provider_common import FakeServer, Fault, Sink
 from tests.fakes.rawhttp import RawServer, trickle
 from tests.fakes.together import FakeTogether
-from tests.reliability.conftest import LogCapture, RecordingPort, opened_app
+from tests.scenarios.conftest import LogCapture, RecordingPort, opened_app
 
 KEYS = {"bfl": "BFL_API_KEY", "fal": "FAL_KEY", "together": "TOGETHER_API_KEY"}
 BASES = {"bfl": "BFL_API_BASE", "fal": "FAL_QUEUE_BASE", "together": "TOGETHER_API_BASE"}

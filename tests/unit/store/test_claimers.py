@@ -14,7 +14,7 @@ from bot.providers.offline import OfflineProvider
 from bot.providers.router import Router
 from bot.runtime.app import App
 from tests.factories import make_request
-from tests.integration.test_image_concurrency import CountingDelivery
+from tests.scenarios.test_image_concurrency import CountingDelivery
 
 
 class SlowOffline(OfflineProvider):

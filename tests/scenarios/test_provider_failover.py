@@ -24,7 +24,7 @@ from tests.fakes.bfl import FakeBfl
 from tests.fakes.fal import FakeFal
 from tests.fakes.provider_common import Fault
 from tests.fakes.together import FakeTogether
-from tests.integration.test_job_flow import RecordingPort
+from tests.scenarios.test_job_flow import RecordingPort
 
 
 @pytest.fixture

@@ -18,12 +18,12 @@ from bot.net.httpclient import open_http_client
 from bot.providers.bfl import BflProvider
 from bot.runtime.app import open_app
 from bot.runtime.config import load_settings
+from tests.contract.test_provider_contract import Rig
 from tests.factories import make_request
 from tests.fakes.bfl import FakeBfl
 from tests.fakes.fal import FakeFal
 from tests.fakes.provider_common import Fault
-from tests.integration.test_job_flow import RecordingPort
-from tests.integration.test_provider_contract import Rig
+from tests.scenarios.test_job_flow import RecordingPort
 
 
 async def test_a_trickling_answer_is_cut_at_its_time_cap() -> None:

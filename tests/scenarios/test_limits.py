@@ -20,7 +20,7 @@ from bot.providers.router import Router
 from bot.runtime.app import App
 from tests.factories import make_request
 from tests.pg import private_schema
-from tests.reliability.conftest import RecordingPort, opened_app, settle
+from tests.scenarios.conftest import RecordingPort, opened_app, settle
 
 
 @contextlib.asynccontextmanager

@@ -21,7 +21,7 @@ from bot.store.sql import load_queries
 from bot.store.sqlite import SqliteStore
 from tests.factories import make_job, make_request
 from tests.fakes.slack import FakeSlack, form_body, signed_headers
-from tests.reliability.conftest import LogCapture, RecordingPort, opened_app, settle
+from tests.scenarios.conftest import LogCapture, RecordingPort, opened_app, settle
 from tests.store_helpers import enqueue_job
 
 SECRET = "reliability-signing-secret-7d1e"

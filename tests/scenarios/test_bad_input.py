@@ -21,7 +21,7 @@ from bot.media import images
 from tests.discord.conftest import Bot
 from tests.factories import make_request
 from tests.fakes.discord import GUILD_ID, Recorded
-from tests.reliability.conftest import RecordingPort, opened_app, settle
+from tests.scenarios.conftest import RecordingPort, opened_app, settle
 from tests.slack.conftest import SlackBot
 from tests.store_helpers import save_settings
 

@@ -12,7 +12,7 @@ import yaml
 from bot.runtime.cli import _parser
 from bot.runtime.config import load_settings
 
-COMPOSE = Path(__file__).resolve().parents[2] / "docker-compose.yml"
+COMPOSE = Path(__file__).resolve().parents[3] / "docker-compose.yml"
 
 
 def _compose() -> dict[str, Any]:

@@ -9,7 +9,7 @@ from bot.domain.community_settings import CACHE, CHANNEL_SAFETY, SAFETY
 from bot.domain.models import Job, JobStatus
 from bot.runtime.app import App
 from tests.factories import make_request
-from tests.integration.test_job_flow import RecordingPort, ScriptedProvider, with_providers
+from tests.scenarios.test_job_flow import RecordingPort, ScriptedProvider, with_providers
 
 OWNER = Actor("owner", is_platform_admin=True)
 
