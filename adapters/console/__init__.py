@@ -1,5 +1,18 @@
 """The console adapter: the whole /imagine flow on stdin/stdout, offline by default."""
 
-from adapters.console.adapter import ConsoleAdapter, ConsoleDelivery
+from __future__ import annotations
 
-__all__ = ["ConsoleAdapter", "ConsoleDelivery"]
+from adapters.console.adapter import ConsoleAdapter, ConsoleDelivery
+from bot.runtime.app import App
+from bot.runtime.config import Settings
+
+
+def create_adapter(app: App, *, gateway: bool = True) -> ConsoleAdapter:
+    return ConsoleAdapter(app)
+
+
+async def doctor_check(settings: Settings) -> str:
+    return "stdin and stdout, nothing to check"
+
+
+__all__ = ["ConsoleAdapter", "ConsoleDelivery", "create_adapter", "doctor_check"]

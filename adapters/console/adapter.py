@@ -18,6 +18,8 @@ from bot.ports import OutImage, Progress
 from bot.runtime.app import App
 from bot.text import replies
 from bot.text.flags import ImagineArgs, flags_help, parse_imagine
+from bot.text.personal import HISTORY_EMPTY, PREFERENCES_RESET, history_lines, preferences_text
+from bot.text.preferences import PREFER_HELP, ResetPreferences, SetPreference, parse_prefer
 from bot.text.request import build_request
 from bot.text.settings import (
     ListBlockedTerms,
@@ -39,6 +41,8 @@ HELP = f"""Commands:
   /cancel <job>                 cancel a job that has not finished
   /reroll <job>  /vary <job>  /upscale <job>  /edit <job> <new prompt>
   /quota                        what you may still imagine today
+  /history [count]              your recent images; /rerun <job> makes one again
+  /prefer [show|reset|<name> <value>]  your own defaults (/prefer help for the list)
   /settings [...]               this community's settings (/settings help for the list)
   /help                         this text
 Options of /imagine:
@@ -46,6 +50,15 @@ Options of /imagine:
 
 Write = Callable[[str], None]
 ReadLine = Callable[[], Awaitable[str]]
+
+
+DEFAULT_HISTORY = 10
+
+
+def _file_of(job: Job) -> str | None:
+    """Where the console saved a delivered image (its delivery receipt)."""
+    saved = (job.delivery or {}).get("paths")
+    return ", ".join(saved) if isinstance(saved, list) and saved else None
 
 
 def _stdout_write(line: str) -> None:
@@ -111,15 +124,28 @@ class ConsoleAdapter:
     def attach(self) -> None:
         self._app.add_delivery(PLATFORM, self.delivery)
 
-    async def run(self) -> int:
-        """Read commands until the end of input, then finish the accepted jobs and return 0."""
-        while True:
-            line = await self._readline()
-            if not line:
-                break
-            await self.handle(line.strip())
-        await self.drain()
-        return 0
+    async def run(self, stop: asyncio.Event) -> None:
+        """Read commands until the end of input (or ``stop``), finish the accepted jobs, then set
+        ``stop``: the console is the whole process's input."""
+        stopped = asyncio.ensure_future(stop.wait())
+        try:
+            while not stop.is_set():
+                reading = asyncio.ensure_future(self._readline())
+                await asyncio.wait({reading, stopped}, return_when=asyncio.FIRST_COMPLETED)
+                if not reading.done():
+                    reading.cancel()
+                    return
+                line = reading.result()
+                if not line:
+                    break
+                await self.handle(line.strip())
+            await self.drain()
+        finally:
+            stopped.cancel()
+            stop.set()
+
+    async def aclose(self) -> None:
+        return None  # nothing of its own to release: the app owns the store and the workers
 
     async def drain(self) -> None:
         """Wait until every console job has had its outcome shown."""
@@ -155,6 +181,13 @@ class ConsoleAdapter:
                 self._write(line)
         elif command in ("/settings", "/imagine-admin"):
             await self._settings(rest)
+        elif command == "/history":
+            await self._history(rest)
+        elif command == "/rerun":
+            accepted = await service.rerun(rest, self._request(ImagineArgs("")))
+            self._announce(accepted.job, accepted.position)
+        elif command == "/prefer":
+            await self._prefer(rest)
         elif command == "/status":
             job = await service.job(rest)
             self._write(f"job {job.id}: {job.status.value}")
@@ -199,6 +232,30 @@ class ConsoleAdapter:
         else:
             changed = await service.update_settings(COMMUNITY, actor, command)
             self._write(changed.message)
+
+    async def _history(self, rest: str) -> None:
+        count = int(rest) if rest.isdigit() else DEFAULT_HISTORY
+        jobs = await self._app.service.history(PLATFORM, self._user, count)
+        if not jobs:
+            self._write(HISTORY_EMPTY)
+        for job, line in zip(jobs, history_lines(jobs, self._app.catalog, _file_of), strict=True):
+            self._write(f"{line} · job {job.id}")
+
+    async def _prefer(self, rest: str) -> None:
+        service = self._app.service
+        if rest.strip() == "help":
+            self._write(PREFER_HELP)
+            return
+        command = parse_prefer(rest)
+        if isinstance(command, ResetPreferences):
+            await service.reset_preferences(PLATFORM, self._user)
+            self._write(PREFERENCES_RESET)
+            return
+        if isinstance(command, SetPreference):
+            prefs = await service.prefer(PLATFORM, self._user, {command.name: command.value})
+        else:
+            prefs = await service.preferences(PLATFORM, self._user)
+        self._write(preferences_text(prefs))
 
     def _request(self, args: ImagineArgs, inputs: tuple[str, ...] = ()) -> ImagineRequest:
         self._counter += 1

@@ -24,6 +24,7 @@ from adapters.discord.login import (
     configure_endpoints,
     rest_only_client,
 )
+from adapters.discord.personal import RerunButton
 from adapters.discord.startup import start_gateway
 from bot.domain.errors import ConfigError
 from bot.runtime.app import App
@@ -69,7 +70,8 @@ class DiscordAdapter:
         if self.client is not None:
             build_tree(self.client, self.handler, app.catalog)
             ResultButton.handler = self.handler
-            self.client.add_dynamic_items(ResultButton)
+            RerunButton.handler = self.handler
+            self.client.add_dynamic_items(ResultButton, RerunButton)
             handler = self.handler
 
             async def on_interaction(interaction: discord.Interaction) -> None:

@@ -321,6 +321,7 @@ def build_admin_group(
     switch("cache", "Whether seeded requests may reuse a stored image")
     switch("enhance", "Prompt upsampling when a request does not say (where offered)")
     switch("admins-exempt", "Whether admins skip the per-user limits")
+    switch("private", "Whether users may ask for private images (seen by them only)")
 
     admin_roles = app_commands.Group(
         name="admin-roles",

@@ -8,6 +8,7 @@ import discord
 from discord import app_commands
 
 from adapters.discord.admin import build_admin_group
+from adapters.discord.personal import build_personal_commands
 from bot.domain.catalog import Catalog
 from bot.domain.models import OUTPUT_FORMATS
 
@@ -28,9 +29,11 @@ HELP_TEXT = """**/imagine** turns a description into an image with FLUX.2.
 • `image`: a picture to edit or start from
 • `format`: jpeg (default), png or webp; `enhance`: let the model detail the prompt
 • `steps`, `guidance`: FLUX.2 [flex] only, within its range
+• `private`: show the image to you only (it never appears in the channel)
 Under each image: **Reroll** (new seed), **Vary** (a close variation), **Edit** (new prompt on \
 this image), **Upscale to Max** (the highest-quality model), **Delete** (the requester or a moderator).
-**/quota** shows how many images you have left. Moderators: **/imagine-admin**."""
+**/quota** shows how many images you have left. Moderators: **/imagine-admin**.
+**/history** lists your recent images with a Re-run button each; **/prefer set** keeps your own defaults (model, aspect, format, count, private, enhance, a suffix for every prompt), **/prefer show**, **/prefer reset**. /imagine also works in a DM with the bot."""
 
 
 def build_tree(
@@ -63,10 +66,13 @@ def build_tree(
         enhance="Let the provider rewrite the prompt in more detail (prompt upsampling)",
         steps="Inference steps (FLUX.2 [flex] only)",
         guidance="Guidance scale (FLUX.2 [flex] only)",
+        private="Show the image to you only",
     )
     @app_commands.rename(output_format="format")
     @app_commands.choices(model=model_choices, aspect=aspect_choices, output_format=format_choices)
-    @app_commands.guild_only()
+    # Servers, the bot's DM and private channels; installed to a server or to a user's account.
+    @app_commands.allowed_installs(guilds=True, users=True)
+    @app_commands.allowed_contexts(guilds=True, dms=True, private_channels=True)
     async def imagine(
         interaction: discord.Interaction,
         prompt: app_commands.Range[str, 1, 2000],
@@ -78,6 +84,7 @@ def build_tree(
         enhance: bool | None = None,
         steps: app_commands.Range[int, 1, MAX_STEPS] | None = None,
         guidance: app_commands.Range[float, 0.0, MAX_GUIDANCE] | None = None,
+        private: bool | None = None,
     ) -> None:
         await need().imagine(
             interaction,
@@ -90,9 +97,12 @@ def build_tree(
             enhance=enhance,
             steps=steps,
             guidance=guidance,
+            private=private,
         )
 
     @app_commands.command(name="imagine-help", description="How to use /imagine")
+    @app_commands.allowed_installs(guilds=True, users=True)
+    @app_commands.allowed_contexts(guilds=True, dms=True, private_channels=True)
     async def imagine_help(interaction: discord.Interaction) -> None:
         await interaction.response.send_message(HELP_TEXT, ephemeral=True)
 
@@ -100,4 +110,6 @@ def build_tree(
     tree.add_command(imagine_help)
     for command in build_admin_group(lambda: need().admin, catalog):
         tree.add_command(command)
+    for personal in build_personal_commands(lambda: need().personal, catalog):
+        tree.add_command(personal)
     return tree

@@ -1,6 +1,6 @@
 """Discord's DeliveryPort: edits the deferred interaction response through the interaction's
 webhook, or, once the 15-minute interaction token is gone, posts in the channel with the bot token
-and mentions the requester. All through discord.py, logged in without the gateway, so any worker
+and mentions the requester (never for personal use or a private image: those wait in /history). All through discord.py, logged in without the gateway, so any worker
 process delivers."""
 
 from __future__ import annotations
@@ -24,6 +24,7 @@ from bot.domain.catalog import Catalog
 from bot.domain.clock import Clock
 from bot.domain.errors import ConfigError, DeliveryError, InvalidImage
 from bot.domain.models import Job, JobStatus
+from bot.domain.personal import is_personal
 from bot.media import images
 from bot.ports import OutImage, Progress
 
@@ -46,6 +47,9 @@ APPLICATION_ID = "application_id"
 INTERACTION_ID = "interaction_id"
 INTERACTION_TOKEN = "interaction_token"  # noqa: S105 - a key name, not a secret
 SIZE_LIMIT = "size_limit"
+# Set when the deferral was ephemeral. A job made private later (by the user's /prefer) on a
+# public deferral gets its image as an ephemeral follow-up instead of in that public message.
+EPHEMERAL_ACK = "ephemeral_ack"
 
 # Discord's id of an interaction's original response in webhook message routes; discord.py puts
 # the id into the route as given (typed ``int`` there, as ordinary message ids are).
@@ -105,11 +109,15 @@ class DiscordDelivery:
 
     async def progress(self, job: Job, progress: Progress) -> None:
         token = self._live_token(job)
-        if token is None:
+        if token is None or _private_on_public_ack(job):
             return
         if self._token_left(job) < LATE_NOTICE:
             # The last edit this token allows: say where the image will appear instead.
-            content = messages.late_text(job)
+            content = (
+                messages.late_history_text(job)
+                if _interaction_only(job)
+                else messages.late_text(job)
+            )
         elif progress.stage == "queued":
             content = messages.queued_text(job, progress.queue_position or 0)
         else:
@@ -137,7 +145,23 @@ class DiscordDelivery:
         token = self._live_token(job)
         operation = "edit_original_response"
         try:
-            if token is not None:
+            if token is not None and _private_on_public_ack(job):
+                operation = "create_followup_message"
+                try:
+                    webhook = await self._interaction(job, token)
+                    followup = await webhook.send(
+                        embed=self._result_embed(job, uploads),
+                        files=[upload.file() for upload in uploads],
+                        view=result_view(job),
+                        ephemeral=True,
+                        allowed_mentions=NO_MENTIONS,
+                        wait=True,
+                    )
+                    return _receipt(followup, "followup")
+                except discord.HTTPException as exc:
+                    if not _token_gone(exc):
+                        raise
+            elif token is not None:
                 try:
                     webhook = await self._interaction(job, token)
                     message: discord.Message = await webhook.edit_message(
@@ -153,6 +177,10 @@ class DiscordDelivery:
                     if not _token_gone(exc):
                         raise
                     log.info("job %s: interaction token gone; posting in the channel", job.id)
+            if _interaction_only(job):
+                # No channel to post in (or the image is private): it waits in /history.
+                log.info("job %s: interaction token gone; the image is left in /history", job.id)
+                return {"via": "history"}
             operation = "create_message"
             uploads = await asyncio.to_thread(_refit, uploads, min(limit, DEFAULT_UPLOAD_LIMIT))
             channel = await self._channel(job)
@@ -207,8 +235,10 @@ class DiscordDelivery:
                 except discord.HTTPException as exc:
                     if not _token_gone(exc):
                         raise
-            if job.status is JobStatus.CANCELLED:
-                return  # the requester (or a moderator) cancelled it; no need to tell the channel
+            if job.status is JobStatus.CANCELLED or _interaction_only(job):
+                # Cancelled by the requester (or a moderator): no need to tell the channel.
+                # Personal or private: never in a channel; /history shows the outcome.
+                return
             operation = "create_message"
             channel = await self._channel(job)
             await channel.send(
@@ -263,6 +293,16 @@ class DiscordDelivery:
         if self._token_left(job) < 0:
             return None
         return token
+
+
+def _private_on_public_ack(job: Job) -> bool:
+    return job.request.private and not job.request.reply.data.get(EPHEMERAL_ACK)
+
+
+def _interaction_only(job: Job) -> bool:
+    """Outcomes of personal use (the bot may not post in a DM or a server without it) and of
+    private requests go through the interaction only, never into a channel."""
+    return job.request.private or is_personal(job.community_id)
 
 
 def _token_gone(exc: discord.HTTPException) -> bool:

@@ -9,7 +9,6 @@ import discord
 from discord import app_commands
 
 from adapters.discord.login import configure_endpoints, rest_only_client
-from bot.ops.doctor import register_check
 from bot.runtime.config import Settings
 
 
@@ -44,7 +43,3 @@ async def check_discord(settings: Settings) -> str:
         else "/imagine is not registered globally: run imagine-bot sync-commands"
     )
     return f"logged in as {user.name} ({user.id}); {listed}"
-
-
-def register_doctor_check() -> None:
-    register_check("discord", check_discord)

@@ -16,14 +16,17 @@ from adapters.discord.admin import AdminCommands, actor_of
 from adapters.discord.components import EditPromptModal
 from adapters.discord.delivery import (
     APPLICATION_ID,
+    EPHEMERAL_ACK,
     INTERACTION_ID,
     INTERACTION_TOKEN,
     PLATFORM,
     SIZE_LIMIT,
     DiscordDelivery,
 )
+from adapters.discord.personal import PersonalCommands
 from bot.domain.errors import ImagineError, JobNotFound, RequestRejected
 from bot.domain.models import ImagineRequest, ReplyTarget
+from bot.domain.personal import PERSONAL_COMMUNITY
 from bot.jobs.service import Accepted
 from bot.runtime.app import App
 from bot.text import replies
@@ -40,6 +43,7 @@ class InteractionHandler:
         self._app = app
         self._delivery = delivery
         self.admin = AdminCommands(app)
+        self.personal = PersonalCommands(app)
 
     # /imagine -----------------------------------------------------------------------------------
 
@@ -56,8 +60,9 @@ class InteractionHandler:
         enhance: bool | None = None,
         steps: int | None = None,
         guidance: float | None = None,
+        private: bool | None = None,
     ) -> None:
-        if not await acknowledge(interaction, thinking=True):
+        if not await acknowledge(interaction, thinking=True, ephemeral=bool(private)):
             return
         inputs: tuple[str, ...] = ()
         if image is not None:
@@ -80,7 +85,7 @@ class InteractionHandler:
         except RequestRejected as exc:
             await self._refuse(interaction, exc.user_message)
             return
-        request = self._request(interaction, args, inputs)
+        request = self._request(interaction, args, inputs, private=bool(private))
         await self._submit(interaction, lambda: self._app.service.imagine(request))
 
     # Buttons and the Edit modal -----------------------------------------------------------------
@@ -92,12 +97,23 @@ class InteractionHandler:
         if action == "delete":
             await self._delete(interaction, job_id)
             return
-        if not await acknowledge(interaction, thinking=True):
+        # A button under a private (ephemeral) image answers privately too.
+        private = _on_ephemeral_message(interaction)
+        if not await acknowledge(interaction, thinking=True, ephemeral=private):
             return
-        request = self._request(interaction, ImagineArgs(""))
+        request = self._request(interaction, ImagineArgs(""), private=private)
         await self._submit(
             interaction, lambda: self._app.service.follow_up(job_id, action, request)
         )
+
+    async def rerun(self, interaction: discord.Interaction, job_id: str) -> None:
+        """Re-run under a /history line (an ephemeral message): a private new image, for the
+        job's own requester only."""
+        private = _on_ephemeral_message(interaction)
+        if not await acknowledge(interaction, thinking=True, ephemeral=private):
+            return
+        request = self._request(interaction, ImagineArgs(""), private=private)
+        await self._submit(interaction, lambda: self._app.service.rerun(job_id, request))
 
     async def on_interaction(self, interaction: discord.Interaction) -> None:
         """Modal submissions of Edit (the one interaction kind not routed by discord.py here)."""
@@ -106,10 +122,11 @@ class InteractionHandler:
         match = messages.EDIT_MODAL_RE.match(str(interaction.data.get("custom_id", "")))
         if match is None:
             return
-        if not await acknowledge(interaction, thinking=True):
+        private = _on_ephemeral_message(interaction)
+        if not await acknowledge(interaction, thinking=True, ephemeral=private):
             return
         new_prompt = _submitted_value(interaction.data, messages.EDIT_PROMPT_INPUT) or ""
-        request = self._request(interaction, ImagineArgs(new_prompt))
+        request = self._request(interaction, ImagineArgs(new_prompt), private=private)
         job_id = match["job_id"]
         await self._submit(
             interaction,
@@ -145,7 +162,12 @@ class InteractionHandler:
     # Shared ---------------------------------------------------------------------------------------
 
     def _request(
-        self, interaction: discord.Interaction, args: ImagineArgs, inputs: tuple[str, ...] = ()
+        self,
+        interaction: discord.Interaction,
+        args: ImagineArgs,
+        inputs: tuple[str, ...] = (),
+        *,
+        private: bool = False,
     ) -> ImagineRequest:
         user = interaction.user
         roles: tuple[str, ...] = ()
@@ -155,7 +177,7 @@ class InteractionHandler:
         return build_request(
             args,
             platform=PLATFORM,
-            community_id=str(interaction.guild_id or f"dm-{user.id}"),
+            community_id=community_of(interaction),
             channel_id=channel_id,
             user_id=str(user.id),
             input_images=inputs,
@@ -167,13 +189,14 @@ class InteractionHandler:
                     INTERACTION_ID: str(interaction.id),
                     INTERACTION_TOKEN: interaction.token,
                     SIZE_LIMIT: str(interaction.filesize_limit),
+                    **({EPHEMERAL_ACK: "1"} if private else {}),
                 },
             ),
             dedupe_key=str(interaction.id),
             user_roles=roles,
             user_is_admin=_is_admin(interaction),
             channel_age_restricted=_age_restricted(interaction.channel),
-        )
+        ).with_changes(private=private)
 
     async def _submit(
         self, interaction: discord.Interaction, call: Callable[[], Awaitable[Accepted]]
@@ -191,8 +214,15 @@ class InteractionHandler:
             log.exception("interaction %s: the core failed", interaction.id)
             await self._refuse(interaction, replies.SOMETHING_WRONG)
             return
-        if not accepted.duplicate:
-            await self._delivery.show_queued(accepted.job, accepted.position)
+        if accepted.duplicate:
+            return
+        if accepted.job.request.private and not accepted.job.request.reply.data.get(EPHEMERAL_ACK):
+            # Made private by the user's /prefer after a public deferral: take the public
+            # "thinking" line away; the image comes as an ephemeral follow-up.
+            with contextlib.suppress(discord.HTTPException):
+                await interaction.delete_original_response()
+            return
+        await self._delivery.show_queued(accepted.job, accepted.position)
 
     async def _refuse(self, interaction: discord.Interaction, text: str) -> None:
         """Refusals are ephemeral: drop the public "thinking" message, tell only the requester."""
@@ -201,6 +231,20 @@ class InteractionHandler:
         await interaction.followup.send(
             f"⚠️ {text}", ephemeral=True, allowed_mentions=discord.AllowedMentions.none()
         )
+
+
+def community_of(interaction: discord.Interaction) -> str:
+    """The guild whose settings apply, when the bot is installed in it (wherever the command came
+    from); otherwise personal use: a DM, a private channel, or a server where only the user
+    installed the app (Discord's ``authorizing_integration_owners`` has no guild install)."""
+    if interaction.guild_id is not None and interaction.is_guild_integration():
+        return str(interaction.guild_id)
+    return PERSONAL_COMMUNITY
+
+
+def _on_ephemeral_message(interaction: discord.Interaction) -> bool:
+    message = interaction.message
+    return message is not None and message.flags.ephemeral
 
 
 def _is_admin(interaction: discord.Interaction) -> bool:

@@ -61,6 +61,14 @@ def late_text(job: Job) -> str:
     )
 
 
+def late_history_text(job: Job) -> str:
+    return (
+        f"⏳ Still working on `{quote_prompt(job.request.prompt)}`: this is taking longer than "
+        "Discord keeps this message open, so the image will not appear here. "
+        "Find it with /history when it is ready."
+    )
+
+
 def result_embed(
     job: Job, catalog: Catalog, *, filename: str, size: tuple[int, int], seconds: float
 ) -> discord.Embed:

@@ -154,6 +154,31 @@ class SlackDelivery:
         self._now = now
         self._sleep = sleep
         self._last_progress: dict[str, tuple[str, float]] = {}
+        # The bot's DM with each user of a private job (conversations.open answers the same one).
+        self._dms: OrderedDict[str, str] = OrderedDict()
+
+    async def _where(self, job: Job) -> tuple[str, str | None]:
+        """Channel and thread of a job's messages: the request's, or for a private job the
+        user's DM with the bot, so nobody else ever sees it."""
+        reply = job.request.reply
+        if not job.request.private:
+            return reply.channel_id, reply.thread_id
+        dm = self._dms.get(job.user_id)
+        if dm is None:
+            try:
+                # https://api.slack.com/methods/conversations.open: ``users`` opens (or finds)
+                # the DM and answers ``channel.id``; needs im:write.
+                opened = await self._client.conversations_open(users=job.user_id)
+            except SLACK_ERRORS as exc:
+                raise delivery_error(exc, "opening the DM") from None
+            channel = opened.get("channel") or {}
+            dm = str(channel.get("id", "")) if isinstance(channel, dict) else ""
+            if not dm:
+                raise SlackDeliveryError("Slack opened no DM channel", retryable=False)
+            self._dms[job.user_id] = dm
+            while len(self._dms) > 10_000:
+                self._dms.popitem(last=False)
+        return dm, None
 
     def _label(self, job: Job) -> str:
         variant = self._catalog.variants.get(job.variant)
@@ -185,7 +210,6 @@ class SlackDelivery:
         await self._show(job, text)
 
     async def deliver(self, job: Job, images: Sequence[OutImage]) -> Mapping[str, Any]:
-        reply = job.request.reply
         label = self._label(job)
         took = max(0.0, self._now() - job.created_at)
         uploads = [
@@ -197,11 +221,12 @@ class SlackDelivery:
             }
             for image in images
         ]
+        channel, thread = await self._where(job)
         try:
             done = await self._client.files_upload_v2(
                 file_uploads=uploads,
-                channel=reply.channel_id,
-                thread_ts=reply.thread_id,
+                channel=channel,
+                thread_ts=thread,
                 initial_comment=messages.upload_comment(job, label, took),
             )
         except SLACK_ERRORS as exc:
@@ -213,9 +238,7 @@ class SlackDelivery:
         ts, _ = await self._progress_ts(job, final=True)
         try:
             if ts is not None:
-                await self._client.chat_update(
-                    channel=reply.channel_id, ts=ts, text=fallback, blocks=blocks
-                )
+                await self._client.chat_update(channel=channel, ts=ts, text=fallback, blocks=blocks)
             else:
                 ts = await self._post(job, fallback, blocks=blocks)
         except (DeliveryError, *SLACK_ERRORS) as exc:
@@ -223,8 +246,8 @@ class SlackDelivery:
         self._board.forget(board_key(job))
         self._last_progress.pop(job.id, None)
         return {
-            "channel": reply.channel_id,
-            "thread_ts": reply.thread_id,
+            "channel": channel,
+            "thread_ts": thread,
             "ts": ts,
             "files": file_ids,
         }
@@ -239,9 +262,8 @@ class SlackDelivery:
         ts, settled = await self._progress_ts(job, final=final)
         if ts is not None:
             try:
-                await self._client.chat_update(
-                    channel=job.request.reply.channel_id, ts=ts, text=text
-                )
+                channel, _ = await self._where(job)
+                await self._client.chat_update(channel=channel, ts=ts, text=text)
                 return
             except SlackApiError as exc:
                 if exc.response.get("error") != "message_not_found":
@@ -301,11 +323,11 @@ class SlackDelivery:
     async def _post(
         self, job: Job, text: str, *, blocks: list[dict[str, Any]] | None = None
     ) -> str | None:
-        reply = job.request.reply
+        channel, thread = await self._where(job)
         try:
             response = await self._client.chat_postMessage(
-                channel=reply.channel_id,
-                thread_ts=reply.thread_id,
+                channel=channel,
+                thread_ts=thread,
                 text=text,
                 blocks=blocks,
                 unfurl_links=False,

@@ -19,6 +19,8 @@ Block = dict[str, Any]
 
 ACTION_PREFIX = "imagine"
 BUTTON_ACTIONS = ("reroll", "vary", "edit", "upscale", "delete")
+# Re-run under a /imagine history line.
+HISTORY_ACTIONS = ("rerun",)
 EDIT_CALLBACK = "imagine_edit"
 EDIT_BLOCK = "prompt_block"
 EDIT_INPUT = "prompt"
@@ -56,18 +58,20 @@ def action_id(action: str, job_id: str) -> str:
 def parse_action_id(value: str) -> tuple[str, str] | None:
     """``imagine:reroll:<job>`` -> (``reroll``, ``<job>``); None for anything else."""
     parts = value.split(":")
-    if len(parts) != 3 or parts[0] != ACTION_PREFIX or parts[1] not in BUTTON_ACTIONS:
+    known = (*BUTTON_ACTIONS, *HISTORY_ACTIONS)
+    if len(parts) != 3 or parts[0] != ACTION_PREFIX or parts[1] not in known:
         return None
     if not parts[2] or len(parts[2]) > 64:
         return None
     return parts[1], parts[2]
 
 
-def ack_queued(prompt: str) -> dict[str, Any]:
+def ack_queued(prompt: str, *, private: bool = False) -> dict[str, Any]:
+    where = "your DM with the bot (only you see it)" if private else "this channel"
     return {
         "response_type": "ephemeral",
         "text": f":hourglass_flowing_sand: Queued: _{escape(short(prompt))}_. "
-        "Your image will appear in this channel.",
+        f"Your image will appear in {where}.",
     }
 
 
@@ -177,7 +181,11 @@ def edit_modal(job: Job, metadata: Mapping[str, str]) -> dict[str, Any]:
 
 
 def home_view(
-    *, quota_lines: Sequence[str], settings_lines: Sequence[str] | None, catalog: Catalog
+    *,
+    quota_lines: Sequence[str],
+    settings_lines: Sequence[str] | None,
+    catalog: Catalog,
+    history_lines: Sequence[str] = (),
 ) -> dict[str, Any]:
     models = ", ".join(f"`{v.name}` ({v.label})" for v in catalog.variants.values())
     blocks: list[Block] = [
@@ -190,6 +198,19 @@ def home_view(
             "text": {"type": "mrkdwn", "text": "*Your allowance*\n" + "\n".join(quota_lines)},
         },
     ]
+    if history_lines:
+        recent = "\n".join(escape(line) for line in history_lines)
+        blocks.append(
+            {
+                "type": "section",
+                "text": {
+                    "type": "mrkdwn",
+                    "text": ("*Your recent images* (`/imagine history` to re-run one)\n" + recent)[
+                        :3000
+                    ],
+                },
+            }
+        )
     if settings_lines is not None:
         blocks.append({"type": "divider"})
         blocks.append(

@@ -230,6 +230,13 @@ CACHE = ValueSetting(
     check=lambda on, _: bool(on),
     text=lambda on, _: f"cache {_on_off(on)}",
 )
+PRIVATE = ValueSetting(
+    "private",
+    "allow_private",
+    "private",
+    check=lambda on, _: bool(on),
+    text=lambda on, _: f"private images {_on_off(on)}",
+)
 ADMINS_EXEMPT = ValueSetting(
     "admins-exempt",
     "admins_exempt",
@@ -403,6 +410,7 @@ VALUE_SETTINGS: Mapping[str, ValueSetting] = {
         INPUT_IMAGES,
         CACHE,
         ADMINS_EXEMPT,
+        PRIVATE,
     )
 }
 LIST_SETTINGS: Mapping[str, ListSetting] = {

@@ -99,8 +99,11 @@ class ImagineRequest:
     parent_job_id: str | None = None
     # The safety tolerance (BFL 0-6) fixed when the request was accepted; None on older rows.
     safety_tolerance: int | None = None
-    # The image format (``OUTPUT_FORMATS``) and prompt upsampling: as asked, then fixed at
-    # acceptance from the community's and the bot's defaults (None on older rows).
+    # Shown to the requester only (Discord ephemeral, Slack ephemeral + DM); never in a channel.
+    private: bool = False
+    # The image format (``OUTPUT_FORMATS``) and prompt upsampling: as asked (or by the user's
+    # preferences), then fixed at acceptance from the community's and the bot's defaults; None
+    # means not asked (on older rows: PNG, no upsampling).
     output_format: str | None = None
     enhance: bool | None = None
     # Inference steps and guidance where the variant takes them (FLUX.2 [flex]); None: defaults.
@@ -241,6 +244,8 @@ class CommunitySettings:
     # The image format and prompt upsampling when a request names none (None: the bot default).
     default_format: str | None = None
     default_enhance: bool = False
+    # Whether /imagine ... private (results only the requester sees) may be used here.
+    allow_private: bool = True
     extra: Mapping[str, Any] = field(default_factory=dict)
     # Safety level per channel id (within the community level and the channel's cap).
     channel_safety: Mapping[str, str] = field(default_factory=dict)

@@ -12,6 +12,7 @@ from bot.domain.catalog import Variant
 from bot.domain.errors import PolicyRefusal
 from bot.domain.limits import LimitDefaults, LimitPlan, resolve_plan
 from bot.domain.models import CommunitySettings, ImagineRequest, Job
+from bot.domain.personal import PERSONAL_OFF, is_personal, personal_settings
 from bot.domain.promptfilter import PromptFilter
 from bot.domain.safety import MAX_TOLERANCE, MIN_TOLERANCE, effective_tolerance
 
@@ -24,6 +25,9 @@ class PolicyDefaults:
     # Added to every community's own list; the built-in list applies too.
     blocked_terms: tuple[str, ...] = ()
     safety_level: str = "standard"
+    # Personal use (``bot.domain.personal``): allowed at all, and its bot-wide daily budget.
+    personal_enabled: bool = True
+    personal_budget_usd: float | None = None
 
 
 class Policy:
@@ -32,7 +36,9 @@ class Policy:
         self._filter = PromptFilter(self.defaults.blocked_terms)
 
     def new_settings(self, community_id: str) -> CommunitySettings:
-        """The settings of a community that has not changed any."""
+        """The settings of a community that has not changed any (personal use has only these)."""
+        if is_personal(community_id):
+            return personal_settings(self.defaults.personal_budget_usd)
         return CommunitySettings(community_id, safety_level=self.defaults.safety_level)
 
     async def admit(self, request: ImagineRequest, settings: CommunitySettings) -> None:
@@ -40,6 +46,8 @@ class Policy:
 
         ``request.prompt`` should already be cleaned (``bot.jobs.service.clean_prompt``).
         """
+        if is_personal(request.community_id) and not self.defaults.personal_enabled:
+            raise PolicyRefusal(PERSONAL_OFF, code="personal_off")
         if request.user_id in settings.banned_users:
             raise PolicyRefusal(
                 "You are not allowed to use /imagine in this community.", code="banned"

@@ -11,6 +11,7 @@ from bot.domain.clock import Clock
 from bot.domain.community import Actor, AuditEntry, SettingsChange, SettingsChanged, is_admin
 from bot.domain.errors import PolicyRefusal
 from bot.domain.models import CommunitySettings
+from bot.domain.personal import is_personal
 from bot.domain.policy import Policy
 from bot.store import Store
 from bot.store.base import AuditQuery
@@ -19,7 +20,10 @@ MAX_AUDIT_ENTRIES = 200
 
 
 async def settings_of(store: Store, policy: Policy, community_id: str) -> CommunitySettings:
-    """The community's settings (the defaults when it never changed any)."""
+    """The community's settings (the defaults when it never changed any). Personal use has the
+    bot's settings only: nobody administers it."""
+    if is_personal(community_id):
+        return policy.new_settings(community_id)
     return await store.get_settings(community_id) or policy.new_settings(community_id)
 
 
@@ -53,6 +57,11 @@ class Admin:
         platform's own admin flag. A change that does not make sense raises InvalidRequest with
         a message for the admin (nothing is written). ``origin`` marks where the change was made
         in the audit log ("dashboard"; "" for chat commands)."""
+        if is_personal(community_id):
+            raise PolicyRefusal(
+                "Personal use follows the bot's own settings; change a server's settings there.",
+                code="not_admin",
+            )
         now = self._clock.now()
         description = change.describe()
 

@@ -43,6 +43,8 @@ class FollowUps:
             width=parent.width,
             height=parent.height,
             aspect_ratio=None,
+            # A private image's buttons make private images.
+            private=request.private or parent.request.private,
         )
         if action == "reroll":
             base = base.with_changes(seed=None)

@@ -26,7 +26,9 @@ from bot.domain.models import (
     JobStatus,
     dumps,
 )
+from bot.domain.personal import PERSONAL_BUDGET_SPENT, is_personal
 from bot.domain.policy import Policy
+from bot.domain.preferences import apply_preferences
 from bot.jobs.admin import settings_of
 from bot.jobs.events import JobEvents
 from bot.ops import metrics
@@ -82,13 +84,18 @@ def request_cache_key(job: Job) -> str:
         "count": request.count,
         "inputs": list(request.input_images),
         "tolerance": request.safety_tolerance,
-        # Older rows hold no format: their images were PNG.
-        "format": request.output_format or "png",
-        "enhance": bool(request.enhance),
-        "steps": request.steps,
-        "guidance": request.guidance,
         "action": request.action if request.action in ("upscale", "edit") else "imagine",
     }
+    # Only when set, so keys of requests without them stay as they were (every request accepted
+    # now has its format fixed, JPEG unless asked otherwise).
+    if request.output_format is not None:
+        parts["format"] = request.output_format
+    if request.enhance:
+        parts["enhance"] = True
+    if request.steps is not None:
+        parts["steps"] = request.steps
+    if request.guidance is not None:
+        parts["guidance"] = request.guidance
     return hashlib.sha256(dumps(parts).encode()).hexdigest()
 
 
@@ -134,12 +141,27 @@ class Imagine:
         if request.dedupe_key:
             request = request.with_changes(dedupe_key=f"{request.platform}:{request.dedupe_key}")
         settings = await settings_of(self._store, self._policy, request.community_id)
+        # Upsampling the request itself asks for is refused where nothing offers it; asked by a
+        # preference or the community, it applies only where offered.
+        asked_enhance = request.enhance is True
+        if request.action == "imagine":
+            # The user's /prefer defaults fill what the request leaves open; the checks below
+            # (the community's rules) still apply to the result.
+            prefs = await self._store.get_preferences(request.platform, request.user_id)
+            request = apply_preferences(request, prefs, settings)
         prompt = clean_prompt(request.prompt)
         try:
             await self._policy.admit(request.with_changes(prompt=prompt), settings)
         except PolicyRefusal as exc:
             await self._audit_refusal(request, exc)
             raise
+        if request.private and not settings.allow_private:
+            refusal = PolicyRefusal(
+                "Private images are turned off in this community; ask without `private`.",
+                code="private",
+            )
+            await self._audit_refusal(request, refusal)
+            raise refusal
         variant = self._catalog.resolve(request.variant or settings.default_variant)
         if not any(p in variant.providers for p in self._providers):
             raise InvalidRequest(
@@ -161,7 +183,9 @@ class Imagine:
                 raise InvalidRequest(
                     f"{variant.label} takes at most {variant.input_images} input images."
                 )
-        output_format, enhance = self._format_and_enhance(request, settings, variant)
+        output_format, enhance = self._format_and_enhance(
+            request, settings, variant, asked_enhance=asked_enhance
+        )
         if request.steps is not None or request.guidance is not None:
             self._check_sampling(request, variant)
         seed = request.seed if request.seed is not None else self._rng.randrange(MAX_SEED)
@@ -200,8 +224,11 @@ class Imagine:
         plan = self._policy.plan(request, settings)
         admission = await self._store.admit_job(job, plan, cache_key, share_in_flight=share)
         if not admission.decision.admitted:
+            message = refusal_message(admission.decision, plan, now)
+            if is_personal(request.community_id) and admission.decision.limit == "community_budget":
+                message = PERSONAL_BUDGET_SPENT
             refusal = PolicyRefusal(
-                refusal_message(admission.decision, plan, now),
+                message,
                 code=admission.decision.limit or "limit",
                 retry_after=(
                     max(0.0, admission.decision.retry_at - now)
@@ -220,12 +247,17 @@ class Imagine:
         return Accepted(job=admission.job, position=position, duplicate=not admission.created)
 
     def _format_and_enhance(
-        self, request: ImagineRequest, settings: CommunitySettings, variant: Variant
+        self,
+        request: ImagineRequest,
+        settings: CommunitySettings,
+        variant: Variant,
+        *,
+        asked_enhance: bool,
     ) -> tuple[str, bool]:
         """The format and prompt upsampling a job is made with: as asked, else the community's
-        default, else the bot's. Upsampling asked for where no configured provider offers it
-        for this model is refused before anything is charged; the community's default of it
-        applies only where it is offered."""
+        default, else the bot's. Upsampling the request asked for where no configured provider
+        offers it for this model is refused before anything is charged; a user's preference or
+        the community's default of it applies only where it is offered."""
         output_format = request.output_format or settings.default_format or DEFAULT_OUTPUT_FORMAT
         if output_format not in OUTPUT_FORMATS:
             raise InvalidRequest(
@@ -233,7 +265,7 @@ class Imagine:
                 code="format",
             )
         offered = variant.offers_enhance(self._providers)
-        if request.enhance and not offered:
+        if asked_enhance and not offered:
             where = [
                 v.label
                 for v in self._catalog.variants.values()

@@ -5,6 +5,8 @@ Users: ``imagine`` (``bot.jobs.imagine``), ``follow_up`` (``bot.jobs.follow_ups`
 Admins: ``get_settings``, ``update_settings``, ``blocked_terms``, ``audit_log``, ``audit_page``,
 ``note_attempt``, ``is_admin`` and ``require_admin`` (``bot.jobs.admin``), which re-check every
 permission and audit every change; ``usage_report`` (``bot.jobs.usage``).
+A user's own: ``preferences``, ``prefer``, ``reset_preferences``, ``history``, ``rerun``
+(``bot.jobs.personal``).
 """
 
 from __future__ import annotations
@@ -19,10 +21,12 @@ from bot.domain.community import Actor, AuditEntry, SettingsChange, SettingsChan
 from bot.domain.limits import QuotaReport
 from bot.domain.models import CommunitySettings, ImagineRequest, Job
 from bot.domain.policy import Policy, PolicyDefaults
+from bot.domain.preferences import Preferences
 from bot.jobs.admin import Admin
 from bot.jobs.events import JobEvents
 from bot.jobs.follow_ups import FollowUps
 from bot.jobs.imagine import Accepted, Imagine, clean_prompt
+from bot.jobs.personal import Personal
 from bot.jobs.quota import Quota
 from bot.jobs.tracking import Tracking
 from bot.jobs.usage import Usage, UsageReport
@@ -64,6 +68,13 @@ class ImagineService:
         self._admin = Admin(store=store, catalog=catalog, clock=clock, policy=policy)
         self._quota = Quota(store=store, clock=clock, policy=policy)
         self._usage = Usage(store=store, clock=clock, policy=policy, admin=self._admin)
+        self._personal = Personal(
+            store=store,
+            catalog=catalog,
+            clock=clock,
+            tracking=self._tracking,
+            follow_ups=self._follow_ups,
+        )
 
     @property
     def catalog(self) -> Catalog:
@@ -107,6 +118,23 @@ class ImagineService:
         return await self._quota.quota(
             community_id, user_id, roles, is_platform_admin=is_platform_admin
         )
+
+    # A user's own: /prefer and /history ---------------------------------------------------------
+
+    async def preferences(self, platform: str, user_id: str) -> Preferences:
+        return await self._personal.preferences(platform, user_id)
+
+    async def prefer(self, platform: str, user_id: str, values: dict[str, object]) -> Preferences:
+        return await self._personal.prefer(platform, user_id, values)
+
+    async def reset_preferences(self, platform: str, user_id: str) -> None:
+        await self._personal.reset(platform, user_id)
+
+    async def history(self, platform: str, user_id: str, count: int = 10) -> list[Job]:
+        return await self._personal.history(platform, user_id, count)
+
+    async def rerun(self, job_id: str, request: ImagineRequest) -> Accepted:
+        return await self._personal.rerun(job_id, request)
 
     # Admins ----------------------------------------------------------------------------------------
 

@@ -117,12 +117,6 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.command == "doctor":
             from bot.ops.doctor import doctor
 
-            if settings.discord_enabled:
-                import importlib
-
-                module: Any = importlib.import_module("adapters.discord")
-                module.register_doctor_check()
-
             return asyncio.run(doctor(settings))
         if args.command == "sync-commands":
             return asyncio.run(_sync_commands(settings, args.guild))
@@ -195,7 +189,7 @@ def _install_signal_handlers(stop: asyncio.Event) -> None:
 
 async def run(settings: Settings, *, workers: bool = True, platforms: bool = True) -> int:
     """Run the adapters the settings enable (the console when none is), the HTTP server and workers."""
-    import importlib
+    from adapters.base import Adapter, PlatformName, load_platform
 
     if not (settings.discord_enabled or settings.slack_enabled) and not (platforms and workers):
         # Nothing to serve: stop cleanly (exit 0), so a supervisor that restarts failures only
@@ -205,29 +199,25 @@ async def run(settings: Settings, *, workers: bool = True, platforms: bool = Tru
     stop = asyncio.Event()
     _install_signal_handlers(stop)
     async with open_app(settings) as app:
-        adapters: list[Any] = []
-        console = None
-        wanted: list[str] = []
+        wanted: list[PlatformName] = []
         if settings.discord_enabled:
             wanted.append("discord")
         if settings.slack_enabled:
             wanted.append("slack")
+        served = bool(wanted)
+        if not served:
+            wanted.append("console")
+            _console_banner(settings)
         # Without a gateway (imagine-bot worker) an adapter only registers its delivery port,
         # which speaks REST: a worker delivers the jobs of every configured platform.
-        for name in wanted:
-            module: Any = importlib.import_module(f"adapters.{name}")
-            adapters.append(module.create_adapter(app, gateway=platforms))
-        if not wanted:
-            from adapters.console import ConsoleAdapter
-
-            console = ConsoleAdapter(app)
-            console.attach()
-            _console_banner(settings)
+        adapters: list[Adapter] = [
+            load_platform(name).create_adapter(app, gateway=platforms) for name in wanted
+        ]
         for adapter in adapters:
             adapter.attach()
         # A worker serves /healthz and /metrics only when given a port (in the environment or
         # .env): several run on one host.
-        if (wanted and platforms) or "http_port" in settings.model_fields_set:
+        if (served and platforms) or "http_port" in settings.model_fields_set:
             try:
                 await app.http_server.start()
             except ConfigError:
@@ -247,14 +237,6 @@ async def run(settings: Settings, *, workers: bool = True, platforms: bool = Tru
         tasks: list[asyncio.Task[Any]] = []
         if platforms:
             tasks = [asyncio.create_task(a.run(stop)) for a in adapters]
-        if console is not None and platforms:
-            console_task = asyncio.create_task(console.run())
-            stop_task = asyncio.create_task(stop.wait())
-            await asyncio.wait({console_task, stop_task}, return_when=asyncio.FIRST_COMPLETED)
-            stop_task.cancel()
-            if not console_task.done():
-                console_task.cancel()
-            stop.set()
         await stop.wait()
         # Workers first: a job being posted right now still needs its adapter's client.
         await app.stop_workers()

@@ -92,6 +92,12 @@ class Settings(BaseModel):
     )
     blocked_terms: tuple[str, ...] = Field((), alias="IMAGINE_BLOCKED_TERMS")
     safety_level: str = Field("standard", alias="IMAGINE_SAFETY_LEVEL")
+    # /imagine outside servers that installed the bot (DMs, user installs): on or off, and its
+    # bot-wide daily spend cap in US dollars (unset: none).
+    personal: bool = Field(True, alias="IMAGINE_PERSONAL")
+    personal_daily_budget_usd: float | None = Field(
+        None, alias="IMAGINE_PERSONAL_DAILY_BUDGET_USD", ge=0, le=1_000_000
+    )
 
     # A test-only hook: the process kills itself with SIGKILL at the named job step. Inert when unset.
     crash_at: str | None = Field(None, alias="IMAGINE_TEST_CRASH_AT")
@@ -110,6 +116,7 @@ class Settings(BaseModel):
         "user_max_in_flight",
         "community_daily",
         "community_budget_usd",
+        "personal_daily_budget_usd",
         mode="before",
     )
     @classmethod
@@ -231,6 +238,8 @@ class Settings(BaseModel):
             ),
             blocked_terms=self.blocked_terms,
             safety_level=self.safety_level,
+            personal_enabled=self.personal,
+            personal_budget_usd=self.personal_daily_budget_usd,
         )
 
     @property

@@ -9,6 +9,7 @@ from typing import Any, Protocol
 from bot.domain.community import AuditEntry
 from bot.domain.limits import Decision, LimitPlan, Usage
 from bot.domain.models import CACHE_PROVIDER, CommunitySettings, Job, JobStatus
+from bot.domain.preferences import Preferences
 
 ClaimedJob = Job
 
@@ -153,6 +154,19 @@ class Store(Protocol):
         """Read-modify-write one community's settings and append ``audit``, in one transaction
         (concurrent changes never lose each other). ``change`` gets the stored settings (None
         when there are none yet) and may raise: then nothing is written and the error propagates."""
+
+    # Personal use: preferences and history (issue 19) -------------------------------------------
+
+    async def get_preferences(self, platform: str, user_id: str) -> Preferences | None:
+        """The user's /prefer defaults on this platform, or None when they set none."""
+
+    async def save_preferences(
+        self, platform: str, user_id: str, prefs: Preferences, now: float
+    ) -> None:
+        """Store the user's defaults as given (empty preferences remove them)."""
+
+    async def list_user_jobs(self, platform: str, user_id: str, limit: int) -> list[Job]:
+        """The user's newest jobs on this platform first, in every community (for /history)."""
 
     # Limits, cache and audit (issue 6) -----------------------------------------------------------
 

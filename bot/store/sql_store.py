@@ -4,6 +4,7 @@ other processes (``sqlite/``, ``postgres/``)."""
 
 from __future__ import annotations
 
+import json
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterable, Mapping
 from contextlib import AbstractAsyncContextManager
@@ -12,6 +13,7 @@ from typing import Any
 from bot.domain.community import AuditEntry
 from bot.domain.limits import LimitPlan, Usage
 from bot.domain.models import CommunitySettings, Job, JobStatus, dumps
+from bot.domain.preferences import Preferences
 from bot.store.base import (
     Admission,
     AuditQuery,
@@ -119,6 +121,30 @@ class SqlStore(ABC):
     ) -> CommunitySettings:
         async with self._writing(lock=f"settings:{community_id}") as sql:
             return await change_settings(sql, community_id, change, audit)
+
+    # Personal use: preferences and history -------------------------------------------------------
+
+    async def get_preferences(self, platform: str, user_id: str) -> Preferences | None:
+        params = {"platform": platform, "user_id": user_id}
+        async with self._reading() as sql:
+            row = await sql.one("get_preferences", params)
+        return Preferences.from_json(json.loads(row[0])) if row else None
+
+    async def save_preferences(
+        self, platform: str, user_id: str, prefs: Preferences, now: float
+    ) -> None:
+        params: dict[str, Any] = {"platform": platform, "user_id": user_id}
+        if prefs.empty:
+            await self._write_one("delete_preferences", params)
+            return
+        params.update(prefs_json=dumps(prefs.to_json()), now=now)
+        await self._write_one("save_preferences", params)
+
+    async def list_user_jobs(self, platform: str, user_id: str, limit: int) -> list[Job]:
+        params = {"platform": platform, "user_id": user_id, "limit": limit}
+        async with self._reading() as sql:
+            rows = await sql.all("list_user_jobs", params)
+        return [job_from_row(row) for row in rows]
 
     # Limits, cache and audit --------------------------------------------------------------------
 

@@ -23,6 +23,7 @@ FLAG_HELP = {
     "--steps": "inference steps (flex only), a whole number within the model's range",
     "--guidance": "guidance scale (flex only), a number within the model's range",
     "--no-cache": "always generate anew, even for a seed seen before",
+    "--private": "show the image to you only (Slack: in your DM with the bot)",
 }
 _ALIASES = {
     "--aspect": "--ar",
@@ -33,7 +34,7 @@ _ALIASES = {
     "--fmt": "--format",
     "--output-format": "--format",
 }
-_BOOLEAN = {"--no-cache", "--enhance"}
+_BOOLEAN = {"--no-cache", "--enhance", "--private"}
 # Other spellings of a format a user may type.
 _FORMAT_ALIASES = {"jpg": "jpeg"}
 
@@ -54,6 +55,7 @@ class ImagineArgs:
     enhance: bool | None = None
     steps: int | None = None
     guidance: float | None = None
+    private: bool = False
 
 
 def flags_help() -> str:
@@ -115,6 +117,7 @@ def parse_imagine(text: str) -> ImagineArgs:
         enhance=True if "--enhance" in switches else None,
         steps=_parse_steps(values["--steps"]) if "--steps" in values else None,
         guidance=_parse_guidance(values["--guidance"]) if "--guidance" in values else None,
+        private="--private" in switches,
     )
 
 

@@ -87,6 +87,7 @@ def settings_lines(
         f"Prompt upsampling by default: {'on' if settings.default_enhance else 'off'}",
         f"Input images: {'on' if settings.allow_input_images else 'off'}",
         f"Cache for seeded requests: {'on' if settings.allow_cache else 'off'}",
+        f"Private images: {'on' if settings.allow_private else 'off'}",
     ]
     return lines
 

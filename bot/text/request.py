@@ -47,4 +47,5 @@ def build_request(
         enhance=args.enhance,
         steps=args.steps,
         guidance=args.guidance,
+        private=args.private,
     )

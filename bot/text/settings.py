@@ -51,6 +51,7 @@ USAGE = (
     ("input-images on|off", "whether /imagine takes images to edit"),
     ("cache on|off", "whether seeded requests may reuse a stored image"),
     ("admins-exempt on|off", "whether admins skip the per-user limits"),
+    ("private on|off", "whether users may ask for private images (seen by them only)"),
     ("admin-roles add <role> | remove <role>", "bot admins by role (platform admins only)"),
     ("admin-users add <user> | remove <user>", "bot admins by user (platform admins only)"),
 )
@@ -196,6 +197,7 @@ VALUES: Mapping[str, Callable[[str], Any]] = {
     "input-images": lambda w: parse_switch(w, "input-images"),
     "cache": lambda w: parse_switch(w, "cache"),
     "admins-exempt": lambda w: parse_switch(w, "admins-exempt"),
+    "private": lambda w: parse_switch(w, "private"),
 }
 
 

@@ -11,6 +11,7 @@ from bot.domain.community import AuditEntry
 from bot.domain.errors import StoreError
 from bot.domain.limits import LimitPlan
 from bot.domain.models import CommunitySettings, Job, JobStatus
+from bot.domain.preferences import Preferences
 from bot.store import Store
 from bot.store.base import AuditQuery, DayUsage, JobCounts, ProviderError, UserUsage
 from tests.factories import make_job, make_request
@@ -390,6 +391,37 @@ async def test_an_unfinished_job_from_an_earlier_day_is_in_flight_but_not_charge
     usage = await store.read_usage(plan, NOW)
     assert (usage.user_images_today, usage.user_in_flight) == (3, 2)
     assert usage.community_images_today == 3
+
+
+async def test_preferences_are_stored_per_platform_and_user(store: Store) -> None:
+    assert await store.get_preferences("discord", "u1") is None
+    prefs = Preferences(model="max", aspect="16:9", count=2, private=True, suffix="in watercolor")
+    await store.save_preferences("discord", "u1", prefs, NOW)
+    assert await store.get_preferences("discord", "u1") == prefs
+    assert await store.get_preferences("slack", "u1") is None
+    assert await store.get_preferences("discord", "u2") is None
+    changed = prefs.evolve(private=False, suffix=None)
+    await store.save_preferences("discord", "u1", changed, NOW + 1)
+    assert await store.get_preferences("discord", "u1") == changed
+    await store.save_preferences("discord", "u1", Preferences(), NOW + 2)  # /prefer reset
+    assert await store.get_preferences("discord", "u1") is None
+
+
+async def test_a_users_jobs_newest_first_in_every_community_and_only_theirs(store: Store) -> None:
+    mine = [
+        make_job(request=make_request(platform="discord", user_id="u1", community_id=c))
+        for c in ("g1", "personal", "g2")
+    ]
+    for job in mine:
+        await enqueue_job(store, job)
+    await enqueue_job(store, make_job(request=make_request(platform="discord", user_id="u2")))
+    await enqueue_job(store, make_job(request=make_request(platform="slack", user_id="u1")))
+    listed = await store.list_user_jobs("discord", "u1", 10)
+    assert [j.id for j in listed] == [j.id for j in reversed(mine)]
+    assert [j.id for j in await store.list_user_jobs("discord", "u1", 2)] == [
+        mine[2].id,
+        mine[1].id,
+    ]
 
 
 # The audit log's pages and the dashboard's reports (issue 21) --------------------------------------

@@ -15,6 +15,7 @@ from PIL import Image
 
 from adapters.discord.delivery import (
     APPLICATION_ID,
+    EPHEMERAL_ACK,
     INTERACTION_ID,
     INTERACTION_TOKEN,
     SIZE_LIMIT,
@@ -26,6 +27,7 @@ from bot.domain.catalog import load_catalog
 from bot.domain.clock import ManualClock
 from bot.domain.errors import DeliveryError
 from bot.domain.models import Job, JobStatus, ReplyTarget
+from bot.domain.personal import PERSONAL_COMMUNITY
 from bot.ops import metrics
 from bot.ports import OutImage, Progress
 from tests.factories import make_job, make_request
@@ -316,3 +318,31 @@ async def test_near_the_end_of_the_token_progress_says_where_the_image_will_appe
     )
     (edit,) = fake_discord.calls("update_original_webhook_message")
     assert "posted in this channel" in edit.json["content"]
+
+
+async def test_a_private_image_past_the_token_waits_in_history(
+    fake_discord: FakeDiscord, http: httpx.AsyncClient, login: DiscordLogin
+) -> None:
+    payload = await deferred(fake_discord, http)
+    job = job_for(payload)
+    job = job.evolve(request=job.request.with_changes(community_id=PERSONAL_COMMUNITY))
+    receipt = await delivery(login, clock_at(payload, 16 * 60)).deliver(job, [png()])
+    assert receipt == {"via": "history"}
+    assert fake_discord.calls("create_message") == []
+    await delivery(login, clock_at(payload, 16 * 60)).notify_failure(
+        job.evolve(status=JobStatus.FAILED, error_message="no")
+    )
+    assert fake_discord.calls("create_message") == []
+
+
+async def test_near_the_end_of_the_token_a_personal_job_points_at_history(
+    fake_discord: FakeDiscord, http: httpx.AsyncClient, login: DiscordLogin
+) -> None:
+    payload = await deferred(fake_discord, http)
+    job = job_for(payload, status=JobStatus.SUBMITTED, data={EPHEMERAL_ACK: "1"})
+    job = job.evolve(request=job.request.with_changes(private=True))
+    await delivery(login, clock_at(payload, 14 * 60)).progress(
+        job, Progress("generating", elapsed=800)
+    )
+    (edit,) = fake_discord.calls("update_original_webhook_message")
+    assert "/history" in edit.json["content"] and "channel" not in edit.json["content"]

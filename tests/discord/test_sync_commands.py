@@ -45,18 +45,47 @@ async def test_global_sync_registers_every_command(
     assert await _main("sync-commands") == 0
     (call,) = fake_discord.calls("bulk_set_application_commands")
     commands = {c["name"]: c for c in call.json}
-    assert set(commands) == {"imagine", "quota", "imagine-help", "imagine-admin"}
+    assert set(commands) == {
+        "imagine",
+        "quota",
+        "imagine-help",
+        "imagine-admin",
+        "history",
+        "prefer",
+    }
     imagine = {o["name"]: o for o in commands["imagine"]["options"]}
     assert imagine["prompt"]["required"] is True
     assert [c["value"] for c in imagine["aspect"]["choices"]][:3] == ["1:1", "16:9", "9:16"]
     assert "max" in [c["value"] for c in imagine["model"]["choices"]]
     assert imagine["image"]["type"] == 11  # attachment
+    assert imagine["private"]["type"] == 5 and not imagine["private"].get("required")  # boolean
+    # Installable to servers and to users' accounts; usable in servers, the bot's DM, private
+    # channels (Discord's integration types GUILD_INSTALL/USER_INSTALL, contexts 0-2).
+    assert commands["imagine"]["integration_types"] == [0, 1]
+    assert commands["imagine"]["contexts"] == [0, 1, 2]
     admin = commands["imagine-admin"]
     assert int(admin["default_member_permissions"]) == 1 << 5  # Manage Server
     names = {o["name"] for o in admin["options"]}
     assert {"safety", "channel-safety", "channels", "blocked", "ban", "unban", "limits"} <= names
     assert {"budget", "audit"} <= names
-    assert "registered 4 commands" in capsys.readouterr().out
+    for personal in ("history", "prefer"):
+        assert commands[personal]["integration_types"] == [0, 1]
+        assert commands[personal]["contexts"] == [0, 1, 2]
+    (count,) = commands["history"]["options"]
+    assert count["type"] == 4 and count["min_value"] == 1 and count["max_value"] == 25
+    prefer = {o["name"]: o for o in commands["prefer"]["options"]}
+    assert set(prefer) == {"set", "show", "reset"}
+    set_options = {o["name"]: o["type"] for o in prefer["set"]["options"]}
+    assert set_options == {
+        "model": 3,
+        "aspect": 3,
+        "format": 3,
+        "count": 4,
+        "private": 5,
+        "enhance": 5,
+        "suffix": 3,
+    }
+    assert "registered 6 commands" in capsys.readouterr().out
 
 
 @pytest.mark.usefixtures("env")

@@ -185,6 +185,7 @@ class FakeDiscord(DiscordOAuth):
         message: dict[str, Any] | None = None,
         nsfw: bool = False,
         sent_at: float | None = None,
+        dm: bool = False,
     ) -> dict[str, Any]:
         interaction_id = snowflake(sent_at)
         token = f"itok-{interaction_id}-{'x' * 40}"
@@ -229,6 +230,21 @@ class FakeDiscord(DiscordOAuth):
             "context": 0,
             "attachment_size_limit": 10 * 1024 * 1024,
         }
+        if dm:
+            # An interaction in the bot's DM through the user-installed app: no guild, no member,
+            # the invoking ``user`` instead, context 1 (BOT_DM) and only the user's install in
+            # ``authorizing_integration_owners`` ("1": the user id).
+            # https://discord.com/developers/docs/interactions/receiving-and-responding#interaction-object
+            for key in ("guild_id", "guild", "member", "guild_locale"):
+                payload.pop(key)
+            payload["user"] = user_payload(user_id)
+            payload["channel"] = {
+                "id": channel_id,
+                "type": 1,
+                "recipients": [user_payload(user_id)],
+            }
+            payload["context"] = 1
+            payload["authorizing_integration_owners"] = {"1": user_id}
         if message is not None:
             payload["message"] = message
         self.interactions[token] = FakeInteraction(
@@ -281,6 +297,8 @@ class FakeDiscord(DiscordOAuth):
                 opts.append({"name": key, "type": 3, "value": options.pop(key)})
         if "seed" in options:
             opts.append({"name": "seed", "type": 4, "value": options.pop("seed")})
+        if "private" in options:
+            opts.append({"name": "private", "type": 5, "value": options.pop("private")})
         return self.command("imagine", opts, **options)
 
     def button(self, custom_id: str, message: dict[str, Any], **kw: Any) -> dict[str, Any]:

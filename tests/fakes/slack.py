@@ -246,7 +246,7 @@ class FakeSlack(SlackOpenID):
         self.fail: dict[str, str] = {}  # method -> error to answer once
         self.fail_always: dict[str, str] = {}  # method -> error to answer every time
         # Slack names the token's scopes in this header of every answer.
-        self.scopes = "commands,chat:write,files:read,files:write,users:read"
+        self.scopes = "commands,chat:write,files:read,files:write,users:read,im:write"
         # Files users shared in Slack, served at their url_private (path -> bytes), and every
         # request made for one (with its headers).
         self.private_files: dict[str, bytes] = {}
@@ -414,6 +414,13 @@ class FakeSlack(SlackOpenID):
 
     def _m_chat_postEphemeral(self, args: dict[str, Any]) -> dict[str, Any]:
         return {"message_ts": self._next_ts()}
+
+    def _m_conversations_open(self, args: dict[str, Any]) -> dict[str, Any]:
+        # https://api.slack.com/methods/conversations.open: ``users`` (one id) opens or finds the
+        # DM with the bot and answers ``{"channel": {"id": "D..."}}``; it needs im:write.
+        if "im:write" not in self.scopes.split(","):
+            return {"ok": False, "error": "missing_scope"}
+        return {"channel": {"id": f"D{args['users']}"}}
 
     def _m_users_info(self, args: dict[str, Any]) -> dict[str, Any]:
         user = str(args.get("user", ""))

@@ -118,6 +118,14 @@ CASES = {
         "admins_exempt",
         "admins follow user limits",
     ),
+    "private": Case(
+        "private off",
+        (["private"], [_opt("value", "off")]),
+        "allow_private",
+        False,
+        "private",
+        "private images off",
+    ),
     "blocked": Case(
         "blocked add dragon fire",
         (["blocked", "add"], [_opt("term", "dragon fire")]),

@@ -163,6 +163,8 @@ async def test_app_home_shows_the_allowance_and_settings_only_to_admins(
 ) -> None:
     fake = slack_bot.fake
     fake.users["UOWNER"] = {"id": "UOWNER", "is_admin": False, "is_owner": True}
+    await slack_bot.command("a quiet harbour", user="U1")
+    await slack_bot.settle()
     for user in ("U1", "UOWNER"):
         event = {
             "token": "legacy",
@@ -180,6 +182,9 @@ async def test_app_home_shows_the_allowance_and_settings_only_to_admins(
     texts = {user: json.dumps(view) for user, view in views.items()}
     assert "Workspace settings" not in texts["U1"]
     assert "Workspace settings" in texts["UOWNER"]
+    # Each user's own recent images, nobody else's.
+    assert "Your recent images" in texts["U1"] and "a quiet harbour" in texts["U1"]
+    assert "a quiet harbour" not in texts["UOWNER"]
     assert fake.violations == []
 
 

@@ -23,12 +23,18 @@ def test_the_manifest_routes_everything_to_the_events_path_with_minimum_scopes()
     urls.append(manifest["settings"]["interactivity"]["request_url"])
     assert all(url.endswith(EVENTS_PATH) for url in urls)
     assert manifest["settings"]["interactivity"]["is_enabled"] is True
-    assert manifest["settings"]["event_subscriptions"]["bot_events"] == ["app_home_opened"]
+    assert manifest["settings"]["event_subscriptions"]["bot_events"] == [
+        "app_home_opened",
+        "message.im",
+    ]
+    assert manifest["features"]["app_home"]["messages_tab_enabled"] is True
     assert manifest["features"]["app_home"]["home_tab_enabled"] is True
     assert sorted(manifest["oauth_config"]["scopes"]["bot"]) == [
         "chat:write",
         "commands",
         "files:read",
         "files:write",
+        "im:history",
+        "im:write",
         "users:read",
     ]

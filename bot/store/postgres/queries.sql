@@ -205,6 +205,23 @@ WHERE c.community_id = :community_id AND c.cache_key = :cache_key
 ORDER BY c.created_at
 LIMIT 1
 
+-- name: get_preferences
+SELECT prefs_json FROM user_preferences WHERE platform = :platform AND user_id = :user_id
+
+-- name: save_preferences
+INSERT INTO user_preferences (platform, user_id, prefs_json, updated_at)
+VALUES (:platform, :user_id, :prefs_json, :now)
+ON CONFLICT (platform, user_id) DO UPDATE
+SET prefs_json = excluded.prefs_json, updated_at = excluded.updated_at
+
+-- name: delete_preferences
+DELETE FROM user_preferences WHERE platform = :platform AND user_id = :user_id
+
+-- name: list_user_jobs
+SELECT * FROM jobs WHERE platform = :platform AND user_id = :user_id
+ORDER BY created_at DESC
+LIMIT :limit
+
 -- name: usage_by_day
 -- Charged images and spend per UTC day (day number since 1970) since :since.
 SELECT CAST(floor(created_at / 86400) AS BIGINT) AS day, COALESCE(SUM(image_count), 0) AS images,

@@ -173,3 +173,25 @@ async def test_flex_steps_and_guidance_in_range_are_kept(
     )
     stored = await rig.store.get_job(accepted.job.id)
     assert (stored.request.steps, stored.request.guidance) == (28, 3.5)
+
+
+async def test_a_user_s_preferences_sit_between_the_request_and_the_community(
+    rig: Rig, service_parts: dict[str, Any]
+) -> None:
+    from bot.domain.preferences import Preferences
+
+    await store_helpers.save_settings(
+        rig.store, CommunitySettings("c1", default_format="webp", default_enhance=True), 0
+    )
+    await rig.store.save_preferences("console", "u1", Preferences(format="png", enhance=False), 0.0)
+    use_case = imagine(service_parts)
+    preferred = await use_case.imagine(make_request(variant="flex"))
+    assert (preferred.job.request.output_format, preferred.job.request.enhance) == ("png", False)
+    asked = await use_case.imagine(
+        make_request(variant="flex", prompt="an owl", output_format="jpeg", enhance=True)
+    )
+    assert (asked.job.request.output_format, asked.job.request.enhance) == ("jpeg", True)
+    # Upsampling by preference on a model nothing upsamples: off, not refused.
+    await rig.store.save_preferences("console", "u1", Preferences(enhance=True), 0.0)
+    pro = await use_case.imagine(make_request(variant="pro", prompt="a wolf"))
+    assert pro.job.request.enhance is False

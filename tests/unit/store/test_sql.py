@@ -15,6 +15,7 @@ def test_both_backends_name_the_queries_the_shared_logic_runs(backend: str) -> N
         "job_counts", "get_settings", "save_settings", "get_rate_tat", "set_rate_tat",
         "user_usage", "community_usage", "find_leader_job", "add_cache_key", "find_cached_job",
         "add_audit", "list_audit", "release_leases_of",
+        "get_preferences", "save_preferences", "delete_preferences", "list_user_jobs",
     }  # fmt: skip
     queries = load_queries(backend)
     assert shared <= set(queries)

@@ -71,3 +71,9 @@ def test_format_enhance_steps_and_guidance() -> None:
     ) == parse_imagine("a cat --format webp --enhance --steps 28 --guidance 3.5")
     with pytest.raises(InvalidRequest, match="--format is one of jpeg, png, webp"):
         option_args("a cat", output_format="bmp")
+
+
+def test_private_is_a_flag_without_value() -> None:
+    args = parse_imagine("a fox --private --seed 3")
+    assert args.private and args.seed == 3 and args.prompt == "a fox"
+    assert not parse_imagine("a fox").private

@@ -1,0 +1,472 @@
+"""Bolt listeners for /imagine, the buttons under an image, the edit modal and /imagine-admin.
+
+Each listener acks from the request alone and hands the work (storing the job, asking who is an
+admin, replying) to a background task, so Slack's three-second window is never at risk.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import re
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+import aiohttp
+from slack_bolt.app.async_app import AsyncApp
+from slack_bolt.context.ack.async_ack import AsyncAck
+from slack_sdk.errors import SlackApiError
+from slack_sdk.web.async_client import AsyncWebClient
+
+from adapters.slack import messages
+from adapters.slack.admin import AdminCommands, AdminGate
+from adapters.slack.delivery import (
+    CANNOT_POST,
+    PLATFORM,
+    SLACK_ERRORS,
+    ProgressBoard,
+    SlackDelivery,
+)
+from adapters.slack.files import SlackFiles
+from adapters.slack.payloads import (
+    Action,
+    BlockActions,
+    DirectMessage,
+    EventCallback,
+    SlashCommand,
+    View,
+    ViewSubmission,
+    team_of,
+    text,
+)
+from adapters.slack.personal import RERUN, PersonalCommands, subcommand
+from adapters.slack.tasks import BackgroundWork
+from bot.domain.errors import (
+    DownloadRefused,
+    InvalidImage,
+    InvalidRequest,
+    JobNotFound,
+    RequestRejected,
+)
+from bot.domain.models import ImagineRequest, Job, ReplyTarget
+from bot.jobs.service import ImagineService
+from bot.text import replies
+from bot.text.flags import ImagineArgs, parse_imagine
+from bot.text.request import build_request
+
+log = logging.getLogger("adapters.slack.adapter")
+
+Message = dict[str, Any]
+
+
+class Replies:
+    """Ephemeral replies to one user: through the request's response_url, else chat.postEphemeral."""
+
+    def __init__(self, session: aiohttp.ClientSession, client: AsyncWebClient) -> None:
+        self._session = session
+        self._client = client
+
+    async def tell(self, response_url: str, channel: str, user: str, message: Message) -> None:
+        if response_url.startswith(("https://", "http://")):
+            try:
+                async with self._session.post(response_url, json=message) as response:
+                    if response.status < 300:
+                        return
+                    log.info("Slack: response_url answered %s", response.status)
+            except (aiohttp.ClientError, TimeoutError) as exc:
+                log.info("Slack: response_url failed: %s", type(exc).__name__)
+        if not channel or not user:
+            return
+        try:
+            await self._client.chat_postEphemeral(channel=channel, user=user, text=message["text"])
+        except (SlackApiError, *SLACK_ERRORS) as exc:
+            log.warning("Slack: could not reply to %s: %s", user, type(exc).__name__)
+
+
+class CommandHandlers:
+    """/imagine, the buttons, the edit modal and /imagine-admin, as Bolt listeners."""
+
+    def __init__(
+        self,
+        service: ImagineService,
+        client: AsyncWebClient,
+        replies_: Replies,
+        delivery: SlackDelivery,
+        board: ProgressBoard,
+        files: SlackFiles,
+        admins: AdminGate,
+        admin_commands: AdminCommands,
+        work: BackgroundWork,
+    ) -> None:
+        self._service = service
+        self._client = client
+        self._replies = replies_
+        self._delivery = delivery
+        self._board = board
+        self._files = files
+        self._admins = admins
+        self._admin_commands = admin_commands
+        self._work = work
+        self._personal = PersonalCommands(service)
+
+    def register(self, bolt: AsyncApp) -> None:
+        bolt.command("/imagine")(self.on_imagine)
+        bolt.command("/imagine-admin")(self.on_admin)
+        bolt.action(re.compile(r"^imagine:"))(self.on_button)
+        bolt.view(messages.EDIT_CALLBACK)(self.on_edit_submit)
+        bolt.event("message")(self.on_direct_message)
+
+    async def tell(self, response_url: str, channel: str, user: str, message: Message) -> None:
+        await self._replies.tell(response_url, channel, user, message)
+
+    # /imagine ---------------------------------------------------------------------------------
+
+    async def on_imagine(self, ack: AsyncAck, command: SlashCommand) -> None:
+        sub = subcommand(text(command.get("text")))
+        if sub is not None:
+            await ack()
+            self._work.spawn(self._personal_command(command, *sub), sub[0])
+            return
+        try:
+            args = parse_imagine(text(command.get("text")))
+            request = self._imagine_request(command, args)
+        except InvalidRequest as exc:
+            await ack(**messages.refusal(exc.user_message))
+            return
+        if args.help or not args.prompt:
+            await ack(**messages.ephemeral(messages.HELP))
+            return
+        await ack(**messages.ack_queued(args.prompt, private=args.private))
+        self._work.spawn(self._imagine(request, args), "imagine")
+
+    def _imagine_request(self, command: SlashCommand, args: ImagineArgs) -> ImagineRequest:
+        """The request without its input images (stored after the ack) and admin flag."""
+        team = text(command.get("team_id"))
+        user = text(command.get("user_id"))
+        channel = text(command.get("channel_id"))
+        reply = ReplyTarget(
+            platform=PLATFORM,
+            channel_id=channel,
+            thread_id=text(command.get("thread_ts")) or None,
+            data={
+                "team_id": team,
+                "user_id": user,
+                "response_url": text(command.get("response_url")),
+            },
+        )
+        return build_request(
+            args,
+            platform=PLATFORM,
+            community_id=team,
+            channel_id=channel,
+            user_id=user,
+            reply=reply,
+            dedupe_key=text(command.get("trigger_id")) or None,
+        )
+
+    async def _imagine(self, request: ImagineRequest, args: ImagineArgs) -> None:
+        user = request.user_id
+        channel = request.channel_id
+        response_url = str(request.reply.data.get("response_url", ""))
+        try:
+            inputs = await self._files.store_inputs(args.images)
+        except DownloadRefused as exc:
+            await self.tell(response_url, channel, user, messages.refusal(str(exc)))
+            return
+        except InvalidImage as exc:
+            message = f"That Slack file is not a usable image: {exc}."
+            await self.tell(response_url, channel, user, messages.refusal(message))
+            return
+        request = request.with_changes(
+            input_images=inputs,
+            user_is_admin=await self._is_admin(request.community_id, user),
+        )
+        await self._submit(request, self._service.imagine, response_url, channel, user)
+
+    async def _submit(
+        self,
+        request: ImagineRequest,
+        call: Callable[[ImagineRequest], Awaitable[Any]],
+        response_url: str,
+        channel: str,
+        user: str,
+    ) -> None:
+        """Store the job (or learn why not) and show the outcome: progress message or refusal."""
+        key = f"{PLATFORM}:{request.dedupe_key}" if request.dedupe_key else None
+        if key:
+            self._board.expect(key)
+        try:
+            accepted = await call(request)
+        except RequestRejected as exc:
+            if key:
+                self._board.forget(key)
+            await self.tell(response_url, channel, user, messages.refusal(exc.user_message))
+            return
+        except Exception as exc:  # the store or the service failed: say so, never stay silent
+            if key:
+                self._board.forget(key)
+            log.warning("Slack: a command failed: %s", type(exc).__name__, exc_info=exc)
+            await self.tell(response_url, channel, user, messages.refusal(replies.SOMETHING_WRONG))
+            return
+        if accepted.duplicate:
+            return
+        problem = await self._delivery.post_queued(accepted.job, accepted.position)
+        if problem in CANNOT_POST:
+            # The image could never be posted here: say so now instead of failing later.
+            await self._service.cancel(accepted.job.id, user_id=request.user_id)
+            await self.tell(response_url, channel, user, messages.refusal(messages.CANNOT_POST))
+
+    # Messages to the bot (its Messages tab) ----------------------------------------------------
+
+    async def on_direct_message(self, body: EventCallback, event: DirectMessage) -> None:
+        """A message in the bot's DM is an /imagine there (Bolt acknowledges events itself).
+        Edits, the bot's own messages and other channels' messages are not commands."""
+        if event.get("channel_type") != "im" or event.get("subtype") or event.get("bot_id"):
+            return
+        user = text(event.get("user"))
+        channel = text(event.get("channel"))
+        words = text(event.get("text")).strip()
+        if not user or not channel or not words:
+            return
+        self._work.spawn(
+            self._direct_message(text(body.get("team_id")), user, channel, event), "im"
+        )
+
+    async def _direct_message(
+        self, team: str, user: str, channel: str, event: DirectMessage
+    ) -> None:
+        words = text(event.get("text")).strip()
+        sub = subcommand(words)
+        try:
+            if sub is not None:
+                reply = await self._personal.run(user, *sub)
+                await self._say(channel, reply["text"])
+                return
+            args = parse_imagine(words)
+        except InvalidRequest as exc:
+            await self._say(channel, f":warning: {exc.user_message}")
+            return
+        if args.help or not args.prompt:
+            await self._say(channel, messages.HELP)
+            return
+        reply_target = ReplyTarget(
+            platform=PLATFORM, channel_id=channel, data={"team_id": team, "user_id": user}
+        )
+        request = build_request(
+            args,
+            platform=PLATFORM,
+            community_id=team,
+            channel_id=channel,
+            user_id=user,
+            reply=reply_target,
+            # One job per message, however often Slack retries the event.
+            dedupe_key=f"im:{channel}:{text(event.get('ts'))}",
+        )
+        await self._imagine(request, args)
+
+    async def _say(self, channel: str, message: str) -> None:
+        try:
+            await self._client.chat_postMessage(channel=channel, text=message)
+        except (SlackApiError, *SLACK_ERRORS) as exc:
+            log.warning("Slack: could not answer in a DM: %s", type(exc).__name__)
+
+    async def _personal_command(self, command: SlashCommand, name: str, rest: str) -> None:
+        user = text(command.get("user_id"))
+        try:
+            reply = await self._personal.run(user, name, rest)
+        except RequestRejected as exc:
+            reply = messages.refusal(exc.user_message)
+        except Exception as exc:  # the store or the service failed: say so, never stay silent
+            log.warning("Slack: /imagine %s failed: %s", name, type(exc).__name__, exc_info=exc)
+            reply = messages.refusal(replies.SOMETHING_WRONG)
+        await self.tell(
+            text(command.get("response_url")), text(command.get("channel_id")), user, reply
+        )
+
+    # Buttons and the edit modal ---------------------------------------------------------------
+
+    async def on_button(self, ack: AsyncAck, body: BlockActions, action: Action) -> None:
+        parsed = messages.parse_action_id(text(action.get("action_id")))
+        await ack()
+        if parsed is not None:
+            self._work.spawn(self._button(body, *parsed), parsed[0])
+
+    async def _button(self, body: BlockActions, verb: str, job_id: str) -> None:
+        user = text((body.get("user") or {}).get("id"))
+        team = team_of(body)
+        container = body.get("container") or {}
+        message = body.get("message") or {}
+        channel = text((body.get("channel") or {}).get("id")) or text(container.get("channel_id"))
+        thread_ts = text(container.get("thread_ts")) or text(message.get("thread_ts")) or None
+        response_url = text(body.get("response_url"))
+        trigger = text(body.get("trigger_id")) or None
+        job = await self._job_of_team(job_id, team, response_url, channel, user)
+        if job is None:
+            return
+        if verb == "delete":
+            await self._delete(job, team, user, channel, response_url)
+            return
+        if verb == "edit":
+            metadata = {"job": job.id, "channel": channel, "thread_ts": thread_ts or ""}
+            try:
+                await self._client.views_open(
+                    trigger_id=trigger or "", view=messages.edit_modal(job, metadata)
+                )
+            except (SlackApiError, *SLACK_ERRORS) as exc:
+                log.warning("Slack: could not open the edit modal: %s", type(exc).__name__)
+                await self.tell(
+                    response_url, channel, user, messages.refusal("The editor could not open.")
+                )
+            return
+        request = _follow_up_request(team, channel, thread_ts, user, trigger, response_url)
+        if verb == RERUN:
+            # From the user's (ephemeral) history: the new image goes to their DM, theirs only.
+            request = request.with_changes(private=True)
+
+            async def rerun(r: ImagineRequest) -> Any:
+                return await self._service.rerun(job.id, r)
+
+            await self._submit(await self._with_admin(request), rerun, response_url, channel, user)
+            return
+
+        async def call(r: ImagineRequest) -> Any:
+            return await self._service.follow_up(job.id, verb, r)
+
+        await self._submit(await self._with_admin(request), call, response_url, channel, user)
+
+    async def on_edit_submit(self, ack: AsyncAck, body: ViewSubmission, view: View) -> None:
+        values = (view.get("state") or {}).get("values") or {}
+        prompt = text(
+            ((values.get(messages.EDIT_BLOCK) or {}).get(messages.EDIT_INPUT) or {}).get("value")
+        )
+        if not prompt.strip():
+            await ack(
+                response_action="errors", errors={messages.EDIT_BLOCK: "Describe the change."}
+            )
+            return
+        await ack()
+        self._work.spawn(self._edit(body, view, prompt.strip()), "edit")
+
+    async def _edit(self, body: ViewSubmission, view: View, prompt: str) -> None:
+        try:
+            metadata = json.loads(text(view.get("private_metadata")) or "{}")
+        except ValueError:
+            return
+        if not isinstance(metadata, dict):
+            return
+        user = text((body.get("user") or {}).get("id"))
+        team = team_of(body)
+        channel = text(metadata.get("channel"))
+        trigger = text(body.get("trigger_id")) or text(view.get("id")) or None
+        job = await self._job_of_team(text(metadata.get("job")), team, "", channel, user)
+        if job is None:
+            return
+        request = _follow_up_request(
+            team, channel, text(metadata.get("thread_ts")) or None, user, trigger, ""
+        )
+
+        async def call(r: ImagineRequest) -> Any:
+            return await self._service.follow_up(job.id, "edit", r, prompt=prompt)
+
+        await self._submit(await self._with_admin(request), call, "", channel, user)
+
+    async def _job_of_team(
+        self, job_id: str, team: str, response_url: str, channel: str, user: str
+    ) -> Job | None:
+        """The job a button or modal names, if it belongs to this workspace; else say so."""
+        try:
+            job = await self._service.job(job_id)
+            if job.community_id == team:
+                return job
+        except JobNotFound:
+            pass
+        await self.tell(response_url, channel, user, messages.refusal(replies.JOB_UNKNOWN))
+        return None
+
+    async def _with_admin(self, request: ImagineRequest) -> ImagineRequest:
+        return request.with_changes(
+            user_is_admin=await self._is_admin(request.community_id, request.user_id)
+        )
+
+    async def _is_admin(self, team: str, user: str) -> bool:
+        try:
+            return await self._admins.is_admin(team, user)
+        except Exception as exc:  # an admin flag is a bonus; the request goes on without it
+            log.warning("Slack: admin check failed: %s", type(exc).__name__)
+            return False
+
+    async def _delete(
+        self, job: Job, team: str, user: str, channel: str, response_url: str
+    ) -> None:
+        if job.user_id != user:
+            try:
+                await self._service.require_admin(
+                    team, await self._admins.actor(user), "delete_image"
+                )
+            except RequestRejected:
+                await self.tell(
+                    response_url,
+                    channel,
+                    user,
+                    messages.refusal(
+                        "Only the person who asked for this image or an admin can delete it."
+                    ),
+                )
+                return
+        where = text(job.delivery.get("channel")) or job.request.reply.channel_id
+        try:
+            for file_id in job.delivery.get("files") or []:
+                await self._client.files_delete(file=str(file_id))
+            ts = text(job.delivery.get("ts"))
+            if ts:
+                await self._client.chat_delete(channel=where, ts=ts)
+        except (SlackApiError, *SLACK_ERRORS) as exc:
+            log.warning("Slack: deleting job %s's image failed: %s", job.id, type(exc).__name__)
+            await self.tell(
+                response_url, channel, user, messages.refusal("The image could not be deleted.")
+            )
+            return
+        await self.tell(response_url, channel, user, messages.ephemeral("Deleted."))
+
+    # /imagine-admin ---------------------------------------------------------------------------
+
+    async def on_admin(self, ack: AsyncAck, command: SlashCommand) -> None:
+        await ack()
+        self._work.spawn(self._admin(command), "admin")
+
+    async def _admin(self, command: SlashCommand) -> None:
+        team = text(command.get("team_id"))
+        user = text(command.get("user_id"))
+        reply = await self._admin_commands.run(team, user, text(command.get("text")))
+        await self.tell(
+            text(command.get("response_url")),
+            text(command.get("channel_id")),
+            user,
+            messages.ephemeral(reply),
+        )
+
+
+def _follow_up_request(
+    team: str,
+    channel: str,
+    thread_ts: str | None,
+    user: str,
+    trigger: str | None,
+    response_url: str,
+) -> ImagineRequest:
+    """A follow-up's request: the job supplies prompt and options, this says who and where."""
+    reply = ReplyTarget(
+        platform=PLATFORM,
+        channel_id=channel,
+        thread_id=thread_ts,
+        data={"team_id": team, "user_id": user, "response_url": response_url},
+    )
+    return build_request(
+        ImagineArgs(""),
+        platform=PLATFORM,
+        community_id=team,
+        channel_id=channel,
+        user_id=user,
+        reply=reply,
+        dedupe_key=trigger,
+    )
