@@ -59,6 +59,10 @@ class InteractionHandler:
         seed: int | None,
         image: discord.Attachment | None,
         count: int | None = None,
+        output_format: str | None = None,
+        enhance: bool | None = None,
+        steps: int | None = None,
+        guidance: float | None = None,
         private: bool | None = None,
     ) -> None:
         if not await acknowledge(interaction, thinking=True, ephemeral=bool(private)):
@@ -75,7 +79,16 @@ class InteractionHandler:
         try:
             # No count given: the community's default.
             args = option_args(
-                prompt, model=model, aspect_ratio=aspect, seed=seed, images=inputs, count=count
+                prompt,
+                model=model,
+                aspect_ratio=aspect,
+                seed=seed,
+                images=inputs,
+                count=count,
+                output_format=output_format,
+                enhance=enhance,
+                steps=steps,
+                guidance=guidance,
             )
         except RequestRejected as exc:
             await self._refuse(interaction, exc.user_message)
