@@ -1,7 +1,8 @@
 """``python -m benchmarks`` (``make bench``): run every benchmark once and write the report.
 
 Options: ``--only NAME`` (repeatable) runs some scenarios; ``--quick`` runs smaller loads (for
-trying the harness; the report says so). Scenarios: inflight, polling, throughput, scaling, memory, limits. ``--before FILE`` puts an
+trying the harness; the report says so). Scenarios: inflight, polling, throughput, scaling, memory, limits,
+formats. ``--before FILE`` puts an
 earlier run's figures (its JSON report) beside this run's.
 """
 
@@ -389,6 +390,14 @@ class Bench:
         print(f"  limits: {out}", flush=True)
         return out
 
+    async def formats(self) -> dict[str, Any]:
+        """Bytes per delivered 1-megapixel image in each output format (JPEG is the default)."""
+        from benchmarks.formats import bytes_per_image
+
+        out = await bytes_per_image()
+        print(f"  formats: {out}", flush=True)
+        return out
+
 
 class _all:
     """Enter several async context managers (a variable number)."""
@@ -461,6 +470,7 @@ SCENARIOS: dict[str, Callable[[Bench], Awaitable[dict[str, Any]]]] = {
     "scaling": Bench.scaling,
     "memory": Bench.memory,
     "limits": Bench.limits,
+    "formats": Bench.formats,
 }
 
 

@@ -159,6 +159,18 @@ def targets(results: dict[str, Any]) -> list[dict[str, Any]]:
             None if rss4 is None else rss4 <= 400,
         )
     )
+    # Issue 17: a delivered 1-megapixel image in the default format (JPEG) against PNG.
+    jpeg = _get(results, "formats", "bytes", "jpeg")
+    png = _get(results, "formats", "bytes", "png")
+    out.append(
+        _ratio_target(
+            "bytes per delivered 1-megapixel image, JPEG (the default) over PNG",
+            jpeg,
+            png,
+            0.25,
+            "<= 1/4 of PNG's",
+        )
+    )
     one = _get(results, "scaling", "postgresql_1_process", "jobs_per_s")
     two = _get(results, "scaling", "postgresql_2_processes", "jobs_per_s")
     out.append(
@@ -301,8 +313,8 @@ def render(doc: dict[str, Any]) -> str:
             )
     elif polling:
         lines.append(f"Failed: {polling.get('error')}")
-    lines += ["", "## Throughput, memory, rate limits", ""]
-    for name in ("throughput", "scaling", "memory", "limits"):
+    lines += ["", "## Throughput, memory, rate limits, image bytes", ""]
+    for name in ("throughput", "scaling", "memory", "limits", "formats"):
         section = r.get(name)
         if section is None:
             continue

@@ -71,7 +71,7 @@ async def _stdin_readline() -> str:
 
 
 class ConsoleDelivery:
-    """Prints progress and outcomes; each finished image is announced with its PNG file's path."""
+    """Prints progress and outcomes; each finished image is announced with its file's path."""
 
     def __init__(self, write: Write, output_dir: Path) -> None:
         self._write = write

@@ -24,6 +24,7 @@ from bot.domain.community_settings import (
     LIMITS,
 )
 from bot.domain.errors import ImagineError, InvalidRequest, RequestRejected
+from bot.domain.models import OUTPUT_FORMATS
 from bot.domain.safety import NAMED_LEVELS
 from bot.runtime.app import App
 from bot.text import replies
@@ -300,6 +301,16 @@ def build_admin_group(
     async def model(interaction: discord.Interaction, model: str) -> None:
         await need().change(interaction, lambda: value_change("model", model))
 
+    @admin.command(name="format", description="The image format when a request names none")
+    @app_commands.choices(
+        value=[
+            *(app_commands.Choice(name=f, value=f) for f in OUTPUT_FORMATS),
+            app_commands.Choice(name="The bot's default (jpeg)", value="default"),
+        ]
+    )
+    async def default_format(interaction: discord.Interaction, value: str) -> None:
+        await need().change(interaction, lambda: value_change("format", value))
+
     def switch(name: str, description: str) -> None:
         @admin.command(name=name, description=description)
         @app_commands.choices(value=SWITCH_CHOICES)
@@ -308,6 +319,7 @@ def build_admin_group(
 
     switch("input-images", "Whether /imagine takes images to edit")
     switch("cache", "Whether seeded requests may reuse a stored image")
+    switch("enhance", "Prompt upsampling when a request does not say (where offered)")
     switch("admins-exempt", "Whether admins skip the per-user limits")
     switch("private", "Whether users may ask for private images (seen by them only)")
 

@@ -10,12 +10,16 @@ from discord import app_commands
 from adapters.discord.admin import build_admin_group
 from adapters.discord.personal import build_personal_commands
 from bot.domain.catalog import Catalog
+from bot.domain.models import OUTPUT_FORMATS
 
 if TYPE_CHECKING:
     from adapters.discord.interactions import InteractionHandler
 
 ASPECTS = ("1:1", "16:9", "9:16", "4:3", "3:4", "3:2", "2:3", "21:9")
 MAX_SEED = 2**32 - 1
+# Outer bounds only: the core checks each model's own range and names it in its refusal.
+MAX_STEPS = 1000
+MAX_GUIDANCE = 100.0
 
 HELP_TEXT = """**/imagine** turns a description into an image with FLUX.2.
 • `prompt`: what you want to see, e.g. *a red fox at dawn, watercolor*
@@ -23,6 +27,8 @@ HELP_TEXT = """**/imagine** turns a description into an image with FLUX.2.
 • `aspect`: the shape, e.g. 16:9 for wide, 9:16 for tall
 • `seed`: a whole number; the same prompt and seed give the same image
 • `image`: a picture to edit or start from
+• `format`: jpeg (default), png or webp; `enhance`: let the model detail the prompt
+• `steps`, `guidance`: FLUX.2 [flex] only, within its range
 • `private`: show the image to you only (it never appears in the channel)
 Under each image: **Reroll** (new seed), **Vary** (a close variation), **Edit** (new prompt on \
 this image), **Upscale to Max** (the highest-quality model), **Delete** (the requester or a moderator).
@@ -47,6 +53,7 @@ def build_tree(
         for variant in list(catalog.variants.values())[:25]
     ]
     aspect_choices = [app_commands.Choice(name=a, value=a) for a in ASPECTS]
+    format_choices = [app_commands.Choice(name=f, value=f) for f in OUTPUT_FORMATS]
 
     @app_commands.command(name="imagine", description="Make an image from a description")
     @app_commands.describe(
@@ -55,9 +62,14 @@ def build_tree(
         aspect="Aspect ratio",
         seed="Seed for repeatable images",
         image="An image to edit or start from",
+        output_format="Image format (default: the community's, else JPEG)",
+        enhance="Let the provider rewrite the prompt in more detail (prompt upsampling)",
+        steps="Inference steps (FLUX.2 [flex] only)",
+        guidance="Guidance scale (FLUX.2 [flex] only)",
         private="Show the image to you only",
     )
-    @app_commands.choices(model=model_choices, aspect=aspect_choices)
+    @app_commands.rename(output_format="format")
+    @app_commands.choices(model=model_choices, aspect=aspect_choices, output_format=format_choices)
     # Servers, the bot's DM and private channels; installed to a server or to a user's account.
     @app_commands.allowed_installs(guilds=True, users=True)
     @app_commands.allowed_contexts(guilds=True, dms=True, private_channels=True)
@@ -68,6 +80,10 @@ def build_tree(
         aspect: str | None = None,
         seed: app_commands.Range[int, 0, MAX_SEED] | None = None,
         image: discord.Attachment | None = None,
+        output_format: str | None = None,
+        enhance: bool | None = None,
+        steps: app_commands.Range[int, 1, MAX_STEPS] | None = None,
+        guidance: app_commands.Range[float, 0.0, MAX_GUIDANCE] | None = None,
         private: bool | None = None,
     ) -> None:
         await need().imagine(
@@ -77,6 +93,10 @@ def build_tree(
             aspect=aspect,
             seed=seed,
             image=image,
+            output_format=output_format,
+            enhance=enhance,
+            steps=steps,
+            guidance=guidance,
             private=private,
         )
 

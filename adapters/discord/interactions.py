@@ -56,6 +56,10 @@ class InteractionHandler:
         aspect: str | None,
         seed: int | None,
         image: discord.Attachment | None,
+        output_format: str | None = None,
+        enhance: bool | None = None,
+        steps: int | None = None,
+        guidance: float | None = None,
         private: bool | None = None,
     ) -> None:
         if not await acknowledge(interaction, thinking=True, ephemeral=bool(private)):
@@ -67,7 +71,17 @@ class InteractionHandler:
                 return
             inputs = (image.url,)
         try:
-            args = option_args(prompt, model=model, aspect_ratio=aspect, seed=seed, images=inputs)
+            args = option_args(
+                prompt,
+                model=model,
+                aspect_ratio=aspect,
+                seed=seed,
+                images=inputs,
+                output_format=output_format,
+                enhance=enhance,
+                steps=steps,
+                guidance=guidance,
+            )
         except RequestRejected as exc:
             await self._refuse(interaction, exc.user_message)
             return

@@ -10,7 +10,7 @@ from typing import Any
 from bot.domain.catalog import Catalog
 from bot.domain.errors import InvalidRequest
 from bot.domain.limits import UNLIMITED, format_rate
-from bot.domain.models import CommunitySettings, Limits
+from bot.domain.models import OUTPUT_FORMATS, CommunitySettings, Limits
 from bot.domain.safety import parse_level
 
 MAX_BLOCKED_TERMS = 500
@@ -191,6 +191,30 @@ DEFAULT_MODEL = ValueSetting(
     "default_model",
     check=lambda name, catalog: catalog.resolve(name).name if name else None,
     text=lambda name, _: f"default model set to {name or 'the bot default'}",
+)
+
+
+def _format(name: str | None) -> str | None:
+    if name is None:
+        return None
+    if name not in OUTPUT_FORMATS:
+        raise InvalidRequest(f"The format is one of {', '.join(OUTPUT_FORMATS)}; got {name!r}.")
+    return name
+
+
+DEFAULT_FORMAT = ValueSetting(
+    "format",
+    "default_format",
+    "default_format",
+    check=lambda name, _: _format(name),
+    text=lambda name, _: f"default image format set to {name or 'the bot default (jpeg)'}",
+)
+DEFAULT_ENHANCE = ValueSetting(
+    "enhance",
+    "default_enhance",
+    "default_enhance",
+    check=lambda on, _: bool(on),
+    text=lambda on, _: f"prompt upsampling by default {_on_off(on)}",
 )
 INPUT_IMAGES = ValueSetting(
     "input-images",
@@ -381,6 +405,8 @@ VALUE_SETTINGS: Mapping[str, ValueSetting] = {
         SERVER_DAILY,
         BUDGET,
         DEFAULT_MODEL,
+        DEFAULT_FORMAT,
+        DEFAULT_ENHANCE,
         INPUT_IMAGES,
         CACHE,
         ADMINS_EXEMPT,

@@ -38,6 +38,11 @@ TERMINAL_STATUSES = frozenset(
 # ``Job.provider`` of a job served from another job's images (a stored image, or an identical
 # request in flight: then ``provider_task`` is ``{"follows": <job id>}``). No provider call, no cost.
 CACHE_PROVIDER = "cache"
+# The image formats a user may ask for (``--format``), and the bot-wide default: JPEG, BFL's own
+# default (https://docs.bfl.ai/api-reference/models/generate-or-edit-an-image-with-flux2-%5Bpro%5D);
+# a 4-megapixel PNG of 6-10 MB overruns Discord's 10 MB upload limit, a JPEG is a fraction of it.
+OUTPUT_FORMATS = ("jpeg", "png", "webp")
+DEFAULT_OUTPUT_FORMAT = "jpeg"
 
 
 @dataclass(frozen=True)
@@ -96,10 +101,14 @@ class ImagineRequest:
     safety_tolerance: int | None = None
     # Shown to the requester only (Discord ephemeral, Slack ephemeral + DM); never in a channel.
     private: bool = False
-    # The image format asked for ("png", "jpeg", "webp"; None: the bot's PNG) and prompt
-    # enhancement where the provider offers it.
+    # The image format (``OUTPUT_FORMATS``) and prompt upsampling: as asked (or by the user's
+    # preferences), then fixed at acceptance from the community's and the bot's defaults; None
+    # means not asked (on older rows: PNG, no upsampling).
     output_format: str | None = None
-    enhance: bool = False
+    enhance: bool | None = None
+    # Inference steps and guidance where the variant takes them (FLUX.2 [flex]); None: defaults.
+    steps: int | None = None
+    guidance: float | None = None
 
     def to_json(self) -> dict[str, Any]:
         # Field by field, not ``asdict``: every other field is a plain value, and asdict's deep
@@ -232,6 +241,9 @@ class CommunitySettings:
     admin_users: tuple[str, ...] = ()
     allow_input_images: bool = True
     allow_cache: bool = True
+    # The image format and prompt upsampling when a request names none (None: the bot default).
+    default_format: str | None = None
+    default_enhance: bool = False
     # Whether /imagine ... private (results only the requester sees) may be used here.
     allow_private: bool = True
     extra: Mapping[str, Any] = field(default_factory=dict)

@@ -117,8 +117,8 @@ def apply_preferences(
         changes["count"] = prefs.count
     if request.output_format is None and prefs.format is not None:
         changes["output_format"] = prefs.format
-    if not request.enhance and prefs.enhance:
-        changes["enhance"] = True
+    if request.enhance is None and prefs.enhance is not None:
+        changes["enhance"] = prefs.enhance
     if not request.private and prefs.private and settings.allow_private:
         changes["private"] = True
     if prefs.suffix:

@@ -12,6 +12,7 @@ from bot.domain.models import Job, JobStatus
 from bot.jobs.outcomes import DELIVERY_FAILED, HANDLED, NO_IMAGE, SAFETY_RECHECK, Step, outcome_for
 from bot.jobs.steps import JobSteps, backoff
 from bot.media import images
+from bot.media.encode import FORMATS
 from bot.ops import metrics
 from bot.ports import ChannelCheck, DeliveryPort, OutImage
 from bot.providers.base import PollResult, Provider
@@ -41,7 +42,10 @@ class Deliverer:
                 )
                 keys: list[str] = []
                 for index, data in enumerate(raw, start=1):
-                    clean = await asyncio.to_thread(images.clean, data)
+                    # The format the job was accepted with (older rows: as the provider gave it).
+                    clean = await asyncio.to_thread(
+                        images.clean, data, output_format=job.request.output_format
+                    )
                     key = f"{job.id}/{index}.{clean.extension}"
                     await steps.blobs.put(key, clean.data, clean.content_type)
                     keys.append(key)
@@ -71,13 +75,13 @@ class Deliverer:
         for index, key in enumerate(job.images, start=1):
             data = await steps.blobs.get(key)
             fmt, width, height = images.inspect(data)
-            extension = "png" if fmt == "PNG" else "jpg"
+            _, content_type, extension = FORMATS[fmt.lower()]
             out.append(
                 OutImage(
                     key=key,
                     data=data,
                     filename=f"imagine-{job.id}-{index}.{extension}",
-                    content_type=f"image/{'png' if fmt == 'PNG' else 'jpeg'}",
+                    content_type=content_type,
                     width=width,
                     height=height,
                     path=steps.blobs.local_path(key),

@@ -16,7 +16,16 @@ from bot.domain.clock import Clock
 from bot.domain.community import AuditEntry
 from bot.domain.errors import InvalidRequest, PolicyRefusal, RequestRejected
 from bot.domain.limits import refusal_message
-from bot.domain.models import CACHE_PROVIDER, ImagineRequest, Job, JobStatus, dumps
+from bot.domain.models import (
+    CACHE_PROVIDER,
+    DEFAULT_OUTPUT_FORMAT,
+    OUTPUT_FORMATS,
+    CommunitySettings,
+    ImagineRequest,
+    Job,
+    JobStatus,
+    dumps,
+)
 from bot.domain.personal import PERSONAL_BUDGET_SPENT, is_personal
 from bot.domain.policy import Policy
 from bot.domain.preferences import apply_preferences
@@ -77,11 +86,16 @@ def request_cache_key(job: Job) -> str:
         "tolerance": request.safety_tolerance,
         "action": request.action if request.action in ("upscale", "edit") else "imagine",
     }
-    # Only when asked for, so keys of requests without them stay as they were.
+    # Only when set, so keys of requests without them stay as they were (every request accepted
+    # now has its format fixed, JPEG unless asked otherwise).
     if request.output_format is not None:
         parts["format"] = request.output_format
     if request.enhance:
         parts["enhance"] = True
+    if request.steps is not None:
+        parts["steps"] = request.steps
+    if request.guidance is not None:
+        parts["guidance"] = request.guidance
     return hashlib.sha256(dumps(parts).encode()).hexdigest()
 
 
@@ -127,6 +141,9 @@ class Imagine:
         if request.dedupe_key:
             request = request.with_changes(dedupe_key=f"{request.platform}:{request.dedupe_key}")
         settings = await settings_of(self._store, self._policy, request.community_id)
+        # Upsampling the request itself asks for is refused where nothing offers it; asked by a
+        # preference or the community, it applies only where offered.
+        asked_enhance = request.enhance is True
         if request.action == "imagine":
             # The user's /prefer defaults fill what the request leaves open; the checks below
             # (the community's rules) still apply to the result.
@@ -166,6 +183,11 @@ class Imagine:
                 raise InvalidRequest(
                     f"{variant.label} takes at most {variant.input_images} input images."
                 )
+        output_format, enhance = self._format_and_enhance(
+            request, settings, variant, asked_enhance=asked_enhance
+        )
+        if request.steps is not None or request.guidance is not None:
+            self._check_sampling(request, variant)
         seed = request.seed if request.seed is not None else self._rng.randrange(MAX_SEED)
         if not 0 <= seed <= MAX_SEED:
             raise InvalidRequest(f"Seeds are whole numbers from 0 to {MAX_SEED}.")
@@ -174,7 +196,12 @@ class Imagine:
         job = Job(
             id=new_job_id(),
             request=request.with_changes(
-                prompt=prompt, variant=variant.name, seed=seed, safety_tolerance=tolerance
+                prompt=prompt,
+                variant=variant.name,
+                seed=seed,
+                safety_tolerance=tolerance,
+                output_format=output_format,
+                enhance=enhance,
             ),
             status=JobStatus.QUEUED,
             width=width,
@@ -218,6 +245,60 @@ class Imagine:
             self._events.work_available()
         position = await self._store.queue_position(admission.job)
         return Accepted(job=admission.job, position=position, duplicate=not admission.created)
+
+    def _format_and_enhance(
+        self,
+        request: ImagineRequest,
+        settings: CommunitySettings,
+        variant: Variant,
+        *,
+        asked_enhance: bool,
+    ) -> tuple[str, bool]:
+        """The format and prompt upsampling a job is made with: as asked, else the community's
+        default, else the bot's. Upsampling the request asked for where no configured provider
+        offers it for this model is refused before anything is charged; a user's preference or
+        the community's default of it applies only where it is offered."""
+        output_format = request.output_format or settings.default_format or DEFAULT_OUTPUT_FORMAT
+        if output_format not in OUTPUT_FORMATS:
+            raise InvalidRequest(
+                f"The format is one of {', '.join(OUTPUT_FORMATS)}; got {output_format!r}.",
+                code="format",
+            )
+        offered = variant.offers_enhance(self._providers)
+        if asked_enhance and not offered:
+            where = [
+                v.label
+                for v in self._catalog.variants.values()
+                if v.offers_enhance(self._providers)
+            ]
+            raise InvalidRequest(
+                f"--enhance (prompt upsampling) is not offered for {variant.label} by this "
+                "bot's providers"
+                + (
+                    f"; it is for {', '.join(where)}."
+                    if where
+                    else "; it is offered for no model here."
+                ),
+                code="enhance",
+            )
+        wanted = request.enhance if request.enhance is not None else settings.default_enhance
+        return output_format, bool(wanted and offered)
+
+    def _check_sampling(self, request: ImagineRequest, variant: Variant) -> None:
+        """``--steps`` and ``--guidance`` only for a model that takes them, within its range."""
+        for value, allowed, what, flag in (
+            (request.steps, variant.steps, "Steps", "--steps"),
+            (request.guidance, variant.guidance, "Guidance", "--guidance"),
+        ):
+            if value is None:
+                continue
+            if allowed is None:
+                takes = [v.label for v in self._catalog.variants.values() if v.steps is not None]
+                raise InvalidRequest(
+                    f"{flag} is not taken by {variant.label}; it is for {', '.join(takes)}.",
+                    code="sampling",
+                )
+            allowed.check(value, what, variant.label)
 
     def price_usd(
         self, variant: Variant, count: int, width: int, height: int, input_images: int = 0

@@ -52,6 +52,10 @@ class Submitter:
         candidates = steps.router.candidates(
             variant, needs_input_images=bool(job.request.input_images)
         )
+        if job.request.enhance:
+            # Upsampling was promised at acceptance: only providers that offer it make the job,
+            # so the same request behaves the same whichever provider takes it.
+            candidates = [(p, m) for p, m in candidates if m.extra.get("enhance_field")]
         if not candidates:
             return await steps.finish(job, NO_PROVIDER, variant=variant.label)
         steps.crash_point("before_submit")
@@ -78,8 +82,11 @@ class Submitter:
                 aspect_ratio=job.request.aspect_ratio,
                 input_images=inputs,
                 safety_tolerance=max(variant.safety_min, min(variant.safety_max, tolerance)),
+                # Older rows hold no format: their images were PNG.
                 output_format=job.request.output_format or "png",
-                enhance=job.request.enhance,
+                enhance=bool(job.request.enhance),
+                steps=job.request.steps,
+                guidance=job.request.guidance,
             )
             await steps.slots.acquire(job.id, provider.name)
             job = await steps.save(

@@ -1,4 +1,4 @@
-"""Writing decoded pixels out as PNG or JPEG without any metadata, fitted to a byte limit."""
+"""Writing decoded pixels out as PNG, JPEG or WEBP without any metadata, fitted to a byte limit."""
 
 from __future__ import annotations
 
@@ -16,6 +16,13 @@ MIN_FIT_SIDE = 64
 # times the CPU for a somewhat smaller file (fitting takes care of upload limits).
 PNG_COMPRESS_LEVEL = 1
 _JPEG_QUALITIES = (92, 85, 75, 65)
+_WEBP_QUALITY = 90
+# A user's format name (``OUTPUT_FORMATS``): Pillow's name, the content type, the file extension.
+FORMATS = {
+    "jpeg": ("JPEG", "image/jpeg", "jpg"),
+    "png": ("PNG", "image/png", "png"),
+    "webp": ("WEBP", "image/webp", "webp"),
+}
 
 
 @dataclass(frozen=True)
@@ -53,6 +60,22 @@ def fit(image: Image.Image, max_bytes: int | None) -> CleanImage:
         # Bytes shrink roughly with the area: jump close to the size that fits.
         step = min(0.9, math.sqrt(max_bytes / smallest) * 0.95)
         scale = max(scale * step, MIN_FIT_SIDE / min(width, height))
+
+
+def as_format(image: Image.Image, name: str) -> CleanImage:
+    """Pixels without metadata written in the format a user asked for (``FORMATS``); a JPEG has
+    no alpha, so a transparent image is flattened onto white first."""
+    fmt, content_type, extension = FORMATS[name]
+    if image.info:
+        image = image.copy()
+        image.info = {}
+    if fmt == "JPEG":
+        data = encode(_flatten(image), "JPEG", quality=_JPEG_QUALITIES[0])
+    elif fmt == "WEBP":
+        data = encode(image, "WEBP", quality=_WEBP_QUALITY)
+    else:
+        data = encode(image, "PNG")
+    return CleanImage(data, image.width, image.height, content_type, extension)
 
 
 def encode(image: Image.Image, fmt: str, **options: int | str) -> bytes:

@@ -16,7 +16,7 @@ from contextlib import contextmanager
 from PIL import ExifTags, Image, ImageFile, ImageOps, PngImagePlugin, UnidentifiedImageError
 
 from bot.domain.errors import InvalidImage
-from bot.media.encode import CleanImage, encode, fit, has_alpha
+from bot.media.encode import FORMATS, CleanImage, as_format, encode, fit, has_alpha
 
 __all__ = [
     "ALLOWED_FORMATS",
@@ -51,7 +51,13 @@ def inspect(
         return _format(img), img.width, img.height
 
 
-def clean(data: bytes, *, max_pixels: int = MAX_PIXELS, max_bytes: int | None = None) -> CleanImage:
+def clean(
+    data: bytes,
+    *,
+    max_pixels: int = MAX_PIXELS,
+    max_bytes: int | None = None,
+    output_format: str | None = None,
+) -> CleanImage:
     """Verify and fully decode; then re-encode where needed: PNG (or JPEG where that is needed to
     fit ``max_bytes``) with no EXIF, GPS, XMP, ICC profile, comment, text chunk or trailing bytes.
 
@@ -59,8 +65,24 @@ def clean(data: bytes, *, max_pixels: int = MAX_PIXELS, max_bytes: int | None = 
     written with its own quantization tables and subsampling. The EXIF orientation is applied to
     the pixels first, so a phone photo stays upright once its EXIF is gone. The work runs on the
     decoder threads and this call waits for it: call it off the event loop (``asyncio.to_thread``).
+
+    With ``output_format`` (a name of ``encode.FORMATS``) the clean image comes out in that format:
+    a provider that cannot make it gave another, and the user gets the one asked for.
     """
-    return _decoders.submit(_clean, data, max_pixels, max_bytes).result()
+    return _decoders.submit(_clean_as, data, max_pixels, max_bytes, output_format).result()
+
+
+def _clean_as(
+    data: bytes, max_pixels: int, max_bytes: int | None, output_format: str | None
+) -> CleanImage:
+    cleaned = _clean(data, max_pixels, max_bytes)
+    if output_format is None or FORMATS[output_format][2] == cleaned.extension:
+        return cleaned
+    if max_bytes is not None and cleaned.content_type == "image/jpeg" and output_format == "png":
+        return cleaned  # made JPEG to fit the byte limit: a PNG of it would not fit
+    with _opened(cleaned.data, max_pixels, MAX_FILE_BYTES) as img:
+        img.load()
+        return as_format(img, output_format)
 
 
 def _clean(data: bytes, max_pixels: int, max_bytes: int | None) -> CleanImage:

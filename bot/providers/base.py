@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from bot.domain.catalog import ProviderModel, Variant
+from bot.domain.models import DEFAULT_OUTPUT_FORMAT
 
 
 @dataclass(frozen=True)
@@ -29,7 +30,7 @@ class GenerationSpec:
     webhook_url: str | None = None
     # The image format asked for: "jpeg", "png" or "webp" (``OUTPUT_FORMATS``). A provider that
     # cannot make the format asks for PNG (lossless) instead; see ``Provider.output_formats``.
-    output_format: str = "png"
+    output_format: str = DEFAULT_OUTPUT_FORMAT
     # Prompt upsampling where the provider offers it; pinned off everywhere else it can be set.
     enhance: bool = False
     # Inference steps and guidance where the variant takes them (else its catalog defaults).
@@ -105,9 +106,6 @@ class PollResult:
     cost_usd: float | None = None
     seed: int | None = None
     extra: Mapping[str, Any] = field(default_factory=dict)
-
-
-OUTPUT_FORMATS = ("jpeg", "png", "webp")
 
 
 def format_for(wanted: str, offered: tuple[str, ...]) -> str:

@@ -1,5 +1,6 @@
 """``imagine-bot doctor`` lines for the providers: each configured key tried with a cheap
-authenticated call (BFL's credits, a fal queue status, Together's model list)."""
+authenticated call (BFL's credits, a fal queue status and upload initiation, Together's model
+list)."""
 
 from __future__ import annotations
 

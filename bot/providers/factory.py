@@ -57,6 +57,8 @@ def build_providers(
                     **options,
                 )
             )
+            if isinstance(providers[-1], FalProvider):
+                providers[-1].rest_base = settings.fal_rest_base.rstrip("/")
         else:  # pragma: no cover - the settings validator allows only known names
             raise ConfigError("IMAGINE_PROVIDERS", f"unknown provider {name!r}")
     return providers

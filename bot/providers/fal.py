@@ -30,6 +30,10 @@ from bot.providers.transport import error_detail, request_json
 log = logging.getLogger(__name__)
 
 DEFAULT_BASE = "https://queue.fal.run"
+# fal's REST API, where its storage lives: its JS client starts an upload with
+# ``POST /storage/upload/initiate?storage_type=fal-cdn-v3`` and ``{content_type, file_name}``
+# (https://github.com/fal-ai/fal-js/blob/main/libs/client/src/storage.ts).
+DEFAULT_REST_BASE = "https://rest.fal.ai"
 # fal serves results from its CDN (``v3.fal.media`` and siblings) and its storage bucket.
 RESULT_HOSTS = ("fal.media", "*.fal.media", "storage.googleapis.com")
 QUEUE_HOSTS = ("queue.fal.run",)
@@ -70,6 +74,19 @@ def balance_lock(data: Any) -> str | None:
     return None
 
 
+def locked_account(status: int, data: Any) -> ProviderError | None:
+    """The transport's classification of a fal error answer: a 403 whose body is the lock of an
+    exhausted balance is that (not a refused key), so jobs fail over and the circuit opens."""
+    reason = balance_lock(data) if status == 403 else None
+    if reason is None:
+        return None
+    return ProviderBalanceExhausted(
+        f"fal: the account's balance is exhausted ({reason}); top it up. Other providers are tried.",
+        provider="fal",
+        status=403,
+    )
+
+
 def describe(data: Any) -> str:
     """The human part of a fal error answer, bounded: the typed errors' ``msg``, else the detail."""
     messages = [str(error.get("msg", "")) for error in fal_errors(data) if error.get("msg")]
@@ -91,6 +108,8 @@ class FalProvider(KeyedProvider):
     result_hosts = RESULT_HOSTS
     # ``output_format``: jpeg (the default) or png (https://fal.ai/models/fal-ai/flux-2-pro/api).
     output_formats = ("jpeg", "png")
+
+    rest_base = DEFAULT_REST_BASE
 
     def _configure(self) -> None:
         self._queue_allow = AllowList.build(self.base_url, QUEUE_HOSTS)
@@ -137,21 +156,17 @@ class FalProvider(KeyedProvider):
         for index in range(requests):
             body = self.body(spec, spec.seed + index, per_request)
             try:
-                try:
-                    status, data, _ = await request_json(
-                        self._http,
-                        "POST",
-                        url,
-                        provider=self.name,
-                        kind="submit",
-                        timeout=self.submit_timeout,
-                        headers=self._headers,
-                        body=body,
-                    )
-                except ProviderUnavailable as exc:
-                    if exc.status == 403:
-                        await self._raise_if_locked(exc)
-                    raise
+                status, data, _ = await request_json(
+                    self._http,
+                    "POST",
+                    url,
+                    provider=self.name,
+                    kind="submit",
+                    timeout=self.submit_timeout,
+                    headers=self._headers,
+                    body=body,
+                    classify=locked_account,
+                )
                 tasks.append(self._accepted(app_id, status, data))
             except ProviderError as exc:
                 if not tasks:
@@ -220,6 +235,7 @@ class FalProvider(KeyedProvider):
                 kind="poll",
                 headers=self._headers,
                 timeout=self.poll_timeout,
+                classify=locked_account,
             )
             if status == 404:
                 return PollResult(PollState.FAILED, message="fal: request not found")
@@ -264,6 +280,7 @@ class FalProvider(KeyedProvider):
             kind="poll",
             headers=self._headers,
             timeout=self.poll_timeout,
+            classify=locked_account,
         )
         if status >= 400:
             if refused_for_content(data):
@@ -313,11 +330,14 @@ class FalProvider(KeyedProvider):
             except ProviderError as exc:
                 log.info("fal: cancel failed: %s", exc)
 
-    async def _probe(self) -> tuple[int, Any]:
-        """A cheap authenticated call: the status of a request id that cannot exist. fal answers
-        401/403 for a refused key or a locked account, 404 (or 400) for an unknown request."""
+    async def check_key(self) -> str:
+        """The key check, two free authenticated calls. The status of a request id that cannot
+        exist: 401/403 for a refused key, 404 (or 400) for an unknown request. Then an upload
+        initiation (nothing is uploaded): a locked account's status reads still answer, its
+        storage and billable calls answer the 403 of the lock
+        (https://github.com/fal-ai/fal/issues/1147), raised as ``ProviderBalanceExhausted``."""
         url = f"{self.base_url}/fal-ai/flux-2-pro/requests/00000000-0000-0000-0000-000000000000/status"
-        status, data, _ = await request_json(
+        status, _, _ = await request_json(
             self._http,
             "GET",
             url,
@@ -325,37 +345,21 @@ class FalProvider(KeyedProvider):
             kind="poll",
             headers=self._headers,
             timeout=self.poll_timeout,
+            classify=locked_account,
         )
-        return status, data
-
-    async def _raise_if_locked(self, refused: ProviderUnavailable) -> None:
-        """A submit refused 403 is a refused key or an account locked for its balance; the
-        answer's body says which, so one cheap call reads it (the submit's own body is not
-        kept by the transport)."""
-        try:
-            status, data = await self._probe()
-        except ProviderError:
-            return
-        reason = balance_lock(data) if status == 403 else None
-        if reason is not None:
-            raise ProviderBalanceExhausted(
-                f"fal: the account's balance is exhausted ({reason})",
-                provider=self.name,
-                status=403,
-            ) from refused
-
-    async def check_key(self) -> str:
-        """The key check: a refused key names its variable, a lock names the exhausted balance."""
-        status, data = await self._probe()
-        reason = balance_lock(data) if status == 403 else None
-        if reason is not None:
-            raise ProviderBalanceExhausted(
-                f"fal: key accepted, but the account's balance is exhausted ({reason})",
-                provider=self.name,
-                status=403,
-            )
         if status in (401, 403):
             raise ProviderFailed(f"fal: {self.key_variable} was refused", status=status)
+        await request_json(
+            self._http,
+            "POST",
+            f"{self.rest_base}/storage/upload/initiate?storage_type=fal-cdn-v3",
+            provider=self.name,
+            kind="poll",
+            headers=self._headers,
+            body={"content_type": "text/plain", "file_name": "imagine-bot-key-check.txt"},
+            timeout=self.poll_timeout,
+            classify=locked_account,
+        )
         return "key accepted"
 
 

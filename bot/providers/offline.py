@@ -12,8 +12,8 @@ from typing import Any
 from PIL import Image, ImageDraw, ImageFont
 
 from bot.domain.clock import Clock, SystemClock
+from bot.domain.models import OUTPUT_FORMATS
 from bot.providers.base import (
-    OUTPUT_FORMATS,
     GenerationSpec,
     PollResult,
     PollState,

@@ -12,7 +12,7 @@ import email.utils
 import json
 import logging
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any, Literal
 from urllib.parse import urlsplit
 
@@ -35,6 +35,9 @@ POLL_TIMEOUT = httpx.Timeout(connect=5.0, read=20.0, write=10.0, pool=10.0)
 MAX_JSON_BYTES = 4 * 1024 * 1024
 
 Kind = Literal["submit", "poll"]
+# A provider's own reading of an error answer (status and parsed body), consulted before the
+# generic mapping below: the error to raise, or None to leave the answer to that mapping.
+Classify = Callable[[int, Any], ProviderError | None]
 
 
 def retry_after_seconds(value: str | None, *, now: float | None = None) -> float | None:
@@ -83,9 +86,11 @@ async def request_json(
     headers: Mapping[str, str],
     body: Mapping[str, Any] | None = None,
     timeout: httpx.Timeout | None = None,
+    classify: Classify | None = None,
 ) -> tuple[int, Any, Mapping[str, str]]:
     """Send one request and return ``(status, parsed JSON or None, headers)`` for 2xx and 4xx
-    answers the caller interprets. Raises the project's errors for everything else."""
+    answers the caller interprets. Raises the project's errors for everything else; an error
+    answer ``classify`` recognises (fal's 403 of a locked account) raises what it returns."""
     timeout = timeout or (SUBMIT_TIMEOUT if kind == "submit" else POLL_TIMEOUT)
     where = host_of(url)
     # httpx bounds each read; this bounds the whole answer (a body trickling in byte by byte).
@@ -141,8 +146,20 @@ async def request_json(
         ) from None
     status = response.status_code
     snippet = _snippet(content or b"")
+    data = None if content is None else parse_json(content)
+    if status >= 400 and classify is not None:
+        classified = classify(status, data)
+        if classified is not None:
+            log.error("%s", classified)
+            raise classified
     retry_after = retry_after_seconds(response.headers.get("retry-after"))
     if status == 429:
+        # BFL documents the wait in the 429's body as well: ``{"error": "rate_limit_exceeded",
+        # "message": ..., "retry_after": 5}`` (https://github.com/black-forest-labs/skills,
+        # skills/bfl-api/references/rate-limiting.md). The longer of the two is honoured.
+        in_body = body_retry_after(data)
+        if in_body is not None:
+            retry_after = max(retry_after or 0.0, in_body)
         raise ProviderUnavailable(
             f"{provider}: rate limited (429)",
             provider=provider,
@@ -176,7 +193,6 @@ async def request_json(
             status=status,
             retry_after=retry_after,
         )
-    data = None if content is None else parse_json(content)
     if 200 <= status < 300 and data is None:
         message = f"{provider}: malformed answer ({status}) from {where}: {snippet}"
         if kind == "submit":
@@ -188,6 +204,14 @@ async def request_json(
             raise SubmitOutcomeUnknown(message, provider=provider, status=status)
         raise ProviderFailed(message, provider=provider, status=status)
     return status, data, response.headers
+
+
+def body_retry_after(data: Any) -> float | None:
+    """Seconds from a numeric ``retry_after`` in an error body, bounded like the header."""
+    value = data.get("retry_after") if isinstance(data, Mapping) else None
+    if isinstance(value, bool) or not isinstance(value, int | float | str):
+        return None
+    return retry_after_seconds(str(value))
 
 
 def parse_json(content: bytes) -> Any:

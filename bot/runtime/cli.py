@@ -58,7 +58,17 @@ def _parser() -> argparse.ArgumentParser:
     one.add_argument("--seed", type=int, default=None)
     one.add_argument("--n", type=int, default=1)
     one.add_argument("--image", action="append", default=[], help="input image (file or URL)")
-    one.add_argument("-o", "--output", default="out.png", help="where to write the PNG")
+    one.add_argument(
+        "-o",
+        "--output",
+        default=None,
+        help="where to write the image (default out.<format>); a .png/.jpg/.webp name also "
+        "sets the format when --format is not given",
+    )
+    one.add_argument("--format", default=None, help="jpeg (default), png or webp")
+    one.add_argument("--enhance", action="store_true", default=None, help="prompt upsampling")
+    one.add_argument("--steps", type=int, default=None, help="inference steps (flex)")
+    one.add_argument("--guidance", type=float, default=None, help="guidance scale (flex)")
     one.add_argument("--timeout", type=float, default=900.0)
     sub.add_parser("doctor", help="check the configuration and what it points at")
     move = sub.add_parser(
@@ -284,7 +294,7 @@ def _console_banner(settings: Settings) -> None:
 class FileDelivery:
     """Delivery for ``imagine-bot imagine``: writes the images where ``-o`` says."""
 
-    def __init__(self, output: Path) -> None:
+    def __init__(self, output: Path | None) -> None:
         self._output = output
         self.written: list[Path] = []
 
@@ -294,7 +304,7 @@ class FileDelivery:
 
     async def deliver(self, job: Job, images: Sequence[OutImage]) -> Mapping[str, Any]:
         for index, image in enumerate(images, start=1):
-            target = self._output
+            target = self._output or Path(f"out.{image.filename.rsplit('.', 1)[-1]}")
             if len(images) > 1:
                 target = target.with_name(f"{target.stem}-{index}{target.suffix}")
             target.parent.mkdir(parents=True, exist_ok=True)
@@ -310,7 +320,14 @@ class FileDelivery:
 async def imagine_once(settings: Settings, args: argparse.Namespace) -> int:
     from adapters.console.adapter import ConsoleAdapter
 
-    delivery = FileDelivery(Path(args.output))
+    output = Path(args.output) if args.output else None
+    delivery = FileDelivery(output)
+    wanted = args.format
+    if wanted is None and output is not None:
+        # ``-o out.png`` asks for a PNG; another suffix leaves the format to the defaults.
+        wanted = {".png": "png", ".jpg": "jpeg", ".jpeg": "jpeg", ".webp": "webp"}.get(
+            output.suffix.lower()
+        )
     async with open_app(settings) as app:
         app.add_delivery("cli", delivery)
         await app.start_workers()
@@ -322,6 +339,10 @@ async def imagine_once(settings: Settings, args: argparse.Namespace) -> int:
                 seed=args.seed,
                 model=args.model,
                 count=args.n,
+                output_format=wanted,
+                enhance=args.enhance,
+                steps=args.steps,
+                guidance=args.guidance,
             )
             reply = ReplyTarget(platform="cli", channel_id="cli")
             user = os.environ.get("USER", "operator")

@@ -45,6 +45,8 @@ class Settings(BaseModel):
     bfl_api_base: str = Field("https://api.bfl.ai", alias="BFL_API_BASE")
     fal_key: SecretStr | None = Field(None, alias="FAL_KEY")
     fal_queue_base: str = Field("https://queue.fal.run", alias="FAL_QUEUE_BASE")
+    # fal's REST API: doctor's key check starts an upload there to see an account lock.
+    fal_rest_base: str = Field("https://rest.fal.ai", alias="FAL_REST_BASE")
     # Where fal publishes the keys its webhooks are signed with (tests point it at a fake).
     fal_jwks_url: str = Field(
         "https://rest.alpha.fal.ai/.well-known/jwks.json", alias="FAL_JWKS_URL"

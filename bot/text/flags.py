@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 from bot.domain.errors import InvalidRequest
+from bot.domain.models import OUTPUT_FORMATS
 
 MAX_SEED = 2**32 - 1
 MAX_COUNT = 4
@@ -16,6 +18,10 @@ FLAG_HELP = {
     "--model": "model variant: pro, max, flex or klein (also -m)",
     "--n": f"how many images, 1 to {MAX_COUNT} (also --count)",
     "--image": "an input image to edit (a URL; on the console, a file path)",
+    "--format": "image format: " + ", ".join(OUTPUT_FORMATS) + " (default jpeg)",
+    "--enhance": "let the provider rewrite the prompt in more detail (prompt upsampling)",
+    "--steps": "inference steps (flex only), a whole number within the model's range",
+    "--guidance": "guidance scale (flex only), a number within the model's range",
     "--no-cache": "always generate anew, even for a seed seen before",
     "--private": "show the image to you only (Slack: in your DM with the bot)",
 }
@@ -25,8 +31,12 @@ _ALIASES = {
     "-m": "--model",
     "--count": "--n",
     "--num": "--n",
+    "--fmt": "--format",
+    "--output-format": "--format",
 }
-_BOOLEAN = {"--no-cache", "--private"}
+_BOOLEAN = {"--no-cache", "--enhance", "--private"}
+# Other spellings of a format a user may type.
+_FORMAT_ALIASES = {"jpg": "jpeg"}
 
 
 @dataclass(frozen=True)
@@ -40,6 +50,11 @@ class ImagineArgs:
     images: tuple[str, ...] = ()
     use_cache: bool = True
     help: bool = False
+    output_format: str | None = None
+    # True when asked (``--enhance``); None leaves it to the community's default.
+    enhance: bool | None = None
+    steps: int | None = None
+    guidance: float | None = None
     private: bool = False
 
 
@@ -55,8 +70,7 @@ def parse_imagine(text: str) -> ImagineArgs:
     prompt: list[str] = []
     values: dict[str, str] = {}
     images: list[str] = []
-    use_cache = True
-    private = False
+    switches: set[str] = set()
     i = 0
     while i < len(words):
         word = words[i]
@@ -71,10 +85,7 @@ def parse_imagine(text: str) -> ImagineArgs:
                 f"Unknown option {word!r}. Options:\n{flags_help()}", code="unknown_flag"
             )
         if flag in _BOOLEAN:
-            if flag == "--private":
-                private = True
-            else:
-                use_cache = False
+            switches.add(flag)
             i += 1
             continue
         if inline:
@@ -101,8 +112,12 @@ def parse_imagine(text: str) -> ImagineArgs:
         model=values.get("--model"),
         count=_parse_count(values["--n"]) if "--n" in values else 1,
         images=tuple(images),
-        use_cache=use_cache,
-        private=private,
+        use_cache="--no-cache" not in switches,
+        output_format=parse_format(values["--format"]) if "--format" in values else None,
+        enhance=True if "--enhance" in switches else None,
+        steps=_parse_steps(values["--steps"]) if "--steps" in values else None,
+        guidance=_parse_guidance(values["--guidance"]) if "--guidance" in values else None,
+        private="--private" in switches,
     )
 
 
@@ -115,12 +130,20 @@ def option_args(
     model: str | None = None,
     count: int = 1,
     images: tuple[str, ...] = (),
+    output_format: str | None = None,
+    enhance: bool | None = None,
+    steps: int | None = None,
+    guidance: float | None = None,
 ) -> ImagineArgs:
     """The same arguments from a platform's typed options (Discord), checked like typed flags."""
     if seed is not None:
         _parse_seed(str(seed))
     if count != 1:
         _parse_count(str(count))
+    if steps is not None:
+        _parse_steps(str(steps))
+    if guidance is not None:
+        _parse_guidance(str(guidance))
     return ImagineArgs(
         prompt=prompt,
         aspect_ratio=aspect_ratio,
@@ -129,7 +152,22 @@ def option_args(
         model=model,
         count=count,
         images=images,
+        output_format=parse_format(output_format) if output_format is not None else None,
+        enhance=enhance,
+        steps=steps,
+        guidance=guidance,
     )
+
+
+def parse_format(text: str) -> str:
+    """A format name as users type it (``JPG``, ``png``), or InvalidRequest naming the allowed."""
+    name = text.strip().lower().lstrip(".")
+    name = _FORMAT_ALIASES.get(name, name)
+    if name not in OUTPUT_FORMATS:
+        raise InvalidRequest(
+            f"--format is one of {', '.join(OUTPUT_FORMATS)}; got {text!r}.", code="flag_value"
+        )
+    return name
 
 
 def _parse_seed(text: str) -> int:
@@ -144,3 +182,20 @@ def _parse_count(text: str) -> int:
     if not text.isdigit() or not 1 <= int(text) <= MAX_COUNT:
         raise InvalidRequest(f"--n must be 1 to {MAX_COUNT}; got {text!r}.", code="flag_value")
     return int(text)
+
+
+def _parse_steps(text: str) -> int:
+    # The allowed range depends on the model; it is checked when the request is accepted.
+    if not text.isdigit() or not 1 <= int(text) <= 1000:
+        raise InvalidRequest(f"--steps is a whole number; got {text!r}.", code="flag_value")
+    return int(text)
+
+
+def _parse_guidance(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        value = float("nan")
+    if not math.isfinite(value) or value < 0:
+        raise InvalidRequest(f"--guidance is a number like 4.5; got {text!r}.", code="flag_value")
+    return value

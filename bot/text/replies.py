@@ -83,6 +83,8 @@ def settings_lines(
         f"Server daily budget: {budget}",
         f"Admins skip user limits: {'yes' if settings.admins_exempt else 'no'}",
         f"Default model: {model}",
+        f"Default image format: {settings.default_format or f'jpeg {BOT_DEFAULT}'}",
+        f"Prompt upsampling by default: {'on' if settings.default_enhance else 'off'}",
         f"Input images: {'on' if settings.allow_input_images else 'off'}",
         f"Cache for seeded requests: {'on' if settings.allow_cache else 'off'}",
         f"Private images: {'on' if settings.allow_private else 'off'}",

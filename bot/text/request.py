@@ -43,5 +43,9 @@ def build_request(
         user_is_admin=user_is_admin,
         channel_age_restricted=channel_age_restricted,
         use_cache=args.use_cache,
+        output_format=args.output_format,
+        enhance=args.enhance,
+        steps=args.steps,
+        guidance=args.guidance,
         private=args.private,
     )

@@ -27,6 +27,7 @@ from bot.domain.community_settings import (
 from bot.domain.errors import InvalidRequest
 from bot.domain.limits import UNLIMITED, parse_rate
 from bot.domain.models import Limits
+from bot.text.flags import parse_format
 
 # (usage, what it does): the help text and each command's usage line.
 USAGE = (
@@ -45,6 +46,8 @@ USAGE = (
     ("server-daily <images>|off|default", "images per day for the whole community"),
     ("budget <usd>|off|default", "US dollars per day for the whole community"),
     ("model <name>|default", "the model used when a request names none"),
+    ("format jpeg|png|webp|default", "the image format when a request names none"),
+    ("enhance on|off", "prompt upsampling when a request does not say (where offered)"),
     ("input-images on|off", "whether /imagine takes images to edit"),
     ("cache on|off", "whether seeded requests may reuse a stored image"),
     ("admins-exempt on|off", "whether admins skip the per-user limits"),
@@ -189,6 +192,8 @@ VALUES: Mapping[str, Callable[[str], Any]] = {
     "server-daily": _or_default(lambda w: parse_count(w, "server-daily")),
     "budget": parse_money,
     "model": _or_default(str.strip),
+    "format": _or_default(parse_format),
+    "enhance": lambda w: parse_switch(w, "enhance"),
     "input-images": lambda w: parse_switch(w, "input-images"),
     "cache": lambda w: parse_switch(w, "cache"),
     "admins-exempt": lambda w: parse_switch(w, "admins-exempt"),

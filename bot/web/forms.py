@@ -22,7 +22,7 @@ from bot.domain.community_settings import (
     money_text,
 )
 from bot.domain.errors import InvalidRequest
-from bot.domain.models import CommunitySettings, Limits
+from bot.domain.models import OUTPUT_FORMATS, CommunitySettings, Limits
 from bot.domain.safety import NAMED_LEVELS
 from bot.text.settings import USAGE, channel_safety_change, limits_change, value_change
 
@@ -95,6 +95,9 @@ def _value_inputs(setting: ValueSetting, value: Any, catalog: Catalog) -> tuple[
     if setting.name == "model":
         models = (("default", "the bot default"), *((n, n) for n in catalog.variants))
         return (Input("value", "model", models, str(value or "default")),)
+    if setting.name == "format":
+        formats = (("default", "the bot default (jpeg)"), *((f, f) for f in OUTPUT_FORMATS))
+        return (Input("value", "format", formats, str(value or "default")),)
     hint = _usage(setting.name)[0].split(maxsplit=1)[-1]
     return (Input("value", setting.name, placeholder=hint),)
 

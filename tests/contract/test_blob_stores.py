@@ -155,11 +155,12 @@ async def test_console_job_lands_in_the_bucket_and_a_copy_on_disk(
     assert path.parent == data_dir / "console"
     job_id = done[0].split()[1].rstrip(":")
 
-    stored = s3.get_object(Bucket=bucket, Key=f"imgs/{job_id}/1.png")
+    # JPEG: the bot's default format.
+    stored = s3.get_object(Bucket=bucket, Key=f"imgs/{job_id}/1.jpg")
     body = stored["Body"].read()
     assert path.read_bytes() == body
     with Image.open(io.BytesIO(body)) as image:
-        assert image.format == "PNG"
+        assert image.format == "JPEG"
         assert abs(image.width / image.height - 16 / 9) < 0.02
     # Nothing was written to the local image folder: the bucket is the store.
     assert not (data_dir / "images").exists()

@@ -73,7 +73,9 @@ def build(name: str, fake: Any, http: httpx.AsyncClient, clock: ManualClock, **k
     if name == "bfl":
         return BflProvider(http, **common)
     if name == "fal":
-        return FalProvider(http, **common)
+        fal = FalProvider(http, **common)
+        fal.rest_base = fake.base_url  # the fake serves fal's storage API too
+        return fal
     return TogetherProvider(http, **common)
 
 
@@ -109,16 +111,18 @@ async def run(
     return result, await provider.fetch(submission.task, result)
 
 
-def png_size(data: bytes) -> tuple[int, int]:
+def jpeg_size(data: bytes) -> tuple[int, int]:
+    """The size of a JPEG: the format a spec asks for unless it names another (the bot's
+    default, as BFL's)."""
     with Image.open(io.BytesIO(data)) as image:
-        assert image.format == "PNG"
+        assert image.format == "JPEG"
         return image.size
 
 
 async def test_a_generation_comes_back_as_the_image_asked_for(rig: Rig) -> None:
     result, images = await run(rig.provider, rig.spec())
     assert result.state is PollState.READY
-    assert [png_size(i) for i in images] == [(1024, 768)]
+    assert [jpeg_size(i) for i in images] == [(1024, 768)]
     assert rig.fake.paid_tasks == 1
 
 
@@ -251,6 +255,26 @@ async def test_429_with_retry_after_is_a_refusal_before_any_task(rig: Rig) -> No
     assert rig.fake.paid_tasks == 0
 
 
+async def test_bfl_429_retry_after_in_the_body_counts_like_the_header(bfl: Rig) -> None:
+    # BFL's documented 429 body, with no Retry-After header beside it
+    # (https://github.com/black-forest-labs/skills skills/bfl-api/references/rate-limiting.md).
+    body = {"error": "rate_limit_exceeded", "message": "Too many concurrent requests"}
+    bfl.fake.fail("submit", Fault(status=429, body={**body, "retry_after": 5}))
+    with pytest.raises(ProviderUnavailable) as caught:
+        await bfl.provider.submit(bfl.spec())
+    assert caught.value.status == 429 and caught.value.retry_after == 5
+    # Header and body both: the longer wait is kept.
+    bfl.fake.fail("submit", Fault(status=429, retry_after=2, body={**body, "retry_after": 9}))
+    with pytest.raises(ProviderUnavailable) as caught:
+        await bfl.provider.submit(bfl.spec())
+    assert caught.value.retry_after == 9
+    bfl.fake.fail("submit", Fault(status=429, body=body))
+    with pytest.raises(ProviderUnavailable) as caught:
+        await bfl.provider.submit(bfl.spec())
+    assert caught.value.retry_after is None
+    assert bfl.fake.paid_tasks == 0
+
+
 @pytest.mark.parametrize(
     "fault", [Fault(status=500), Fault(status=503, html=True), Fault(status=402)]
 )
@@ -355,7 +379,7 @@ async def test_a_result_redirected_on_its_own_host_is_followed(rig: Rig) -> None
     # To the same path on the same host (the fault is spent: the second request gets the image).
     rig.fake.fail("result", Fault(status=307, location="{path}?moved=1"))
     _result, images = await run(rig.provider, rig.spec())
-    assert len(images) == 1 and images[0].startswith(b"\x89PNG")
+    assert len(images) == 1 and images[0].startswith(b"\xff\xd8")  # a JPEG (the default)
     [first, second] = rig.fake.recorded("GET", "/results/")
     assert first.path == second.path and second.query == {"moved": "1"}
 
@@ -376,7 +400,7 @@ async def test_download_allow_adds_a_result_host(rig: Rig) -> None:
         for token, stored in rig.fake.images.items():
             other.images[token] = stored
         images = await provider.fetch(submission.task, result)
-        assert [png_size(i) for i in images] == [(1024, 768)]
+        assert [jpeg_size(i) for i in images] == [(1024, 768)]
     finally:
         await other.aclose()
 
@@ -619,15 +643,32 @@ async def test_fal_errors_are_classified_by_type_not_by_words(fal: Rig) -> None:
     assert "nsfw checks cannot be turned off" in str(caught.value)
 
 
-async def test_fal_exhausted_balance_is_a_balance_problem_not_a_refused_key(fal: Rig) -> None:
+async def test_fal_exhausted_balance_is_a_balance_problem_not_a_refused_key(
+    fal: Rig, caplog: pytest.LogCaptureFixture
+) -> None:
     fal.fake.exhaust_balance()
-    with pytest.raises(ProviderBalanceExhausted) as caught:
+    with caplog.at_level(logging.INFO), pytest.raises(ProviderBalanceExhausted) as caught:
         await fal.provider.submit(fal.spec())
     assert isinstance(caught.value, ProviderUnavailable)  # fails over
     assert "balance is exhausted" in str(caught.value) and "refused" not in str(caught.value)
     assert fal.fake.paid_tasks == 0
+    # Told from the submit's own answer: no second call to find out.
+    assert [(r.method, r.path.count("/requests/")) for r in fal.fake.requests] == [("POST", 0)]
+    logged = " ".join(r.getMessage() for r in caplog.records)
+    assert "balance is exhausted" in logged and "key was refused" not in logged
+    # Status reads still answer for a locked account (fal/fal#1147): the key check sees the lock
+    # on its upload initiation.
+    status = await fal.http.get(
+        f"{fal.fake.base_url}/fal-ai/flux-2-pro/requests/x/status",
+        headers={"authorization": f"Key {fal.key}"},
+    )
+    assert status.status_code == 404
     with pytest.raises(ProviderBalanceExhausted, match="balance is exhausted"):
         await fal.provider.check_key()
+    assert fal.fake.uploads_initiated == 0
+    fal.fake.locked = None
+    assert await fal.provider.check_key() == "key accepted"
+    assert fal.fake.uploads_initiated == 1
 
 
 async def test_fal_refused_key_is_not_a_balance_problem(fal: Rig) -> None:
@@ -678,4 +719,4 @@ async def test_together_base64_answers_are_decoded(together: Rig) -> None:
 
     together.provider.body = base64_body
     _result, images = await run(together.provider, together.spec())
-    assert [png_size(i) for i in images] == [(1024, 768)]
+    assert [jpeg_size(i) for i in images] == [(1024, 768)]

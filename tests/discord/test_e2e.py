@@ -100,9 +100,9 @@ async def test_imagine_over_the_gateway_and_buttons_after_a_restart(
     assert mine[0].operation == "create_interaction_response" and mine[0].json["type"] == 5
     assert mine[0].status == 200  # within Discord's 3 s
     ((name, data, _),) = edit.files.values()
-    assert name.endswith(".png") and embed_image(edit) == f"attachment://{name}"
+    assert name.endswith(".jpg") and embed_image(edit) == f"attachment://{name}"
     with Image.open(io.BytesIO(data)) as img:
-        assert img.format == "PNG"
+        assert img.format == "JPEG"  # the bot's default format
     embed = edit.json["embeds"][0]
     assert embed["description"] == "a lighthouse in a storm"
     assert {f["name"]: f["value"] for f in embed["fields"]}["Seed"] == "11"

@@ -25,7 +25,7 @@ def final_edit(bot: Bot, token: str) -> Recorded | None:
     return None
 
 
-async def test_imagine_defers_first_then_edits_in_the_png_with_embed_and_buttons(bot: Bot) -> None:
+async def test_imagine_defers_first_then_edits_in_the_jpeg_with_embed_and_buttons(bot: Bot) -> None:
     token = bot.feed(bot.fake.imagine("a red fox at dawn @everyone", seed=42, aspect="16:9"))
     edit = await bot.fake.wait_for(lambda: final_edit(bot, token), what="the image")
 
@@ -36,9 +36,9 @@ async def test_imagine_defers_first_then_edits_in_the_png_with_embed_and_buttons
 
     # Discord types an upload by its name and bytes (discord.py sends every part octet-stream).
     ((name, data, _),) = edit.files.values()
-    assert name.endswith(".png")
+    assert name.endswith(".jpg")  # JPEG: the bot's default format
     with Image.open(io.BytesIO(data)) as img:
-        assert img.format == "PNG"
+        assert img.format == "JPEG"
         assert img.width > img.height  # 16:9
     payload = edit.json
     assert payload["allowed_mentions"] == {"parse": []}
@@ -223,3 +223,32 @@ async def test_a_thread_inherits_the_age_restriction_of_its_parent_channel(bot: 
     job = await claim_next_job(bot.app.store, "test", bot.app.clock.now(), 60, {"discord"})
     assert job is not None and job.request.channel_age_restricted
     assert job.request.channel_id == thread
+
+
+async def test_the_format_option_decides_the_uploaded_file(bot: Bot) -> None:
+    options = [
+        {"name": "prompt", "type": 3, "value": "a red fox"},
+        {"name": "format", "type": 3, "value": "webp"},
+    ]
+    token = bot.feed(bot.fake.command("imagine", options))
+    edit = await bot.fake.wait_for(lambda: final_edit(bot, token), what="the image")
+    ((name, data, _),) = edit.files.values()
+    assert name.endswith(".webp")
+    with Image.open(io.BytesIO(data)) as img:
+        assert img.format == "WEBP"
+
+
+async def test_steps_on_a_model_without_them_are_refused_naming_where_they_apply(bot: Bot) -> None:
+    options = [
+        {"name": "prompt", "type": 3, "value": "a red fox"},
+        {"name": "model", "type": 3, "value": "pro"},
+        {"name": "steps", "type": 4, "value": 20},
+    ]
+    token = bot.feed(bot.fake.command("imagine", options))
+    reply = await bot.fake.wait_for(
+        lambda: next(
+            (c for c in token_calls(bot, token) if c.json and "--steps" in str(c.json)), None
+        ),
+        what="the refusal",
+    )
+    assert "FLUX.2 [flex]" in str(reply.json)

@@ -41,7 +41,10 @@ def contract_env(name: str, fake: Any) -> dict[str, str]:
         "fal": ("FAL_KEY", "FAL_QUEUE_BASE"),
         "together": ("TOGETHER_API_KEY", "TOGETHER_API_BASE"),
     }[name]
-    return {"IMAGINE_PROVIDERS": name, key: fake.key, base: fake.base_url}
+    env = {"IMAGINE_PROVIDERS": name, key: fake.key, base: fake.base_url}
+    if name == "fal":
+        env["FAL_REST_BASE"] = fake.base_url  # the fake serves fal's storage API too
+    return env
 
 
 @pytest.mark.parametrize(
@@ -134,6 +137,7 @@ async def test_doctor_checks_each_configured_key(tmp_path: Path) -> None:
             assert any(
                 line.startswith(f"ok    provider {name}: key accepted") for line in out.splitlines()
             ), out
+        assert fakes[1].uploads_initiated == 1  # fal's lock shows on an upload, not a status read
         fakes[1].exhaust_balance()
         code, out, _ = await run_bot(["doctor"], tmp_path / "data", **env)
         assert code == 1

@@ -9,10 +9,10 @@ from PIL import Image
 
 from tests.e2e.conftest import run_bot
 
-DONE = re.compile(r"job (\w+): done -> (\S+\.png) ")
+DONE = re.compile(r"job (\w+): done -> (\S+\.(?:png|jpg|webp)) ")
 
 
-def test_piped_imagine_prints_a_16_9_png_and_repeats_identically(tmp_path: Path) -> None:
+def test_piped_imagine_prints_a_16_9_jpeg_and_repeats_identically(tmp_path: Path) -> None:
     data = tmp_path / "data"
     command = "/imagine a red fox at dawn --ar 16:9 --seed 7\n"
     first = run_bot(["run"], data_dir=data, stdin=command)
@@ -24,7 +24,7 @@ def test_piped_imagine_prints_a_16_9_png_and_repeats_identically(tmp_path: Path)
     paths = [Path(DONE.search(out.stdout).group(2)) for out in (first, second)]  # type: ignore[union-attr]
     assert paths[0] != paths[1]
     with Image.open(paths[0]) as image:
-        assert image.format == "PNG"
+        assert image.format == "JPEG"  # the bot's default format
         width, height = image.size
     assert width * 9 == height * 16
     assert paths[0].read_bytes() == paths[1].read_bytes()
@@ -60,6 +60,27 @@ def test_imagine_command_writes_the_output_file(tmp_path: Path) -> None:
     assert out.stdout.strip() == str(target)
     with Image.open(target) as image:
         assert image.size[0] * 2 == image.size[1] * 3
+
+
+def test_imagine_command_writes_the_format_asked_for(tmp_path: Path) -> None:
+    # No -o: out.<format> in the working directory, JPEG by default.
+    out = run_bot(["imagine", "a lighthouse", "--seed", "3"], data_dir=tmp_path / "data")
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip() == "out.jpg"
+    with Image.open(tmp_path / "out.jpg") as image:
+        assert image.format == "JPEG"
+    # -o names the format when --format does not; --format wins over the name.
+    webp = tmp_path / "pic.webp"
+    out = run_bot(["imagine", "a lighthouse", "-o", str(webp)], data_dir=tmp_path / "data")
+    assert out.returncode == 0, out.stderr
+    with Image.open(webp) as image:
+        assert image.format == "WEBP"
+    out = run_bot(
+        ["imagine", "a lighthouse", "--format", "bmp", "-o", str(tmp_path / "x.png")],
+        data_dir=tmp_path / "data",
+    )
+    assert out.returncode == 3
+    assert "--format is one of jpeg, png, webp" in out.stderr
 
 
 def test_imagine_command_refusal_exits_non_zero(tmp_path: Path) -> None:

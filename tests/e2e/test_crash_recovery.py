@@ -14,7 +14,7 @@ import pytest
 from bot.jobs.steps import CRASH_POINTS
 from tests.e2e.conftest import run_bot
 
-DONE = re.compile(r"job (\w+): done -> (\S+\.png) ")
+DONE = re.compile(r"job (\w+): done -> (\S+\.(?:png|jpg|webp)) ")
 QUEUED = re.compile(r"job (\w+): queued")
 SUBMITTED = re.compile(r"job (\w+): submitted to offline")
 COMMANDS = "".join(f"/imagine crash test number {i} --seed {i}\n" for i in range(4))

@@ -21,7 +21,8 @@ from tests.slack.conftest import BOT_TOKEN, SIGNING_SECRET
 
 pytestmark = [pytest.mark.postgres, pytest.mark.slow]
 
-PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
+# A JPEG: the bot's default format.
+JPEG_MAGIC = b"\xff\xd8\xff"
 
 
 @pytest.fixture
@@ -168,7 +169,7 @@ async def test_the_gateway_takes_the_command_and_a_worker_process_delivers_it(
     assert codes == [0, 0], (gateway.output()[-2000:], worker.output()[-2000:])
     [upload] = fake_slack.shared_files()
     assert upload.shared_to == "C9"
-    assert upload.data is not None and upload.data.startswith(PNG_MAGIC)
+    assert upload.data is not None and upload.data.startswith(JPEG_MAGIC)
     # The gateway never worked on a job; the worker did, without serving Slack's events.
     assert "submitted to offline" not in gateway.output()
     assert "submitted to offline" in worker.output()

@@ -84,15 +84,21 @@ class FakeFal(FakeServer):
         self.queue_position = 3
         self.nsfw_next: deque[bool] = deque()
         self.error_next: deque[str] = deque()
-        # An account out of money: fal locks it and answers 403 with this detail. fal's issue
-        # threads show it on every billable call (some report status reads still answering);
-        # this fake locks every authenticated route.
-        # https://github.com/fal-ai/fal/issues/1147, https://github.com/fal-ai/fal/issues/1163
+        # An account out of money: fal locks it and answers 403 with this detail on every
+        # billable call and on storage uploads, while "a plain queue.fal.run/.../status GET
+        # returns 200" (https://github.com/fal-ai/fal/issues/1147; the detail's wording also
+        # https://github.com/fal-ai/fal/issues/1163). This fake does the same: submits and
+        # upload initiations are locked, status, result and cancel reads are not.
         self.locked: str | None = None
         # Where the next requests are refused for content: "submit", "status" or "result".
         self.content_policy_next: deque[str] = deque()
+        self.uploads_initiated = 0
         r = self.app.router
         r.add_get("/.well-known/jwks.json", self._jwks)
+        # fal's storage: ``POST {rest}/storage/upload/initiate?storage_type=fal-cdn-v3`` with
+        # ``{content_type, file_name}`` answers ``{upload_url, file_url}``
+        # (https://github.com/fal-ai/fal-js/blob/main/libs/client/src/storage.ts).
+        r.add_post("/storage/upload/initiate", self._upload_initiate)
         r.add_get("/{owner}/{name}/requests/{rid}/status", self._status)
         r.add_put("/{owner}/{name}/requests/{rid}/cancel", self._cancel)
         r.add_get("/{owner}/{name}/requests/{rid}", self._response)
@@ -120,12 +126,26 @@ class FakeFal(FakeServer):
             {"keys": [{"kty": "OKP", "crv": "Ed25519", "x": x, "kid": "fake-1", "use": "sig"}]}
         )
 
-    def _authorised(self, request: web.Request) -> web.Response | None:
+    def _authorised(self, request: web.Request, *, billable: bool = False) -> web.Response | None:
         if request.headers.get("Authorization") != f"Key {self.key}":
             return web.json_response({"detail": "Unauthorized"}, status=401)
-        if self.locked is not None:
+        if billable and self.locked is not None:
             return web.json_response({"detail": self.locked}, status=403)
         return None
+
+    async def _upload_initiate(self, request: web.Request) -> web.StreamResponse:
+        refused = self._authorised(request, billable=True)
+        if refused:
+            return refused
+        body = await request.json()
+        name = str(body.get("file_name") or "upload.bin")
+        self.uploads_initiated += 1
+        return web.json_response(
+            {
+                "upload_url": f"{self.origin}/uploads/{self.uploads_initiated}",
+                "file_url": f"{self.origin}/files/{self.uploads_initiated}/{name}",
+            }
+        )
 
     def exhaust_balance(self) -> None:
         """Lock the account as fal does when its balance runs out."""
@@ -144,7 +164,7 @@ class FakeFal(FakeServer):
         }
 
     async def _submit(self, request: web.Request) -> web.StreamResponse:
-        refused = self._authorised(request)
+        refused = self._authorised(request, billable=True)
         if refused:
             return refused
         fault = self.take_fault("submit")

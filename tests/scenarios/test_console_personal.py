@@ -21,7 +21,7 @@ async def test_prefer_then_imagine_then_history(app: App) -> None:
     await adapter.handle("/history 5")
     (line,) = [line for line in lines if line.startswith("1. ")]
     assert "a lighthouse in the style of a linocut" in line and f"job {job_id}" in line
-    assert ".png" in line  # the saved file
+    assert ".jpg" in line  # the saved file (JPEG, the bot's default format)
     await adapter.handle(f"/rerun {job_id}")
     assert lines[-1].startswith("job ") and job_id not in lines[-1]
 

@@ -28,7 +28,7 @@ from tests.store_helpers import enqueue_job
 
 pytestmark = pytest.mark.slow
 
-DONE = re.compile(r"job (\w+): done -> (\S+\.png) ")
+DONE = re.compile(r"job (\w+): done -> (\S+\.(?:png|jpg|webp)) ")
 FAILED = re.compile(r"job (\w+): (failed|moderated|expired): ")
 PROMPTS = [f"a paper lantern number {n}" for n in range(3)]
 # klein: the shortest usual time, so the first poll comes soon after the submit.

@@ -1,4 +1,4 @@
-"""/imagine over HTTP: ack, progress message, the uploaded PNG, the result card and its buttons."""
+"""/imagine over HTTP: ack, progress message, the uploaded image, the result card and its buttons."""
 
 from __future__ import annotations
 
@@ -9,7 +9,8 @@ from PIL import Image
 from bot.domain.models import JobStatus
 from tests.slack.conftest import BOT_TOKEN, SlackBot
 
-PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
+# A JPEG: the bot's default format.
+JPEG_MAGIC = b"\xff\xd8\xff"
 
 
 async def test_imagine_acks_with_queued_then_posts_the_image_in_the_channel(
@@ -47,7 +48,7 @@ async def test_imagine_acks_with_queued_then_posts_the_image_in_the_channel(
     # The image went through files.getUploadURLExternal, the upload URL, completeUploadExternal.
     [upload] = fake.shared_files()
     assert upload.shared_to == "C42"
-    assert upload.data is not None and upload.data.startswith(PNG_MAGIC)
+    assert upload.data is not None and upload.data.startswith(JPEG_MAGIC)
     assert upload.length == len(upload.data)
     assert "Authorization" not in upload.upload_headers
     assert "a red fox at dawn" in (upload.initial_comment or "")

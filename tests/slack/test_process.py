@@ -17,7 +17,8 @@ from tests.e2e.conftest import bot_env
 from tests.fakes.slack import FakeSlack, form_body, signed_headers
 from tests.slack.conftest import BOT_TOKEN, SIGNING_SECRET
 
-PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
+# A JPEG: the bot's default format.
+JPEG_MAGIC = b"\xff\xd8\xff"
 
 
 def _free_port() -> int:
@@ -102,7 +103,7 @@ async def test_the_real_process_takes_a_signed_command_and_uploads_the_image(
     assert process.returncode == 0, stderr.decode()
     [upload] = fake_slack.shared_files()
     assert upload.shared_to == "C9"
-    assert upload.data is not None and upload.data.startswith(PNG_MAGIC)
+    assert upload.data is not None and upload.data.startswith(JPEG_MAGIC)
     assert "seed 5" in (upload.initial_comment or "")
     [card] = fake_slack.posted("C9")
     assert card.blocks[1]["elements"][0]["action_id"].startswith("imagine:reroll:")

@@ -59,7 +59,11 @@ def _browser(profile: Path) -> Any:
         "--window-size=1100,900",
     ):
         options.add_argument(flag)
-    return webdriver.Chrome(service=Service(executable_path=str(CHROMEDRIVER)), options=options)
+    driver = webdriver.Chrome(service=Service(executable_path=str(CHROMEDRIVER)), options=options)
+    # A click that leads to another page returns before that page is there on a loaded machine:
+    # each look-up waits (up to 10 s) for its element to appear.
+    driver.implicitly_wait(10)
+    return driver
 
 
 class Browser:

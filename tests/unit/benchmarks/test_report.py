@@ -70,3 +70,13 @@ def test_before_and_after_are_rendered_side_by_side() -> None:
         line for line in text.splitlines() if line.startswith("| ack p99") and "300.0" in line
     )
     assert "ratio 2.0" in row and "ratio 1.2" in row
+
+
+def test_bytes_per_image_is_a_target_against_png_of_the_same_run() -> None:
+    def found(jpeg: int) -> dict[str, Any]:
+        results = {"formats": {"bytes": {"jpeg": jpeg, "png": 1_000_000, "webp": 240_000}}}
+        return _by_name(results)["bytes per delivered 1-megapixel image"]
+
+    assert found(240_000)["value"]["ratio"] == 0.24 and found(240_000)["met"] is True
+    assert found(300_000)["met"] is False
+    assert _by_name({})["bytes per delivered 1-megapixel image"]["met"] is None

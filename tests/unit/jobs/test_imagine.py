@@ -90,3 +90,108 @@ async def test_an_explicit_seed_already_delivered_is_served_from_its_image(
         ("x/1.png",),
         0.0,
     )
+
+
+def test_the_cache_key_holds_the_format_enhancement_and_sampling() -> None:
+    def key(**changes: Any) -> str:
+        return request_cache_key(make_job(seed=7, request=make_request(**changes)))
+
+    assert key(output_format="jpeg") == key(output_format="jpeg")
+    assert key(output_format="jpeg") != key(output_format="png")
+    assert key(output_format="jpeg") != key(output_format="webp")
+    assert key(enhance=True) != key(enhance=False)
+    assert key(steps=20) != key(steps=30)
+    assert key(guidance=3.0) != key(guidance=5.0)
+
+
+async def test_the_format_is_the_request_s_then_the_community_s_then_jpeg(
+    rig: Rig, service_parts: dict[str, Any]
+) -> None:
+    use_case = imagine(service_parts)
+    plain = await use_case.imagine(make_request())
+    assert plain.job.request.output_format == "jpeg"
+    await store_helpers.save_settings(rig.store, CommunitySettings("c1", default_format="webp"), 0)
+    community = await use_case.imagine(make_request(prompt="a wolf"))
+    assert community.job.request.output_format == "webp"
+    asked = await use_case.imagine(make_request(prompt="an owl", output_format="png"))
+    stored = await rig.store.get_job(asked.job.id)
+    assert stored.request.output_format == "png"
+
+
+async def test_enhance_where_no_provider_offers_it_is_refused_before_any_charge(
+    rig: Rig, service_parts: dict[str, Any]
+) -> None:
+    # FLUX.2 [pro] has no upsampling switch on any provider; [flex] has one on BFL and fal.
+    use_case = imagine(service_parts, providers=("bfl", "fal", "together"))
+    with pytest.raises(InvalidRequest, match=r"--enhance .* FLUX.2 \[flex\]") as caught:
+        await use_case.imagine(make_request(variant="pro", enhance=True))
+    assert caught.value.code == "enhance"
+    only_together = imagine(service_parts, providers=("together",))
+    with pytest.raises(InvalidRequest, match="offered for no model"):
+        await only_together.imagine(make_request(variant="flex", enhance=True))
+    assert (await rig.store.job_counts()).queued == 0
+    flex = await use_case.imagine(make_request(variant="flex", enhance=True))
+    assert flex.job.request.enhance is True
+
+
+async def test_the_community_s_enhance_default_applies_only_where_offered(
+    rig: Rig, service_parts: dict[str, Any]
+) -> None:
+    await store_helpers.save_settings(rig.store, CommunitySettings("c1", default_enhance=True), 0)
+    use_case = imagine(service_parts)
+    pro = await use_case.imagine(make_request(variant="pro"))
+    flex = await use_case.imagine(make_request(variant="flex", prompt="a wolf"))
+    off = await use_case.imagine(make_request(variant="flex", prompt="an owl", enhance=False))
+    assert (pro.job.request.enhance, flex.job.request.enhance, off.job.request.enhance) == (
+        False,
+        True,
+        False,
+    )
+
+
+@pytest.mark.parametrize(
+    ("changes", "message"),
+    [
+        ({"variant": "flex", "steps": 51}, r"Steps for FLUX.2 \[flex\] must be from 1 to 50"),
+        ({"variant": "flex", "guidance": 12.0}, r"Guidance .* must be from 1.5 to 10"),
+        ({"variant": "pro", "steps": 20}, r"--steps is not taken by FLUX.2 \[pro\]"),
+    ],
+)
+async def test_steps_and_guidance_out_of_range_are_refused_naming_the_range(
+    rig: Rig, service_parts: dict[str, Any], changes: dict[str, Any], message: str
+) -> None:
+    with pytest.raises(InvalidRequest, match=message):
+        await imagine(service_parts).imagine(make_request(**changes))
+    assert (await rig.store.job_counts()).queued == 0
+
+
+async def test_flex_steps_and_guidance_in_range_are_kept(
+    rig: Rig, service_parts: dict[str, Any]
+) -> None:
+    accepted = await imagine(service_parts).imagine(
+        make_request(variant="flex", steps=28, guidance=3.5)
+    )
+    stored = await rig.store.get_job(accepted.job.id)
+    assert (stored.request.steps, stored.request.guidance) == (28, 3.5)
+
+
+async def test_a_user_s_preferences_sit_between_the_request_and_the_community(
+    rig: Rig, service_parts: dict[str, Any]
+) -> None:
+    from bot.domain.preferences import Preferences
+
+    await store_helpers.save_settings(
+        rig.store, CommunitySettings("c1", default_format="webp", default_enhance=True), 0
+    )
+    await rig.store.save_preferences("console", "u1", Preferences(format="png", enhance=False), 0.0)
+    use_case = imagine(service_parts)
+    preferred = await use_case.imagine(make_request(variant="flex"))
+    assert (preferred.job.request.output_format, preferred.job.request.enhance) == ("png", False)
+    asked = await use_case.imagine(
+        make_request(variant="flex", prompt="an owl", output_format="jpeg", enhance=True)
+    )
+    assert (asked.job.request.output_format, asked.job.request.enhance) == ("jpeg", True)
+    # Upsampling by preference on a model nothing upsamples: off, not refused.
+    await rig.store.save_preferences("console", "u1", Preferences(enhance=True), 0.0)
+    pro = await use_case.imagine(make_request(variant="pro", prompt="a wolf"))
+    assert pro.job.request.enhance is False

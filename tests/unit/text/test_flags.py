@@ -31,6 +31,11 @@ def test_negative_numbers_and_dashes_stay_in_the_prompt() -> None:
         ("a cat --seed 99999999999", "--seed must be"),
         ("a cat --n 9", "--n must be 1 to 4"),
         ("a cat --ar 1:1 --ar 2:1", "given twice"),
+        ("a cat --format gif", "--format is one of jpeg, png, webp; got 'gif'."),
+        ("a cat --format", "--format needs a value"),
+        ("a cat --steps many", "--steps is a whole number"),
+        ("a cat --guidance high", "--guidance is a number like 4.5"),
+        ("a cat --guidance nan", "--guidance is a number like 4.5"),
     ],
 )
 def test_bad_flags_say_what_is_wrong(text: str, message: str) -> None:
@@ -51,6 +56,21 @@ def test_typed_options_are_checked_like_typed_flags() -> None:
         option_args("a cat", seed=2**32)
     with pytest.raises(InvalidRequest, match="--n must be 1 to 4"):
         option_args("a cat", count=5)
+
+
+def test_format_enhance_steps_and_guidance() -> None:
+    args = parse_imagine("a cat --format WEBP --enhance --steps 28 --guidance 3.5")
+    assert args.prompt == "a cat"
+    assert (args.output_format, args.enhance, args.steps, args.guidance) == ("webp", True, 28, 3.5)
+    assert parse_imagine("a cat --fmt=jpg").output_format == "jpeg"
+    plain = parse_imagine("a cat")
+    # None: the community's default (then the bot's) decides at acceptance.
+    assert (plain.output_format, plain.enhance, plain.steps, plain.guidance) == (None,) * 4
+    assert option_args(
+        "a cat", output_format="webp", enhance=True, steps=28, guidance=3.5
+    ) == parse_imagine("a cat --format webp --enhance --steps 28 --guidance 3.5")
+    with pytest.raises(InvalidRequest, match="--format is one of jpeg, png, webp"):
+        option_args("a cat", output_format="bmp")
 
 
 def test_private_is_a_flag_without_value() -> None:

@@ -30,6 +30,15 @@ def test_every_parsed_argument_reaches_the_request() -> None:
     assert (request.dedupe_key, request.user_roles, request.user_is_admin) == ("d1", ("r",), True)
 
 
+def test_format_enhance_steps_and_guidance_reach_the_request() -> None:
+    args = parse_imagine("a fox -m flex --format png --enhance --steps 20 --guidance 2.5")
+    request = build_request(
+        args, platform="console", community_id="c", channel_id="ch", user_id="u", reply=REPLY
+    )
+    assert (request.output_format, request.enhance) == ("png", True)
+    assert (request.steps, request.guidance) == (20, 2.5)
+
+
 def test_a_malformed_size_is_refused() -> None:
     with pytest.raises(InvalidRequest, match="not like 1024x768"):
         build_request(

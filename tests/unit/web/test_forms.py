@@ -22,6 +22,9 @@ def test_every_described_setting_has_a_view_with_forms() -> None:
     assert views["admin-users"].platform_admins_only
     assert views["input-images"].forms[0].inputs[0].options == (("on", "on"), ("off", "off"))
     assert views["channels"].current == "every channel"
+    [format_input] = views["format"].forms[0].inputs
+    assert [value for value, _ in format_input.options] == ["default", "jpeg", "png", "webp"]
+    assert views["enhance"].current == "off"
 
 
 @pytest.mark.parametrize(
@@ -36,6 +39,8 @@ def test_every_described_setting_has_a_view_with_forms() -> None:
         ("budget", "set", {"value": "$4"}, "budget $4"),
         ("model", "set", {"value": "default"}, "model default"),
         ("cache", "set", {"value": "on"}, "cache on"),
+        ("format", "set", {"value": "webp"}, "format webp"),
+        ("enhance", "set", {"value": "on"}, "enhance on"),
         ("channels", "add", {"item": "ch2"}, "channels allow ch2"),
         ("channels", "clear", {}, "channels allow-all"),
         ("blocked", "add", {"item": "two words"}, "blocked add two words"),
