@@ -34,7 +34,7 @@ from adapters.slack.clients import FixedToken, SlackClients, TokenSource
 from adapters.slack.delivery import PLATFORM, SLACK_ERRORS, ProgressBoard, SlackDelivery
 from adapters.slack.doctor import INSTALL_SCOPES
 from adapters.slack.files import SlackFiles
-from adapters.slack.handlers import CommandHandlers, Replies
+from adapters.slack.handlers import CommandHandlers
 from adapters.slack.home import AppHome
 from adapters.slack.ingress import (
     EVENTS_PATH,
@@ -53,6 +53,7 @@ from adapters.slack.installations import (
 )
 from adapters.slack.mentions import MentionHandlers
 from adapters.slack.payloads import text
+from adapters.slack.replies import Replies
 from adapters.slack.tasks import BackgroundWork
 from adapters.slack.verify import SignatureChecker
 from bot.domain.errors import ConfigError

@@ -12,7 +12,6 @@ import re
 from collections.abc import Awaitable, Callable
 from typing import Any
 
-import aiohttp
 from slack_bolt.app.async_app import AsyncApp
 from slack_bolt.context.ack.async_ack import AsyncAck
 from slack_sdk.errors import SlackApiError
@@ -38,6 +37,7 @@ from adapters.slack.payloads import (
     text,
 )
 from adapters.slack.personal import RERUN, PersonalCommands, subcommand
+from adapters.slack.replies import Message, Replies
 from adapters.slack.tasks import BackgroundWork
 from bot.domain.errors import (
     DownloadRefused,
@@ -53,45 +53,6 @@ from bot.text.flags import ImagineArgs, parse_imagine
 from bot.text.request import build_request
 
 log = logging.getLogger("adapters.slack.adapter")
-
-Message = dict[str, Any]
-
-
-class Replies:
-    """Ephemeral replies to one user: through the request's response_url, else chat.postEphemeral
-    with the token of the user's workspace."""
-
-    def __init__(self, session: aiohttp.ClientSession, clients: SlackClients) -> None:
-        self._session = session
-        self._clients = clients
-
-    async def tell(
-        self,
-        team: str,
-        response_url: str,
-        channel: str,
-        user: str,
-        message: Message,
-        *,
-        thread_ts: str | None = None,
-    ) -> None:
-        if response_url.startswith(("https://", "http://")):
-            try:
-                async with self._session.post(response_url, json=message) as response:
-                    if response.status < 300:
-                        return
-                    log.info("Slack: response_url answered %s", response.status)
-            except (aiohttp.ClientError, TimeoutError) as exc:
-                log.info("Slack: response_url failed: %s", type(exc).__name__)
-        if not channel or not user:
-            return
-        try:
-            client = await self._clients.for_team(team)
-            await client.chat_postEphemeral(
-                channel=channel, user=user, text=message["text"], thread_ts=thread_ts
-            )
-        except (NotInstalled, SlackApiError, *SLACK_ERRORS) as exc:
-            log.warning("Slack: could not reply to %s: %s", user, type(exc).__name__)
 
 
 class CommandHandlers:
