@@ -60,7 +60,7 @@ class BenchBfl(FakeBfl):
     def __init__(self, image: bytes) -> None:
         super().__init__(BFL_KEY, credits=1e12)
         self._image = image
-        self._image_url: str | None = None
+        self._image_urls: dict[str, str] = {}
 
     async def _submit(self, request: web.Request) -> web.StreamResponse:
         response = await super()._submit(request)
@@ -73,9 +73,17 @@ class BenchBfl(FakeBfl):
 
     def _result(self, task: BflTask) -> dict[str, Any]:
         if task.outcome == "Ready" and task.sample is None:
-            if self._image_url is None:
-                self._image_url = self.store_image(self._image)
-            task.sample = self._image_url
+            # The image in the format the task asked for, as BFL answers: ``output_format``
+            # defaults to jpeg (docs.bfl.ai, generate-or-edit-an-image-with-flux2-[pro]).
+            fmt = str(task.body.get("output_format") or "jpeg")
+            if fmt not in self._image_urls:
+                data = self._image
+                if fmt == "jpeg":
+                    out = io.BytesIO()
+                    Image.open(io.BytesIO(data)).convert("RGB").save(out, "JPEG", quality=90)
+                    data = out.getvalue()
+                self._image_urls[fmt] = self.store_image(data, fmt)
+            task.sample = self._image_urls[fmt]
         return super()._result(task)
 
     def task_for(self, ref: str) -> BflTask | None:
