@@ -4,14 +4,20 @@ adapter). Each workspace's admin rights are checked with its own bot token on ev
 
 from __future__ import annotations
 
+import contextlib
 import time
+from pathlib import Path
 
+import pytest
 from slack_sdk.oauth.installation_store.models.installation import Installation
 
 from adapters.slack.installations import DatabaseInstallationStore, sealer_from_secret
 from bot.store.base import AuditQuery
-from tests.fakes.slack import Workspace
-from tests.web.conftest import SECRET, Site
+from tests.fakes import slack_openid
+from tests.fakes.discord import FakeDiscord
+from tests.fakes.slack import FakeSlack, Workspace
+from tests.pg import private_schema
+from tests.web.conftest import SECRET, Site, _site
 
 TEAM = "T2"  # installed through OAuth
 BOTLESS_TEAM = "T3"  # the bot was never installed here
@@ -136,3 +142,39 @@ async def test_an_installation_sealed_with_another_key_shows_nothing(site: Site)
     page = await (await site.sign_in("slack", "UMOD2")).text()
     assert 'id="no-communities"' in page
     assert (await site.client.get(f"/dashboard/c/{TEAM}")).status == 403
+
+
+@pytest.mark.parametrize("backend", ["sqlite", "postgres"])
+async def test_without_slack_bot_token_the_installed_workspaces_are_served(
+    backend: str, tmp_path: Path
+) -> None:
+    """OAuth mode alone (no SLACK_BOT_TOKEN): every Slack community comes from an installation."""
+    discord, slack = await FakeDiscord().start(), await FakeSlack().start()
+    env = {
+        "IMAGINE_DATA_DIR": str(tmp_path / "data"),
+        "IMAGINE_SECRET_KEY": SECRET,
+        "SLACK_SIGNING_SECRET": "slack-signing-secret",
+        "SLACK_API_URL": slack.api_url,
+        "SLACK_CLIENT_ID": slack_openid.CLIENT_ID,
+        "SLACK_CLIENT_SECRET": slack_openid.CLIENT_SECRET,
+    }
+    try:
+        async with contextlib.AsyncExitStack() as stack:
+            if backend == "postgres":
+                env["IMAGINE_DATABASE_URL"] = await stack.enter_async_context(private_schema())
+            site = await stack.enter_async_context(_site(env, discord, slack))
+            await _install_second_workspace(site)
+            _slack_user(site, "UMOD2", TEAM, admin=True)
+            _slack_user(site, "UMOD1", "T1", admin=True)
+            page = await (await site.sign_in("slack", "UMOD2")).text()
+            assert f"/dashboard/c/{TEAM}" in page
+            status, page = await _set_daily_limit(site, "2")
+            assert status == 200, page
+            site.client.session.cookie_jar.clear()
+            page = await (await site.sign_in("slack", "UMOD1")).text()
+            assert 'id="no-communities"' in page  # T1 has a token in the fake, not an install
+        assert slack.violations == [] and slack.openid_violations == []
+        assert slack.calls_to("auth.test") == []
+    finally:
+        await discord.aclose()
+        await slack.aclose()
