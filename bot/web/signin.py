@@ -350,20 +350,20 @@ class SlackSignIn:
         return self._team
 
     async def _workspace(self, team_id: str) -> tuple[Community, str] | None:
-        """The workspace and the bot token to ask it with: SLACK_BOT_TOKEN's own workspace, else
-        its OAuth installation (read now, so an uninstall counts at the next request). None: the
-        bot is not installed there."""
+        """The workspace and the bot token to ask it with: its OAuth installation (read now, so
+        an uninstall counts at the next request; in OAuth mode the adapter, too, serves it with
+        that token), else SLACK_BOT_TOKEN when that is the workspace's. None: the bot is not
+        installed there."""
         if not team_id:
             return None
+        if self._installations is not None:
+            installed = await self._installations.find(team_id)
+            if installed is not None:
+                return Community(self.platform, team_id, installed.name), installed.bot_token
         team = await self._bot_team()
         if team is not None and team.id == team_id and self._bot_token:
             return team, self._bot_token
-        if self._installations is None:
-            return None
-        installed = await self._installations.find(team_id)
-        if installed is None:
-            return None
-        return Community(self.platform, team_id, installed.name), installed.bot_token
+        return None
 
     async def membership(self, community_id: str, user_id: str) -> Membership | None:
         """users.info with the workspace's bot token: its admins and owners are platform admins."""
