@@ -9,7 +9,6 @@ in clear, and a row read with another key is treated as no installation.
 
 from __future__ import annotations
 
-import base64
 import json
 import logging
 import secrets
@@ -18,8 +17,6 @@ from datetime import datetime
 from typing import Any
 
 from cryptography.fernet import Fernet, InvalidToken
-from cryptography.hazmat.primitives import hashes
-from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 from slack_bolt.authorization import AuthorizeResult
 from slack_bolt.authorization.async_authorize import AsyncAuthorize
 from slack_bolt.context.async_context import AsyncBoltContext
@@ -29,21 +26,19 @@ from slack_sdk.oauth.installation_store.models.installation import Installation
 from slack_sdk.oauth.state_store.async_state_store import AsyncOAuthStateStore
 
 from adapters.slack.delivery import PLATFORM
+from bot.jobs.installations import sealer_from_secret
 from bot.ports import Installation as StoredInstallation
 from bot.ports import Store
 
 log = logging.getLogger(__name__)
 
-# What the HKDF derivation is for: the same IMAGINE_SECRET_KEY gives other keys for other uses.
-_KEY_PURPOSE = b"imagine-bot slack installations v1"
-
-
-def sealer_from_secret(secret_key: str) -> Fernet:
-    """A Fernet key derived from IMAGINE_SECRET_KEY (any length of 16 characters or more)."""
-    derived = HKDF(algorithm=hashes.SHA256(), length=32, salt=None, info=_KEY_PURPOSE).derive(
-        secret_key.encode("utf-8")
-    )
-    return Fernet(base64.urlsafe_b64encode(derived))
+__all__ = [
+    "DatabaseInstallationStore",
+    "DatabaseStateStore",
+    "InstallationTokens",
+    "StoredAuthorize",
+    "sealer_from_secret",
+]
 
 
 def _plain(value: Any) -> Any:

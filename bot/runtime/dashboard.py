@@ -6,6 +6,7 @@ from __future__ import annotations
 import httpx
 
 from bot.domain.clock import Clock
+from bot.jobs.installations import InstalledWorkspaces, sealer_from_secret
 from bot.jobs.service import ImagineService
 from bot.net.server import HttpServer
 from bot.providers.router import Router
@@ -41,6 +42,11 @@ def install_dashboard(
             client_id=str(settings.slack_client_id),
             client_secret=settings.secret("SLACK_CLIENT_SECRET") or "",
             bot_token=settings.secret("SLACK_BOT_TOKEN"),
+            # Workspaces that installed the app through OAuth, sealed with the same key as the
+            # Slack adapter seals them (an empty table when the bot runs on SLACK_BOT_TOKEN).
+            installations=InstalledWorkspaces(
+                store, sealer_from_secret(settings.secret("IMAGINE_SECRET_KEY") or ""), "slack"
+            ),
         )
     config = DashboardConfig(
         secret_key=settings.secret("IMAGINE_SECRET_KEY") or "",

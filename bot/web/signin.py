@@ -9,11 +9,12 @@ import json
 import logging
 import re
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
 from urllib.parse import urlencode, urlsplit
 
 import httpx
 
+from bot.jobs.installations import InstalledWorkspace
 from bot.net.httpclient import read_capped
 
 log = logging.getLogger(__name__)
@@ -35,6 +36,12 @@ class SignInFailed(Exception):
     def __init__(self, message: str) -> None:
         super().__init__(message)
         self.message = message
+
+
+class Installations(Protocol):
+    """Workspaces the app was installed in through OAuth (``bot.jobs.installations``)."""
+
+    async def find(self, team_id: str) -> InstalledWorkspace | None: ...
 
 
 @dataclass(frozen=True)
@@ -262,6 +269,10 @@ class DiscordSignIn:
 
 
 class SlackSignIn:
+    """Sign in with Slack for every workspace the bot serves: the workspace of SLACK_BOT_TOKEN
+    and those that installed the app through OAuth. Each workspace's questions (users.info) are
+    asked with that workspace's own bot token, found again on every request."""
+
     platform = "slack"
     label = "Slack"
 
@@ -273,12 +284,14 @@ class SlackSignIn:
         client_id: str,
         client_secret: str,
         bot_token: str | None,
+        installations: Installations | None = None,
     ) -> None:
         self._http = http
         self._api = api_url if api_url.endswith("/") else api_url + "/"
         self._client_id = client_id
         self._client_secret = client_secret
         self._bot_token = bot_token
+        self._installations = installations
         self._team: Community | None = None
 
     def authorize_url(self, state: str, redirect_uri: str) -> str:
@@ -325,8 +338,8 @@ class SlackSignIn:
         team_id = str(info.get("https://slack.com/team_id") or "")
         if not user_id:
             raise SignInFailed("Slack's answer named no user.")
-        team = await self._bot_team()
-        candidates = (team,) if team is not None and team.id == team_id else ()
+        served = await self._workspace(team_id)
+        candidates = (served[0],) if served is not None else ()
         return SignedIn(self.platform, user_id, str(info.get("name") or user_id), candidates)
 
     async def _bot_team(self) -> Community | None:
@@ -336,13 +349,29 @@ class SlackSignIn:
             self._team = Community(self.platform, str(body["team_id"]), str(body.get("team", "")))
         return self._team
 
-    async def membership(self, community_id: str, user_id: str) -> Membership | None:
-        """users.info with the bot token: workspace admins and owners are platform admins."""
+    async def _workspace(self, team_id: str) -> tuple[Community, str] | None:
+        """The workspace and the bot token to ask it with: its OAuth installation (read now, so
+        an uninstall counts at the next request; in OAuth mode the adapter, too, serves it with
+        that token), else SLACK_BOT_TOKEN when that is the workspace's. None: the bot is not
+        installed there."""
+        if not team_id:
+            return None
+        if self._installations is not None:
+            installed = await self._installations.find(team_id)
+            if installed is not None:
+                return Community(self.platform, team_id, installed.name), installed.bot_token
         team = await self._bot_team()
-        if team is None or team.id != community_id:
+        if team is not None and team.id == team_id and self._bot_token:
+            return team, self._bot_token
+        return None
+
+    async def membership(self, community_id: str, user_id: str) -> Membership | None:
+        """users.info with the workspace's bot token: its admins and owners are platform admins."""
+        served = await self._workspace(community_id)
+        if served is None:
             return None
         try:
-            body = await self._call("users.info", self._bot_token, user=user_id)
+            body = await self._call("users.info", served[1], user=user_id)
         except SignInFailed:
             return None
         user = body.get("user") or {}
@@ -352,8 +381,8 @@ class SlackSignIn:
         return Membership((), admin)
 
     async def community(self, community_id: str) -> Community | None:
-        team = await self._bot_team()
-        return team if team is not None and team.id == community_id else None
+        served = await self._workspace(community_id)
+        return served[0] if served is not None else None
 
     async def application_owners(self) -> set[str]:
         return set()

@@ -537,6 +537,11 @@ class FakeSlack(SlackOpenID):
     def _m_users_info(self, args: dict[str, Any]) -> dict[str, Any]:
         user = str(args.get("user", ""))
         info = self.users.get(user)
+        # A user of another workspace is not found with this workspace's token (users.info:
+        # "user_not_found: Value passed for user was invalid").
+        caller = self.workspaces[self._caller].team_id
+        if info is not None and info.get("team_id", caller) != caller:
+            return {"ok": False, "error": "user_not_found"}
         if info is None:
             info = {"id": user, "name": user.lower(), "is_admin": False, "is_owner": False}
         return {"user": info}

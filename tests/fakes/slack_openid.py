@@ -30,6 +30,8 @@ class SlackOpenID:
         self._codes: dict[str, tuple[str, str]] = {}  # code -> (user id, redirect_uri)
         self._user_tokens: dict[str, str] = {}  # access token -> user id
         self.openid_violations: list[str] = []
+        # The workspace each signing-in user belongs to (T1 when not named).
+        self.user_teams: dict[str, str] = {}
 
     def add_openid_routes(self, app: web.Application) -> None:
         app.router.add_get("/openid/connect/authorize", self._authorize)
@@ -80,8 +82,7 @@ class SlackOpenID:
                 "ok": True,
                 "sub": user,
                 "https://slack.com/user_id": user,
-                "https://slack.com/team_id": TEAM_ID,
+                "https://slack.com/team_id": self.user_teams.get(user, TEAM_ID),
                 "name": f"Slack user {user}",
-                "https://slack.com/team_name": "Fake",
             }
         return None
