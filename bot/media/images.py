@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import io
 import os
+import re
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
@@ -41,6 +42,19 @@ DECODERS = max(1, (os.cpu_count() or 1) // 2)
 _decoders = ThreadPoolExecutor(DECODERS, thread_name_prefix="image-decode")
 # The chunks of a PNG that hold nothing but its pixels (RGB or RGBA: no palette, no colour key).
 _IMAGE_CHUNKS = frozenset({b"IHDR", b"IDAT"})
+# The JPEG markers that hold nothing but how the pixels are coded (ITU-T T.81, table B.1): frames
+# (SOF0-3, 5-7, 9-11, 13-15), Huffman and arithmetic tables, quantization tables, restart interval,
+# number of lines. APPn (EXIF, XMP, ICC, Adobe...), COM and the reserved markers are not.
+_JPEG_CODING_MARKERS = frozenset(
+    {*range(0xC0, 0xC4), *range(0xC5, 0xC8), *range(0xC9, 0xCC), *range(0xCD, 0xD0)}
+    | {0xC4, 0xCC, 0xDB, 0xDD, 0xDC}
+)
+# The modes a bare image of each format goes on in as it came (others are converted first).
+_BARE_MODES = {"PNG": ("RGB", "RGBA"), "JPEG": ("RGB",)}
+_SOS, _EOI, _APP0 = 0xDA, 0xD9, 0xE0
+# In entropy-coded data a 0xFF byte is followed by 0x00 (a stuffed byte) or a restart marker
+# (RST0-7): the next other marker ends the scan. 0xFF fill bytes may precede a marker.
+_JPEG_NEXT_MARKER = re.compile(rb"\xff([^\x00\xd0-\xd7\xff])")
 
 
 def inspect(
@@ -89,15 +103,23 @@ def _clean(data: bytes, max_pixels: int, max_bytes: int | None) -> CleanImage:
     with _guarded("corrupt image"), _opened(data, max_pixels, MAX_FILE_BYTES) as img:
         if img.format == "PNG":
             bare = _bare_png(data)
+        elif img.format == "JPEG":
+            bare = _bare_jpeg(data)
         else:
-            img.verify()  # a no-op for JPEG and WEBP today; their decode below checks them
+            img.verify()  # a no-op for WEBP today (and JPEG); their decode below checks them
             bare = False
     # Pillow's docs: an image must be opened again after verify().
     with _guarded("truncated or corrupt image"), _opened(data, max_pixels, MAX_FILE_BYTES) as img:
         img.load()
-        if bare and img.mode in ("RGB", "RGBA") and (max_bytes is None or len(data) <= max_bytes):
+        fmt = img.format or ""
+        if (
+            bare
+            and img.mode in _BARE_MODES.get(fmt, ())
+            and (max_bytes is None or len(data) <= max_bytes)
+        ):
             # Nothing to strip and every row decoded: re-encoding would only cost time.
-            return CleanImage(data, img.width, img.height, "image/png", "png")
+            _, content_type, extension = FORMATS[fmt.lower()]
+            return CleanImage(data, img.width, img.height, content_type, extension)
         orientation = img.getexif().get(ExifTags.Base.Orientation, 1)
         if orientation == 1 and _format(img) == "JPEG" and img.mode == "RGB":
             # Only pixels travel on: a JPEG comment is the one thing Pillow copies from info.
@@ -124,6 +146,49 @@ def _bare_png(data: bytes) -> bool:
     with PngImagePlugin.PngStream(fp) as stream:
         kinds = stream.verify()
     return set(kinds) <= _IMAGE_CHUNKS and fp.tell() + 4 == len(data)
+
+
+def _bare_jpeg(data: bytes) -> bool:
+    """Whether a JPEG is nothing but its coded pixels: SOI, then only table, frame and scan
+    segments (and at most a JFIF APP0 without a thumbnail), then EOI and not one byte more.
+    The segments are walked here; Pillow decodes the pixels (and refuses damaged ones)."""
+    if not data.startswith(b"\xff\xd8"):
+        return False
+    pos = 2
+    while True:
+        if pos + 2 > len(data) or data[pos] != 0xFF:
+            return False
+        while pos + 1 < len(data) and data[pos + 1] == 0xFF:  # fill bytes before a marker
+            pos += 1
+        if pos + 2 > len(data):
+            return False
+        marker = data[pos + 1]
+        if marker == _EOI:
+            return pos + 2 == len(data)
+        if pos + 4 > len(data):
+            return False
+        length = int.from_bytes(data[pos + 2 : pos + 4], "big")
+        end = pos + 2 + length
+        if length < 2 or end > len(data):
+            return False
+        if marker == _APP0:
+            # JFIF (version, density, then a thumbnail of Xthumbnail x Ythumbnail pixels):
+            # allowed only with no thumbnail; a JFXX extension (a thumbnail) is not.
+            segment = data[pos + 4 : end]
+            if (
+                len(segment) != 14
+                or not segment.startswith(b"JFIF\x00")
+                or segment[12:14] != b"\0\0"
+            ):
+                return False
+        elif marker != _SOS and marker not in _JPEG_CODING_MARKERS:
+            return False
+        pos = end
+        if marker == _SOS:
+            found = _JPEG_NEXT_MARKER.search(data, pos)
+            if found is None:
+                return False
+            pos = found.start()
 
 
 def _format(img: Image.Image) -> str:

@@ -9,6 +9,7 @@ import struct
 import threading
 import time
 import zlib
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 
 import pytest
@@ -223,6 +224,81 @@ def test_a_jpeg_stays_a_jpeg_with_its_own_tables_and_no_exif_or_comment(progress
             assert out.quantization == tables
             difference = ImageChops.difference(original, out.convert("RGB")).convert("L")
             assert sum(difference.histogram()[8:]) < 0.1 * 160 * 120
+
+
+def plain_jpeg(*, progressive: bool = False) -> bytes:
+    """A JPEG as Pillow writes it with no metadata options: SOI, a JFIF APP0 without thumbnail,
+    tables, frame, scan(s), EOI."""
+    raw = io.BytesIO()
+    photo(size=(160, 120)).save(raw, format="JPEG", quality=90, progressive=progressive)
+    return raw.getvalue()
+
+
+def segment(marker: int, payload: bytes) -> bytes:
+    return bytes([0xFF, marker]) + struct.pack(">H", len(payload) + 2) + payload
+
+
+@pytest.mark.parametrize("progressive", [False, True], ids=["baseline", "progressive"])
+def test_a_jpeg_with_nothing_to_drop_goes_on_as_it_came(progressive: bool) -> None:
+    data = plain_jpeg(progressive=progressive)
+    cleaned = images.clean(data)
+    assert cleaned.data is data
+    assert (cleaned.content_type, cleaned.extension) == ("image/jpeg", "jpg")
+    assert (cleaned.width, cleaned.height) == (160, 120)
+    assert images.clean(data, output_format="jpeg").data is data
+
+
+def _jfif_thumbnail(data: bytes) -> bytes:
+    # APP0 JFIF: version, units, densities, then a 1x1 RGB thumbnail (JFIF 1.02, section "JFIF").
+    thumb = segment(0xE0, b"JFIF\x00\x01\x01\x00\x00\x01\x00\x01\x01\x01" + b"\xff\x00\x00")
+    assert data[2:4] == b"\xff\xe0"
+    return data[:2] + thumb + data[4 + struct.unpack(">H", data[4:6])[0] :]
+
+
+def _comment_between_scans(data: bytes) -> bytes:
+    second_scan = data.find(b"\xff\xda", data.find(b"\xff\xda") + 2)
+    assert second_scan > 0
+    return data[:second_scan] + segment(0xFE, b"shot at " + GPS.encode()) + data[second_scan:]
+
+
+@pytest.mark.parametrize(
+    ("progressive", "alter", "secret"),
+    [
+        (False, lambda d: d[:2] + segment(0xFE, GPS.encode()) + d[2:], GPS.encode()),
+        (False, lambda d: d[:2] + segment(0xE1, b"Exif\x00\x00" + GPS.encode()) + d[2:], b"Exif"),
+        (False, lambda d: d[:2] + segment(0xEE, b"Adobe\x00" + bytes(6)) + d[2:], b"Adobe"),
+        (False, _jfif_thumbnail, b"\x01\x01\xff\x00\x00"),
+        (False, lambda d: d + b"trailing " + GPS.encode(), GPS.encode()),
+        (True, _comment_between_scans, GPS.encode()),
+    ],
+    ids=["comment", "exif", "app14", "jfif-thumbnail", "after-eoi", "comment-between-scans"],
+)
+def test_a_jpeg_with_anything_besides_its_pixels_is_re_encoded(
+    progressive: bool, alter: Callable[[bytes], bytes], secret: bytes
+) -> None:
+    plain = plain_jpeg(progressive=progressive)
+    data = alter(plain)
+    assert secret in data
+    cleaned = images.clean(data)
+    assert cleaned.data is not data and secret not in cleaned.data
+    assert cleaned.content_type == "image/jpeg"
+    with Image.open(io.BytesIO(cleaned.data)) as out, Image.open(io.BytesIO(plain)) as original:
+        assert out.size == original.size and "comment" not in out.info and not out.getexif()
+
+
+def test_a_jpeg_cut_short_is_refused() -> None:
+    data = plain_jpeg()
+    with pytest.raises(InvalidImage):
+        images.clean(data[: len(data) // 2])
+
+
+def test_a_short_scan_is_left_to_pillow() -> None:
+    """An EOI right after half the scan: libjpeg fills the missing rows; what goes on shows
+    exactly the image Pillow read, as for a PNG's short stream."""
+    data = plain_jpeg()
+    data = data[: len(data) // 2] + b"\xff\xd9"
+    cleaned = images.clean(data)
+    assert pillow_pixels(cleaned.data) == pillow_pixels(data)
 
 
 def test_a_jpeg_over_the_limit_is_fitted() -> None:
