@@ -324,58 +324,33 @@ def render(doc: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
-# From profiling the bot process (py-spy, per-job timestamps of each stored step and HTTP call) on
-# 2026-11-28, at commits 3b56a04-95d37b8; the figures quoted are from that day's runs. Re-read
-# them when the code changes.
+# From the runs and per-job timings of 2026-12-02, after the bot moved back onto its libraries
+# (httpx, aiosqlite, discord.py, Pillow); re-read them when the code changes.
 NOTES = [
     "- The machine is shared: the load average above is the number of runnable processes on "
-    "its 2 cores, and every figure scales with it. Loopback traffic is costly in this VM: each "
-    "send() of a few kilobytes takes 0.2-0.5 ms of kernel time, and the driver, the fakes and "
-    "the bot share the same 2 cores. Between runs the spread is about 15 % in throughput and "
-    "20-30 ms in the polling scenario's added latency.",
-    "- Acknowledgement: the bot answers a command before doing any work for it (Discord's "
-    "deferred reply); alone that takes about 3 ms. Commands that arrive in the same instant are "
-    "answered one after another by one event loop, so the p99 grows with their number. The "
-    "floor row is a server that only reads each command and answers it, driven by the same "
-    "sender: it already needs 150-300 ms at 500 (about 150-210 ms in today's runs), so 50 ms for 500 "
-    "simultaneous commands is below what this harness can measure on this machine. The bot "
-    "stays 10-80 ms above it at 500 and within a few milliseconds of it at 100.",
-    "- End-to-end / provider at 500: every job's generation takes the same 8 s, so 500 images "
-    "of 1.5 MB finish in the same instant and must each be downloaded, checked, stored and "
-    "uploaded again (about 1.5 GB through loopback, and 500 PNG checks, on 2 cores). 1.02 would "
-    "mean all of that within 160 ms. The seed's loop, on the same fake, takes 2.2-3 times the "
-    "generation time; the bot about 1.6 (1.58-1.72).",
-    "- Polling (bot/providers/polling.py): BFL reports progress, so the first poll comes at 1/8 "
-    "of the model's usual time, one more narrows the finish, then one at the middle of the short "
-    "window where the finish lies and, if needed, one at its end (about 4 polls per job, under "
-    "two fifths of the seed's). The added latency (95-140 ms against the seed's 530-615 ms "
-    "in today's runs since the direct HTTP path: 0.154-0.257 of it, median about 0.22) has three "
-    "parts. About 50-60 ms before the task exists: the 30 commands arrive "
-    "together, and each one's settings read, admission, claim and 'submit started' mark are "
-    "store calls that queue on the SQLite writer thread, which shares the interpreter lock with "
-    "the busy event loop. About 20-40 ms waiting for the poll after the finish: rounded progress "
-    "leaves a window of 1-2 % of the generation time (python -m benchmarks.polling_sim: 25 ms, "
-    "30 ms when the bot's clock starts 30 ms before the provider's, as it does here). About "
-    "30 ms after it: the 1.5 MB download, the PNG check (11 ms of inflating), the store and the "
-    "upload. Webhooks (IMAGINE_PUBLIC_URL) remove the second part. Leaving out the 'submit "
-    "started' mark would save about 30 ms in this scenario (measured), but it is what keeps a "
-    "bot killed during a submit from paying twice, so it stays; folding it into the claim would "
-    "fail jobs killed after their claim instead of resubmitting them.",
-    "- Throughput: the bot process is bound by one core of Python (one interpreter lock for "
-    "all its threads). Provider calls and result downloads go straight to aiohttp (about half "
-    "the CPU of the same call through httpx), and a stored step no longer re-encodes the "
-    "request. Of the event loop's samples, the provider calls take about a fifth, the upload to "
-    "the platform (the bench's stand-in adapter, a multipart post through httpx) about an "
-    "eighth, admission and stored steps about a tenth, and asyncio and aiohttp plumbing with the "
-    "kernel sends most of the rest; the SQLite writer thread adds about half as much again. "
-    "Claims are not the limit (four claim loops, each taking up to 8 jobs per transaction). "
-    "Runs today gave 150-196 jobs/s (86 before the direct HTTP path): 200 is within reach of "
-    "the next cut of CPU per job. The PostgreSQL rows show a second worker process adding "
-    "10-40 % on these 2 shared cores.",
-    "- Memory: queued jobs live in the database, not in the process, so 10,000 queued cost "
-    "about 55 MB over the idle process. Images are bounded by the worker's image_concurrency "
-    "(8 downloads and 8 uploads at once): 50 concurrent 4-megapixel images peak at 270-310 MB "
-    "since the PNG check works on views of the file instead of copies (327-341 MB before it).",
+    "its 2 cores, and every figure scales with it. Between runs the polling scenario's added "
+    "latency moves by 20-30 ms.",
+    "- The fakes answer in the format asked for (BFL's output_format defaults to jpeg), so the "
+    "seed's loop downloads JPEG too: its end-to-end / provider time at 500 fell from about 2.1 "
+    "(PNG) to about 1.4, and that is the reference the bot is held to. The bot's own figure fell "
+    "from about 1.68 to about 1.45. At 500 in flight every generation ends in the same instant, "
+    "and 500 results must each be downloaded, decoded by Pillow, stored and uploaded again on 2 "
+    "cores; 0.75 of the seed's would mean doing all of that in a third of the time the seed's "
+    "loop, which does none of the checks, needs.",
+    "- Added latency (polling and webhooks): after the result is ready the bot needs about 15 ms "
+    "(download about 2 ms, Pillow's decode about 7 ms, store and post about 4 ms). Most of the "
+    "rest comes before the task exists: 30 commands arrive within 4 ms, their admissions run "
+    "one at a time on SQLite's single writer (about 1.3 ms each), and the claims and the "
+    "'submit started' mark queue behind them (several aiosqlite thread hops per job). Fewer "
+    "statements per claim (UPDATE ... RETURNING) is the next cut. The 'submit started' mark "
+    "stays: it keeps a bot killed during a submit from paying twice.",
+    "- Throughput: one core of Python per process; aiosqlite and httpx cost more CPU per job than "
+    "the hand-written paths they replaced (167-206 jobs/s then, 87-111 now), well above the 50 "
+    "wanted. PostgreSQL with a second process adds 25 % in this CPU-bound run; in the "
+    "provider-bound scaling run two processes deliver 1.9-2.0 times one.",
+    "- Memory: queued jobs live in the database (10,000 queued cost about 45 MB over the idle "
+    "process). 50 concurrent 4-megapixel images peak at 140-210 MB: results are JPEG by default "
+    "and Pillow decodes on a small pool of its own.",
 ]
 
 
