@@ -8,6 +8,7 @@ from typing import Any
 
 from PIL import Image
 
+from bot.domain.limits import LimitPlan
 from bot.domain.models import ImagineRequest, Job, JobStatus, ReplyTarget
 
 _ids = itertools.count(1)
@@ -25,6 +26,23 @@ def make_request(**overrides: Any) -> ImagineRequest:
     }
     values.update(overrides)
     return ImagineRequest(**values)
+
+
+def make_plan(**overrides: Any) -> LimitPlan:
+    """The limits of community c1's user u1: 5 a minute and nothing else, unless overridden."""
+    values: dict[str, Any] = {
+        "community_id": "c1",
+        "user_id": "u1",
+        "rate": 5,
+        "period": 60.0,
+        "burst": None,
+        "daily": None,
+        "max_in_flight": None,
+        "community_daily": None,
+        "community_budget_usd": None,
+    }
+    values.update(overrides)
+    return LimitPlan(**values)
 
 
 def make_job(now: float = 1_700_000_000.0, **overrides: Any) -> Job:

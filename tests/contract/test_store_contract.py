@@ -9,12 +9,11 @@ import pytest
 
 from bot.domain.community import AuditEntry
 from bot.domain.errors import StoreError
-from bot.domain.limits import LimitPlan
 from bot.domain.models import CommunitySettings, Job, JobStatus
 from bot.domain.preferences import Preferences
 from bot.store import Store
 from bot.store.base import AuditQuery, DayUsage, JobCounts, ProviderError, UserUsage
-from tests.factories import make_job, make_request
+from tests.factories import make_job, make_plan, make_request
 from tests.store_helpers import claim_next_job, enqueue_job, save_settings
 
 NOW = 1_700_000_000.0
@@ -227,26 +226,10 @@ async def test_settings_round_trip(store: Store) -> None:
 # Limits, settings changes, cache and audit (issue 6) ----------------------------------------------
 
 
-def _plan(**overrides: object) -> LimitPlan:
-    values: dict[str, object] = {
-        "community_id": "c1",
-        "user_id": "u1",
-        "rate": 5,
-        "period": 60.0,
-        "burst": None,
-        "daily": None,
-        "max_in_flight": None,
-        "community_daily": None,
-        "community_budget_usd": None,
-    }
-    values.update(overrides)
-    return LimitPlan(**values)  # type: ignore[arg-type]
-
-
 async def test_fifty_concurrent_requests_with_a_limit_of_five_admit_exactly_five(
     store: Store,
 ) -> None:
-    plan = _plan(rate=5, period=60.0)
+    plan = make_plan(rate=5, period=60.0)
     jobs = [make_job(now=NOW, created_at=NOW, updated_at=NOW) for _ in range(50)]
     results = await asyncio.gather(*(store.admit_job(job, plan) for job in jobs))
     admitted = [r for r in results if r.decision.admitted]
@@ -260,7 +243,7 @@ async def test_fifty_concurrent_requests_with_a_limit_of_five_admit_exactly_five
 
 
 async def test_the_daily_quota_counts_images_and_refunds_failed_jobs(store: Store) -> None:
-    plan = _plan(rate=None, period=None, daily=3)
+    plan = make_plan(rate=None, period=None, daily=3)
     first = make_job(request=make_request(count=2), created_at=NOW)
     second = make_job(request=make_request(count=2), created_at=NOW + 1)
     assert (await store.admit_job(first, plan)).decision.admitted
@@ -278,7 +261,7 @@ async def test_the_daily_quota_counts_images_and_refunds_failed_jobs(store: Stor
 
 
 async def test_a_replayed_event_is_neither_charged_nor_refused(store: Store) -> None:
-    plan = _plan(rate=1, period=3600.0)
+    plan = make_plan(rate=1, period=3600.0)
     first = make_job(request=make_request(dedupe_key="console:evt-9"), created_at=NOW)
     again = make_job(request=make_request(dedupe_key="console:evt-9"), created_at=NOW + 1)
     assert (await store.admit_job(first, plan)).created
@@ -287,7 +270,7 @@ async def test_a_replayed_event_is_neither_charged_nor_refused(store: Store) -> 
 
 
 async def test_community_budget_is_summed_from_job_costs(store: Store) -> None:
-    plan = _plan(rate=None, period=None, community_budget_usd=0.10)
+    plan = make_plan(rate=None, period=None, community_budget_usd=0.10)
     for i in range(3):
         job = make_job(request=make_request(user_id=f"u{i}"), created_at=NOW + i, cost_usd=0.03)
         assert (await store.admit_job(job, plan)).decision.admitted
@@ -299,7 +282,7 @@ async def test_community_budget_is_summed_from_job_costs(store: Store) -> None:
 
 
 async def test_max_in_flight_counts_unfinished_jobs(store: Store) -> None:
-    plan = _plan(rate=None, period=None, max_in_flight=2)
+    plan = make_plan(rate=None, period=None, max_in_flight=2)
     assert (await store.admit_job(make_job(created_at=NOW), plan)).decision.admitted
     assert (await store.admit_job(make_job(created_at=NOW + 1), plan)).decision.admitted
     third = await store.admit_job(make_job(created_at=NOW + 2), plan)
@@ -336,7 +319,7 @@ async def test_change_settings_is_atomic_and_audited(store: Store) -> None:
 
 
 async def test_cached_jobs_are_found_only_when_delivered(store: Store) -> None:
-    plan = _plan(rate=None, period=None)
+    plan = make_plan(rate=None, period=None)
     job = make_job(created_at=NOW)
     await store.admit_job(job, plan, cache_key="k1")
     assert await store.find_cached_job("c1", "k1") is None
@@ -350,7 +333,7 @@ async def test_cached_jobs_are_found_only_when_delivered(store: Store) -> None:
 
 
 async def test_an_identical_request_in_flight_becomes_a_follower(store: Store) -> None:
-    plan = _plan(rate=None, period=None)
+    plan = make_plan(rate=None, period=None)
     leader = make_job(created_at=NOW, cost_usd=0.03)
     assert (await store.admit_job(leader, plan, "k", share_in_flight=True)).job == leader
     second = await store.admit_job(make_job(created_at=NOW + 1, cost_usd=0.03), plan, "k",
@@ -383,7 +366,7 @@ async def test_a_second_job_with_a_stored_id_is_a_store_error(store: Store) -> N
 async def test_an_unfinished_job_from_an_earlier_day_is_in_flight_but_not_charged_today(
     store: Store,
 ) -> None:
-    plan = _plan(rate=None, period=None)
+    plan = make_plan(rate=None, period=None)
     yesterday = make_job(request=make_request(count=4), created_at=NOW - 86_400)
     assert (await store.admit_job(yesterday, plan)).decision.admitted
     today = make_job(request=make_request(count=3), created_at=NOW)

@@ -7,26 +7,10 @@ import asyncio
 from bot.domain.limits import DAY, LimitPlan, day_start
 from bot.domain.models import JobStatus
 from bot.store import Store
-from tests.factories import make_job, make_request
+from tests.factories import make_job, make_plan, make_request
 from tests.store_helpers import claim_next_job
 
 NOW = 1_790_000_000.0
-
-
-def _plan(**overrides: object) -> LimitPlan:
-    values: dict[str, object] = {
-        "community_id": "c1",
-        "user_id": "u1",
-        "rate": 5,
-        "period": 60.0,
-        "burst": None,
-        "daily": None,
-        "max_in_flight": None,
-        "community_daily": None,
-        "community_budget_usd": None,
-    }
-    values.update(overrides)
-    return LimitPlan(**values)  # type: ignore[arg-type]
 
 
 async def _try(store: Store, plan: LimitPlan, at: float, **request: object) -> bool:
@@ -35,7 +19,7 @@ async def _try(store: Store, plan: LimitPlan, at: float, **request: object) -> b
 
 
 async def test_a_clock_jump_back_delays_by_one_interval_at_most(store: Store) -> None:
-    plan = _plan()
+    plan = make_plan()
     assert [await _try(store, plan, NOW) for _ in range(6)] == [True] * 5 + [False]
     back = NOW - 3600
     refused = await store.admit_job(make_job(created_at=back), plan)
@@ -46,7 +30,7 @@ async def test_a_clock_jump_back_delays_by_one_interval_at_most(store: Store) ->
 
 
 async def test_a_clock_jump_forward_grants_one_bucket_not_more(store: Store) -> None:
-    plan = _plan()
+    plan = make_plan()
     assert all([await _try(store, plan, NOW) for _ in range(5)])
     ahead = NOW + 3600
     results = [await _try(store, plan, ahead) for _ in range(20)]
@@ -54,7 +38,7 @@ async def test_a_clock_jump_forward_grants_one_bucket_not_more(store: Store) -> 
 
 
 async def test_a_clock_jump_back_over_midnight_hands_out_no_fresh_quota(store: Store) -> None:
-    plan = _plan(rate=None, period=None, daily=2)
+    plan = make_plan(rate=None, period=None, daily=2)
     just_after_midnight = day_start(NOW) + DAY + 60
     assert await _try(store, plan, just_after_midnight)
     assert await _try(store, plan, just_after_midnight)
@@ -68,7 +52,7 @@ async def test_a_clock_jump_back_over_midnight_hands_out_no_fresh_quota(store: S
 async def test_moderated_and_expired_jobs_refund_and_retries_are_charged_once(
     store: Store,
 ) -> None:
-    plan = _plan(rate=None, period=None, daily=3, community_budget_usd=1.0)
+    plan = make_plan(rate=None, period=None, daily=3, community_budget_usd=1.0)
     jobs = [make_job(created_at=NOW + i, cost_usd=0.25) for i in range(3)]
     for job in jobs:
         assert (await store.admit_job(job, plan)).decision.admitted
@@ -100,7 +84,7 @@ async def test_moderated_and_expired_jobs_refund_and_retries_are_charged_once(
 async def test_a_job_cancelled_before_submit_is_refunded_after_submit_is_not(
     store: Store,
 ) -> None:
-    plan = _plan(rate=None, period=None, daily=10)
+    plan = make_plan(rate=None, period=None, daily=10)
     before = make_job(created_at=NOW)
     after = make_job(created_at=NOW + 1, submit_started_at=NOW + 2)
     await store.admit_job(before, plan)
@@ -116,7 +100,7 @@ async def test_two_processes_on_postgresql_admit_exactly_five_of_fifty() -> None
     from bot.store import open_store
     from tests.pg import private_schema
 
-    plan = _plan(rate=5, period=60.0)
+    plan = make_plan(rate=5, period=60.0)
     async with (
         private_schema() as url,
         open_store(url) as first,
