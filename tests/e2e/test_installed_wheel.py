@@ -121,6 +121,25 @@ def test_installed_wheel_runs_doctor_and_an_offline_imagine(tmp_path: Path) -> N
     ).stdout
     assert str(tmp_path / "venv") in where, where
 
+    # Every data file the source tree holds is in the installed package (SQL, catalog, the
+    # dashboard's templates and stylesheet), so no page or query is missing from an install.
+    shipped = subprocess.run(
+        [
+            str(bin_dir / "python"),
+            "-c",
+            "import bot, pathlib; print(pathlib.Path(bot.__file__).parent)",
+        ],
+        cwd=work,
+        env=env,
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout.strip()
+    data = {".sql", ".json", ".html", ".css"}
+    wanted = {p.relative_to(REPO / "bot") for p in (REPO / "bot").rglob("*") if p.suffix in data}
+    installed = {p.relative_to(shipped) for p in Path(shipped).rglob("*") if p.suffix in data}
+    assert wanted and wanted <= installed, sorted(map(str, wanted - installed))
+
     doctor = run("doctor")
     assert doctor.returncode == 0, doctor.stdout + doctor.stderr
     assert "FileNotFoundError" not in doctor.stderr
