@@ -2,10 +2,15 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import os
+import socket
 import subprocess
 import sys
 from pathlib import Path
+
+import aiohttp
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -39,3 +44,25 @@ def run_bot(
         env=bot_env(data_dir, **extra),
         cwd=cwd or data_dir.parent,
     )
+
+
+def free_port() -> int:
+    """A port nothing on 127.0.0.1 listens on right now."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+async def wait_healthy(
+    http: aiohttp.ClientSession, base: str, process: asyncio.subprocess.Process
+) -> None:
+    """Until the bot at ``base`` answers /healthz; fails at once if its process exits."""
+    async with asyncio.timeout(60):
+        while True:
+            if process.returncode is not None:
+                raise AssertionError(f"the bot exited with {process.returncode}")
+            with contextlib.suppress(aiohttp.ClientError):
+                async with http.get(f"{base}/healthz") as response:
+                    if response.status == 200:
+                        return
+            await asyncio.sleep(0.1)

@@ -4,22 +4,15 @@ from __future__ import annotations
 
 import asyncio
 import signal
-import socket
 import sys
 from pathlib import Path
 
 import aiohttp
 import pytest
 
-from tests.e2e.conftest import bot_env
+from tests.e2e.conftest import bot_env, free_port
 
 pytestmark = pytest.mark.slow
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
 
 
 async def test_a_worker_serves_healthz_on_the_port_from_dot_env(data_dir: Path) -> None:

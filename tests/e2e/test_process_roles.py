@@ -6,7 +6,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import signal
-import socket
 import sys
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -14,7 +13,7 @@ from pathlib import Path
 import aiohttp
 import pytest
 
-from tests.e2e.conftest import REPO, bot_env, run_bot
+from tests.e2e.conftest import REPO, bot_env, free_port, run_bot
 from tests.fakes.slack import FakeSlack, form_body, signed_headers
 from tests.pg import connect, private_schema
 from tests.slack.conftest import BOT_TOKEN, SIGNING_SECRET
@@ -36,12 +35,6 @@ async def fake_slack() -> AsyncIterator[FakeSlack]:
     fake = await FakeSlack(BOT_TOKEN).start()
     yield fake
     await fake.aclose()
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
 
 
 class Bot:

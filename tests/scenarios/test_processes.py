@@ -9,7 +9,6 @@ import asyncio
 import contextlib
 import re
 import signal
-import socket
 import sqlite3
 import sys
 import time
@@ -20,7 +19,7 @@ from pathlib import Path
 import aiohttp
 import pytest
 
-from tests.e2e.conftest import bot_env
+from tests.e2e.conftest import bot_env, free_port, wait_healthy
 from tests.fakes.bfl import FakeBfl
 from tests.fakes.provider_common import Fault
 from tests.fakes.slack import FakeSlack, form_body, signed_headers
@@ -178,26 +177,6 @@ SIGNING_SECRET = "reliability-sigterm-secret-93b1"
 SLACK_TOKEN = "xoxb-reliability-sigterm-0000"
 
 
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
-
-
-async def _wait_healthy(
-    http: aiohttp.ClientSession, base: str, process: asyncio.subprocess.Process
-) -> None:
-    async with asyncio.timeout(60):
-        while True:
-            if process.returncode is not None:
-                raise AssertionError(f"the bot exited with {process.returncode}")
-            with contextlib.suppress(aiohttp.ClientError):
-                async with http.get(f"{base}/healthz") as response:
-                    if response.status == 200:
-                        return
-            await asyncio.sleep(0.1)
-
-
 async def _start_slack_bot(
     data: Path, slack: FakeSlack, bfl: FakeBfl, port: int, **env: str
 ) -> asyncio.subprocess.Process:
@@ -230,14 +209,14 @@ async def test_s22_sigterm_finishes_or_hands_back_running_jobs_and_nothing_stays
     job up at once, polls the same task and posts it: one post and one paid task per command."""
     data = tmp_path / "data"
     slack = await FakeSlack(SLACK_TOKEN).start()
-    port = _free_port()
+    port = free_port()
     base = f"http://127.0.0.1:{port}"
     lease = "20"  # the grace period is a quarter of the lease: 5 s
     bfl.generation_seconds = 3600
     process = await _start_slack_bot(data, slack, bfl, port, IMAGINE_LEASE_SECONDS=lease)
     try:
         async with aiohttp.ClientSession() as http:
-            await _wait_healthy(http, base, process)
+            await wait_healthy(http, base, process)
             for n, prompt in enumerate(("a quick sketch", "a slow oil painting")):
                 body = form_body(
                     {
@@ -296,7 +275,7 @@ async def test_s33_no_secret_reaches_the_debug_logs_of_the_real_process(
     response_url appears in anything the process wrote."""
     data = tmp_path / "data"
     slack = await FakeSlack(SLACK_TOKEN).start()
-    port = _free_port()
+    port = free_port()
     base = f"http://127.0.0.1:{port}"
     bfl.fail("submit", Fault(status=429, retry_after=0.1), Fault(status=502, html=True))
     bfl.next_outcomes("Ready", "Request Moderated")
@@ -306,7 +285,7 @@ async def test_s33_no_secret_reaches_the_debug_logs_of_the_real_process(
     urls = [slack.response_url(f"secret-{n}") for n in range(2)]
     try:
         async with aiohttp.ClientSession() as http:
-            await _wait_healthy(http, base, process)
+            await wait_healthy(http, base, process)
             for n, prompt in enumerate(("a harmless kite", "a moderated thing")):
                 body = form_body(
                     {

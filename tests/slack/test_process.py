@@ -3,9 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import signal
-import socket
 import sys
 import time
 from pathlib import Path
@@ -13,7 +11,7 @@ from pathlib import Path
 import aiohttp
 import pytest
 
-from tests.e2e.conftest import bot_env
+from tests.e2e.conftest import bot_env, free_port, wait_healthy
 from tests.fakes.slack import FakeSlack, form_body, signed_headers
 from tests.slack.conftest import BOT_TOKEN, SIGNING_SECRET
 
@@ -21,31 +19,11 @@ from tests.slack.conftest import BOT_TOKEN, SIGNING_SECRET
 JPEG_MAGIC = b"\xff\xd8\xff"
 
 
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
-
-
-async def _wait_healthy(
-    http: aiohttp.ClientSession, base: str, process: asyncio.subprocess.Process
-) -> None:
-    async with asyncio.timeout(60):
-        while True:
-            if process.returncode is not None:
-                raise AssertionError(f"the bot exited with {process.returncode}")
-            with contextlib.suppress(aiohttp.ClientError):
-                async with http.get(f"{base}/healthz") as response:
-                    if response.status == 200:
-                        return
-            await asyncio.sleep(0.1)
-
-
 @pytest.mark.slow
 async def test_the_real_process_takes_a_signed_command_and_uploads_the_image(
     tmp_path: Path, fake_slack: FakeSlack
 ) -> None:
-    port = _free_port()
+    port = free_port()
     env = bot_env(
         tmp_path / "data",
         SLACK_BOT_TOKEN=BOT_TOKEN,
@@ -68,7 +46,7 @@ async def test_the_real_process_takes_a_signed_command_and_uploads_the_image(
     base = f"http://127.0.0.1:{port}"
     try:
         async with aiohttp.ClientSession() as http:
-            await _wait_healthy(http, base, process)
+            await wait_healthy(http, base, process)
             body = form_body(
                 {
                     "team_id": "T1",
