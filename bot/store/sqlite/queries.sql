@@ -40,8 +40,8 @@ ORDER BY community_order
 
 -- name: claim_in_community
 -- Fair dispatch, second level: within one community, the oldest claimable job of each user with
--- unfinished jobs (one seek per user in jobs_claim), then the user served longest ago (never: 0)
--- and, between users never served, the oldest job.
+-- unfinished jobs (one seek per user in jobs_claim), in the order their users are served: the
+-- user served longest ago (never: 0) first and, between users never served, the oldest job.
 WITH RECURSIVE users (user_id) AS (
     SELECT MIN(user_id) FROM jobs INDEXED BY jobs_claim
     WHERE outcome_sent = 0 AND community_id = :community_id
@@ -66,15 +66,22 @@ FROM heads
 JOIN jobs AS j ON j.id = heads.job_id
 LEFT JOIN dispatch AS du ON du.key = 'u:' || j.community_id || ':' || j.user_id
 ORDER BY user_order, j.created_at
-LIMIT 1
+LIMIT :limit
 
--- name: lease_job
+-- name: lease_jobs
+-- The jobs of one claim (a JSON array of ids), leased and returned.
 UPDATE jobs SET lease_owner = :worker_id, lease_expires_at = :expires_at, updated_at = :now
-WHERE id = :id
+WHERE id IN (SELECT value FROM json_each(:ids))
+RETURNING *
 
 -- name: mark_dispatched
+-- Moves communities and users to the back of the dispatch order: :keys is a JSON array of
+-- [key, rank] pairs, the key served last with the highest rank. INSERT ... SELECT from the table
+-- it writes computes every row before it writes one, so MAX is the order before this claim.
 INSERT INTO dispatch (key, last_claim)
-VALUES (:key, (SELECT COALESCE(MAX(last_claim), 0) + 1 FROM dispatch))
+SELECT json_extract(value, '$[0]'),
+    (SELECT COALESCE(MAX(last_claim), 0) FROM dispatch) + json_extract(value, '$[1]')
+FROM json_each(:keys) WHERE true
 ON CONFLICT (key) DO UPDATE SET last_claim = excluded.last_claim
 
 -- name: renew_lease

@@ -8,7 +8,7 @@ import asyncio
 import contextlib
 import json
 import sqlite3
-from collections.abc import AsyncIterator, Callable, Iterable
+from collections.abc import AsyncIterator, Callable, Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -102,6 +102,15 @@ class SqliteStore(SqlStore):
                     await asyncio.shield(self._writer.rollback())
                 raise
 
+    async def _write_one(self, name: str, params: Mapping[str, Any]) -> int:
+        # One statement needs no BEGIN and COMMIT of its own: outside a transaction SQLite runs
+        # it as one, taking the write lock (waiting out other processes) before it reads a row.
+        # One hop to the writer's thread instead of three.
+        self._check_open()
+        async with self._write_lock:
+            self._check_open()
+            return await self._write_sql.run(name, params)
+
     @contextlib.asynccontextmanager
     async def _reading(self) -> AsyncIterator[SqliteSql]:
         self._check_open()
@@ -151,21 +160,15 @@ class SqliteStore(SqlStore):
             return []
         params = {"now": now, "platforms": self._platforms(platforms)}
         lease = {"worker_id": worker_id, "expires_at": now + lease_seconds, "now": now}
-        rows: list[sqlite3.Row] = []
+        jobs: list[Job] = []
         async with self._writing() as sql:
-            for _ in range(limit):
-                candidate = await _claim_candidate(sql, params)
-                if candidate is None:
+            while len(jobs) < limit:
+                picks, more = await _fair_picks(sql, {**params, "limit": limit - len(jobs)})
+                if picks:
+                    jobs += await _lease(sql, picks, lease)
+                if not more:
                     break
-                job_id = candidate["id"]
-                community_id, user_id = candidate["community_id"], candidate["user_id"]
-                await sql.run("lease_job", {**lease, "id": job_id})
-                await sql.run("mark_dispatched", {"key": f"c:{community_id}"})
-                await sql.run("mark_dispatched", {"key": f"u:{community_id}:{user_id}"})
-                row = await sql.one("get_job", {"id": job_id})
-                assert row is not None
-                rows.append(row)
-        return [job_from_row(row) for row in rows]
+        return jobs
 
     async def renew_leases(
         self, worker_id: str, job_ids: Iterable[str], now: float, lease_seconds: float
@@ -185,24 +188,60 @@ class SqliteStore(SqlStore):
         return await self._write_one("release_leases_of", {"worker_id": worker_id})
 
 
-async def _claim_candidate(sql: SqliteSql, params: dict[str, Any]) -> sqlite3.Row | None:
-    """The next job in fair order: the community served longest ago, then within it the user
-    served longest ago, then that user's oldest job (``never served`` counts as first).
+async def _fair_picks(sql: SqliteSql, params: dict[str, Any]) -> tuple[list[sqlite3.Row], bool]:
+    """Up to ``params["limit"]`` jobs in fair order, the ones that as many claims one after the other would
+    take: each time the community served longest ago, then within it the user served longest ago,
+    then that user's oldest job (``never served`` counts as first); a community or user served
+    goes to the back.
 
-    Communities are taken in their order and only the first one with a claimable job is asked
-    about its users; communities never served tie (order 0), and between those the user order
-    and the job's age decide, exactly as one sort of all pending jobs would."""
-    best: sqlite3.Row | None = None
-    best_order = 0
-    for community_id, community_order in await sql.all("claim_communities"):
-        if best is not None and community_order != best_order:
-            break
-        candidate = await sql.one("claim_in_community", {**params, "community_id": community_id})
-        if candidate is None:
-            continue
-        if best is None or _user_rank(candidate) < _user_rank(best):
-            best, best_order = candidate, community_order
-    return best
+    Communities are taken in their order, and only the first ones with a claimable job are asked
+    about their users: one query per community gives each user's oldest claimable job in the
+    order the users are served. Communities never served tie (order 0), and between those the
+    user order and the job's age decide, exactly as one sort of all pending jobs would. A user's
+    next job is not among those: when a community's list runs out and its turn comes again, the
+    picks so far are returned with ``more`` true, to be leased before the store is asked again."""
+    communities = await sql.all("claim_communities")
+    # (0, stored order) before this claim; (1, n) once served as the n-th pick of this claim.
+    order = {str(row[0]): (0, int(row[1])) for row in communities}
+    heads: dict[str, list[sqlite3.Row]] = {}
+    picks: list[sqlite3.Row] = []
+    while len(picks) < params["limit"]:
+        best: sqlite3.Row | None = None
+        best_order = (0, 0)
+        for community_id in sorted(order, key=order.__getitem__):
+            if best is not None and order[community_id] != best_order:
+                break
+            if community_id not in heads:
+                query = {**params, "community_id": community_id}
+                heads[community_id] = await sql.all("claim_in_community", query)
+            elif not heads[community_id] and order[community_id][0] == 1:
+                return picks, True
+            if heads[community_id] and (
+                best is None or _user_rank(heads[community_id][0]) < _user_rank(best)
+            ):
+                best, best_order = heads[community_id][0], order[community_id]
+        if best is None:
+            return picks, False
+        community_id = str(best["community_id"])
+        heads[community_id].pop(0)
+        picks.append(best)
+        order[community_id] = (1, len(picks))
+    return picks, False
+
+
+async def _lease(sql: SqliteSql, picks: list[sqlite3.Row], lease: dict[str, Any]) -> list[Job]:
+    """Lease the picked jobs and move their communities and users to the back of the dispatch
+    order, in the order they were picked; the leased jobs in that order."""
+    ids = [str(pick["id"]) for pick in picks]
+    leased = await sql.all("lease_jobs", {**lease, "ids": json.dumps(ids)})
+    ranks: dict[str, int] = {}
+    for n, pick in enumerate(picks):
+        community_id, user_id = pick["community_id"], pick["user_id"]
+        ranks[f"c:{community_id}"] = 2 * n + 1
+        ranks[f"u:{community_id}:{user_id}"] = 2 * n + 2
+    await sql.run("mark_dispatched", {"keys": json.dumps(list(ranks.items()))})
+    by_id = {str(row["id"]): row for row in leased}
+    return [job_from_row(by_id[job_id]) for job_id in ids]
 
 
 def _user_rank(candidate: sqlite3.Row) -> tuple[int, float]:

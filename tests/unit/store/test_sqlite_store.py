@@ -158,6 +158,62 @@ async def test_claims_follow_the_fair_order_of_one_sort_of_all_pending_jobs(
         await store.aclose()
 
 
+@pytest.mark.parametrize("seed", range(4))
+async def test_batch_claims_take_what_as_many_single_claims_would(
+    tmp_path: Path, seed: int
+) -> None:
+    """Two copies of one queue (communities, users, platforms, not-before times drawn at random):
+    one claimed in batches of random sizes, the other one job at a time; the same jobs come out
+    in the same order, batch after batch, with the dispatch order left the same."""
+    rng = random.Random(seed)
+    stores = [await SqliteStore.open(f"sqlite:///{tmp_path / f'{n}.db'}") for n in (1, 2)]
+    batched, single = stores
+    try:
+        for n in range(120):
+            request = make_request(
+                community_id=rng.choice(["c1", "c2", "c3"]),
+                user_id=rng.choice([f"u{n}" for n in range(6)]),
+                platform=rng.choice(["console", "console", "discord"]),
+            )
+            job = make_job(
+                id=f"j{n}",
+                request=request,
+                created_at=NOW - 1000 + rng.random() * 100,
+                not_before=NOW + rng.randint(-5, 30),
+            )
+            for store in stores:
+                await enqueue_job(store, job)
+        now = NOW
+        for step in range(40):
+            now += rng.choice([0, 1, 5])
+            size = rng.randint(1, 12)
+            platforms = rng.choice([{"console"}, {"console", "discord"}])
+            batch = await batched.claim_jobs(f"w{step}", now, 300, platforms, size)
+            one_by_one = []
+            for _ in range(size):
+                job = await claim_next_job(single, f"w{step}", now, 300, platforms)
+                if job is None:
+                    break
+                one_by_one.append(job)
+            assert [job.id for job in batch] == [job.id for job in one_by_one]
+            assert all(job.lease_owner == f"w{step}" for job in batch)
+            for job in batch[: rng.randint(0, len(batch))]:  # some finish, on both copies
+                done = job.evolve(status=JobStatus.DELIVERED, outcome_sent=True)
+                for store in stores:
+                    assert await store.save_job_step(
+                        done, worker_id=f"w{step}", expected=job.status
+                    )
+        orders = []
+        for store in stores:
+            async with store._reading() as sql:
+                rows = await sql.raw("SELECT key FROM dispatch ORDER BY last_claim")
+            orders.append([row[0] for row in rows])
+        assert orders[0] == orders[1] and len(orders[0]) > 3
+    finally:
+        for store in stores:
+            await store.aclose()
+
+
 async def test_a_write_that_fills_the_disk_fails_alone_and_the_store_carries_on(
     tmp_path: Path,
 ) -> None:
