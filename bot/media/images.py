@@ -110,16 +110,22 @@ def _clean(data: bytes, max_pixels: int, max_bytes: int | None) -> CleanImage:
             bare = False
     # Pillow's docs: an image must be opened again after verify().
     with _guarded("truncated or corrupt image"), _opened(data, max_pixels, MAX_FILE_BYTES) as img:
-        img.load()
-        fmt = img.format or ""
-        if (
+        fmt, (width, height) = img.format or "", img.size
+        passes = (
             bare
             and img.mode in _BARE_MODES.get(fmt, ())
             and (max_bytes is None or len(data) <= max_bytes)
-        ):
+        )
+        if passes and fmt == "JPEG":
+            # Only the checks are wanted, not the pixels: libjpeg still decodes every scan's
+            # coded data (a cut or damaged stream fails as in a full decode), but rebuilds the
+            # pixels at 1/8 scale (Image.draft), a third less work.
+            img.draft("RGB", (max(1, width // 8), max(1, height // 8)))
+        img.load()
+        if passes:
             # Nothing to strip and every row decoded: re-encoding would only cost time.
             _, content_type, extension = FORMATS[fmt.lower()]
-            return CleanImage(data, img.width, img.height, content_type, extension)
+            return CleanImage(data, width, height, content_type, extension)
         orientation = img.getexif().get(ExifTags.Base.Orientation, 1)
         if orientation == 1 and _format(img) == "JPEG" and img.mode == "RGB":
             # Only pixels travel on: a JPEG comment is the one thing Pillow copies from info.

@@ -292,6 +292,17 @@ def test_a_jpeg_cut_short_is_refused() -> None:
         images.clean(data[: len(data) // 2])
 
 
+@pytest.mark.parametrize("progressive", [False, True], ids=["baseline", "progressive"])
+def test_a_jpeg_with_nothing_to_drop_but_damaged_coding_is_refused(progressive: bool) -> None:
+    """Its segments are in order (nothing to strip), so only decoding finds the damage: a Huffman
+    table whose code counts no longer add up."""
+    data = bytearray(plain_jpeg(progressive=progressive))
+    table = data.find(b"\xff\xc4")
+    data[table + 5 : table + 21] = b"\xff" * 16  # the table's 16 code counts
+    with pytest.raises(InvalidImage, match="corrupt"):
+        images.clean(bytes(data))
+
+
 def test_a_short_scan_is_left_to_pillow() -> None:
     """An EOI right after half the scan: libjpeg fills the missing rows; what goes on shows
     exactly the image Pillow read, as for a PNG's short stream."""
