@@ -14,6 +14,8 @@ import signal
 
 from aiohttp import web
 
+from bot.net.server import BACKLOG
+
 
 async def _command(request: web.Request) -> web.Response:
     await request.json()
@@ -25,7 +27,9 @@ async def serve() -> None:
     app.router.add_post("/bench/imagine", _command)
     runner = web.AppRunner(app, access_log=None)
     await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", int(os.environ.get("IMAGINE_HTTP_PORT", "0")))
+    # The bot's own listen backlog, so a burst meets the same kernel queue.
+    port = int(os.environ.get("IMAGINE_HTTP_PORT", "0"))
+    site = web.TCPSite(runner, "127.0.0.1", port, backlog=BACKLOG)
     await site.start()
     server = site._server
     assert server is not None and server.sockets

@@ -19,6 +19,10 @@ ReadinessCheck = Callable[[], Awaitable[str | None]]
 MetricsRefresh = Callable[[], Awaitable[None]]
 # A readiness check that has not answered by then counts as "not ready" (a hung database).
 CHECK_TIMEOUT = 3.0
+# Connections the kernel holds for the server while its loop is busy (aiohttp's default is
+# 128): past that a burst's new connections are dropped, and each client tries again only after
+# a second, late for Discord's 3-second acknowledgement deadline. Linux caps it at somaxconn.
+BACKLOG = 1024
 
 
 class HttpServer:
@@ -45,7 +49,7 @@ class HttpServer:
     async def start(self) -> int:
         self._runner = web.AppRunner(self.app, access_log=None)
         await self._runner.setup()
-        site = web.TCPSite(self._runner, self._host, self._port)
+        site = web.TCPSite(self._runner, self._host, self._port, backlog=BACKLOG)
         try:
             await site.start()
         except OSError as exc:
