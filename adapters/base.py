@@ -11,7 +11,7 @@ import asyncio
 import importlib
 from typing import TYPE_CHECKING, Literal, Protocol, cast
 
-from bot.runtime.app import App
+from adapters.host import Host
 from bot.runtime.config import Settings
 
 PlatformName = Literal["console", "discord", "slack"]
@@ -31,7 +31,7 @@ class Adapter(Protocol):
 class Platform(Protocol):
     """An adapter package, as a module: mypy checks each one against this below."""
 
-    def create_adapter(self, app: App, *, gateway: bool = True) -> Adapter: ...
+    def create_adapter(self, app: Host, *, gateway: bool = True) -> Adapter: ...
 
     async def doctor_check(self, settings: Settings) -> str: ...
 

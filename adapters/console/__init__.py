@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 from adapters.console.adapter import ConsoleAdapter, ConsoleDelivery
-from bot.runtime.app import App
+from adapters.host import Host
 from bot.runtime.config import Settings
 
 
-def create_adapter(app: App, *, gateway: bool = True) -> ConsoleAdapter:
+def create_adapter(app: Host, *, gateway: bool = True) -> ConsoleAdapter:
     return ConsoleAdapter(app)
 
 

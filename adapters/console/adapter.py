@@ -10,12 +10,12 @@ from collections.abc import Awaitable, Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+from adapters.host import Host
 from bot.domain.community import Actor
 from bot.domain.errors import ImagineError, InvalidImage, InvalidRequest, RequestRejected
 from bot.domain.models import ImagineRequest, Job, ReplyTarget
 from bot.media import images
 from bot.ports import OutImage, Progress
-from bot.runtime.app import App
 from bot.text import replies
 from bot.text.flags import ImagineArgs, flags_help, parse_imagine
 from bot.text.personal import HISTORY_EMPTY, PREFERENCES_RESET, history_lines, preferences_text
@@ -112,7 +112,7 @@ class ConsoleDelivery:
 class ConsoleAdapter:
     def __init__(
         self,
-        app: App,
+        app: Host,
         *,
         write: Write = _stdout_write,
         readline: ReadLine = _stdin_readline,

@@ -26,8 +26,8 @@ from adapters.discord.login import (
 )
 from adapters.discord.personal import RerunButton
 from adapters.discord.startup import start_gateway
+from adapters.host import Host
 from bot.domain.errors import ConfigError
-from bot.runtime.app import App
 from bot.runtime.config import Settings
 
 log = logging.getLogger(__name__)
@@ -53,7 +53,7 @@ def make_client(settings: Settings) -> discord.Client:
 
 
 class DiscordAdapter:
-    def __init__(self, app: App, *, gateway: bool) -> None:
+    def __init__(self, app: Host, *, gateway: bool) -> None:
         settings = app.settings
         token = settings.secret("DISCORD_TOKEN")
         self._app = app
@@ -138,7 +138,7 @@ class DiscordAdapter:
             await client.http.close()  # a sharded client that never started has nothing else
 
 
-def create_adapter(app: App, *, gateway: bool = True) -> DiscordAdapter:
+def create_adapter(app: Host, *, gateway: bool = True) -> DiscordAdapter:
     return DiscordAdapter(app, gateway=gateway)
 
 

@@ -13,6 +13,7 @@ import discord
 from discord import app_commands
 
 from adapters.discord.ack import acknowledge
+from adapters.host import Host
 from bot.domain.catalog import Catalog
 from bot.domain.community import Actor, AddItem, Clear, RemoveItem, SettingsChange
 from bot.domain.community_settings import (
@@ -26,7 +27,6 @@ from bot.domain.community_settings import (
 from bot.domain.errors import ImagineError, InvalidRequest, RequestRejected
 from bot.domain.models import OUTPUT_FORMATS
 from bot.domain.safety import NAMED_LEVELS
-from bot.runtime.app import App
 from bot.text import replies
 from bot.text.settings import channel_safety_change, limits_change, value_change
 
@@ -83,7 +83,7 @@ def actor_of(interaction: discord.Interaction) -> Actor:
 class AdminCommands:
     """Runs each admin command: ack (ephemeral) first, then the service, then the answer."""
 
-    def __init__(self, app: App) -> None:
+    def __init__(self, app: Host) -> None:
         self._app = app
 
     async def run(self, interaction: discord.Interaction, answer: Reply) -> None:

@@ -26,11 +26,11 @@ from adapters.discord.delivery import (
     DiscordDelivery,
 )
 from adapters.discord.personal import PersonalCommands
+from adapters.host import Host
 from bot.domain.errors import ImagineError, JobNotFound, RequestRejected
 from bot.domain.models import ImagineRequest, JobStatus, ReplyTarget
 from bot.domain.personal import PERSONAL_COMMUNITY
 from bot.jobs.service import Accepted
-from bot.runtime.app import App
 from bot.text import replies
 from bot.text.flags import ImagineArgs, option_args
 from bot.text.request import build_request
@@ -41,7 +41,7 @@ log = logging.getLogger(__name__)
 class InteractionHandler:
     """Turns interactions into core requests and core answers into interaction responses."""
 
-    def __init__(self, app: App, delivery: DiscordDelivery) -> None:
+    def __init__(self, app: Host, delivery: DiscordDelivery) -> None:
         self._app = app
         self._delivery = delivery
         self.admin = AdminCommands(app)

@@ -13,11 +13,11 @@ from discord import app_commands
 
 from adapters.discord.ack import acknowledge
 from adapters.discord.delivery import PLATFORM
+from adapters.host import Host
 from bot.domain.catalog import Catalog
 from bot.domain.errors import ImagineError, RequestRejected
 from bot.domain.models import Job
 from bot.domain.preferences import FORMATS
-from bot.runtime.app import App
 from bot.text import replies
 from bot.text.personal import HISTORY_EMPTY, PREFERENCES_RESET, history_lines, preferences_text
 
@@ -78,7 +78,7 @@ class RerunButton(discord.ui.DynamicItem[discord.ui.Button[Any]], template=RERUN
 
 
 class PersonalCommands:
-    def __init__(self, app: App) -> None:
+    def __init__(self, app: Host) -> None:
         self._app = app
 
     async def _answer(

@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-from bot.runtime.app import App
+from adapters.host import Host
 
 from .adapter import SlackAdapter
 from .doctor import check_slack as doctor_check
 
 
-def create_adapter(app: App, *, gateway: bool = True) -> SlackAdapter:
+def create_adapter(app: Host, *, gateway: bool = True) -> SlackAdapter:
     return SlackAdapter(app, gateway=gateway)
 
 

@@ -29,6 +29,7 @@ from slack_sdk.errors import SlackApiError
 from slack_sdk.oauth.installation_store.models.installation import Installation
 from slack_sdk.web.async_client import AsyncWebClient
 
+from adapters.host import Host
 from adapters.slack.admin import AdminCommands, AdminGate
 from adapters.slack.clients import FixedToken, SlackClients, TokenSource
 from adapters.slack.delivery import PLATFORM, SLACK_ERRORS, ProgressBoard, SlackDelivery
@@ -57,7 +58,6 @@ from adapters.slack.replies import Replies
 from adapters.slack.tasks import BackgroundWork
 from adapters.slack.verify import SignatureChecker
 from bot.domain.errors import ConfigError
-from bot.runtime.app import App
 
 log = logging.getLogger(__name__)
 
@@ -79,7 +79,7 @@ _UNUSED_TOKEN_WARNINGS = frozenset(
 
 
 class SlackAdapter:
-    def __init__(self, app: App, *, gateway: bool = True) -> None:
+    def __init__(self, app: Host, *, gateway: bool = True) -> None:
         settings = app.settings
         token = settings.secret("SLACK_BOT_TOKEN")
         self._oauth = settings.slack_oauth
@@ -145,7 +145,7 @@ class SlackAdapter:
             SocketIngress(self.bolt, self.client, self._app_token) if self._app_token else None
         )
 
-    def _bolt(self, app: App) -> AsyncApp:
+    def _bolt(self, app: Host) -> AsyncApp:
         settings = app.settings
         bolt_log = logging.getLogger("adapters.slack.bolt")
         bolt_log.addFilter(_quiet_unused_token)
