@@ -324,33 +324,52 @@ def render(doc: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
-# From the runs and per-job timings of 2026-12-02, after the bot moved back onto its libraries
-# (httpx, aiosqlite, discord.py, Pillow); re-read them when the code changes.
+# From the runs and per-job timings of 2026-12-02 (job log step times, py-spy across the bot's
+# threads), after the bot moved back onto its libraries (httpx, aiosqlite, discord.py, Pillow) and
+# the claim and decode work of the same day; re-read them when the code changes.
 NOTES = [
     "- The machine is shared: the load average above is the number of runnable processes on "
     "its 2 cores, and every figure scales with it. Between runs the polling scenario's added "
-    "latency moves by 20-30 ms.",
-    "- The fakes answer in the format asked for (BFL's output_format defaults to jpeg), so the "
-    "seed's loop downloads JPEG too: its end-to-end / provider time at 500 fell from about 2.1 "
-    "(PNG) to about 1.4, and that is the reference the bot is held to. The bot's own figure fell "
-    "from about 1.68 to about 1.45. At 500 in flight every generation ends in the same instant, "
-    "and 500 results must each be downloaded, decoded by Pillow, stored and uploaded again on 2 "
-    "cores; 0.75 of the seed's would mean doing all of that in a third of the time the seed's "
-    "loop, which does none of the checks, needs.",
+    "latency moves by 20-30 ms, and the figures at 500 in flight by 0.05-0.1 (end-to-end / "
+    "provider) and 20-40 ms (ack p99).",
+    "- End-to-end at 500 in flight: the fakes answer in the format asked for (BFL's "
+    "output_format defaults to jpeg), so the seed's loop downloads a 530 KB JPEG, not a 1.4 MB "
+    "PNG, and its figure is about 1.4-1.5 (it was about 2.1 with PNG). The bot's went from 1.68 "
+    "before the house to 1.45 and now 1.37-1.47 (about 0.9-1.0 of the seed's in the same run). "
+    "Its added time per job, from the job log: about 0.15 s to admit, 0.7-0.9 s (median) until "
+    "the claim and the submit (500 submits, each an httpx call and two stored steps, on the one "
+    "event loop), 0.05-0.15 s from ready to the poll that sees it, 1.5-1.6 s (median) to "
+    "download, check and store, 0.1 s to post. The checks set the ceiling: Pillow decodes every "
+    "result on its decoder thread (about 4 ms for this JPEG even at 1/8 scale: the entropy "
+    "decoding dominates), and the loop's own work per delivered job (polls, download, upload, "
+    "two stored steps: about 7 ms) holds the other core, so 500 results ready within a second "
+    "take 2-3 s of both cores. 0.75 of the seed's (about 1.1) would need every job's added time "
+    "under about 0.9 s on average, about half the CPU per job: not within reach while every "
+    "result is decoded and moved through the kept libraries on one event loop. A second decoder "
+    "thread made it worse (both cores are already busy); more worker processes need PostgreSQL.",
+    "- Threads wait for the GIL behind a busy event loop (up to the 5 ms switch interval each "
+    "time): a decode fed to libjpeg in 64 KB pieces took 51 ms instead of 4 next to a busy "
+    "thread. The decoder now gets each file in one call (58 -> 31 ms per image, queueing "
+    "included, in the 500 burst); a one-statement write is one hop to aiosqlite's thread "
+    "instead of three; a claim takes its whole batch in a few statements (it was six per job, "
+    "each reading every user's first job again). A shorter switch interval (1 or 0.5 ms) "
+    "changed nothing beyond the noise.",
     "- Added latency (polling and webhooks): after the result is ready the bot needs about 15 ms "
-    "(download about 2 ms, Pillow's decode about 7 ms, store and post about 4 ms). Most of the "
-    "rest comes before the task exists: 30 commands arrive within 4 ms, their admissions run "
-    "one at a time on SQLite's single writer (about 1.3 ms each), and the claims and the "
-    "'submit started' mark queue behind them (several aiosqlite thread hops per job). Fewer "
-    "statements per claim (UPDATE ... RETURNING) is the next cut. The 'submit started' mark "
-    "stays: it keeps a bot killed during a submit from paying twice.",
+    "(download about 2 ms, Pillow's check about 4-7 ms, store and post about 4 ms). Most of the "
+    "rest comes before the task exists: 30 commands arrive within 4 ms, and their admissions "
+    "and the 'submit started' marks run one at a time on SQLite's single writer. The 'submit "
+    "started' mark stays: it keeps a bot killed during a submit from paying twice.",
     "- Throughput: one core of Python per process; aiosqlite and httpx cost more CPU per job than "
-    "the hand-written paths they replaced (167-206 jobs/s then, 87-111 now), well above the 50 "
-    "wanted. PostgreSQL with a second process adds 25 % in this CPU-bound run; in the "
-    "provider-bound scaling run two processes deliver 1.9-2.0 times one.",
+    "the hand-written paths they replaced (167-206 jobs/s then, 87 at the house's first run, "
+    "90-119 with the batch claims), well above the 50 wanted. PostgreSQL with a second process "
+    "adds 25 % in this CPU-bound run; in the provider-bound scaling run two processes deliver "
+    "1.9-2.0 times one.",
     "- Memory: queued jobs live in the database (10,000 queued cost about 45 MB over the idle "
-    "process). 50 concurrent 4-megapixel images peak at 140-210 MB: results are JPEG by default "
-    "and Pillow decodes on a small pool of its own.",
+    "process). The peak while they arrive, 500 at a time, is higher (134-139 MB) since the "
+    "listen backlog went from 128 to 1024: asyncio accepts up to a backlog's worth of "
+    "connections at once, each with its read buffer (with 128 it was 99-106 MB, and one run in "
+    "several lost SYNs and acknowledged a second late). 50 concurrent 4-megapixel images peak "
+    "at 108-210 MB: results are JPEG by default and Pillow decodes on a small pool of its own.",
 ]
 
 
