@@ -38,6 +38,7 @@ from adapters.slack.payloads import (
 )
 from adapters.slack.personal import RERUN, PersonalCommands, subcommand
 from adapters.slack.replies import Message, Replies
+from adapters.slack.requests import slack_request
 from adapters.slack.tasks import BackgroundWork
 from bot.domain.errors import (
     DownloadRefused,
@@ -46,11 +47,10 @@ from bot.domain.errors import (
     JobNotFound,
     RequestRejected,
 )
-from bot.domain.models import ImagineRequest, Job, JobStatus, ReplyTarget
+from bot.domain.models import ImagineRequest, Job, JobStatus
 from bot.jobs.service import ImagineService
 from bot.text import replies
 from bot.text.flags import ImagineArgs, parse_imagine
-from bot.text.request import build_request
 
 log = logging.getLogger("adapters.slack.adapter")
 
@@ -121,27 +121,14 @@ class CommandHandlers:
 
     def _imagine_request(self, command: SlashCommand, args: ImagineArgs) -> ImagineRequest:
         """The request without its input images (stored after the ack) and admin flag."""
-        team = text(command.get("team_id"))
-        user = text(command.get("user_id"))
-        channel = text(command.get("channel_id"))
-        reply = ReplyTarget(
-            platform=PLATFORM,
-            channel_id=channel,
-            thread_id=text(command.get("thread_ts")) or None,
-            data={
-                "team_id": team,
-                "user_id": user,
-                "response_url": text(command.get("response_url")),
-            },
-        )
-        return build_request(
+        return slack_request(
             args,
-            platform=PLATFORM,
-            community_id=team,
-            channel_id=channel,
-            user_id=user,
-            reply=reply,
-            dedupe_key=text(command.get("trigger_id")) or None,
+            team=text(command.get("team_id")),
+            channel=text(command.get("channel_id")),
+            user=text(command.get("user_id")),
+            thread=text(command.get("thread_ts")) or None,
+            response_url=text(command.get("response_url")),
+            dedupe=text(command.get("trigger_id")) or None,
         )
 
     async def imagine(self, request: ImagineRequest, args: ImagineArgs) -> None:
@@ -458,18 +445,12 @@ def _follow_up_request(
     response_url: str,
 ) -> ImagineRequest:
     """A follow-up's request: the job supplies prompt and options, this says who and where."""
-    reply = ReplyTarget(
-        platform=PLATFORM,
-        channel_id=channel,
-        thread_id=thread_ts,
-        data={"team_id": team, "user_id": user, "response_url": response_url},
-    )
-    return build_request(
+    return slack_request(
         ImagineArgs(""),
-        platform=PLATFORM,
-        community_id=team,
-        channel_id=channel,
-        user_id=user,
-        reply=reply,
-        dedupe_key=trigger,
+        team=team,
+        channel=channel,
+        user=user,
+        thread=thread_ts,
+        response_url=response_url,
+        dedupe=trigger,
     )

@@ -20,7 +20,7 @@ from slack_sdk.errors import SlackApiError
 
 from adapters.slack import messages
 from adapters.slack.clients import NotInstalled, SlackClients
-from adapters.slack.delivery import PLATFORM, SLACK_ERRORS
+from adapters.slack.delivery import SLACK_ERRORS
 from adapters.slack.handlers import CommandHandlers
 from adapters.slack.payloads import (
     AppMention,
@@ -32,12 +32,11 @@ from adapters.slack.payloads import (
     text,
 )
 from adapters.slack.personal import subcommand
+from adapters.slack.requests import slack_request
 from adapters.slack.tasks import BackgroundWork
 from bot.domain.errors import InvalidRequest
-from bot.domain.models import ImagineRequest, ReplyTarget
 from bot.jobs.service import ImagineService
 from bot.text.flags import ImagineArgs, parse_imagine
-from bot.text.request import build_request
 
 log = logging.getLogger("adapters.slack.adapter")
 
@@ -118,19 +117,9 @@ class MentionHandlers:
         if args.help or not args.prompt:
             await self._say(team, channel, messages.HELP)
             return
-        reply_target = ReplyTarget(
-            platform=PLATFORM, channel_id=channel, data={"team_id": team, "user_id": user}
-        )
-        request = build_request(
-            args,
-            platform=PLATFORM,
-            community_id=team,
-            channel_id=channel,
-            user_id=user,
-            reply=reply_target,
-            # One job per message, however often Slack retries the event.
-            dedupe_key=f"im:{channel}:{text(event.get('ts'))}",
-        )
+        # One job per message, however often Slack retries the event.
+        dedupe = f"im:{channel}:{text(event.get('ts'))}"
+        request = slack_request(args, team=team, channel=channel, user=user, dedupe=dedupe)
         await self._commands.imagine(request, args)
 
     async def _say(self, team: str, channel: str, message: str) -> None:
@@ -195,31 +184,13 @@ class MentionHandlers:
             await say(messages.ephemeral(messages.HELP))
             return
         args = dataclasses.replace(args, images=args.images + shared)
-        request = _message_request(args, team, channel, thread, user, response_url, dedupe)
+        request = slack_request(
+            args,
+            team=team,
+            channel=channel,
+            user=user,
+            thread=thread,
+            response_url=response_url,
+            dedupe=dedupe,
+        )
         await self._commands.imagine(request, args)
-
-
-def _message_request(
-    args: ImagineArgs,
-    team: str,
-    channel: str,
-    thread: str | None,
-    user: str,
-    response_url: str,
-    dedupe: str | None,
-) -> ImagineRequest:
-    reply = ReplyTarget(
-        platform=PLATFORM,
-        channel_id=channel,
-        thread_id=thread,
-        data={"team_id": team, "user_id": user, "response_url": response_url},
-    )
-    return build_request(
-        args,
-        platform=PLATFORM,
-        community_id=team,
-        channel_id=channel,
-        user_id=user,
-        reply=reply,
-        dedupe_key=dedupe,
-    )
