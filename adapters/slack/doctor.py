@@ -13,6 +13,12 @@ REQUIRED_SCOPES = frozenset({"commands", "chat:write", "files:read", "files:writ
 # Asked for on an OAuth install: the above, app_mentions:read ("@Imagine ..." in threads),
 # im:write (private images in the user's DM) and im:history (messages to the bot).
 INSTALL_SCOPES = REQUIRED_SCOPES | {"app_mentions:read", "im:write", "im:history"}
+# Without these the bot runs, with one thing fewer it can do (what doctor says).
+OPTIONAL_SCOPES = {
+    "app_mentions:read": "@mentions in channels and threads go unseen",
+    "im:write": "private images (--private) cannot be sent to the user's DM",
+    "im:history": "messages to the bot in its Messages tab go unseen",
+}
 
 
 async def check_slack(settings: Settings) -> str:
@@ -48,4 +54,11 @@ async def check_slack(settings: Settings) -> str:
                     "the connections:write scope"
                 ) from None
             mode = "Socket Mode"
-    return f"signed in to team {me.get('team')} as {me.get('user')}, {mode}"
+    line = f"signed in to team {me.get('team')} as {me.get('user')}, {mode}"
+    lacking = (
+        [scope for scope in OPTIONAL_SCOPES if scope not in granted] if granted != {""} else []
+    )
+    if lacking:
+        why = "; ".join(f"without {scope}, {OPTIONAL_SCOPES[scope]}" for scope in lacking)
+        line += f" ({why}: add the scopes from slack-manifest.yml and reinstall the app)"
+    return line

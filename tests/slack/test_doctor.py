@@ -44,6 +44,21 @@ async def test_doctor_names_missing_scopes(
     )
 
 
+async def test_doctor_names_what_each_missing_optional_scope_turns_off(
+    data_dir: Path, fake_slack: FakeSlack, capsys: pytest.CaptureFixture[str]
+) -> None:
+    fake_slack.scopes = "commands,chat:write,files:read,files:write,users:read,im:write"
+    assert await doctor(_settings(data_dir, fake_slack)) == 0
+    out = capsys.readouterr().out
+    assert "ok    slack: signed in to team Fake as imaginebot, HTTP mode" in out
+    assert "without app_mentions:read, @mentions in channels and threads go unseen" in out
+    assert "without im:history, messages to the bot in its Messages tab go unseen" in out
+    assert "im:write," not in out and "slack-manifest.yml" in out
+    fake_slack.scopes += ",app_mentions:read,im:history"
+    assert await doctor(_settings(data_dir, fake_slack)) == 0
+    assert "without" not in capsys.readouterr().out
+
+
 async def test_doctor_checks_the_tokens(
     data_dir: Path, fake_slack: FakeSlack, capsys: pytest.CaptureFixture[str]
 ) -> None:
