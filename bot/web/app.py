@@ -28,7 +28,7 @@ from bot.store import Store
 from bot.store.base import AuditQuery
 from bot.text import replies
 from bot.web import forms
-from bot.web.charts import bar_chart
+from bot.web.charts import usage_charts
 from bot.web.security import (
     CSRF_FIELD,
     SignInLimiter,
@@ -383,33 +383,8 @@ class Dashboard:
             return checked
         _, community, actor = checked
         report = await self._service.usage_report(community.id, actor, origin=ORIGIN)
-        by_day = {d.day: d for d in report.days}
-        days = [report.first_day + i for i in range(30)]
-        labels = [_day_label(day) for day in days]
-        images = [
-            (lbl, float(by_day[d].images if d in by_day else 0))
-            for lbl, d in zip(labels, days, strict=True)
-        ]
-        spend = [
-            (lbl, by_day[d].spend_usd if d in by_day else 0.0)
-            for lbl, d in zip(labels, days, strict=True)
-        ]
-        budget = report.budget_usd
         return self._page(
-            request,
-            "usage.html",
-            community=community,
-            report=report,
-            images_chart=bar_chart(images, title="Images per day", fmt=lambda v: f"{v:g}"),
-            spend_chart=bar_chart(
-                spend,
-                title="Spend per day (US dollars)",
-                fmt=lambda v: f"${v:.2f}",
-                line=budget,
-                line_label=f"budget ${budget:.2f}" if budget is not None else "",
-            ),
-            total_images=sum(d.images for d in report.days),
-            total_spend=sum(d.spend_usd for d in report.days),
+            request, "usage.html", community=community, report=report, **usage_charts(report)
         )
 
     # The bot owner ------------------------------------------------------------------------------
@@ -456,10 +431,6 @@ def _remember(session: aiohttp_session.Session, signed: SignedIn) -> None:
     session["u"] = [signed.platform, signed.user_id, signed.name[:100]]
     session["c"] = [[c.id, c.name[:100]] for c in signed.candidates]
     session["csrf"] = secrets.token_urlsafe(32)
-
-
-def _day_label(day: int) -> str:
-    return (dt.date(1970, 1, 1) + dt.timedelta(days=day)).strftime("%b %d")
 
 
 def _when(at: float) -> str:

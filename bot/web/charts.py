@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import datetime as dt
 from collections.abc import Callable, Sequence
+from typing import Any
 
 from markupsafe import Markup, escape
+
+from bot.jobs.usage import UsageReport
 
 WIDTH = 640
 HEIGHT = 180
@@ -62,3 +66,36 @@ def bar_chart(
     parts.append("</svg>")
     # Every text above went through escape(); the rest are numbers this function formatted.
     return Markup("".join(parts))  # noqa: S704
+
+
+def usage_charts(report: UsageReport, days: int = 30) -> dict[str, Any]:
+    """What the usage page shows of a report: both charts over ``days`` days from its first
+    (days without a job show as zero) and the totals."""
+    by_day = {d.day: d for d in report.days}
+    shown = [report.first_day + i for i in range(days)]
+    labels = [_day_label(day) for day in shown]
+    images = [
+        (label, float(by_day[d].images) if d in by_day else 0.0)
+        for label, d in zip(labels, shown, strict=True)
+    ]
+    spend = [
+        (label, by_day[d].spend_usd if d in by_day else 0.0)
+        for label, d in zip(labels, shown, strict=True)
+    ]
+    budget = report.budget_usd
+    return {
+        "images_chart": bar_chart(images, title="Images per day", fmt=lambda v: f"{v:g}"),
+        "spend_chart": bar_chart(
+            spend,
+            title="Spend per day (US dollars)",
+            fmt=lambda v: f"${v:.2f}",
+            line=budget,
+            line_label=f"budget ${budget:.2f}" if budget is not None else "",
+        ),
+        "total_images": sum(d.images for d in report.days),
+        "total_spend": sum(d.spend_usd for d in report.days),
+    }
+
+
+def _day_label(day: int) -> str:
+    return (dt.date(1970, 1, 1) + dt.timedelta(days=day)).strftime("%b %d")
