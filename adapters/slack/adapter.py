@@ -27,6 +27,7 @@ from slack_bolt.logger.messages import (
 from slack_bolt.oauth.async_oauth_settings import AsyncOAuthSettings
 from slack_sdk.errors import SlackApiError
 from slack_sdk.oauth.installation_store.models.installation import Installation
+from slack_sdk.oauth.token_rotation.async_rotator import AsyncTokenRotator
 from slack_sdk.web.async_client import AsyncWebClient
 
 from adapters.host import Host
@@ -46,6 +47,7 @@ from adapters.slack.ingress import (
     SocketIngress,
 )
 from adapters.slack.installations import (
+    Bots,
     DatabaseInstallationStore,
     DatabaseStateStore,
     InstallationTokens,
@@ -98,7 +100,13 @@ class SlackAdapter:
         if self._oauth:
             sealer = sealer_from_secret(settings.secret("IMAGINE_SECRET_KEY") or "")
             self.installations = DatabaseInstallationStore(app.store, sealer)
-            tokens = InstallationTokens(self.installations)
+            rotator = AsyncTokenRotator(
+                client_id=settings.slack_client_id or "",
+                client_secret=settings.secret("SLACK_CLIENT_SECRET") or "",
+                client=AsyncWebClient(base_url=settings.slack_api_url, session=self._session),
+            )
+            self.bots = Bots(self.installations, rotator)
+            tokens = InstallationTokens(self.bots)
         else:
             assert token is not None
             tokens = FixedToken(token)
@@ -182,7 +190,7 @@ class SlackAdapter:
         # Bolt takes an AsyncAuthorize instance here too ("bolt-python should not prevent
         # customizing authorize middleware", slack_bolt/app/async_app.py); its annotation names
         # only plain functions.
-        authorize: Any = StoredAuthorize(self.installations)
+        authorize: Any = StoredAuthorize(self.bots)
         bolt = AsyncApp(oauth_settings=oauth, authorize=authorize, **common)
         # app_uninstalled and tokens_revoked delete the workspace's tokens (Bolt's own listeners
         # on our installation store); its settings and audit log stay for a reinstall.

@@ -9,9 +9,11 @@ in clear, and a row read with another key is treated as no installation.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 import secrets
+import time
 from collections.abc import Callable
 from datetime import datetime
 from typing import Any
@@ -20,10 +22,12 @@ from cryptography.fernet import Fernet, InvalidToken
 from slack_bolt.authorization import AuthorizeResult
 from slack_bolt.authorization.async_authorize import AsyncAuthorize
 from slack_bolt.context.async_context import AsyncBoltContext
+from slack_sdk.errors import SlackTokenRotationError
 from slack_sdk.oauth.installation_store.async_installation_store import AsyncInstallationStore
 from slack_sdk.oauth.installation_store.models.bot import Bot
 from slack_sdk.oauth.installation_store.models.installation import Installation
 from slack_sdk.oauth.state_store.async_state_store import AsyncOAuthStateStore
+from slack_sdk.oauth.token_rotation.async_rotator import AsyncTokenRotator
 
 from adapters.slack.delivery import PLATFORM
 from bot.jobs.installations import sealer_from_secret
@@ -33,6 +37,7 @@ from bot.ports import Store
 log = logging.getLogger(__name__)
 
 __all__ = [
+    "Bots",
     "DatabaseInstallationStore",
     "DatabaseStateStore",
     "InstallationTokens",
@@ -42,8 +47,9 @@ __all__ = [
 
 
 def _plain(value: Any) -> Any:
-    # Installation.to_dict_for_copying gives datetimes; the constructor takes timestamps back.
-    return value.timestamp() if isinstance(value, datetime) else value
+    # Installation.to_dict_for_copying gives datetimes; the constructor takes them back as ISO
+    # text, whatever number type the field wants (installed_at a float, *_expires_at an int).
+    return value.isoformat() if isinstance(value, datetime) else value
 
 
 class DatabaseInstallationStore(AsyncInstallationStore):
@@ -179,14 +185,73 @@ class DatabaseStateStore(AsyncOAuthStateStore):
         return await self._store.consume_oauth_state(state, self._now())
 
 
+class Bots:
+    """Each workspace's bot from the installations. With token rotation turned on for the app
+    (its installs then hold a refresh token), a bot token that expires within
+    ``ROTATE_MINUTES`` is exchanged first (``oauth.v2.access``, ``grant_type=refresh_token``,
+    through slack_sdk's ``AsyncTokenRotator``) and the new pair stored: an access token lasts 12
+    hours, and each refresh token is good once (https://docs.slack.dev/authentication/
+    using-token-rotation)."""
+
+    # Bolt's own default (``token_rotation_expiration_minutes``).
+    ROTATE_MINUTES = 120
+
+    def __init__(
+        self, installations: AsyncInstallationStore, rotator: AsyncTokenRotator | None = None
+    ) -> None:
+        self._installations = installations
+        self._rotator = rotator
+        self._locks: dict[tuple[str | None, str | None], asyncio.Lock] = {}
+
+    async def find(
+        self,
+        enterprise_id: str | None,
+        team_id: str | None,
+        is_enterprise_install: bool | None = False,
+    ) -> Bot | None:
+        where = {"enterprise_id": enterprise_id, "team_id": team_id}
+        org = is_enterprise_install
+        bot = await self._installations.async_find_bot(**where, is_enterprise_install=org)
+        if not self._due(bot) or self._rotator is None:
+            return bot
+        # One exchange at a time per workspace in this process: the refresh token is good once.
+        async with self._locks.setdefault((enterprise_id, team_id), asyncio.Lock()):
+            installation = await self._installations.async_find_installation(
+                **where, is_enterprise_install=org
+            )
+            if installation is None or not self._due(installation.to_bot()):
+                return None if installation is None else installation.to_bot()
+            try:
+                rotated = await self._rotator.perform_token_rotation(
+                    installation=installation, minutes_before_expiration=self.ROTATE_MINUTES
+                )
+            except SlackTokenRotationError as exc:
+                # Another process may have used the refresh token first and stored the new pair.
+                log.warning(
+                    "Slack: could not renew the bot token of %s (%s)",
+                    team_id or enterprise_id,
+                    exc.api_error.response.get("error"),
+                )
+                return await self._installations.async_find_bot(**where, is_enterprise_install=org)
+            if rotated is None:
+                return installation.to_bot()
+            await self._installations.async_save(rotated)
+            log.info("Slack: renewed the bot token of %s", team_id or enterprise_id)
+            return rotated.to_bot()
+
+    def _due(self, bot: Bot | None) -> bool:
+        expires = bot.bot_token_expires_at if bot is not None else None
+        return expires is not None and expires <= time.time() + self.ROTATE_MINUTES * 60
+
+
 class InstallationTokens:
     """The ``TokenSource`` of OAuth mode: each workspace's bot token from the installations."""
 
-    def __init__(self, installations: AsyncInstallationStore) -> None:
-        self._installations = installations
+    def __init__(self, bots: Bots) -> None:
+        self._bots = bots
 
     async def bot_token(self, enterprise_id: str | None, team_id: str | None) -> str | None:
-        bot = await self._installations.async_find_bot(enterprise_id=enterprise_id, team_id=team_id)
+        bot = await self._bots.find(enterprise_id, team_id)
         return bot.bot_token if bot is not None else None
 
 
@@ -196,8 +261,8 @@ class StoredAuthorize(AsyncAuthorize):
     before the ack; here a token Slack revoked is known from ``tokens_revoked`` and
     ``app_uninstalled`` instead, and no network call stands before the ack."""
 
-    def __init__(self, installations: AsyncInstallationStore) -> None:
-        self._installations = installations
+    def __init__(self, bots: Bots) -> None:
+        self._bots = bots
 
     async def __call__(
         self,
@@ -210,11 +275,7 @@ class StoredAuthorize(AsyncAuthorize):
         actor_team_id: str | None = None,
         actor_user_id: str | None = None,
     ) -> AuthorizeResult | None:
-        bot = await self._installations.async_find_bot(
-            enterprise_id=enterprise_id,
-            team_id=team_id,
-            is_enterprise_install=context.is_enterprise_install,
-        )
+        bot = await self._bots.find(enterprise_id, team_id, context.is_enterprise_install)
         if bot is None:
             return None
         return AuthorizeResult(

@@ -12,7 +12,8 @@ Several workspaces: each bot token belongs to one (``workspaces``), and ``auth.t
 the token's own. OAuth v2 (https://docs.slack.dev/authentication/installing-with-oauth): the
 consent page ``/oauth/v2/authorize`` approves at once for ``installing`` and sends the browser to
 the redirect URL with ``code`` and ``state``; ``oauth.v2.access`` exchanges a code once for a new
-bot token of that workspace.
+bot token of that workspace. With ``rotation`` on, tokens expire and a refresh token renews one once
+(https://docs.slack.dev/authentication/using-token-rotation).
 """
 
 from __future__ import annotations
@@ -279,6 +280,14 @@ class FakeSlack(SlackOpenID):
         self.fail_always: dict[str, str] = {}  # method -> error to answer every time
         # Slack names the token's scopes in this header of every answer.
         self.scopes = "commands,chat:write,files:read,files:write,users:read,im:write"
+        # Token rotation, when the app turns it on (https://docs.slack.dev/authentication/
+        # using-token-rotation): an install also gives a refresh token; an access token "expires
+        # every 12 hours"; a refresh token gives a new access token and a new refresh token once,
+        # and is "then revoked".
+        self.rotation = False
+        self.token_seconds = 12 * 3600
+        self.expires: dict[str, float] = {}  # access token -> when it stops working
+        self.refresh_tokens: dict[str, Workspace] = {}
         # Files users shared in Slack, served at their url_private (path -> bytes), and every
         # request made for one (with its headers).
         self.private_files: dict[str, bytes] = {}
@@ -394,6 +403,9 @@ class FakeSlack(SlackOpenID):
             known = token in self.workspaces
         if not known:
             return web.json_response({"ok": False, "error": "invalid_auth"})
+        if self.expires.get(token, float("inf")) <= time.time():
+            # https://docs.slack.dev/reference/methods/auth.test: "token_expired".
+            return web.json_response({"ok": False, "error": "token_expired"})
         self._caller = token
         problems = check_arguments(method, args)
         if problems:
@@ -473,16 +485,19 @@ class FakeSlack(SlackOpenID):
             return {"ok": False, "error": "invalid_client_id"}
         if client_secret != self.client_secret:
             return {"ok": False, "error": "bad_client_secret"}
+        if args.get("grant_type") == "refresh_token":
+            # Good once: the refresh token is revoked as it is used.
+            workspace = self.refresh_tokens.pop(str(args.get("refresh_token", "")), None)
+            if workspace is None:
+                return {"ok": False, "error": "invalid_refresh_token"}
+            return {"ok": True, **self._issue(workspace), "token_type": "bot"}
         granted = self.codes.pop(str(args.get("code", "")), None)
         if granted is None or time.time() - granted[1] > CODE_SECONDS:
             return {"ok": False, "error": "invalid_code"}
         workspace = granted[0]
-        token = f"xoxb-{workspace.team_id}-{next(self._tokens):012d}"
-        self.workspaces[token] = workspace
-        self._touch()
         return {
             "ok": True,
-            "access_token": token,
+            **self._issue(workspace),
             "token_type": "bot",
             "scope": self.scopes,
             "bot_user_id": workspace.bot_user_id,
@@ -492,6 +507,22 @@ class FakeSlack(SlackOpenID):
             "is_enterprise_install": False,
             "authed_user": {"id": "UINSTALLER"},
         }
+
+    def _issue(self, workspace: Workspace) -> dict[str, Any]:
+        """A new bot token of the workspace; with rotation, its lifetime and a refresh token."""
+        n = next(self._tokens)
+        if not self.rotation:
+            token = f"xoxb-{workspace.team_id}-{n:012d}"
+            self.workspaces[token] = workspace
+            self._touch()
+            return {"access_token": token}
+        token = f"xoxe.xoxb-{workspace.team_id}-{n:012d}"
+        refresh = f"xoxe-1-{workspace.team_id}-{n:012d}"
+        self.workspaces[token] = workspace
+        self.expires[token] = time.time() + self.token_seconds
+        self.refresh_tokens[refresh] = workspace
+        self._touch()
+        return {"access_token": token, "expires_in": self.token_seconds, "refresh_token": refresh}
 
     def _m_apps_connections_open(self, args: dict[str, Any]) -> dict[str, Any]:
         return {"url": f"ws://127.0.0.1:{self.port}/link?ticket=fake"}

@@ -9,6 +9,7 @@ import pytest
 from slack_sdk.oauth.installation_store.models.installation import Installation
 
 from adapters.slack.installations import (
+    Bots,
     DatabaseInstallationStore,
     DatabaseStateStore,
     InstallationTokens,
@@ -53,8 +54,8 @@ async def test_a_saved_installation_comes_back_with_its_tokens(store: Store) -> 
     assert found.bot_scopes == ["commands", "chat:write"]
     bot = await installations.async_find_bot(enterprise_id=None, team_id="T2")
     assert bot is not None and bot.bot_token == TOKEN
-    assert await InstallationTokens(installations).bot_token(None, "T2") == TOKEN
-    assert await InstallationTokens(installations).bot_token(None, "T9") is None
+    assert await InstallationTokens(Bots(installations)).bot_token(None, "T2") == TOKEN
+    assert await InstallationTokens(Bots(installations)).bot_token(None, "T9") is None
     row = await store.find_installation("slack", "", "T2")
     assert row is not None and TOKEN not in row.secret and "xoxp" not in row.secret
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import logging
 import sqlite3
 import time
 import urllib.parse
@@ -280,6 +281,54 @@ async def test_tokens_revoked_deletes_the_bot_token(multi_bot: MultiBot) -> None
     reply = await multi_bot.event("T2", event, "Ev-revoked")
     assert reply.status == 200
     assert multi_bot.installed_teams() == []
+
+
+async def test_a_rotating_bot_token_is_renewed_before_it_expires_and_the_new_one_used(
+    multi_bot: MultiBot, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.INFO, logger="adapters.slack.installations")
+    fake = multi_bot.fake
+    fake.rotation, fake.token_seconds = True, 3600  # due: under two hours left
+    await multi_bot.install(SECOND)
+    first = fake.token_of("T2")
+    fake.token_seconds = 12 * 3600
+    reply = await multi_bot.signed(multi_bot.command_in("T2", "a lighthouse at dusk"))
+    assert reply.status == 200 and "Queued" in reply.text
+    await multi_bot.settle()
+    refreshes = [
+        c for c in fake.calls_to("oauth.v2.access") if c.args.get("grant_type") == "refresh_token"
+    ]
+    assert len(refreshes) == 1  # once, though the command and the delivery both asked
+    renewed = fake.token_of("T2")
+    assert renewed != first
+    uploads = fake.calls_to("files.completeUploadExternal")
+    assert uploads and uploads[-1].headers["Authorization"] == f"Bearer {renewed}"
+    # The old token may now stop working: nothing uses it any more.
+    fake.expires[first] = time.time() - 1
+    await multi_bot.signed(multi_bot.command_in("T2", "a red fox"))
+    await multi_bot.settle()
+    assert [job.status.value for job in await multi_bot.jobs()] == ["delivered", "delivered"]
+    database = multi_bot.database()
+    assert renewed.encode() not in database and b"xoxe-1-" not in database
+    assert "renewed the bot token of T2" in caplog.text
+
+
+async def test_a_refresh_token_used_up_elsewhere_leaves_the_current_token_in_use(
+    multi_bot: MultiBot, caplog: pytest.LogCaptureFixture
+) -> None:
+    fake = multi_bot.fake
+    fake.rotation, fake.token_seconds = True, 3600
+    await multi_bot.install(SECOND)
+    token = fake.token_of("T2")
+    fake.refresh_tokens.clear()  # another process used it and its new pair is not stored yet
+    reply = await multi_bot.signed(multi_bot.command_in("T2", "a lighthouse at dusk"))
+    assert reply.status == 200 and "Queued" in reply.text
+    await multi_bot.settle()
+    (job,) = await multi_bot.jobs()
+    assert job.status.value == "delivered"
+    uploads = fake.calls_to("files.completeUploadExternal")
+    assert uploads[-1].headers["Authorization"] == f"Bearer {token}"
+    assert "could not renew the bot token of T2 (invalid_refresh_token)" in caplog.text
 
 
 async def test_a_mention_in_a_thread_gets_its_image_in_that_thread_once(
