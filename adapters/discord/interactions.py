@@ -3,6 +3,7 @@ in one ImagineService call, acknowledged first; refusals go to the requester onl
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import logging
 from collections.abc import Awaitable, Callable, Mapping
@@ -36,6 +37,9 @@ from bot.text.flags import ImagineArgs, option_args
 from bot.text.request import build_request
 
 log = logging.getLogger(__name__)
+# The longest /imagine waits for the user's /prefer before it acknowledges (a store read, usually
+# about a millisecond; Discord allows 3 s for the acknowledgement).
+PREFERENCE_WAIT = 0.5
 
 
 class InteractionHandler:
@@ -65,7 +69,9 @@ class InteractionHandler:
         guidance: float | None = None,
         private: bool | None = None,
     ) -> None:
-        if not await acknowledge(interaction, thinking=True, ephemeral=bool(private)):
+        if private is None:
+            private = await self._private_by_default(interaction)
+        if not await acknowledge(interaction, thinking=True, ephemeral=private):
             return
         inputs: tuple[str, ...] = ()
         if image is not None:
@@ -268,6 +274,19 @@ class InteractionHandler:
             user_is_admin=_is_admin(interaction),
             channel_age_restricted=_age_restricted(interaction.channel),
         ).with_changes(private=private)
+
+    async def _private_by_default(self, interaction: discord.Interaction) -> bool:
+        """Whether the user's /prefer makes this request private, so the "thinking" line is
+        private from the start. Asked for at most PREFERENCE_WAIT of Discord's 3 seconds; past
+        that the deferral is public, and ``_submit`` takes it away if the job is private."""
+        try:
+            async with asyncio.timeout(PREFERENCE_WAIT):
+                return await self._app.service.private_by_default(
+                    PLATFORM, str(interaction.user.id), community_of(interaction)
+                )
+        except (TimeoutError, ImagineError) as exc:
+            log.info("interaction %s: preference not read (%s)", interaction.id, type(exc).__name__)
+            return False
 
     async def _submit(
         self, interaction: discord.Interaction, call: Callable[[], Awaitable[Accepted]]

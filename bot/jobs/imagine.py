@@ -120,6 +120,15 @@ class Imagine:
         self._policy = policy
         self._rng = rng
 
+    async def private_by_default(self, platform: str, user_id: str, community_id: str) -> bool:
+        """Whether a request of this user that leaves it open becomes private: their /prefer
+        says so and the community allows private images (as ``imagine`` decides it). For an
+        adapter that must choose a private or public acknowledgement before it calls imagine."""
+        prefs = await self._store.get_preferences(platform, user_id)
+        if prefs is None or not prefs.private:
+            return False
+        return (await settings_of(self._store, self._policy, community_id)).allow_private
+
     async def imagine(self, request: ImagineRequest) -> Accepted:
         """Check a request and store it as a queued job. Raises RequestRejected with the reason."""
         try:

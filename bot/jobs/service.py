@@ -95,6 +95,9 @@ class ImagineService:
     async def imagine(self, request: ImagineRequest) -> Accepted:
         return await self._imagine.imagine(request)
 
+    async def private_by_default(self, platform: str, user_id: str, community_id: str) -> bool:
+        return await self._imagine.private_by_default(platform, user_id, community_id)
+
     async def follow_up(
         self,
         job_id: str,

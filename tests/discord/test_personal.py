@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from adapters.discord import create_adapter
+from adapters.discord import create_adapter, interactions
 from bot.domain.models import CommunitySettings, JobStatus
 from bot.domain.personal import PERSONAL_COMMUNITY
 from bot.domain.safety import NAMED_LEVELS
@@ -212,15 +212,14 @@ async def test_prefer_set_show_reset_and_the_preferences_apply(bot: Bot) -> None
     job = await bot.app.service.job(edit.json["embeds"][0]["footer"]["text"].split()[-1])
     assert job.request.prompt == "a harbour as a woodcut" and job.width > job.height
     assert job.request.private and bot.fake.calls("create_message") == []
-    # In a server the deferral was public (acknowledged before the preference was read): the
-    # public "thinking" line is gone and the image came as an ephemeral follow-up.
+    # In a server too: the preference is read before the acknowledgement, which is private
+    # from the start, and the image replaces it.
     token = bot.feed(bot.fake.imagine("a harbour"))
-    followup = await bot.fake.wait_for(
-        lambda: [r for r in bot.fake.calls("execute_webhook", token) if r.files], what="followup"
-    )
-    assert followup[0].json["flags"] & 64
-    assert bot.fake.calls("delete_original_webhook_message", token)
-    assert not [r for r in bot.fake.calls("update_original_webhook_message", token) if r.files]
+    edit = await bot.fake.wait_for(lambda: final_edit(bot, token), what="the image")
+    ack = bot.fake.calls("create_interaction_response", token)[0]
+    assert ack.json["type"] == 5 and ack.json["data"]["flags"] & 64
+    assert not bot.fake.calls("delete_original_webhook_message", token)
+    assert bot.fake.calls("create_message") == []
     show = prefer(bot, "show", [])
     assert "suffix: as a woodcut" in (await ephemeral_answer(bot, show)).json["content"]
     reset = prefer(bot, "reset", [])
@@ -229,6 +228,41 @@ async def test_prefer_set_show_reset_and_the_preferences_apply(bot: Bot) -> None
         await bot.app.service.preferences("discord", job.user_id)
         == type(await bot.app.service.preferences("discord", "nobody"))()
     )
+
+
+async def test_a_private_preference_read_too_late_still_keeps_the_image_private(
+    bot: Bot, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Past PREFERENCE_WAIT the deferral is public: the "thinking" line is taken away and the
+    image comes as an ephemeral follow-up."""
+    monkeypatch.setattr(interactions, "PREFERENCE_WAIT", 0.0)
+    token = prefer(bot, "set", [opt("private", 5, True)])
+    await ephemeral_answer(bot, token)
+    token = bot.feed(bot.fake.imagine("a harbour"))
+    followup = await bot.fake.wait_for(
+        lambda: [r for r in bot.fake.calls("execute_webhook", token) if r.files], what="followup"
+    )
+    ack = bot.fake.calls("create_interaction_response", token)[0]
+    assert not (ack.json.get("data") or {}).get("flags")
+    assert followup[0].json["flags"] & 64
+    assert bot.fake.calls("delete_original_webhook_message", token)
+    assert not [r for r in bot.fake.calls("update_original_webhook_message", token) if r.files]
+
+
+async def test_a_private_preference_is_not_followed_where_the_community_forbids_private(
+    bot: Bot,
+) -> None:
+    await save_settings(
+        bot.app.store, CommunitySettings(GUILD_ID, allow_private=False), 1_700_000_000.0
+    )
+    token = prefer(bot, "set", [opt("private", 5, True)])
+    await ephemeral_answer(bot, token)
+    token = bot.feed(bot.fake.imagine("a harbour"))
+    edit = await bot.fake.wait_for(lambda: final_edit(bot, token), what="the image")
+    ack = bot.fake.calls("create_interaction_response", token)[0]
+    assert not (ack.json.get("data") or {}).get("flags")
+    job = await bot.app.service.job(edit.json["embeds"][0]["footer"]["text"].split()[-1])
+    assert not job.request.private
 
 
 async def test_prefer_with_a_bad_value_names_what_is_allowed(bot: Bot) -> None:
