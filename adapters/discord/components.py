@@ -111,7 +111,8 @@ class EditPromptModal(discord.ui.Modal):
     """Asks for the new prompt of an Edit and the image to start from. The submission is handled
     in ``on_interaction`` from its custom id, so a modal opened before a restart still works."""
 
-    def __init__(self, job_id: str) -> None:
+    def __init__(self, job_id: str, images: int = messages.MAX_IMAGES) -> None:
+        """``images``: how many the result shows; with one there is nothing to pick."""
         super().__init__(title="Edit this image", custom_id=messages.edit_modal_id(job_id))
         self.add_item(
             discord.ui.TextInput(
@@ -122,13 +123,14 @@ class EditPromptModal(discord.ui.Modal):
                 max_length=2000,
             )
         )
-        self.add_item(
-            discord.ui.TextInput(
-                label=f"Which image (1-{messages.MAX_IMAGES})",
-                custom_id=messages.EDIT_IMAGE_INPUT,
-                default="1",
-                required=False,
-                min_length=1,
-                max_length=1,
+        if images > 1:
+            self.add_item(
+                discord.ui.TextInput(
+                    label=f"Which image (1-{images})",
+                    custom_id=messages.EDIT_IMAGE_INPUT,
+                    default="1",
+                    required=False,
+                    min_length=1,
+                    max_length=1,
+                )
             )
-        )

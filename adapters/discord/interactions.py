@@ -124,7 +124,11 @@ class InteractionHandler:
 
     async def button(self, interaction: discord.Interaction, action: str, job_id: str) -> None:
         if action == "edit":
-            await interaction.response.send_modal(EditPromptModal(job_id))
+            # The result's own attachments say how many images there are to pick from.
+            shown = len(interaction.message.attachments) if interaction.message else 0
+            await interaction.response.send_modal(
+                EditPromptModal(job_id, min(shown, messages.MAX_IMAGES) or messages.MAX_IMAGES)
+            )
             return
         if action == "delete":
             await self._delete(interaction, job_id)

@@ -88,6 +88,9 @@ async def test_edit_opens_a_modal_and_its_prompt_edits_this_image(bot: Bot) -> N
     )
     assert callback[0].json["type"] == 9
     assert callback[0].json["data"]["custom_id"] == f"imagine:edit-prompt:{job_id}"
+    # One image: nothing to pick, only the new prompt is asked for.
+    rows = callback[0].json["data"]["components"]
+    assert [row["components"][0]["custom_id"] for row in rows] == ["prompt"]
 
     submit = bot.feed(
         bot.fake.modal_submit(f"imagine:edit-prompt:{job_id}", {"prompt": "the house at night"})

@@ -112,8 +112,9 @@ async def test_the_edit_modal_asks_which_image(bot: Bot) -> None:
     modal = await bot.fake.wait_for(
         lambda: bot.fake.calls("create_interaction_response", opened), what="the modal"
     )
-    inputs = [c["components"][0]["custom_id"] for c in modal[0].json["data"]["components"]]
-    assert inputs == ["prompt", "image"]
+    inputs = [c["components"][0] for c in modal[0].json["data"]["components"]]
+    assert [i["custom_id"] for i in inputs] == ["prompt", "image"]
+    assert inputs[1]["label"] == "Which image (1-2)"  # as many as the result shows
     submit = bot.feed(
         bot.fake.modal_submit(
             f"imagine:edit-prompt:{job_id}",
