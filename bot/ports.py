@@ -64,6 +64,68 @@ class BlobStore(Protocol):
     async def aclose(self) -> None: ...
 
 
+# Signing in to the dashboard -------------------------------------------------------------------
+
+# At most this many communities are remembered in one session (the cookie stays small).
+MAX_COMMUNITIES = 50
+
+
+class SignInFailed(Exception):
+    """The platform refused or failed the sign-in; ``message`` is for the user."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.message = message
+
+
+@dataclass(frozen=True)
+class Community:
+    platform: str
+    id: str
+    name: str
+
+
+@dataclass(frozen=True)
+class SignedIn:
+    """Who signed in, and the communities that may be theirs to administer (re-checked later)."""
+
+    platform: str
+    user_id: str
+    name: str
+    candidates: tuple[Community, ...]
+
+
+@dataclass(frozen=True)
+class Membership:
+    """A member's standing in a community, read with the bot's token just now."""
+
+    role_ids: tuple[str, ...]
+    is_platform_admin: bool
+
+
+class SignIn(Protocol):
+    """A platform's sign-in for the dashboard (OAuth or OpenID Connect), and the re-check of a
+    user's standing with the bot's own token on every request. Failures raise SignInFailed."""
+
+    platform: str
+    label: str
+
+    def authorize_url(self, state: str, redirect_uri: str) -> str:
+        """Where the browser goes to consent; it comes back to ``redirect_uri``."""
+
+    async def finish(self, code: str, redirect_uri: str) -> SignedIn:
+        """The user behind the code the platform sent back."""
+
+    async def membership(self, community_id: str, user_id: str) -> Membership | None:
+        """None: the bot or the user is not in that community."""
+
+    async def community(self, community_id: str) -> Community | None:
+        """The community, if the bot serves it."""
+
+    async def application_owners(self) -> set[str]:
+        """User ids of the bot's owners on the platform (may be empty)."""
+
+
 # The store, the providers and the clock are defined beside their implementations; named here so a
 # use case can find every protocol it depends on in one module.
 from bot.domain.clock import Clock  # noqa: E402
@@ -71,13 +133,19 @@ from bot.providers.base import Provider  # noqa: E402
 from bot.store import Installation, Store  # noqa: E402
 
 __all__ = [
+    "MAX_COMMUNITIES",
     "BlobStore",
     "ChannelCheck",
     "Clock",
+    "Community",
     "DeliveryPort",
     "Installation",
+    "Membership",
     "OutImage",
     "Progress",
     "Provider",
+    "SignIn",
+    "SignInFailed",
+    "SignedIn",
     "Store",
 ]

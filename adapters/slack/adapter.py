@@ -47,6 +47,7 @@ from adapters.slack.ingress import (
     SocketIngress,
 )
 from adapters.slack.installations import (
+    TOKEN_LOG,
     Bots,
     DatabaseInstallationStore,
     DatabaseStateStore,
@@ -103,7 +104,9 @@ class SlackAdapter:
             rotator = AsyncTokenRotator(
                 client_id=settings.slack_client_id or "",
                 client_secret=settings.secret("SLACK_CLIENT_SECRET") or "",
-                client=AsyncWebClient(base_url=settings.slack_api_url, session=self._session),
+                client=AsyncWebClient(
+                    base_url=settings.slack_api_url, session=self._session, logger=TOKEN_LOG
+                ),
             )
             self.bots = Bots(self.installations, rotator)
             tokens = InstallationTokens(self.bots)

@@ -35,8 +35,13 @@ from bot.ports import Installation as StoredInstallation
 from bot.ports import Store
 
 log = logging.getLogger(__name__)
+# For the client that exchanges refresh tokens: slack_sdk logs each answer at DEBUG, and these
+# answers hold new tokens, so this logger never passes DEBUG on.
+TOKEN_LOG = logging.getLogger(f"{__name__}.tokens")
+TOKEN_LOG.setLevel(logging.INFO)
 
 __all__ = [
+    "TOKEN_LOG",
     "Bots",
     "DatabaseInstallationStore",
     "DatabaseStateStore",

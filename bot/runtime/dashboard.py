@@ -9,11 +9,12 @@ from bot.domain.clock import Clock
 from bot.jobs.installations import InstalledWorkspaces, sealer_from_secret
 from bot.jobs.service import ImagineService
 from bot.net.server import HttpServer
+from bot.ports import SignIn
 from bot.providers.router import Router
 from bot.runtime.config import Settings
 from bot.store import Store
 from bot.web.app import Dashboard, DashboardConfig
-from bot.web.signin import DiscordSignIn, SignIn, SlackSignIn
+from bot.web.signin import DiscordSignIn
 
 
 def install_dashboard(
@@ -36,8 +37,10 @@ def install_dashboard(
             bot_token=settings.secret("DISCORD_TOKEN"),
         )
     if settings.slack_sign_in:
+        # On slack_sdk, which only the adapter package may import; loaded only when it is used.
+        from adapters.slack.signin import SlackSignIn
+
         signins["slack"] = SlackSignIn(
-            http,
             api_url=settings.slack_api_url,
             client_id=str(settings.slack_client_id),
             client_secret=settings.secret("SLACK_CLIENT_SECRET") or "",

@@ -23,6 +23,7 @@ from bot.domain.clock import Clock
 from bot.domain.community import Actor
 from bot.domain.errors import InvalidRequest, PolicyRefusal
 from bot.jobs.service import ImagineService
+from bot.ports import Community, SignedIn, SignIn, SignInFailed
 from bot.providers.router import Router
 from bot.store import Store
 from bot.store.base import AuditQuery
@@ -37,7 +38,6 @@ from bot.web.security import (
     security_headers,
     session_storage,
 )
-from bot.web.signin import Community, SignedIn, SignIn, SignInFailed
 
 log = logging.getLogger(__name__)
 

@@ -1,6 +1,7 @@
-"""Sign-in with Discord OAuth2 and with Sign in with Slack (OpenID Connect), and the re-check of
-a user's admin rights with the bot's own token on every request. All calls go through the app's
-one httpx client; no token reaches a page, a URL the browser sees, or a log line."""
+"""Sign-in with Discord OAuth2, and the re-check of a user's admin rights with the bot's own token
+on every request (Sign in with Slack is ``adapters.slack.signin``, on slack_sdk). All calls go
+through the app's one httpx client; no token reaches a page, a URL the browser sees, or a log
+line."""
 
 from __future__ import annotations
 
@@ -8,14 +9,13 @@ import asyncio
 import json
 import logging
 import re
-from dataclasses import dataclass
-from typing import Any, Protocol
-from urllib.parse import urlencode, urlsplit
+from typing import Any
+from urllib.parse import urlencode
 
 import httpx
 
-from bot.jobs.installations import InstalledWorkspace
 from bot.net.httpclient import read_capped
+from bot.ports import MAX_COMMUNITIES, Community, Membership, SignedIn, SignInFailed
 
 log = logging.getLogger(__name__)
 
@@ -23,55 +23,9 @@ log = logging.getLogger(__name__)
 # permission-flags): ADMINISTRATOR implies every other; MANAGE_GUILD is "Manage Server".
 ADMINISTRATOR = 1 << 3
 MANAGE_GUILD = 1 << 5
-# At most this many communities are remembered in one session (the cookie stays small).
-MAX_COMMUNITIES = 50
 # Most bytes one answer of a sign-in's API calls may hold (a page of 200 guilds is well under
 # 100 KB); a longer one is no answer of theirs.
 MAX_ANSWER_BYTES = 1024 * 1024
-
-
-class SignInFailed(Exception):
-    """The platform refused or failed the sign-in; ``message`` is for the user."""
-
-    def __init__(self, message: str) -> None:
-        super().__init__(message)
-        self.message = message
-
-
-class Installations(Protocol):
-    """Workspaces the app was installed in through OAuth (``bot.jobs.installations``)."""
-
-    async def find(self, team_id: str) -> InstalledWorkspace | None: ...
-
-
-@dataclass(frozen=True)
-class Community:
-    platform: str
-    id: str
-    name: str
-
-
-@dataclass(frozen=True)
-class SignedIn:
-    """Who signed in, and the communities that may be theirs to administer (re-checked later)."""
-
-    platform: str
-    user_id: str
-    name: str
-    candidates: tuple[Community, ...]
-
-
-@dataclass(frozen=True)
-class Membership:
-    """A member's standing in a community, read with the bot's token just now."""
-
-    role_ids: tuple[str, ...]
-    is_platform_admin: bool
-
-
-def _origin(url: str) -> str:
-    parts = urlsplit(url)
-    return f"{parts.scheme}://{parts.netloc}"
 
 
 async def _ask(
@@ -266,126 +220,3 @@ class DiscordSignIn:
         members = {str(m["user"]["id"]) for m in team.get("members", []) if m.get("user")}
         owner = app.get("owner") or {}
         return members | ({str(owner["id"])} if owner.get("id") else set())
-
-
-class SlackSignIn:
-    """Sign in with Slack for every workspace the bot serves: the workspace of SLACK_BOT_TOKEN
-    and those that installed the app through OAuth. Each workspace's questions (users.info) are
-    asked with that workspace's own bot token, found again on every request."""
-
-    platform = "slack"
-    label = "Slack"
-
-    def __init__(
-        self,
-        http: httpx.AsyncClient,
-        *,
-        api_url: str,
-        client_id: str,
-        client_secret: str,
-        bot_token: str | None,
-        installations: Installations | None = None,
-    ) -> None:
-        self._http = http
-        self._api = api_url if api_url.endswith("/") else api_url + "/"
-        self._client_id = client_id
-        self._client_secret = client_secret
-        self._bot_token = bot_token
-        self._installations = installations
-        self._team: Community | None = None
-
-    def authorize_url(self, state: str, redirect_uri: str) -> str:
-        # docs.slack.dev/authentication/sign-in-with-slack: /openid/connect/authorize with
-        # response_type=code, scope=openid profile, client_id, state, redirect_uri, nonce.
-        query = urlencode(
-            {
-                "response_type": "code",
-                "scope": "openid profile",
-                "client_id": self._client_id,
-                "state": state,
-                "nonce": state,
-                "redirect_uri": redirect_uri,
-            }
-        )
-        return f"{_origin(self._api)}/openid/connect/authorize?{query}"
-
-    async def _call(self, method: str, token: str | None, **form: str) -> dict[str, Any]:
-        headers = {"Authorization": f"Bearer {token}"} if token else {}
-        status, content = await _ask(
-            self._http, "POST", f"{self._api}{method}", "Slack", data=form, headers=headers
-        )
-        body = _json(content, "Slack")
-        if status != 200 or not isinstance(body, dict) or not body.get("ok"):
-            error = body.get("error") if isinstance(body, dict) else None
-            log.info("Slack %s refused: %s", method, error or status)
-            raise SignInFailed("Slack did not accept the sign-in; please try again.")
-        return body
-
-    async def finish(self, code: str, redirect_uri: str) -> SignedIn:
-        # openid.connect.token takes client_id, client_secret, code, redirect_uri (form-encoded);
-        # openid.connect.userInfo answers the user's claims for the access token.
-        tokens = await self._call(
-            "openid.connect.token",
-            None,
-            client_id=self._client_id,
-            client_secret=self._client_secret,
-            code=code,
-            redirect_uri=redirect_uri,
-            grant_type="authorization_code",
-        )
-        info = await self._call("openid.connect.userInfo", str(tokens.get("access_token", "")))
-        user_id = str(info.get("https://slack.com/user_id") or info.get("sub") or "")
-        team_id = str(info.get("https://slack.com/team_id") or "")
-        if not user_id:
-            raise SignInFailed("Slack's answer named no user.")
-        served = await self._workspace(team_id)
-        candidates = (served[0],) if served is not None else ()
-        return SignedIn(self.platform, user_id, str(info.get("name") or user_id), candidates)
-
-    async def _bot_team(self) -> Community | None:
-        """The workspace of SLACK_BOT_TOKEN (auth.test), asked once."""
-        if self._team is None and self._bot_token:
-            body = await self._call("auth.test", self._bot_token)
-            self._team = Community(self.platform, str(body["team_id"]), str(body.get("team", "")))
-        return self._team
-
-    async def _workspace(self, team_id: str) -> tuple[Community, str] | None:
-        """The workspace and the bot token to ask it with: its OAuth installation (read now, so
-        an uninstall counts at the next request; in OAuth mode the adapter, too, serves it with
-        that token), else SLACK_BOT_TOKEN when that is the workspace's. None: the bot is not
-        installed there."""
-        if not team_id:
-            return None
-        if self._installations is not None:
-            installed = await self._installations.find(team_id)
-            if installed is not None:
-                return Community(self.platform, team_id, installed.name), installed.bot_token
-        team = await self._bot_team()
-        if team is not None and team.id == team_id and self._bot_token:
-            return team, self._bot_token
-        return None
-
-    async def membership(self, community_id: str, user_id: str) -> Membership | None:
-        """users.info with the workspace's bot token: its admins and owners are platform admins."""
-        served = await self._workspace(community_id)
-        if served is None:
-            return None
-        try:
-            body = await self._call("users.info", served[1], user=user_id)
-        except SignInFailed:
-            return None
-        user = body.get("user") or {}
-        if user.get("deleted") or str(user.get("team_id", community_id)) != community_id:
-            return None
-        admin = bool(user.get("is_admin") or user.get("is_owner") or user.get("is_primary_owner"))
-        return Membership((), admin)
-
-    async def community(self, community_id: str) -> Community | None:
-        served = await self._workspace(community_id)
-        return served[0] if served is not None else None
-
-    async def application_owners(self) -> set[str]:
-        return set()
-
-
-SignIn = DiscordSignIn | SlackSignIn

@@ -12,6 +12,7 @@ user's is_admin, is_owner and is_primary_owner).
 
 from __future__ import annotations
 
+import base64
 import secrets
 from typing import Any
 from urllib.parse import urlencode
@@ -64,7 +65,11 @@ class SlackOpenID:
     ) -> dict[str, Any] | None:
         """The answer to an OpenID method, or None for any other method."""
         if method == "openid.connect.token":
-            if args.get("client_id") != CLIENT_ID or args.get("client_secret") != CLIENT_SECRET:
+            client_id, client_secret = args.get("client_id"), args.get("client_secret")
+            if authorization.startswith("Basic "):  # client_secret_basic
+                decoded = base64.b64decode(authorization.removeprefix("Basic ")).decode()
+                client_id, _, client_secret = decoded.partition(":")
+            if client_id != CLIENT_ID or client_secret != CLIENT_SECRET:
                 return {"ok": False, "error": "invalid_client_id"}
             grant = self._codes.pop(str(args.get("code", "")), None)
             if grant is None:

@@ -20,6 +20,7 @@ import pytest
 from adapters.slack import create_adapter
 from adapters.slack.ingress import SeenEvents
 from bot.domain.clock import ManualClock
+from bot.ops.logs import NOISY_LOGGERS, quiet_noisy_loggers
 from bot.runtime.app import open_app
 from bot.runtime.config import load_settings
 from tests.fakes.slack import FakeSlack, Workspace, form_body, interaction_body, signed_headers
@@ -284,9 +285,13 @@ async def test_tokens_revoked_deletes_the_bot_token(multi_bot: MultiBot) -> None
 
 
 async def test_a_rotating_bot_token_is_renewed_before_it_expires_and_the_new_one_used(
-    multi_bot: MultiBot, caplog: pytest.LogCaptureFixture
+    multi_bot: MultiBot, caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    caplog.set_level(logging.INFO, logger="adapters.slack.installations")
+    # Logging as the product sets it up at IMAGINE_LOG_LEVEL=DEBUG (the libraries held back).
+    for name in NOISY_LOGGERS:
+        monkeypatch.setattr(logging.getLogger(name), "level", logging.getLogger(name).level)
+    quiet_noisy_loggers(logging.DEBUG)
+    caplog.set_level(logging.DEBUG)
     fake = multi_bot.fake
     fake.rotation, fake.token_seconds = True, 3600  # due: under two hours left
     await multi_bot.install(SECOND)
@@ -311,6 +316,7 @@ async def test_a_rotating_bot_token_is_renewed_before_it_expires_and_the_new_one
     database = multi_bot.database()
     assert renewed.encode() not in database and b"xoxe-1-" not in database
     assert "renewed the bot token of T2" in caplog.text
+    assert renewed not in caplog.text and "xoxe-1-" not in caplog.text  # even at DEBUG
 
 
 async def test_a_refresh_token_used_up_elsewhere_leaves_the_current_token_in_use(

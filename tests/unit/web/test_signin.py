@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import json
 import logging
 
 import httpx
 import pytest
 
-from bot.web.signin import MAX_ANSWER_BYTES, DiscordSignIn, SignInFailed, SlackSignIn
+from bot.ports import SignInFailed
+from bot.web.signin import MAX_ANSWER_BYTES, DiscordSignIn
 
 GUILD = "100"
 USER = "200"
@@ -71,21 +71,6 @@ async def test_a_refused_code_is_a_sign_in_failure_without_the_secret() -> None:
     with pytest.raises(SignInFailed) as failed:
         await _discord(refused).finish("code", "http://bot/dashboard/auth/discord")
     assert failed.value.message != "s" and "Discord did not accept" in failed.value.message
-
-
-async def test_slack_answers_not_ok_are_sign_in_failures() -> None:
-    def answer(request: httpx.Request) -> httpx.Response:
-        return httpx.Response(200, content=json.dumps({"ok": False, "error": "invalid_code"}))
-
-    slack = SlackSignIn(
-        httpx.AsyncClient(transport=httpx.MockTransport(answer)),
-        api_url="http://slack.test/api/", client_id="1", client_secret="s", bot_token="xoxb",
-    )  # fmt: skip
-    with pytest.raises(SignInFailed):
-        await slack.finish("code", "http://bot/dashboard/auth/slack")
-    assert slack.authorize_url("st", "http://bot/cb").startswith(
-        "http://slack.test/openid/connect/authorize?response_type=code&scope=openid+profile"
-    )
 
 
 async def test_an_unreachable_platform_fails_the_sign_in_without_the_url(
