@@ -103,6 +103,26 @@ class Membership:
     is_platform_admin: bool
 
 
+class GuildReader(Protocol):
+    """What the bot's own Discord client tells the dashboard about guilds (``adapters.discord``
+    reads it through discord.py). Failures raise SignInFailed."""
+
+    async def guild_ids(self) -> set[str]:
+        """The guilds the bot is in."""
+
+    async def membership(self, guild_id: str, user_id: str) -> Membership | None:
+        """The member's roles and whether they may manage the guild (its owner, Administrator
+        or Manage Server); None: the bot or the user is not in that guild."""
+
+    async def guild(self, guild_id: str) -> Community | None:
+        """The guild, if the bot is in it."""
+
+    async def application_owners(self) -> set[str]:
+        """The application's owner, or its team's members."""
+
+    async def aclose(self) -> None: ...
+
+
 class SignIn(Protocol):
     """A platform's sign-in for the dashboard (OAuth or OpenID Connect), and the re-check of a
     user's standing with the bot's own token on every request. Failures raise SignInFailed."""
@@ -125,6 +145,9 @@ class SignIn(Protocol):
     async def application_owners(self) -> set[str]:
         """User ids of the bot's owners on the platform (may be empty)."""
 
+    async def aclose(self) -> None:
+        """Release what the sign-in holds (a platform client's connections)."""
+
 
 # The store, the providers and the clock are defined beside their implementations; named here so a
 # use case can find every protocol it depends on in one module.
@@ -139,6 +162,7 @@ __all__ = [
     "Clock",
     "Community",
     "DeliveryPort",
+    "GuildReader",
     "Installation",
     "Membership",
     "OutImage",

@@ -156,3 +156,6 @@ class SlackSignIn:
 
     async def application_owners(self) -> set[str]:
         return set()
+
+    async def aclose(self) -> None:
+        return None  # each call's client closes its own connection

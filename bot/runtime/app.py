@@ -141,7 +141,7 @@ async def open_app(settings: Settings, *, clock: Clock | None = None) -> AsyncIt
         if settings.dashboard_enabled:
             from bot.runtime.dashboard import install_dashboard
 
-            install_dashboard(
+            dashboard = install_dashboard(
                 settings,
                 server=server,
                 http=http,
@@ -150,6 +150,7 @@ async def open_app(settings: Settings, *, clock: Clock | None = None) -> AsyncIt
                 router=router,
                 clock=clock,
             )
+            stack.push_async_callback(dashboard.aclose)
         elif settings.discord_sign_in or settings.slack_sign_in:
             log.warning("dashboard off: IMAGINE_SECRET_KEY is not set")
 

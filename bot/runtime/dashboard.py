@@ -1,5 +1,5 @@
 """The dashboard mounted on the bot's HTTP server from the settings (``open_app`` calls
-``install_dashboard`` when IMAGINE_SECRET_KEY and a sign-in client are set)."""
+``install_dashboard`` when IMAGINE_SECRET_KEY and a sign-in client are set, and closes it last)."""
 
 from __future__ import annotations
 
@@ -29,12 +29,16 @@ def install_dashboard(
 ) -> Dashboard:
     signins: dict[str, SignIn] = {}
     if settings.discord_sign_in:
+        # discord.py, which only the adapter package may import; loaded only when it is used.
+        from adapters.discord.guilds import BotGuilds
+
+        guilds = BotGuilds.from_settings(settings)
         signins["discord"] = DiscordSignIn(
             http,
             api_base=settings.discord_api_base,
             client_id=str(settings.discord_client_id),
             client_secret=settings.secret("DISCORD_CLIENT_SECRET") or "",
-            bot_token=settings.secret("DISCORD_TOKEN"),
+            guilds=guilds,
         )
     if settings.slack_sign_in:
         # On slack_sdk, which only the adapter package may import; loaded only when it is used.

@@ -86,6 +86,10 @@ class Dashboard:
         self._clock = clock
         self._limiter = SignInLimiter(clock)
 
+    async def aclose(self) -> None:
+        for signin in self._signins.values():
+            await signin.aclose()
+
     def web_app(self) -> web.Application:
         app = web.Application(middlewares=[security_headers])
         secure = (self._config.public_url or "").startswith("https://")

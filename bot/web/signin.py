@@ -1,11 +1,12 @@
-"""Sign-in with Discord OAuth2, and the re-check of a user's admin rights with the bot's own token
-on every request (Sign in with Slack is ``adapters.slack.signin``, on slack_sdk). All calls go
-through the app's one httpx client; no token reaches a page, a URL the browser sees, or a log
-line."""
+"""Sign-in with Discord OAuth2 for the dashboard: the authorization-code grant and the user's own
+answers (who they are, their servers) over the app's one httpx client, with the user's bearer
+token, which discord.py does not take. What the bot's token says (its guilds, a member's rights,
+the application's owners) comes from ``adapters.discord.guilds`` on discord.py; Sign in with Slack
+is ``adapters.slack.signin`` on slack_sdk. No token reaches a page, a URL the browser sees, or a
+log line."""
 
 from __future__ import annotations
 
-import asyncio
 import json
 import logging
 import re
@@ -15,14 +16,17 @@ from urllib.parse import urlencode
 import httpx
 
 from bot.net.httpclient import read_capped
-from bot.ports import MAX_COMMUNITIES, Community, Membership, SignedIn, SignInFailed
+from bot.ports import (
+    MAX_COMMUNITIES,
+    Community,
+    GuildReader,
+    Membership,
+    SignedIn,
+    SignInFailed,
+)
 
 log = logging.getLogger(__name__)
 
-# Discord permission bits (discord.com/developers/docs/topics/permissions#permissions-bitwise-
-# permission-flags): ADMINISTRATOR implies every other; MANAGE_GUILD is "Manage Server".
-ADMINISTRATOR = 1 << 3
-MANAGE_GUILD = 1 << 5
 # Most bytes one answer of a sign-in's API calls may hold (a page of 200 guilds is well under
 # 100 KB); a longer one is no answer of theirs.
 MAX_ANSWER_BYTES = 1024 * 1024
@@ -64,13 +68,15 @@ class DiscordSignIn:
         api_base: str,
         client_id: str,
         client_secret: str,
-        bot_token: str | None,
+        guilds: GuildReader | None,
     ) -> None:
         self._http = http
         self._api = api_base.rstrip("/")
         self._client_id = client_id
         self._client_secret = client_secret
-        self._bot_token = bot_token
+        # The bot's own view of its guilds (adapters.discord.guilds, on discord.py); None
+        # without DISCORD_TOKEN, and then no guild can be administered here.
+        self._guilds = guilds
 
     def authorize_url(self, state: str, redirect_uri: str) -> str:
         # discord.com/developers/docs/topics/oauth2#authorization-code-grant: response_type=code,
@@ -115,7 +121,7 @@ class DiscordSignIn:
         guilds = await self._get("/users/@me/guilds", bearer)
         if not isinstance(user, dict) or "id" not in user or not isinstance(guilds, list):
             raise SignInFailed("Discord's answer did not name the user and their servers.")
-        bot_guilds = await self._bot_guild_ids()
+        bot_guilds = await self._guilds.guild_ids() if self._guilds is not None else set()
         candidates = tuple(
             Community(self.platform, str(g["id"]), str(g.get("name", g["id"])))
             for g in guilds
@@ -132,91 +138,21 @@ class DiscordSignIn:
             raise SignInFailed("Discord did not answer the sign-in's questions; please try again.")
         return _json(content, "Discord")
 
-    def _bot(self) -> dict[str, str]:
-        return {"Authorization": f"Bot {self._bot_token}"}
-
-    async def _bot_guild_ids(self) -> set[str]:
-        """Guilds the bot is in (GET /users/@me/guilds with the bot token, 200 a page)."""
-        if not self._bot_token:
-            return set()
-        ids: set[str] = set()
-        after = "0"
-        while True:
-            status, content = await _ask(
-                self._http,
-                "GET",
-                f"{self._api}/users/@me/guilds",
-                "Discord",
-                params={"limit": "200", "after": after},
-                headers=self._bot(),
-            )
-            if status != 200:
-                raise SignInFailed("The bot could not list its servers; please try again.")
-            page = _json(content, "Discord")
-            ids.update(str(g["id"]) for g in page)
-            if len(page) < 200:
-                return ids
-            after = str(page[-1]["id"])
-
     async def membership(self, community_id: str, user_id: str) -> Membership | None:
-        """The member's roles and Manage Server right, computed from the guild's roles the way
-        discord.com/developers/docs/topics/permissions#permission-overwrites describes (base
-        permissions: the owner has all; @everyone's role, then every role of the member;
-        ADMINISTRATOR implies all). None: the bot or the user is not in that guild."""
-        if not self._bot_token or not community_id.isdigit() or not user_id.isdigit():
+        if self._guilds is None:
             return None
-        (guild_status, guild_body), (member_status, member_body) = await asyncio.gather(
-            _ask(
-                self._http, "GET", f"{self._api}/guilds/{community_id}", "Discord",
-                headers=self._bot(),
-            ),
-            _ask(
-                self._http, "GET", f"{self._api}/guilds/{community_id}/members/{user_id}",
-                "Discord", headers=self._bot(),
-            ),
-        )  # fmt: skip
-        if guild_status in (403, 404) or member_status in (403, 404):
-            return None
-        if guild_status != 200 or member_status != 200:
-            raise SignInFailed("Discord did not answer; please try again in a moment.")
-        guild = _json(guild_body, "Discord")
-        member = _json(member_body, "Discord")
-        roles = tuple(str(r) for r in member.get("roles", []))
-        if str(guild.get("owner_id")) == user_id:
-            return Membership(roles, True)
-        by_id = {str(r["id"]): int(r.get("permissions", 0)) for r in guild.get("roles", [])}
-        permissions = by_id.get(community_id, 0)
-        for role in roles:
-            permissions |= by_id.get(role, 0)
-        admin = bool(permissions & (ADMINISTRATOR | MANAGE_GUILD))
-        return Membership(roles, admin)
+        return await self._guilds.membership(community_id, user_id)
 
     async def community(self, community_id: str) -> Community | None:
-        if not self._bot_token or not community_id.isdigit():
+        if self._guilds is None:
             return None
-        status, content = await _ask(
-            self._http, "GET", f"{self._api}/guilds/{community_id}", "Discord", headers=self._bot()
-        )
-        if status != 200:
-            return None
-        guild = _json(content, "Discord")
-        return Community(self.platform, community_id, str(guild.get("name", community_id)))
+        return await self._guilds.guild(community_id)
 
     async def application_owners(self) -> set[str]:
-        """The application's owner, or its team's members (GET /oauth2/applications/@me)."""
-        if not self._bot_token:
+        if self._guilds is None:
             return set()
-        status, content = await _ask(
-            self._http,
-            "GET",
-            f"{self._api}/oauth2/applications/@me",
-            "Discord",
-            headers=self._bot(),
-        )
-        if status != 200:
-            return set()
-        app = _json(content, "Discord")
-        team = app.get("team") or {}
-        members = {str(m["user"]["id"]) for m in team.get("members", []) if m.get("user")}
-        owner = app.get("owner") or {}
-        return members | ({str(owner["id"])} if owner.get("id") else set())
+        return await self._guilds.application_owners()
+
+    async def aclose(self) -> None:
+        if self._guilds is not None:
+            await self._guilds.aclose()

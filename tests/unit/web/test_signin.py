@@ -1,4 +1,6 @@
-"""Discord rights from a guild's roles (the bot token's view), and platform errors at sign-in."""
+"""Discord's OAuth2 sign-in over httpx: a refused code, an unreachable Discord, an answer too long
+or of the wrong shape are sign-in failures naming no secret. (What the bot's token says about
+guilds is tests/discord/test_guilds.py.)"""
 
 from __future__ import annotations
 
@@ -10,8 +12,6 @@ import pytest
 from bot.ports import SignInFailed
 from bot.web.signin import MAX_ANSWER_BYTES, DiscordSignIn
 
-GUILD = "100"
-USER = "200"
 SECRET = "client-secret-0123456789"
 
 
@@ -19,51 +19,8 @@ def _discord(handler: httpx.MockTransport) -> DiscordSignIn:
     client = httpx.AsyncClient(transport=handler)
     return DiscordSignIn(
         client, api_base="http://discord.test/api/v10", client_id="1", client_secret=SECRET,
-        bot_token="bot-token",
+        guilds=None,
     )  # fmt: skip
-
-
-def _guild(owner: str, member_roles: list[str], roles: dict[str, int]) -> httpx.MockTransport:
-    def answer(request: httpx.Request) -> httpx.Response:
-        assert request.headers["Authorization"] == "Bot bot-token"
-        if request.url.path.endswith(f"/members/{USER}"):
-            return httpx.Response(200, json={"roles": member_roles})
-        body = {
-            "id": GUILD,
-            "name": "G",
-            "owner_id": owner,
-            "roles": [{"id": k, "permissions": str(v)} for k, v in roles.items()],
-        }
-        return httpx.Response(200, json=body)
-
-    return httpx.MockTransport(answer)
-
-
-@pytest.mark.parametrize(
-    ("owner", "member_roles", "roles", "admin"),
-    [
-        (USER, [], {GUILD: 0}, True),  # the owner
-        ("9", ["1"], {GUILD: 0, "1": 1 << 3}, True),  # Administrator
-        ("9", ["1"], {GUILD: 0, "1": 1 << 5}, True),  # Manage Server
-        ("9", [], {GUILD: 1 << 5}, True),  # @everyone may manage
-        ("9", ["1"], {GUILD: 1 << 10, "1": 1 << 13}, False),  # Manage Messages is not enough
-    ],
-)
-async def test_manage_server_is_computed_from_the_guilds_roles(
-    owner: str, member_roles: list[str], roles: dict[str, int], admin: bool
-) -> None:
-    membership = await _discord(_guild(owner, member_roles, roles)).membership(GUILD, USER)
-    assert membership is not None
-    assert membership.is_platform_admin is admin
-    assert membership.role_ids == tuple(member_roles)
-
-
-async def test_no_membership_where_the_bot_or_the_user_is_not() -> None:
-    unknown = httpx.MockTransport(
-        lambda r: httpx.Response(404, json={"message": "Unknown Member", "code": 10007})
-    )
-    assert await _discord(unknown).membership(GUILD, USER) is None
-    assert await _discord(unknown).membership("not-a-snowflake", USER) is None
 
 
 async def test_a_refused_code_is_a_sign_in_failure_without_the_secret() -> None:
