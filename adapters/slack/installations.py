@@ -18,6 +18,7 @@ from collections.abc import Callable
 from datetime import datetime
 from typing import Any
 
+import aiohttp
 from cryptography.fernet import Fernet, InvalidToken
 from slack_bolt.authorization import AuthorizeResult
 from slack_bolt.authorization.async_authorize import AsyncAuthorize
@@ -200,6 +201,10 @@ class Bots:
 
     # Bolt's own default (``token_rotation_expiration_minutes``).
     ROTATE_MINUTES = 120
+    # The longest an exchange may take; past it the current token (still good) serves, and the
+    # workspace's next try waits this long, so requests stay quick while Slack does not answer.
+    ROTATE_SECONDS = 1.5
+    RETRY_SECONDS = 60.0
 
     def __init__(
         self, installations: AsyncInstallationStore, rotator: AsyncTokenRotator | None = None
@@ -207,6 +212,7 @@ class Bots:
         self._installations = installations
         self._rotator = rotator
         self._locks: dict[tuple[str | None, str | None], asyncio.Lock] = {}
+        self._failed: dict[tuple[str | None, str | None], float] = {}
 
     async def find(
         self,
@@ -217,32 +223,46 @@ class Bots:
         where = {"enterprise_id": enterprise_id, "team_id": team_id}
         org = is_enterprise_install
         bot = await self._installations.async_find_bot(**where, is_enterprise_install=org)
-        if not self._due(bot) or self._rotator is None:
+        key = (enterprise_id, team_id)
+        if not self._due(bot) or self._rotator is None or self._resting(key):
             return bot
         # One exchange at a time per workspace in this process: the refresh token is good once.
-        async with self._locks.setdefault((enterprise_id, team_id), asyncio.Lock()):
+        async with self._locks.setdefault(key, asyncio.Lock()):
             installation = await self._installations.async_find_installation(
                 **where, is_enterprise_install=org
             )
             if installation is None or not self._due(installation.to_bot()):
                 return None if installation is None else installation.to_bot()
             try:
-                rotated = await self._rotator.perform_token_rotation(
-                    installation=installation, minutes_before_expiration=self.ROTATE_MINUTES
+                # Bolt asks before a request's acknowledgement, which Slack wants within 3 s.
+                async with asyncio.timeout(self.ROTATE_SECONDS):
+                    rotated = await self._rotator.perform_token_rotation(
+                        installation=installation, minutes_before_expiration=self.ROTATE_MINUTES
+                    )
+            except (SlackTokenRotationError, aiohttp.ClientError, TimeoutError) as exc:
+                # Another process may have used the refresh token first and stored the new pair;
+                # or Slack is out of reach, and the current token serves until it expires.
+                reason = (
+                    exc.api_error.response.get("error")
+                    if isinstance(exc, SlackTokenRotationError)
+                    else type(exc).__name__
                 )
-            except SlackTokenRotationError as exc:
-                # Another process may have used the refresh token first and stored the new pair.
                 log.warning(
                     "Slack: could not renew the bot token of %s (%s)",
                     team_id or enterprise_id,
-                    exc.api_error.response.get("error"),
+                    reason,
                 )
+                self._failed[key] = time.monotonic()
                 return await self._installations.async_find_bot(**where, is_enterprise_install=org)
             if rotated is None:
                 return installation.to_bot()
             await self._installations.async_save(rotated)
             log.info("Slack: renewed the bot token of %s", team_id or enterprise_id)
             return rotated.to_bot()
+
+    def _resting(self, key: tuple[str | None, str | None]) -> bool:
+        failed = self._failed.get(key)
+        return failed is not None and time.monotonic() - failed < self.RETRY_SECONDS
 
     def _due(self, bot: Bot | None) -> bool:
         expires = bot.bot_token_expires_at if bot is not None else None

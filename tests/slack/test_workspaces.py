@@ -7,6 +7,7 @@ import asyncio
 import contextlib
 import json
 import logging
+import re
 import sqlite3
 import time
 import urllib.parse
@@ -335,6 +336,27 @@ async def test_a_refresh_token_used_up_elsewhere_leaves_the_current_token_in_use
     uploads = fake.calls_to("files.completeUploadExternal")
     assert uploads[-1].headers["Authorization"] == f"Bearer {token}"
     assert "could not renew the bot token of T2 (invalid_refresh_token)" in caplog.text
+
+
+async def test_a_slack_out_of_reach_at_renewal_leaves_the_current_token_in_use(
+    multi_bot: MultiBot, caplog: pytest.LogCaptureFixture
+) -> None:
+    fake = multi_bot.fake
+    fake.rotation, fake.token_seconds = True, 3600
+    await multi_bot.install(SECOND)
+    token = fake.token_of("T2")
+    rotator: Any = multi_bot.adapter.bots._rotator  # its client, pointed where nothing answers
+    rotator.client.base_url = "http://127.0.0.1:9/api/"
+    reply = await multi_bot.signed(multi_bot.command_in("T2", "a lighthouse at dusk"))
+    assert reply.status == 200 and "Queued" in reply.text
+    await multi_bot.settle()
+    (job,) = await multi_bot.jobs()
+    assert job.status.value == "delivered"
+    uploads = fake.calls_to("files.completeUploadExternal")
+    assert uploads[-1].headers["Authorization"] == f"Bearer {token}"
+    # Tried once (refused, or cut at ROTATE_SECONDS); the requests after it do not wait again.
+    tries = re.findall(r"could not renew the bot token of T2 \((\w+)\)", caplog.text)
+    assert tries in (["ClientConnectorError"], ["TimeoutError"])
 
 
 async def test_a_mention_in_a_thread_gets_its_image_in_that_thread_once(
