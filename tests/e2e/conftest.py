@@ -8,6 +8,7 @@ import os
 import socket
 import subprocess
 import sys
+from collections.abc import Callable
 from pathlib import Path
 
 import aiohttp
@@ -54,13 +55,18 @@ def free_port() -> int:
 
 
 async def wait_healthy(
-    http: aiohttp.ClientSession, base: str, process: asyncio.subprocess.Process
+    http: aiohttp.ClientSession,
+    base: str,
+    process: asyncio.subprocess.Process,
+    output: Callable[[], str] | None = None,
 ) -> None:
-    """Until the bot at ``base`` answers /healthz; fails at once if its process exits."""
+    """Until the bot at ``base`` answers /healthz; fails at once if its process exits (saying
+    the end of ``output()`` when the caller keeps it)."""
     async with asyncio.timeout(60):
         while True:
             if process.returncode is not None:
-                raise AssertionError(f"the bot exited with {process.returncode}")
+                said = f": {output()[-2000:]}" if output is not None else ""
+                raise AssertionError(f"the bot exited with {process.returncode}{said}")
             with contextlib.suppress(aiohttp.ClientError):
                 async with http.get(f"{base}/healthz") as response:
                     if response.status == 200:

@@ -4,7 +4,6 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import signal
 import sys
 from collections.abc import AsyncIterator
@@ -13,7 +12,7 @@ from pathlib import Path
 import aiohttp
 import pytest
 
-from tests.e2e.conftest import REPO, bot_env, free_port, run_bot
+from tests.e2e.conftest import REPO, bot_env, free_port, run_bot, wait_healthy
 from tests.fakes.slack import FakeSlack, form_body, signed_headers
 from tests.pg import connect, private_schema
 from tests.slack.conftest import BOT_TOKEN, SIGNING_SECRET
@@ -70,17 +69,9 @@ class Bot:
         return self.log.read_text(errors="replace")
 
 
-async def wait_healthy(http: aiohttp.ClientSession, port: int, bot: Bot) -> None:
-    async with asyncio.timeout(60):
-        while True:
-            assert bot.process is not None
-            if bot.process.returncode is not None:
-                raise AssertionError(f"the bot exited: {bot.output()[-2000:]}")
-            with contextlib.suppress(aiohttp.ClientError):
-                async with http.get(f"http://127.0.0.1:{port}/healthz") as response:
-                    if response.status == 200:
-                        return
-            await asyncio.sleep(0.1)
+async def healthy(http: aiohttp.ClientSession, port: int, bot: Bot) -> None:
+    assert bot.process is not None
+    await wait_healthy(http, f"http://127.0.0.1:{port}", bot.process, bot.output)
 
 
 def slack_env(fake: FakeSlack, url: str, **extra: str) -> dict[str, str]:
@@ -151,7 +142,7 @@ async def test_the_gateway_takes_the_command_and_a_worker_process_delivers_it(
     await gateway.start()
     try:
         async with aiohttp.ClientSession() as http:
-            await wait_healthy(http, port, gateway)
+            await healthy(http, port, gateway)
             await worker.start()
             status = await send_imagine(http, port, fake_slack, "roles.1", "a lighthouse --seed 3")
             assert status == 200
@@ -193,7 +184,7 @@ async def test_fifty_commands_on_two_bot_processes_admit_exactly_the_limit(
     try:
         async with aiohttp.ClientSession() as http:
             for bot, port in zip(bots, ports, strict=True):
-                await wait_healthy(http, port, bot)
+                await healthy(http, port, bot)
             statuses = await asyncio.gather(
                 *(
                     send_imagine(http, ports[n % 2], fake_slack, f"burst.{n}", f"cat number {n}")

@@ -11,7 +11,7 @@ import re
 import sqlite3
 import time
 import urllib.parse
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 from typing import Any
 
@@ -320,33 +320,35 @@ async def test_a_rotating_bot_token_is_renewed_before_it_expires_and_the_new_one
     assert renewed not in caplog.text and "xoxe-1-" not in caplog.text  # even at DEBUG
 
 
-async def test_a_refresh_token_used_up_elsewhere_leaves_the_current_token_in_use(
-    multi_bot: MultiBot, caplog: pytest.LogCaptureFixture
-) -> None:
-    fake = multi_bot.fake
-    fake.rotation, fake.token_seconds = True, 3600
-    await multi_bot.install(SECOND)
-    token = fake.token_of("T2")
-    fake.refresh_tokens.clear()  # another process used it and its new pair is not stored yet
-    reply = await multi_bot.signed(multi_bot.command_in("T2", "a lighthouse at dusk"))
-    assert reply.status == 200 and "Queued" in reply.text
-    await multi_bot.settle()
-    (job,) = await multi_bot.jobs()
-    assert job.status.value == "delivered"
-    uploads = fake.calls_to("files.completeUploadExternal")
-    assert uploads[-1].headers["Authorization"] == f"Bearer {token}"
-    assert "could not renew the bot token of T2 (invalid_refresh_token)" in caplog.text
+def _used_up_elsewhere(bot: MultiBot) -> None:
+    bot.fake.refresh_tokens.clear()  # another process used it and its new pair is not stored yet
 
 
-async def test_a_slack_out_of_reach_at_renewal_leaves_the_current_token_in_use(
-    multi_bot: MultiBot, caplog: pytest.LogCaptureFixture
-) -> None:
-    fake = multi_bot.fake
-    fake.rotation, fake.token_seconds = True, 3600
-    await multi_bot.install(SECOND)
-    token = fake.token_of("T2")
-    rotator: Any = multi_bot.adapter.bots._rotator  # its client, pointed where nothing answers
+def _out_of_reach(bot: MultiBot) -> None:
+    rotator: Any = bot.adapter.bots._rotator  # its client, pointed where nothing answers
     rotator.client.base_url = "http://127.0.0.1:9/api/"
+
+
+@pytest.mark.parametrize(
+    ("break_renewal", "reasons"),
+    [
+        (_used_up_elsewhere, (["invalid_refresh_token"],)),
+        # Refused, or cut at ROTATE_SECONDS.
+        (_out_of_reach, (["ClientConnectorError"], ["TimeoutError"])),
+    ],
+    ids=["refresh-token-used-up-elsewhere", "slack-out-of-reach"],
+)
+async def test_a_renewal_that_fails_leaves_the_current_token_in_use(
+    multi_bot: MultiBot,
+    caplog: pytest.LogCaptureFixture,
+    break_renewal: Callable[[MultiBot], None],
+    reasons: tuple[list[str], ...],
+) -> None:
+    fake = multi_bot.fake
+    fake.rotation, fake.token_seconds = True, 3600
+    await multi_bot.install(SECOND)
+    token = fake.token_of("T2")
+    break_renewal(multi_bot)
     reply = await multi_bot.signed(multi_bot.command_in("T2", "a lighthouse at dusk"))
     assert reply.status == 200 and "Queued" in reply.text
     await multi_bot.settle()
@@ -354,9 +356,9 @@ async def test_a_slack_out_of_reach_at_renewal_leaves_the_current_token_in_use(
     assert job.status.value == "delivered"
     uploads = fake.calls_to("files.completeUploadExternal")
     assert uploads[-1].headers["Authorization"] == f"Bearer {token}"
-    # Tried once (refused, or cut at ROTATE_SECONDS); the requests after it do not wait again.
+    # Tried once; the requests after it do not wait again.
     tries = re.findall(r"could not renew the bot token of T2 \((\w+)\)", caplog.text)
-    assert tries in (["ClientConnectorError"], ["TimeoutError"])
+    assert tries in reasons
 
 
 async def test_a_mention_in_a_thread_gets_its_image_in_that_thread_once(
